@@ -1,0 +1,42 @@
+"""The typer application and the error boundary shared by every command."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from specml.errors import SpecmlError
+
+app = typer.Typer(
+    name="specml",
+    help="Machine-learned IR spectroscopy: structure to spectrum and spectrum to structure.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print a one-line error and exit non-zero."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise SystemExit(code)
+
+
+def main() -> None:
+    """Entry point: run the app, turning specml errors into one-line messages."""
+    # Import here so every command module has registered itself.
+    import specml.cli  # noqa: F401
+
+    try:
+        app()
+    except SpecmlError as exc:
+        fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except FileNotFoundError as exc:
+        fail(f"{exc.filename or exc}: no such file")
+    except KeyboardInterrupt:
+        fail("interrupted; rerun the same command to resume", code=130)
+    sys.exit(0)

@@ -1,0 +1,1 @@
+"""Core commands: placeholder module filled in below by the physics core."""

@@ -1,0 +1,100 @@
+"""One small interface over every reference (QM) method.
+
+A :class:`ReferenceMethod` is a picklable description (name + settings) that
+creates ASE calculators on demand, so it can be shipped to Dask workers.
+:meth:`ReferenceMethod.label` returns energy, forces and dipole for one
+structure, or raises a specific :mod:`specml.errors` exception.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, CalculatorError
+
+from specml.errors import ReferenceCalculationError, SCFConvergenceError, UnsupportedElementError
+
+
+@dataclass(frozen=True)
+class Label:
+    """Reference data of one structure. Units: eV, eV/Å, e·Å."""
+
+    energy: float
+    forces: np.ndarray
+    dipole: np.ndarray
+
+
+class ReferenceMethod(abc.ABC):
+    """Base class: subclasses define :meth:`calculator` and :attr:`name`."""
+
+    name: str = "reference"
+
+    @property
+    @abc.abstractmethod
+    def settings(self) -> dict:
+        """Everything that defines the level of theory (stored as provenance)."""
+
+    @abc.abstractmethod
+    def calculator(self) -> Calculator:
+        """A fresh ASE calculator for this method."""
+
+    def supported_elements(self) -> set[str] | None:
+        """Element symbols this method can treat, or None when unknown."""
+        return None
+
+    def check_elements(self, atoms: Atoms, what: str = "structure") -> None:
+        supported = self.supported_elements()
+        if supported is None:
+            return
+        unknown = sorted(set(atoms.get_chemical_symbols()) - supported)
+        if unknown:
+            raise UnsupportedElementError(
+                f"{what}: element(s) {', '.join(unknown)} not supported by reference method {self.describe()}",
+                unknown,
+            )
+
+    def describe(self) -> str:
+        extra = ", ".join(f"{k}={v}" for k, v in self.settings.items() if k != "method")
+        return f"{self.name}({extra})" if extra else self.name
+
+    def attach(self, atoms: Atoms) -> Atoms:
+        """Check elements and set a fresh calculator on ``atoms`` (in place)."""
+        self.check_elements(atoms)
+        atoms.calc = self.calculator()
+        return atoms
+
+    def label(self, atoms: Atoms) -> Label:
+        """Energy, forces and dipole of ``atoms`` (which is not modified)."""
+        work = Atoms(atoms.get_chemical_symbols(), positions=atoms.get_positions(),
+                     cell=atoms.get_cell(), pbc=atoms.get_pbc())
+        self.attach(work)
+        try:
+            energy = float(work.get_potential_energy())
+            forces = np.array(work.get_forces(), dtype=float)
+            dipole = np.array(work.get_dipole_moment(), dtype=float)
+        except SCFConvergenceError as exc:
+            exc.atoms = atoms.copy()
+            raise
+        except (CalculatorError, RuntimeError, ValueError, ArithmeticError) as exc:
+            raise translate_calculator_error(exc, atoms, self) from exc
+        if not (np.isfinite(energy) and np.all(np.isfinite(forces)) and np.all(np.isfinite(dipole))):
+            raise ReferenceCalculationError(f"{self.describe()} returned non-finite values", atoms.copy())
+        return Label(energy, forces, dipole)
+
+    def __repr__(self) -> str:
+        return f"<ReferenceMethod {self.describe()}>"
+
+
+def translate_calculator_error(exc: Exception, atoms: Atoms, method: ReferenceMethod) -> Exception:
+    """Map a calculator's exception onto specml's error types."""
+    text = str(exc)
+    formula = atoms.get_chemical_formula()
+    if "converge" in text.lower():
+        return SCFConvergenceError(f"{method.describe()}: SCF did not converge for {formula}: {text}", atoms.copy())
+    if "support" in text.lower() and "element" in text.lower():
+        return UnsupportedElementError(f"{formula}: {text} ({method.describe()})")
+    return ReferenceCalculationError(f"{method.describe()} failed for {formula}: {type(exc).__name__}: {text}",
+                                     atoms.copy())

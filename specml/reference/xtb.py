@@ -1,0 +1,38 @@
+"""GFN-xTB through tblite: the fast, embedded default reference method."""
+
+from __future__ import annotations
+
+from ase.data import chemical_symbols
+
+from specml.reference.base import ReferenceMethod
+
+# GFN1/GFN2-xTB are parametrised for Z = 1..86.
+_XTB_ELEMENTS = frozenset(chemical_symbols[1:87])
+
+
+class XTBReference(ReferenceMethod):
+    """GFN2-xTB (default) or GFN1-xTB via ``tblite.ase.TBLite``."""
+
+    name = "xtb"
+
+    def __init__(self, method: str = "GFN2-xTB", accuracy: float = 1.0, max_iterations: int = 250,
+                 electronic_temperature: float = 300.0, charge: int = 0):
+        self.method = method
+        self.accuracy = accuracy
+        self.max_iterations = max_iterations
+        self.electronic_temperature = electronic_temperature
+        self.charge = charge
+
+    @property
+    def settings(self) -> dict:
+        return {"method": self.method, "accuracy": self.accuracy, "max_iterations": self.max_iterations,
+                "electronic_temperature": self.electronic_temperature, "charge": self.charge}
+
+    def calculator(self):
+        from tblite.ase import TBLite
+
+        return TBLite(method=self.method, accuracy=self.accuracy, max_iterations=self.max_iterations,
+                      electronic_temperature=self.electronic_temperature, charge=self.charge, verbosity=0)
+
+    def supported_elements(self):
+        return set(_XTB_ELEMENTS)

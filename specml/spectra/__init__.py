@@ -1,0 +1,5 @@
+"""Spectra: the Spectrum type, IR from dipole time series, harmonic IR, broadening."""
+
+from specml.spectra.spectrum import Spectrum
+
+__all__ = ["Spectrum"]
