@@ -20,6 +20,12 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+@app.callback()
+def root() -> None:
+    """Machine-learned IR spectroscopy: structure to spectrum and spectrum to structure."""
+    # An explicit callback keeps typer in multi-command mode whatever is registered.
+
+
 def fail(message: str, code: int = 1) -> None:
     """Print a one-line error and exit non-zero."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)

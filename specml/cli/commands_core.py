@@ -1,1 +1,109 @@
-"""Core commands: placeholder module filled in below by the physics core."""
+"""Physics-core commands: harmonic IR and reference ("AIMD") molecular dynamics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from specml.cli.app import app, console
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60] or "molecule"
+
+
+def _report_comparison(spectrum, experimental_path: Path, out_png: Path, lo: float, hi: float) -> dict:
+    from specml.comparison import compare_spectra
+    from specml.experiment.preprocess import load_absorbance
+    from specml.plotting import plot_comparison
+
+    experiment = load_absorbance(experimental_path)
+    result = compare_spectra(experiment, spectrum, lo, hi)
+    plot_comparison(result, out_png, title=f"{spectrum.label} vs {experimental_path.name}")
+    console.print(f"vs experiment [bold]{experimental_path.name}[/]: PCC {result.pcc:.3f}, "
+                  f"WD {result.wd_cm1:.1f} cm-1, SIS {result.sis:.3f}")
+    return result.as_dict()
+
+
+@app.command("harmonic")
+def harmonic(
+    molecule: str = typer.Argument(..., help="SMILES, a CSV of SMILES, or a structure file (xyz/extxyz/db)."),
+    reference: str = typer.Option("xtb", "--reference", "-r", help="xtb | pyscf[:FUNC/BASIS] | ase:module:Class"),
+    out: Path = typer.Option(Path("specml-output"), "--out", "-o", help="Output directory."),
+    fwhm: float = typer.Option(10.0, help="Line width (FWHM, cm-1)."),
+    shape: str = typer.Option("lorentzian", help="lorentzian | gaussian"),
+    compare: Path | None = typer.Option(None, "--compare", help="Experimental spectrum to overlay (JCAMP/CSV)."),
+    wn_range: tuple[float, float] = typer.Option((500.0, 4000.0), "--range", help="Range LO HI in cm-1."),
+) -> None:
+    """Harmonic IR spectrum (optimised geometry, finite-difference Hessian) as CSV and PNG."""
+    from specml.molecules import load_molecules
+    from specml.plotting import plot_spectra
+    from specml.reference import make_reference
+    from specml.spectra.harmonic import optimized_harmonic_analysis
+
+    method = make_reference(reference)
+    lo, hi = sorted(wn_range)
+    for mol in load_molecules(molecule):
+        method.check_elements(mol.atoms, mol.smiles or mol.name)
+        with console.status(f"optimising and computing the Hessian of {mol.name} with {method.describe()}"):
+            result = optimized_harmonic_analysis(mol.atoms, method)
+        spectrum = result.spectrum(fwhm=fwhm, shape=shape, lo=lo, hi=hi).with_metadata(label=f"{mol.name} harmonic ({method.name})")
+        stem = out / f"{_safe_name(mol.name)}_harmonic_{method.name}"
+        spectrum.to_csv(stem.with_suffix(".csv"))
+        table = Table(title=f"{mol.name}: harmonic modes ({method.describe()})")
+        table.add_column("mode", justify="right")
+        table.add_column("wavenumber / cm-1", justify="right")
+        table.add_column("intensity / km mol-1", justify="right")
+        for i, (nu, inten) in enumerate(zip(result.frequencies_cm1, result.intensities_km_mol), 1):
+            table.add_row(str(i), f"{nu:.1f}", f"{inten:.1f}")
+        console.print(table)
+        summary = {"molecule": mol.name, "smiles": mol.smiles, "reference": method.describe(),
+                   "frequencies_cm1": result.frequencies_cm1.tolist(),
+                   "intensities_km_mol": result.intensities_km_mol.tolist()}
+        if compare is not None:
+            summary["vs_experiment"] = _report_comparison(spectrum, compare, stem.with_suffix(".png"), lo, hi)
+        else:
+            plot_spectra([spectrum], stem.with_suffix(".png"), title=f"{mol.name}: harmonic IR ({method.name})")
+        stem.with_suffix(".json").write_text(json.dumps(summary, indent=2))
+        console.print(f"wrote {stem}.csv, .png and .json")
+
+
+@app.command("md")
+def reference_md(
+    molecule: str = typer.Argument(..., help="SMILES or a structure file."),
+    reference: str = typer.Option("xtb", "--reference", "-r", help="xtb | pyscf[:FUNC/BASIS] | ase:module:Class"),
+    temperature: float = typer.Option(300.0, "--temperature", "-T", help="Temperature (K)."),
+    time_ps: float = typer.Option(10.0, "--time", help="Production time (ps)."),
+    thermalization_ps: float = typer.Option(1.0, "--thermalization", help="Thermalisation time (ps)."),
+    timestep: float = typer.Option(0.5, "--timestep", help="Time step (fs)."),
+    friction: float = typer.Option(0.001, "--friction", help="Langevin friction (1/fs)."),
+    max_correlation: float = typer.Option(1000.0, "--max-correlation", help="Correlation depth (fs)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    out: Path = typer.Option(Path("specml-output"), "--out", "-o", help="Output directory."),
+    compare: Path | None = typer.Option(None, "--compare", help="Experimental spectrum to overlay."),
+) -> None:
+    """IR spectrum from MD driven directly by the reference method (the "AIMD" baseline)."""
+    from specml.dynamics import run_reference_md
+    from specml.executor import progress_bar
+    from specml.molecules import load_molecules, optimize_geometry
+    from specml.plotting import plot_spectra
+
+    for mol in load_molecules(molecule):
+        start = optimize_geometry(mol.atoms, reference, fmax=0.01)
+        n_steps = int(round(time_ps * 1000 / timestep))
+        n_therm = int(round(thermalization_ps * 1000 / timestep))
+        with progress_bar() as bar:
+            task = bar.add_task(f"reference MD {mol.name} {temperature:.0f} K", total=n_steps + n_therm)
+            traj = run_reference_md(start, reference, temperature, n_steps, n_therm, timestep, friction, seed=seed,
+                                    progress=lambda i, n: bar.update(task, completed=i))
+        spectrum = traj.ir_spectrum(max_correlation).with_metadata(label=f"{mol.name} reference MD {temperature:.0f} K")
+        stem = out / f"{_safe_name(mol.name)}_md_{temperature:.0f}K"
+        spectrum.to_csv(stem.with_suffix(".csv"))
+        if compare is not None:
+            _report_comparison(spectrum, compare, stem.with_suffix(".png"), 500, 4000)
+        else:
+            plot_spectra([spectrum], stem.with_suffix(".png"))
+        console.print(f"mean temperature {traj.temperatures_k.mean():.0f} K; wrote {stem}.csv and .png")

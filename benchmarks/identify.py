@@ -1,0 +1,170 @@
+"""Benchmark (and fit) spectrum-to-structure identification on the NIST gas-phase IR files.
+
+Every file in ../shared/data/nist-ir is a query; the candidates are all compounds of its
+index.csv plus the decoys in benchmarks/data/identify_decoys.csv. Accuracy is
+leave-one-compound-out: the scorer that ranks a query was fitted without any file of that
+compound. ``--fit`` additionally fits on all files and writes the shipped default
+parameters (specml/identification/default_parameters.json) with provenance.
+
+    python benchmarks/identify.py [--fit] [--library PATH] [--reference xtb]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from specml.executor import make_executor  # noqa: E402
+from specml.experiment import load_absorbance  # noqa: E402
+from specml.identification import Method, SpectralLibrary, fill_library, identify, resolve_candidates  # noqa: E402
+from specml.identification.calibration import (  # noqa: E402
+    FWHM_GRID_CM1, L2_PENALTY, SCALE_GRID, Query, build_feature_table, fit, leave_one_compound_out, parameter_grid)
+from specml.identification.scoring import DEFAULT_PARAMETERS_PATH, ScoringParameters  # noqa: E402
+from specml.molecules import canonical_smiles, read_molecule_table  # noqa: E402
+
+NIST = ROOT.parent / "shared" / "data" / "nist-ir"
+DECOYS = ROOT / "benchmarks" / "data" / "identify_decoys.csv"
+RESULTS = ROOT / "docs" / "results"
+
+
+def load_queries() -> list[Query]:
+    import csv
+
+    with (NIST / "index.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    queries = []
+    for row in rows:
+        smiles = canonical_smiles(row["smiles"])
+        # The group is the compound: files of the same molecule are held out together.
+        queries.append(Query(row["file"], load_absorbance(NIST / row["file"]), smiles, smiles))
+    return queries
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "unknown"
+
+
+def confusion_figure(queries, candidates, cv, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = {c.smiles: c.name for c in candidates}
+    rows = list(dict.fromkeys(q.smiles for q in queries))
+    columns = list(dict.fromkeys(rows + [candidates[i].smiles for i in cv.top_candidate]))
+    matrix = np.zeros((len(rows), len(columns)))
+    for q, top in zip(queries, cv.top_candidate):
+        matrix[rows.index(q.smiles), columns.index(candidates[top].smiles)] += 1
+    fig, ax = plt.subplots(figsize=(0.35 * len(columns) + 3, 0.35 * len(rows) + 2.5))
+    ax.imshow(matrix, cmap="Blues", aspect="auto")
+    ax.set_xticks(range(len(columns)), [names[s] for s in columns], rotation=90, fontsize=7)
+    ax.set_yticks(range(len(rows)), [names[s] for s in rows], fontsize=7)
+    for (i, j), value in np.ndenumerate(matrix):
+        if value:
+            ax.text(j, i, int(value), ha="center", va="center", fontsize=6, color="white" if i == j else "black")
+    ax.set_xlabel("top-1 candidate (decoys right of the diagonal block)")
+    ax.set_ylabel("query compound")
+    ax.set_title("Identification, leave-one-compound-out (xTB harmonic)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fit", action="store_true", help="write the default scoring parameters JSON")
+    parser.add_argument("--library", type=Path, default=None, help="spectral library (default: the user cache)")
+    parser.add_argument("--reference", default="xtb")
+    parser.add_argument("--scheduler", default=None)
+    args = parser.parse_args()
+
+    method = Method.harmonic(args.reference)
+    rows = read_molecule_table(NIST / "index.csv") + read_molecule_table(DECOYS)
+    candidates, warnings = resolve_candidates(rows)
+    n_decoys = len(candidates) - len({canonical_smiles(s) for _, s in read_molecule_table(NIST / "index.csv")})
+    queries = load_queries()
+
+    library = SpectralLibrary(args.library)
+    start = time.perf_counter()
+    entries = fill_library(library, candidates, method, make_executor(args.scheduler))
+    fill_seconds = time.perf_counter() - start
+    usable = [entries[c.smiles] for c in candidates if entries[c.smiles].ok]
+    failed = [(c.name, entries[c.smiles].error) for c in candidates if not entries[c.smiles].ok]
+    usable_candidates = [c for c in candidates if entries[c.smiles].ok]
+    # Cold cost of one query = computing every candidate once (stored per-entry timings) + scoring.
+    compute_seconds = float(sum(e.seconds or 0.0 for e in usable))
+
+    print(f"{len(queries)} queries, {len(usable)} candidates ({n_decoys} decoys); fitting on "
+          f"{len(SCALE_GRID) ** 2 * len(FWHM_GRID_CM1)} grid points", flush=True)
+    start = time.perf_counter()
+    tables = [build_feature_table(queries, usable, p) for p in parameter_grid()]
+    feature_seconds = time.perf_counter() - start
+    groups = [q.group for q in queries]
+    cv = leave_one_compound_out(tables, groups)
+    all_fit = fit(tables, np.ones(len(queries), dtype=bool))
+    print(f"LOCO top-1 {cv.top(1):.0%}, top-3 {cv.top(3):.0%}", flush=True)
+
+    provenance = {
+        "produced_by": "benchmarks/identify.py --fit", "date": datetime.date.today().isoformat(),
+        "git_commit": git_commit(), "method": method.name, "method_settings": method.settings,
+        "training_data": "../shared/data/nist-ir (all files of index.csv)",
+        "candidates": f"index.csv compounds + {DECOYS.relative_to(ROOT)}", "n_candidates": len(usable),
+        "grid": {"scale_low": SCALE_GRID, "scale_high": SCALE_GRID, "fwhm_cm1": FWHM_GRID_CM1},
+        "l2_penalty": L2_PENALTY, "training_loss": all_fit.provenance["training_loss"],
+        "loco_top1": cv.top(1), "loco_top3": cv.top(3),
+    }
+    params = ScoringParameters.from_json({**all_fit.to_json(), "provenance": provenance})
+    if args.fit:
+        table = json.loads(DEFAULT_PARAMETERS_PATH.read_text()) if DEFAULT_PARAMETERS_PATH.is_file() else {}
+        table[method.name] = params.to_json()
+        DEFAULT_PARAMETERS_PATH.write_text(json.dumps(table, indent=2) + "\n")
+        print(f"wrote {DEFAULT_PARAMETERS_PATH.relative_to(ROOT)}")
+
+    # Warm timing: the full public path (read file, library lookups, scoring) per query.
+    start = time.perf_counter()
+    for query in queries[:5]:
+        identify(query.spectrum, [(c.name, c.smiles) for c in candidates], reference=args.reference,
+                 library=library, parameters=params)
+    warm = (time.perf_counter() - start) / 5
+    library.close()
+
+    names = {c.smiles: c.name for c in candidates}
+    per_query = [{"file": q.name, "compound": names[q.smiles], "rank": int(r),
+                  "top1": names[usable[t].smiles], "confidence_top1": round(float(p), 3)}
+                 for q, r, t, p in zip(queries, cv.rank, cv.top_candidate, cv.confidence)]
+    correct = cv.rank == 1
+    results = {
+        "top1": cv.top(1), "top3": cv.top(3), "n_queries": len(queries), "n_candidates": len(usable),
+        "n_decoys": n_decoys, "failed_candidates": failed,
+        "seconds_per_query_warm": warm,
+        "seconds_per_query_cold": compute_seconds + warm,
+        "seconds_library_fill_this_run": fill_seconds, "seconds_feature_grid": feature_seconds,
+        "mean_confidence_correct": float(cv.confidence[correct].mean()) if correct.any() else None,
+        "mean_confidence_wrong": float(cv.confidence[~correct].mean()) if (~correct).any() else None,
+        "confusions": [r for r in per_query if r["rank"] != 1], "per_query": per_query,
+        "fitted_on_all": {k: params.to_json()[k] for k in ("scale_low", "scale_high", "fwhm_cm1", "weights")},
+        "folds": cv.fold_parameters, "cpu_note": "2 shared cores, contended by other jobs",
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "identify.json").write_text(json.dumps(results, indent=2) + "\n")
+    confusion_figure(queries, usable_candidates, cv, RESULTS / "identify_confusion.png")
+    print(json.dumps({k: results[k] for k in ("top1", "top3", "n_queries", "n_candidates",
+                                              "seconds_per_query_warm", "seconds_per_query_cold")}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""Replica-steps per second: batched engine vs ASE Langevin + MACECalculator loop.
+
+Same model(s), machine, precision and thread count, side by side in one run.
+Models have random weights with the architecture of the project's ``default``
+preset (speed does not depend on the weights). Writes
+``docs/results/md_throughput.json``.
+
+    .venv/bin/python benchmarks/md_throughput.py [--precision float32] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from mace import modules  # before e3nn: mace makes e3nn's constants loadable with torch>=2.6
+from e3nn import o3
+from ase import Atoms
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+from specml.dynamics.ase_loop import mace_calculator, run_ase_md
+from specml.dynamics.batched import BatchedMD
+from specml.models.presets import get_preset
+
+ROOT = Path(__file__).resolve().parents[1]
+MOLECULES_CSV = Path("/work/shared/molecules/train24.csv")
+Z = [1, 6, 7, 8]
+
+
+def build_model(preset, seed: int, dtype: torch.dtype) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        return modules.ScaleShiftMACE(
+            atomic_inter_scale=1.0, atomic_inter_shift=0.0,
+            r_max=preset.r_max, num_bessel=preset.num_radial_basis,
+            num_polynomial_cutoff=preset.num_cutoff_basis, max_ell=preset.max_ell,
+            interaction_cls=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
+            interaction_cls_first=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
+            num_interactions=preset.num_interactions, num_elements=len(Z),
+            hidden_irreps=preset.hidden_irreps, MLP_irreps=o3.Irreps(preset.MLP_irreps),
+            atomic_energies=np.zeros(len(Z)), avg_num_neighbors=8.0, atomic_numbers=Z,
+            correlation=preset.correlation, gate=torch.nn.functional.silu,
+            radial_MLP=list(preset.radial_MLP), pair_repulsion=True,
+        )
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def embed(smiles: str, seed: int = 42) -> Atoms:
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
+    if AllChem.EmbedMolecule(mol, randomSeed=seed) != 0:
+        raise RuntimeError(f"RDKit could not embed {smiles}")
+    AllChem.MMFFOptimizeMolecule(mol)
+    pos = mol.GetConformer().GetPositions()
+    return Atoms(numbers=[a.GetAtomicNum() for a in mol.GetAtoms()], positions=pos)
+
+
+def thermalised(atoms: Atoms, T: float, seed: int) -> Atoms:
+    atoms = atoms.copy()
+    MaxwellBoltzmannDistribution(atoms, temperature_K=T, rng=np.random.default_rng(seed))
+    return atoms
+
+
+def time_batched(models, atoms, temps, dtype, steps, warmup=3) -> float:
+    eng = BatchedMD(models, atoms, temperatures_K=temps, precision=dtype, device="cpu",
+                    uncertainty_threshold=np.inf, record_interval=10, record_positions=False)
+    eng.run(warmup)
+    t0 = time.perf_counter()
+    res = eng.run(steps)
+    dt = time.perf_counter() - t0
+    if res.stopped.any():
+        raise RuntimeError("a replica stopped during the benchmark")
+    return len(atoms) * steps / dt
+
+
+def time_ase(models, atoms, temps, precision, steps, warmup=2) -> float:
+    # One calculator per committee, reused across replicas (its construction is
+    # not counted); the loop over replicas is serial, as in the published workflow.
+    calc = mace_calculator(models, precision=precision, device="cpu")
+    run_ase_md(models, atoms[0], warmup, temperature_K=temps[0], calculator=calc, record_interval=10)
+    t0 = time.perf_counter()
+    for i, (a, T) in enumerate(zip(atoms, temps)):
+        run_ase_md(models, a, steps, temperature_K=T, seed=i, calculator=calc, record_interval=10)
+    return len(atoms) * steps / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--precision", default="float32", choices=["float32", "float64"])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batched-steps", type=int, default=20)
+    ap.add_argument("--ase-steps", type=int, default=4)
+    ap.add_argument("--out", default=str(ROOT / "docs/results/md_throughput.json"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    dtype = {"float32": torch.float32, "float64": torch.float64}[args.precision]
+    preset = get_preset("default")
+    committee = [build_model(preset, s, dtype) for s in range(3)]
+
+    with MOLECULES_CSV.open() as fh:
+        rows = list(csv.DictReader(fh))
+    mols = [embed(r["smiles"]) for r in rows]
+    names = [r["name"] for r in rows]
+    temps3 = (300.0, 500.0, 700.0)
+    setups = {
+        1: ([mols[1]], [300.0]),  # methanol
+        3: (mols[:3], [300.0] * 3),
+        24: (mols[:24], [300.0] * 24),
+        72: ([m for T in temps3 for m in mols[:24]], [T for T in temps3 for _ in range(24)]),
+    }
+    table = []
+    print(f"torch {torch.__version__}, threads {args.threads}, precision {args.precision}, "
+          f"preset default ({preset.description})")
+    print(f"{'R':>3} {'models':>6} {'batched rs/s':>13} {'ASE rs/s':>10} {'speedup':>8}")
+    for R, (atoms, temps) in setups.items():
+        atoms = [thermalised(a, T, i) for i, (a, T) in enumerate(zip(atoms, temps))]
+        for n_models in (1, 3):
+            models = committee[:n_models]
+            b = time_batched(models, atoms, temps, dtype, args.batched_steps)
+            a = time_ase(models, atoms, temps, args.precision, args.ase_steps)
+            row = dict(R=R, n_models=n_models, batched_replica_steps_per_s=b,
+                       ase_replica_steps_per_s=a, speedup=b / a,
+                       n_atoms_total=int(sum(len(x) for x in atoms)))
+            table.append(row)
+            print(f"{R:>3} {n_models:>6} {b:>13.1f} {a:>10.1f} {b / a:>8.1f}x")
+
+    # Cost per replica-step vs molecule size (committee of 3, R=24 copies for batched).
+    size_smiles = {"water": "O", "methanol": "CO", "benzene": "c1ccccc1",
+                   "decane": "CCCCCCCCCC", "eicosane": "CCCCCCCCCCCCCCCCCCCC"}
+    size_rows = []
+    print(f"\n{'molecule':>10} {'atoms':>5} {'batched ms/rs':>13} {'ASE ms/rs':>10} {'speedup':>8}  (committee 3, R=24)")
+    for name, smi in size_smiles.items():
+        mol = embed(smi)
+        atoms = [thermalised(mol, 300.0, i) for i in range(24)]
+        b = time_batched(committee, atoms, [300.0] * 24, dtype, max(5, args.batched_steps // 2))
+        a = time_ase(committee, atoms[:3], [300.0] * 3, args.precision, args.ase_steps)
+        size_rows.append(dict(molecule=name, n_atoms=len(mol), batched_ms_per_replica_step=1e3 / b,
+                              ase_ms_per_replica_step=1e3 / a, speedup=b / a))
+        print(f"{name:>10} {len(mol):>5} {1e3 / b:>13.2f} {1e3 / a:>10.2f} {b / a:>8.1f}x")
+
+    def pick(R, n):
+        return next(r for r in table if r["R"] == R and r["n_models"] == n)
+
+    result = {
+        "speedup_single_R72": pick(72, 1)["speedup"],
+        "speedup_committee3_R72": pick(72, 3)["speedup"],
+        "replica_steps_per_s_batched_committee3_R72": pick(72, 3)["batched_replica_steps_per_s"],
+        "replica_steps_per_s_ase_committee3_R72": pick(72, 3)["ase_replica_steps_per_s"],
+        "precision": args.precision,
+        "table": table,
+        "size_scan_committee3_R24": size_rows,
+        "model_preset": {"name": "default", **preset.as_dict(),
+                         "weights": "random (speed does not depend on weights)",
+                         "pair_repulsion": True, "elements": Z},
+        "integrator": "Langevin, 0.5 fs, friction 0.01/fs; ASE: ase.md.langevin.Langevin(fixcm=False) "
+                      "+ mace.calculators.MACECalculator(models=committee)",
+        "molecules": "train24 (RDKit ETKDG seed 42 + MMFF); R=1 methanol, R=3/24 first molecules, "
+                     "R=72 = 24 molecules x 300/500/700 K",
+        "steps_timed": {"batched": args.batched_steps, "ase_per_replica": args.ase_steps},
+        "torch_version": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": f"{platform.machine()} {platform.processor()} ({torch.get_num_threads()} torch threads; "
+                   "2 cores shared with other jobs)",
+        "device": "cpu",
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""``specml identify`` and ``specml library build``: spectrum-to-structure from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from specml.cli.app import app, console
+
+library_app = typer.Typer(help="The spectral library of predicted candidate spectra.", no_args_is_help=True)
+app.add_typer(library_app, name="library")
+
+GROUP_HELP = "-G: candidate has group G but the spectrum shows no band; ?G: band present, group absent"
+
+
+@app.command()
+def identify(
+    spectrum: Path = typer.Argument(..., help="Experimental IR spectrum (JCAMP-DX or CSV)."),
+    candidates: Path = typer.Option(..., "--candidates", "-c", help="CSV with name,smiles per candidate."),
+    reference: str = typer.Option("xtb", "--reference", "-r", help="Reference method for harmonic spectra."),
+    models: Optional[Path] = typer.Option(None, "--models", help="Trained model directory: ML-MD spectra instead."),
+    library: Optional[Path] = typer.Option(None, "--library", help="Spectral library (default $SPECML_LIBRARY or "
+                                                                   "~/.cache/specml/library.sqlite)."),
+    top: int = typer.Option(3, "--top", min=1, help="Rows of the ranking to print."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Overlay plot of the query and the top 3 (PNG)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for missing predictions."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Recompute candidates that failed before."),
+) -> None:
+    """Rank candidate molecules by how well their predicted IR spectra match SPECTRUM."""
+    from specml.executor import make_executor
+    from specml.identification import SpectralLibrary, identify as run_identify, plot_identification
+
+    executor = make_executor(scheduler)
+    try:
+        with SpectralLibrary(library) as store:
+            result = run_identify(spectrum, candidates, reference=reference, models_dir=models, library=store,
+                                  executor=executor, retry_failed=retry_failed)
+    finally:
+        executor.close()
+    console.print(ranking_table(result, top))
+    groups = ", ".join(g for g, ok in result.supported_groups.items() if ok) or "none"
+    console.print(f"bands support: {groups}   [dim]({GROUP_HELP})[/]")
+    console.print(f"library: {result.library_hits} cached, {result.library_misses} computed ({store.path})")
+    if result.warnings:
+        console.print(warnings_table(result.warnings))
+    if out is not None:
+        plot_identification(result, out, top=3)
+        console.print(f"overlay written to {out}")
+
+
+def ranking_table(result, top: int) -> Table:
+    table = Table(title=f"Candidates for the query ({result.method})")
+    for column in ("#", "name", "SMILES", "score", "confidence", "PCC", "WD / cm-1", "SIS", "groups"):
+        table.add_column(column, justify="right" if column not in ("name", "SMILES", "groups") else "left")
+    for i, r in enumerate(result.top(top), start=1):
+        table.add_row(str(i), r.name, r.smiles, f"{r.score:.2f}", f"{r.confidence:.1%}", f"{r.metrics['pearson']:.3f}",
+                      f"{r.metrics['wasserstein_cm1']:.0f}", f"{r.metrics['sis']:.3f}", r.groups.summary())
+    return table
+
+
+def warnings_table(warnings) -> Table:
+    table = Table(title="Skipped candidates", title_style="yellow")
+    for column in ("name", "SMILES", "reason"):
+        table.add_column(column)
+    for w in warnings:
+        table.add_row(w.name, w.smiles, w.reason)
+    return table
+
+
+@library_app.command("build")
+def build(
+    candidates: Path = typer.Argument(..., help="CSV with name,smiles per molecule."),
+    reference: str = typer.Option("xtb", "--reference", "-r", help="Reference method for harmonic spectra."),
+    models: Optional[Path] = typer.Option(None, "--models", help="Trained model directory: ML-MD spectra instead."),
+    library: Optional[Path] = typer.Option(None, "--library", help="Spectral library path."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:port)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Recompute entries that failed before."),
+) -> None:
+    """Predict and store spectra of all CANDIDATES ahead of time (parallel through the executor)."""
+    from specml.executor import make_executor
+    from specml.identification import Method, SpectralLibrary, fill_library, resolve_candidates
+    from specml.molecules import read_molecule_table
+
+    usable, warnings = resolve_candidates(read_molecule_table(candidates))
+    method = Method.ml(models) if models is not None else Method.harmonic(reference)
+    executor = make_executor(scheduler)
+    try:
+        with SpectralLibrary(library) as store:
+            entries = fill_library(store, usable, method, executor, retry_failed)
+            failed = [(c.name, c.smiles, entries[c.smiles].error) for c in usable if not entries[c.smiles].ok]
+            console.print(f"{store.path}: {len(usable) - len(failed)} ok, {len(failed)} failed, "
+                          f"{store.hits} already present, {store.misses} computed now")
+    finally:
+        executor.close()
+    from specml.identification.library import Warning_
+
+    skipped = warnings + [Warning_(n, s, e or "failed") for n, s, e in failed]
+    if skipped:
+        console.print(warnings_table(skipped))

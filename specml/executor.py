@@ -1,0 +1,104 @@
+"""One executor for every fan-out (reference labelling, per-molecule MD, library builds).
+
+In-process by default; a Dask distributed cluster when given a scheduler address
+(or a ``dask.distributed.Client``). specml has no scheduler of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+@dataclass
+class TaskResult:
+    """Outcome of one task: ``value`` on success, else the raised ``error``."""
+
+    index: int
+    value: Any = None
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def progress_bar(transient: bool = False, disable: bool = False) -> Progress:
+    """The rich progress bar used for all long work (with an ETA)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        transient=transient,
+        disable=disable,
+    )
+
+
+def _call(fn, item):
+    try:
+        return fn(item), None
+    except Exception as exc:  # returned, not raised: one failure must not stop the batch
+        return None, exc
+
+
+class Executor:
+    """Maps a function over items, yielding :class:`TaskResult` as tasks finish."""
+
+    def __init__(self, scheduler: str | Any | None = None, show_progress: bool = True):
+        self.scheduler = scheduler
+        self.show_progress = show_progress
+        self._client = None
+
+    @property
+    def distributed(self) -> bool:
+        return self.scheduler is not None
+
+    def client(self):
+        if self._client is None and self.scheduler is not None:
+            from dask.distributed import Client
+
+            self._client = self.scheduler if isinstance(self.scheduler, Client) else Client(self.scheduler)
+        return self._client
+
+    def imap(self, fn: Callable, items: Iterable, description: str = "working") -> Iterator[TaskResult]:
+        """Yield results as they complete (in completion order on Dask, in order in-process)."""
+        items = list(items)
+        with progress_bar(disable=not self.show_progress or not items) as bar:
+            task = bar.add_task(description, total=len(items))
+            if not self.distributed:
+                for index, item in enumerate(items):
+                    value, error = _call(fn, item)
+                    bar.advance(task)
+                    yield TaskResult(index, value, error)
+                return
+            from dask.distributed import as_completed
+
+            client = self.client()
+            futures = client.map(_call, [fn] * len(items), items, pure=False)
+            position = {f.key: i for i, f in enumerate(futures)}
+            for future in as_completed(futures):
+                value, error = future.result()
+                bar.advance(task)
+                yield TaskResult(position[future.key], value, error)
+
+    def map(self, fn: Callable, items: Iterable, description: str = "working") -> list[TaskResult]:
+        """All results, in input order."""
+        results = sorted(self.imap(fn, items, description), key=lambda r: r.index)
+        return results
+
+    def close(self) -> None:
+        # Close only a client this executor created; a Client passed in belongs to the caller.
+        if self._client is not None and isinstance(self.scheduler, str):
+            self._client.close()
+        self._client = None
+
+
+def make_executor(scheduler: str | Any | None = None, show_progress: bool = True) -> Executor:
+    """In-process executor, or a Dask one for ``tcp://host:port`` / a ``Client``."""
+    return Executor(scheduler, show_progress)

@@ -1,0 +1,218 @@
+"""Read infrared spectra from JCAMP-DX files.
+
+Parsing is done by the ``jcamp`` package. That parser is lenient: it prints
+X/Y-check failures instead of raising, builds the x axis from FIRSTX/LASTX/NPOINTS
+whatever the number of decoded ordinates, and mis-expands DUP counts that follow
+an SQZ token. This module therefore validates everything it returns and turns
+every problem into a :class:`~specml.errors.SpectrumFormatError` naming the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import jcamp
+import numpy as np
+
+from specml.errors import SpectrumFormatError
+from specml.spectra.spectrum import Spectrum
+
+# x-unit spellings -> function mapping the axis to wavenumbers in cm-1.
+_X_TO_CM1 = {
+    "1/cm": lambda x: x,
+    "cm-1": lambda x: x,
+    "cm^-1": lambda x: x,
+    "1/cm-1": lambda x: x,
+    "wavenumber": lambda x: x,
+    "wavenumbers": lambda x: x,
+    "wavenumbers (cm-1)": lambda x: x,
+    "micrometers": lambda x: 1.0e4 / x,
+    "micrometer": lambda x: 1.0e4 / x,
+    "microns": lambda x: 1.0e4 / x,
+    "um": lambda x: 1.0e4 / x,
+    "nanometers": lambda x: 1.0e7 / x,
+    "nanometer": lambda x: 1.0e7 / x,
+    "nm": lambda x: 1.0e7 / x,
+}
+_X_IN_CM1 = {"1/cm", "cm-1", "cm^-1", "1/cm-1", "wavenumber", "wavenumbers", "wavenumbers (cm-1)"}
+
+_IR_TYPE = re.compile(r"INFRARED|\b(FT-?)?N?IR\b|\bFTIR\b", re.IGNORECASE)
+# DUP count right after an SQZ token (digits in between): jcamp 1.3 looks back for a
+# DIF token there and expands the wrong characters.
+_SQZ_THEN_DUP = re.compile(r"[@A-Ia-i][0-9.]*[S-Zs]")
+_DATA_HEADER = re.compile(r"^##(XYDATA|XYPOINTS|PEAK ?TABLE|DATA ?TABLE)\s*=", re.IGNORECASE)
+_LEADING_NUMBER = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(.*)$")
+
+
+def read_jcamp(path: str | Path) -> Spectrum:
+    """Read an infrared spectrum from a JCAMP-DX file onto a cm-1 axis.
+
+    Compound (LINK) files yield their first infrared block. Raises
+    :class:`SpectrumFormatError` for anything that is not a usable IR spectrum.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes().decode("utf-8", "ignore")
+    except OSError as exc:
+        raise SpectrumFormatError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    if "##NTUPLES" in raw.upper().replace(" ", ""):
+        raise SpectrumFormatError(f"{path}: NTUPLES data tables are not supported")
+    _check_encoding_supported(path, raw)
+
+    log = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(log):
+            parsed = jcamp.read(raw.splitlines(keepends=True))
+    except Exception as exc:  # the parser raises bare Exception, IndexError, TypeError, ...
+        raise SpectrumFormatError(f"{path}: malformed JCAMP-DX ({type(exc).__name__}: {exc})") from None
+    block = _select_block(path, parsed)
+    _check_parser_log(path, log.getvalue())
+    return _to_spectrum(path, block)
+
+
+def _check_encoding_supported(path: Path, raw: str) -> None:
+    in_data = False
+    for line in raw.splitlines():
+        if line.startswith("##"):
+            in_data = bool(_DATA_HEADER.match(line))
+            continue
+        if in_data and not line.startswith("$$") and _SQZ_THEN_DUP.search(line):
+            raise SpectrumFormatError(
+                f"{path}: DUP repeat after an SQZ value is not decoded reliably by the parser"
+            )
+
+
+def _check_parser_log(path: Path, log: str) -> None:
+    # A failed Y-check means the DIF chain of two lines disagrees: corrupt or mis-decoded.
+    # (X-check messages are ignored: jcamp 1.3 reports false alarms on its first line.)
+    for line in log.splitlines():
+        if line.startswith("Y-Check failed"):
+            raise SpectrumFormatError(f"{path}: compressed data failed its Y-check ({line.strip()})")
+
+
+def _data_type(block: dict) -> str:
+    return str(block.get("data type") or block.get("datatype") or "").split("$$")[0].strip()
+
+
+def _select_block(path: Path, parsed: dict) -> dict:
+    if _data_type(parsed).upper() != "LINK":
+        _require_infrared(path, parsed)
+        return parsed
+    children = parsed.get("children") or []
+    for child in children:
+        if _IR_TYPE.search(_data_type(child)) and len(child.get("y", [])):
+            return child
+    found = ", ".join(sorted({_data_type(c) or "untyped" for c in children})) or "no blocks"
+    raise SpectrumFormatError(f"{path}: compound file has no infrared spectrum block (found: {found})")
+
+
+def _require_infrared(path: Path, block: dict) -> None:
+    data_type = _data_type(block)
+    if data_type and not _IR_TYPE.search(data_type):
+        raise SpectrumFormatError(f"{path}: not an infrared spectrum (DATA TYPE: {data_type})")
+    if "peak table" in block and "xydata" not in block and "xypoints" not in block:
+        raise SpectrumFormatError(f"{path}: holds a peak table, not a continuous spectrum")
+
+
+def _header_text(block: dict, key: str) -> str:
+    """A header value without its ``$$`` comment (the parser keeps inline comments)."""
+    return str(block.get(key, "")).split("$$")[0].strip()
+
+
+def _number(block: dict, key: str) -> float | None:
+    value = block.get(key)
+    if isinstance(value, (int, float)):
+        return float(value)
+    return None
+
+
+def _to_spectrum(path: Path, block: dict) -> Spectrum:
+    if "peak table" in block and "xydata" not in block and "xypoints" not in block:
+        raise SpectrumFormatError(f"{path}: holds a peak table, not a continuous spectrum")
+    xunits = _header_text(block, "xunits")
+    to_cm1 = _X_TO_CM1.get(xunits.lower())
+    if to_cm1 is None:
+        raise SpectrumFormatError(f"{path}: x units {xunits or '(missing)'!r} cannot be converted to cm-1")
+    x = np.asarray(block.get("x", []), dtype=float)
+    y = np.asarray(block.get("y", []), dtype=float)
+    if y.size == 0:
+        raise SpectrumFormatError(f"{path}: no spectral data found")
+    npoints = _number(block, "npoints")
+    if npoints is not None and int(npoints) != y.size:
+        raise SpectrumFormatError(f"{path}: decoded {y.size} points but ##NPOINTS={int(npoints)}")
+    if x.size != y.size:
+        raise SpectrumFormatError(f"{path}: {y.size} ordinates decoded for {x.size} abscissae")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise SpectrumFormatError(f"{path}: data contain non-finite values")
+    if y.size < 2:
+        raise SpectrumFormatError(f"{path}: a spectrum needs at least two points")
+    _check_axis_headers(path, block, x)
+    _check_first_y(path, block, y)
+
+    if xunits.lower() not in _X_IN_CM1 and np.any(x <= 0):
+        raise SpectrumFormatError(f"{path}: non-positive wavelengths cannot be converted to cm-1")
+    wavenumber = to_cm1(x)
+
+    metadata = {
+        "source": str(path),
+        "label": _header_text(block, "title") or path.stem,
+        "xunits": xunits,
+        "yunits": _header_text(block, "yunits"),
+        "data_type": _data_type(block),
+        "origin": _header_text(block, "origin"),
+    }
+    if _header_text(block, "molform"):
+        metadata["molform"] = _header_text(block, "molform")
+    try:
+        spectrum = Spectrum(wavenumber, y, metadata=metadata)
+    except SpectrumFormatError as exc:
+        raise SpectrumFormatError(f"{path}: {exc}") from None
+    resolution = _resolution_cm1(block, xunits) or spectrum.spacing_cm1
+    return spectrum.with_metadata(resolution_cm1=float(resolution))
+
+
+def _check_axis_headers(path: Path, block: dict, x: np.ndarray) -> None:
+    """FIRSTX/LASTX and DELTAX must agree with the decoded axis."""
+    first, last = _number(block, "firstx"), _number(block, "lastx")
+    step = abs(float(np.median(np.diff(x))))
+    tol = 0.51 * step
+    if first is not None and abs(x[0] - first) > tol:
+        raise SpectrumFormatError(f"{path}: first x {x[0]:g} disagrees with ##FIRSTX={first:g}")
+    if last is not None and abs(x[-1] - last) > tol:
+        raise SpectrumFormatError(f"{path}: last x {x[-1]:g} disagrees with ##LASTX={last:g}")
+    delta = _number(block, "deltax")
+    if delta is not None and "xydata" in block and abs(abs(delta) - step) > 0.01 * step:
+        raise SpectrumFormatError(f"{path}: point spacing {step:g} disagrees with ##DELTAX={delta:g}")
+
+
+def _check_first_y(path: Path, block: dict, y: np.ndarray) -> None:
+    """A wrongly decoded first line shows up as a first ordinate far from ##FIRSTY.
+
+    FIRSTY=0 is skipped: some exporters write 0 as a placeholder (NIST's isopropanol
+    ASDF file does). Tolerance: 1 % of the data range plus one YFACTOR step (rounding).
+    """
+    first_y = _number(block, "firsty")
+    if first_y is None or first_y == 0.0:
+        return
+    tol = 0.01 * float(np.ptp(y)) + abs(_number(block, "yfactor") or 0.0)
+    if abs(y[0] - first_y) > tol:
+        raise SpectrumFormatError(f"{path}: first y {y[0]:g} disagrees with ##FIRSTY={first_y:g}")
+
+
+def _resolution_cm1(block: dict, xunits: str) -> float | None:
+    """##RESOLUTION as a number in cm-1 (e.g. ``2``, ``"2 cm-1"``, ``"1 CM^-^1 AT 4000"``)."""
+    if xunits.lower() not in _X_IN_CM1:
+        return None  # a resolution in wavelength units has no single cm-1 value
+    value = block.get("resolution")
+    if isinstance(value, (int, float)):
+        return float(value) if value > 0 else None
+    match = _LEADING_NUMBER.match(str(value or ""))
+    if not match:
+        return None
+    number, rest = float(match.group(1)), match.group(2).strip().lower()
+    if number > 0 and (not rest or rest.startswith("cm")):
+        return number
+    return None

@@ -1,0 +1,13 @@
+"""Spectrum to structure: rank candidate molecules by agreement of predicted and measured IR spectra."""
+
+from specml.identification.functional_groups import FUNCTIONAL_GROUPS, band_evidence, group_agreement, \
+    groups_in_molecule, supported_groups
+from specml.identification.identify import Identification, RankedCandidate, identify, plot_identification
+from specml.identification.library import Candidate, LibraryEntry, Method, SpectralLibrary, default_library_path, \
+    fill_library, resolve_candidates
+from specml.identification.scoring import ScoringParameters, load_parameters
+
+__all__ = ["FUNCTIONAL_GROUPS", "Candidate", "Identification", "LibraryEntry", "Method", "RankedCandidate",
+           "ScoringParameters", "SpectralLibrary", "band_evidence", "default_library_path", "fill_library",
+           "group_agreement", "groups_in_molecule", "identify", "load_parameters", "plot_identification",
+           "resolve_candidates", "supported_groups"]

@@ -1,0 +1,156 @@
+"""Fitting the scorer: frequency map, line width, feature weights and confidence in one go.
+
+For every point of a small grid over (scale below 2000 cm-1, scale above, FWHM) the
+features of every (query, candidate) pair are computed once. The weights are then fitted
+as a conditional-logit model: P(candidate c | query) = softmax_c(w . x_qc), maximising the
+likelihood of the true candidates with a small L2 penalty (which keeps the weights finite
+when the training queries are perfectly separable). Because the model *is* a softmax over
+scores, its probabilities are the confidences reported to users; no separate temperature
+fit is needed. The grid point with the lowest penalised training loss wins.
+
+Evaluation is leave-one-compound-out: all files of a held-out compound (e.g. ethanol and
+ethanol2) are excluded from the fit that ranks them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import minimize
+
+from specml.identification.functional_groups import supported_groups
+from specml.identification.library import LibraryEntry
+from specml.identification.scoring import FEATURES, ScoringParameters, compare, feature_vector, predicted_spectrum, \
+    prepare_query
+from specml.spectra.spectrum import Spectrum
+
+# Candidate values searched. Centred on 1 with the spread of published xTB/DFT scale factors.
+SCALE_GRID = (0.94, 0.97, 1.00, 1.03)
+FWHM_GRID_CM1 = (12.0, 24.0, 48.0)
+L2_PENALTY = 0.05  # on the mean per-query log-likelihood scale
+
+
+@dataclass
+class Query:
+    """A labelled training/evaluation spectrum. ``group`` ties files of the same compound together."""
+
+    name: str
+    spectrum: Spectrum
+    smiles: str
+    group: str
+
+
+@dataclass
+class FeatureTable:
+    """Features for one grid point: ``features[q, c]`` for queries x candidates, NaN rows for unusable pairs."""
+
+    params: ScoringParameters
+    features: np.ndarray  # (n_queries, n_candidates, n_features)
+    truth: np.ndarray  # (n_queries,) index of the true candidate
+
+
+def build_feature_table(queries: list[Query], candidates: list[LibraryEntry], params: ScoringParameters) -> FeatureTable:
+    smiles = [c.smiles for c in candidates]
+    features = np.full((len(queries), len(candidates), len(FEATURES)), np.nan)
+    predictions = [predicted_spectrum(c, params) for c in candidates]
+    for q, query in enumerate(queries):
+        prepared = prepare_query(query.spectrum, predictions[0], params)
+        supported = supported_groups(prepared)
+        for c, (entry, prediction) in enumerate(zip(candidates, predictions)):
+            _, metrics = compare(prepared, prediction, params)
+            features[q, c], _ = feature_vector(metrics, entry.smiles, supported)
+    truth = np.array([smiles.index(q.smiles) for q in queries])
+    return FeatureTable(params, features, truth)
+
+
+def _loss_and_grad(w: np.ndarray, x: np.ndarray, truth: np.ndarray, penalty: float):
+    scores = x @ w  # (q, c)
+    scores = scores - scores.max(axis=1, keepdims=True)
+    p = np.exp(scores)
+    p /= p.sum(axis=1, keepdims=True)
+    rows = np.arange(len(truth))
+    nll = -np.log(p[rows, truth] + 1e-300).mean()
+    expected = np.einsum("qc,qcf->qf", p, x)
+    grad = (expected - x[rows, truth]).mean(axis=0)
+    return nll + penalty * w @ w, grad + 2 * penalty * w
+
+
+def fit_weights(features: np.ndarray, truth: np.ndarray, penalty: float = L2_PENALTY) -> tuple[np.ndarray, float]:
+    """Conditional-logit weights (scipy L-BFGS) and the penalised loss they reach."""
+    x = np.nan_to_num(features, nan=0.0)
+    # Standardise features for the optimiser, then map weights back to raw features.
+    mean, std = x.reshape(-1, x.shape[-1]).mean(axis=0), x.reshape(-1, x.shape[-1]).std(axis=0)
+    std[std == 0] = 1.0
+    z = (x - mean) / std
+    result = minimize(_loss_and_grad, np.zeros(x.shape[-1]), args=(z, truth, penalty), jac=True, method="L-BFGS-B")
+    return result.x / std, float(result.fun)
+
+
+def fit(tables: list[FeatureTable], train: np.ndarray, penalty: float = L2_PENALTY) -> ScoringParameters:
+    """Best grid point and its weights, using only the queries selected by the boolean mask ``train``."""
+    best = None
+    for table in tables:
+        weights, loss = fit_weights(table.features[train], table.truth[train], penalty)
+        if best is None or loss < best[0]:
+            best = (loss, table, weights)
+    loss, table, weights = best
+    return ScoringParameters.from_json({**table.params.to_json(),
+                                        "weights": dict(zip(FEATURES, map(float, weights))),
+                                        "provenance": {"training_loss": loss}})
+
+
+def ranks(features: np.ndarray, truth: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """1-based rank of the true candidate per query, and the softmax confidences (q, c)."""
+    scores = np.nan_to_num(features, nan=0.0) @ weights
+    scores = np.where(np.isnan(features).any(axis=-1), -np.inf, scores)
+    order = np.argsort(-scores, axis=1, kind="stable")
+    rank = np.array([int(np.where(order[q] == truth[q])[0][0]) + 1 for q in range(len(truth))])
+    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return rank, shifted / shifted.sum(axis=1, keepdims=True)
+
+
+@dataclass
+class CrossValidation:
+    rank: np.ndarray  # per query, 1-based rank of the truth
+    top_candidate: np.ndarray  # per query, index of the top-ranked candidate
+    confidence: np.ndarray  # per query, confidence of the top-ranked candidate
+    fold_parameters: list[dict] = field(default_factory=list)
+
+    def top(self, k: int) -> float:
+        return float(np.mean(self.rank <= k))
+
+
+def leave_one_compound_out(tables: list[FeatureTable], groups: list[str],
+                           penalty: float = L2_PENALTY) -> CrossValidation:
+    groups_arr = np.array(groups)
+    n = len(groups)
+    rank = np.zeros(n, dtype=int)
+    top_candidate = np.zeros(n, dtype=int)
+    confidence = np.zeros(n)
+    folds = []
+    by_params = {id(t.params): t for t in tables}
+    for group in dict.fromkeys(groups):
+        held = groups_arr == group
+        params = fit(tables, ~held, penalty)
+        table = next(t for t in by_params.values() if _same_grid_point(t.params, params))
+        r, p = ranks(table.features[held], table.truth[held], params.weight_vector())
+        rank[held] = r
+        top_candidate[held] = p.argmax(axis=1)
+        confidence[held] = p.max(axis=1)
+        folds.append({"held_out": group, "scale_low": params.scale_low, "scale_high": params.scale_high,
+                      "fwhm_cm1": params.fwhm_cm1, "weights": params.weights})
+    return CrossValidation(rank, top_candidate, confidence, folds)
+
+
+def _same_grid_point(a: ScoringParameters, b: ScoringParameters) -> bool:
+    return (a.scale_low, a.scale_high, a.fwhm_cm1) == (b.scale_low, b.scale_high, b.fwhm_cm1)
+
+
+def parameter_grid(base: ScoringParameters | None = None, scales=SCALE_GRID, fwhms=FWHM_GRID_CM1):
+    """Scoring parameters (zero weights) for every grid point."""
+    template = base.to_json() if base else {}
+    for low, high, fwhm in itertools.product(scales, scales, fwhms):
+        yield ScoringParameters.from_json({**template, "scale_low": low, "scale_high": high, "fwhm_cm1": fwhm,
+                                           "weights": {}})

@@ -1,0 +1,129 @@
+"""Functional groups: band evidence in a spectrum versus substructures of a candidate.
+
+A group is *supported* by a spectrum when the strongest absorbance inside each of its
+characteristic windows reaches ``BAND_THRESHOLD`` of the spectrum's maximum (the spectrum
+is normalised to a peak of 1 first). The windows are textbook group frequencies (cm-1):
+
+====================  ==========================  ==============================================
+group                 window(s)                   overlaps / caveats
+====================  ==========================  ==============================================
+O-H stretch           3200-3700                   contains the N-H window: an N-H band also
+                                                  "supports" O-H and vice versa
+N-H stretch           3300-3500                   see O-H; weak for amines
+C=O stretch           1650-1850                   C=C (1620-1680) and H-O-H bend (~1595-1650)
+                                                  reach into its low edge
+C≡N stretch           2200-2260                   often weak; C≡C and CO (~2143) lie nearby
+C=C stretch           1620-1680                   IR-inactive in symmetric alkenes (ethylene)
+aromatic ring         1450-1600 and 3000-3100     both windows needed; CH2/CH3 bends sit
+                                                  at 1450-1470, alkene C-H at 3000-3100
+C-O stretch           1000-1300                   fingerprint region: C-C stretches and CH3
+                                                  rocks also absorb here, weak evidence
+C-Cl stretch          550-850                     aromatic C-H wags (690-850) and the CO2
+                                                  bend (667) overlap
+====================  ==========================  ==============================================
+
+So band evidence is suggestive, not proof. Agreement with a candidate is summarised as two
+counts used by the scorer: groups the candidate *has* but whose band is absent ("missing"),
+and supported groups the candidate *lacks* ("unexplained"). Their weights are fitted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from specml.spectra.spectrum import Spectrum
+
+# Fraction of the normalised peak absorbance a window's maximum must reach. 5 % sits above the
+# noise of baseline-corrected gas-phase spectra yet keeps weak C-O and C-Cl bands.
+BAND_THRESHOLD = 0.05
+
+
+@dataclass(frozen=True)
+class FunctionalGroup:
+    name: str
+    windows_cm1: tuple[tuple[float, float], ...]
+    smarts: str
+
+
+FUNCTIONAL_GROUPS: tuple[FunctionalGroup, ...] = (
+    FunctionalGroup("O-H", ((3200.0, 3700.0),), "[OX2][H]"),
+    FunctionalGroup("N-H", ((3300.0, 3500.0),), "[#7][H]"),
+    FunctionalGroup("C=O", ((1650.0, 1850.0),), "[CX3]=[OX1]"),
+    FunctionalGroup("C≡N", ((2200.0, 2260.0),), "C#N"),
+    FunctionalGroup("C=C", ((1620.0, 1680.0),), "[CX3]=[CX3]"),
+    FunctionalGroup("aromatic ring", ((1450.0, 1600.0), (3000.0, 3100.0)), "a1aaaaa1"),
+    FunctionalGroup("C-O", ((1000.0, 1300.0),), "[#6][OX2]"),
+    FunctionalGroup("C-Cl", ((550.0, 850.0),), "[#6]Cl"),
+)
+
+
+def band_evidence(spectrum: Spectrum) -> dict[str, float | None]:
+    """For every group, the weakest of its windows' maxima (fraction of the spectrum's peak).
+
+    ``None`` when a window lies outside the measured range: no evidence either way.
+    """
+    x = spectrum.wavenumber
+    y = np.clip(spectrum.intensity, 0.0, None)
+    peak = float(y.max()) if y.size else 0.0
+    evidence: dict[str, float | None] = {}
+    for group in FUNCTIONAL_GROUPS:
+        values = []
+        for lo, hi in group.windows_cm1:
+            inside = (x >= lo) & (x <= hi)
+            if lo < x[0] or hi > x[-1] or not inside.any():
+                values = None
+                break
+            values.append(float(y[inside].max()) / peak if peak > 0 else 0.0)
+        evidence[group.name] = None if values is None else min(values)
+    return evidence
+
+
+def supported_groups(spectrum: Spectrum, threshold: float = BAND_THRESHOLD) -> dict[str, bool | None]:
+    """``{group: True/False}`` from band evidence; ``None`` where the spectrum does not cover the windows."""
+    return {name: (None if value is None else value >= threshold) for name, value in band_evidence(spectrum).items()}
+
+
+def groups_in_molecule(smiles: str) -> set[str]:
+    """Names of the groups whose SMARTS match the molecule (explicit hydrogens added)."""
+    from rdkit import Chem
+
+    from specml.errors import MoleculeError
+
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None:
+        raise MoleculeError(f"invalid SMILES {smiles!r}")
+    mol = Chem.AddHs(mol)
+    return {g.name for g in FUNCTIONAL_GROUPS if mol.HasSubstructMatch(_pattern(g.smarts))}
+
+
+_PATTERNS: dict[str, object] = {}
+
+
+def _pattern(smarts: str):
+    from rdkit import Chem
+
+    if smarts not in _PATTERNS:
+        _PATTERNS[smarts] = Chem.MolFromSmarts(smarts)
+    return _PATTERNS[smarts]
+
+
+@dataclass(frozen=True)
+class GroupAgreement:
+    missing: tuple[str, ...]  # candidate has the group, spectrum shows no band
+    unexplained: tuple[str, ...]  # spectrum shows the band, candidate lacks the group
+
+    def summary(self) -> str:
+        parts = [f"-{g}" for g in self.missing] + [f"?{g}" for g in self.unexplained]
+        return " ".join(parts) if parts else "consistent"
+
+
+def group_agreement(supported: dict[str, bool | None], smiles: str) -> GroupAgreement:
+    present = groups_in_molecule(smiles)
+    missing = tuple(g for g in present if supported.get(g) is False)
+    # O-H and N-H windows overlap: a band there is explained by either group.
+    explains = {g: {g} for g in supported}
+    explains["O-H"] = explains["N-H"] = {"O-H", "N-H"}
+    unexplained = tuple(g for g, ok in supported.items() if ok and not (present & explains[g]))
+    return GroupAgreement(missing, unexplained)

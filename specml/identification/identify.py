@@ -1,0 +1,111 @@
+"""Identify a molecule from its IR spectrum: rank candidates by predicted-spectrum agreement."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from specml.errors import InputError
+from specml.identification.functional_groups import GroupAgreement, band_evidence, supported_groups
+from specml.identification.library import Candidate, Method, SpectralLibrary, Warning_, fill_library, \
+    resolve_candidates
+from specml.identification.scoring import ScoringParameters, compare, feature_vector, load_parameters, \
+    predicted_spectrum, prepare_query, softmax
+from specml.spectra.spectrum import Spectrum
+
+
+@dataclass
+class RankedCandidate:
+    name: str
+    smiles: str
+    score: float
+    confidence: float  # softmax probability among the usable candidates
+    metrics: dict
+    groups: GroupAgreement
+    predicted: Spectrum  # on the query's comparison grid, normalised
+
+
+@dataclass
+class Identification:
+    query: Spectrum  # preprocessed (grid, resolution, normalised)
+    ranking: list[RankedCandidate]
+    warnings: list[Warning_]
+    supported_groups: dict
+    band_evidence: dict
+    method: str
+    parameters: ScoringParameters
+    library_hits: int = 0
+    library_misses: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def top(self, k: int = 3) -> list[RankedCandidate]:
+        return self.ranking[:k]
+
+
+def identify(query: Spectrum | str | Path, candidates: Iterable[tuple[str, str]] | str | Path,
+             reference="xtb", models_dir: str | Path | None = None, library: SpectralLibrary | None = None,
+             parameters: ScoringParameters | None = None, executor=None,
+             retry_failed: bool = False) -> Identification:
+    """Rank ``candidates`` (``(name, smiles)`` rows or a CSV path) for the experimental ``query``.
+
+    Predictions come from ``library`` (computed and stored on a miss): harmonic spectra with
+    ``reference`` by default, ML-MD spectra when ``models_dir`` is given. Candidates that
+    cannot be used (invalid SMILES, unsupported element, failed calculation) end up in
+    ``warnings`` and do not stop the ranking.
+    """
+    from specml.experiment import load_absorbance
+    from specml.molecules import read_molecule_table
+
+    if not isinstance(query, Spectrum):
+        query = load_absorbance(query)
+    rows = read_molecule_table(candidates) if isinstance(candidates, (str, Path)) else list(candidates)
+    method = Method.ml(models_dir) if models_dir is not None else Method.harmonic(reference)
+    params = parameters or load_parameters(method=method.name)
+    usable, warnings = resolve_candidates(rows)
+    own_library = library is None
+    library = library or SpectralLibrary()
+    hits0, misses0 = library.hits, library.misses
+    try:
+        entries = fill_library(library, usable, method, executor, retry_failed)
+    finally:
+        hits, misses = library.hits - hits0, library.misses - misses0
+        if own_library:
+            library.close()
+    scored: list[tuple[Candidate, object]] = []
+    for candidate in usable:
+        entry = entries[candidate.smiles]
+        if entry.ok:
+            scored.append((candidate, entry))
+        else:
+            warnings.append(Warning_(candidate.name, candidate.smiles, entry.error or "calculation failed"))
+    if not scored:
+        raise InputError("no candidate could be predicted; see the warnings: "
+                         + "; ".join(f"{w.name}: {w.reason}" for w in warnings[:3]))
+    predictions = [predicted_spectrum(entry, params) for _, entry in scored]
+    prepared = prepare_query(query, predictions[0], params)
+    supported = supported_groups(prepared)
+    results = []
+    for (candidate, entry), prediction in zip(scored, predictions):
+        on_grid, metrics = compare(prepared, prediction, params)
+        features, agreement = feature_vector(metrics, candidate.smiles, supported)
+        score = float(features @ params.weight_vector())
+        results.append((candidate, score, metrics, agreement, on_grid))
+    confidence = softmax(np.array([r[1] for r in results]))
+    ranking = [RankedCandidate(c.name, c.smiles, s, float(p), m, a, g)
+               for (c, s, m, a, g), p in zip(results, confidence)]
+    ranking.sort(key=lambda r: -r.score)
+    return Identification(prepared, ranking, warnings, supported, band_evidence(prepared), method.name, params,
+                          hits, misses)
+
+
+def plot_identification(result: Identification, path: str | Path, top: int = 3) -> Path:
+    """Overlay of the query with the ``top`` best candidates' predicted spectra (PNG)."""
+    from specml.plotting import plot_spectra
+
+    spectra = [result.query] + [r.predicted for r in result.top(top)]
+    labels = ["query"] + [f"{i + 1}. {r.name} ({r.confidence:.0%})" for i, r in enumerate(result.top(top))]
+    plot_spectra(spectra, path, title=f"Identification ({result.method})", normalize=True, labels=labels)
+    return Path(path)

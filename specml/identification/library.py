@@ -1,0 +1,300 @@
+"""A persistent spectral library: predicted stick spectra of candidate molecules in SQLite.
+
+One row per (canonical SMILES, method, settings). Sticks (harmonic frequencies in cm-1 and
+intensities in km/mol) are stored rather than broadened curves so that frequency scaling and
+line widths can be refitted without recomputing. Failures are stored too (status ``failed``
+plus the error message) so a molecule the method cannot treat is not retried on every query.
+Every entry is committed as soon as it is written: an interrupted build loses nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from specml.errors import InputError, MoleculeError, SpecmlError
+
+LIBRARY_ENV = "SPECML_LIBRARY"
+CONFORMER_SEED = 42  # fixed so a library entry is reproducible
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    key TEXT PRIMARY KEY,
+    smiles TEXT NOT NULL,
+    method TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    error TEXT,
+    kind TEXT NOT NULL DEFAULT 'sticks',
+    x TEXT,
+    y TEXT,
+    xyz TEXT,
+    seconds REAL,
+    created REAL NOT NULL
+)
+"""
+
+
+def default_library_path() -> Path:
+    """``$SPECML_LIBRARY`` if set, else ``~/.cache/specml/library.sqlite``."""
+    env = os.environ.get(LIBRARY_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "specml" / "library.sqlite"
+
+
+def settings_json(settings: dict) -> str:
+    """Canonical JSON of a settings dict (sorted keys), the form that is hashed."""
+    return json.dumps(settings, sort_keys=True, default=str)
+
+
+def entry_key(smiles: str, method: str, settings: dict) -> str:
+    """SHA-256 over canonical SMILES, method name and settings JSON."""
+    text = "\n".join([smiles, method, settings_json(settings)])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class LibraryEntry:
+    """A predicted spectrum of one molecule at one level of theory.
+
+    ``kind`` is ``"sticks"`` (``x`` = frequencies in cm-1, ``y`` = intensities in km/mol) or
+    ``"curve"`` (``x`` = wavenumber grid in cm-1, ``y`` = intensity; e.g. an ML-MD spectrum).
+    """
+
+    smiles: str
+    method: str
+    settings: dict
+    status: str
+    x: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    y: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    kind: str = "sticks"
+    error: str | None = None
+    xyz: str | None = None
+    seconds: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def key(self) -> str:
+        return entry_key(self.smiles, self.method, self.settings)
+
+
+class SpectralLibrary:
+    """SQLite store of :class:`LibraryEntry`. ``hits``/``misses`` count lookups in this session."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path).expanduser() if path is not None else default_library_path()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(self.path))
+            self._db.execute(_SCHEMA)
+            self._db.commit()
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"{self.path}: not a usable spectral library ({exc})") from exc
+        self.hits = 0
+        self.misses = 0
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
+
+    def get(self, smiles: str, method: str, settings: dict) -> LibraryEntry | None:
+        row = self._db.execute(
+            "SELECT smiles, method, settings, status, error, kind, x, y, xyz, seconds FROM entries WHERE key = ?",
+            (entry_key(smiles, method, settings),),
+        ).fetchone()
+        if row is None:
+            return None
+        smiles, method, settings_text, status, error, kind, x, y, xyz, seconds = row
+        return LibraryEntry(smiles, method, json.loads(settings_text), status,
+                            np.array(json.loads(x or "[]"), dtype=float), np.array(json.loads(y or "[]"), dtype=float),
+                            kind, error, xyz, seconds)
+
+    def put(self, entry: LibraryEntry) -> None:
+        """Insert or replace ``entry`` and commit at once."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO entries (key, smiles, method, settings, status, error, kind, x, y, xyz, seconds,"
+            " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (entry.key, entry.smiles, entry.method, settings_json(entry.settings), entry.status, entry.error,
+             entry.kind, json.dumps(np.asarray(entry.x, float).tolist()), json.dumps(np.asarray(entry.y, float).tolist()),
+             entry.xyz, entry.seconds, time.time()),
+        )
+        self._db.commit()
+
+    def entries(self, status: str | None = None) -> list[LibraryEntry]:
+        query = "SELECT smiles, method, settings FROM entries" + (" WHERE status = ?" if status else "")
+        rows = self._db.execute(query, (status,) if status else ()).fetchall()
+        return [self.get(s, m, json.loads(t)) for s, m, t in rows]
+
+
+# -- computing entries ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Candidate:
+    """A candidate molecule as listed by the user and its canonical SMILES."""
+
+    name: str
+    smiles: str
+
+
+def atoms_to_xyz(atoms) -> str:
+    lines = [str(len(atoms)), atoms.get_chemical_formula()]
+    lines += [f"{s} {x:.6f} {y:.6f} {z:.6f}" for s, (x, y, z) in zip(atoms.get_chemical_symbols(), atoms.positions)]
+    return "\n".join(lines)
+
+
+def compute_harmonic_entry(task: tuple) -> dict:
+    """Worker (module-level, picklable): optimised geometry and harmonic sticks of one SMILES.
+
+    ``task`` is ``(canonical_smiles, reference)``. Raises specml errors; the executor captures them.
+    """
+    from specml.executor import make_executor
+    from specml.molecules import atoms_from_smiles, optimize_geometry
+    from specml.reference import make_reference
+    from specml.spectra.harmonic import harmonic_analysis
+
+    from threadpoolctl import threadpool_limits
+
+    smiles, reference = task
+    reference = make_reference(reference)
+    start = time.perf_counter()
+    atoms = atoms_from_smiles(smiles, seed=CONFORMER_SEED)
+    reference.check_elements(atoms, smiles)
+    reference.calculator()  # loads the method's native libraries (e.g. tblite's OpenMP runtime) ...
+    # ... so they can be held to one thread: the parallelism is across candidates, and an
+    # OpenMP team on contended cores made tiny xTB calls 10-100x slower (measured).
+    with threadpool_limits(limits=1):
+        relaxed = optimize_geometry(atoms, reference)
+        result = harmonic_analysis(relaxed, reference, executor=make_executor(show_progress=False))
+    return {"x": result.frequencies_cm1.tolist(), "y": result.intensities_km_mol.tolist(),
+            "xyz": atoms_to_xyz(relaxed), "seconds": time.perf_counter() - start, "kind": "sticks"}
+
+
+def compute_ml_entry(task: tuple) -> dict:
+    """Worker: ML-MD spectrum (a curve) of one SMILES from a trained model directory."""
+    smiles, models_dir = task
+    predict = ml_predictor()
+    start = time.perf_counter()
+    spectrum = predict(models_dir, smiles)
+    return {"x": spectrum.wavenumber.tolist(), "y": spectrum.intensity.tolist(), "xyz": None,
+            "seconds": time.perf_counter() - start, "kind": "curve"}
+
+
+def ml_predictor() -> Callable:
+    """``specml.workflow.predict_spectrum`` if the ML workflow provides it, else a clear error."""
+    try:
+        from specml.workflow import predict_spectrum
+    except ImportError as exc:
+        raise InputError("--models needs specml.workflow.predict_spectrum (the ML-MD workflow), "
+                         "which this installation does not provide; use --reference instead") from exc
+    return predict_spectrum
+
+
+@dataclass
+class Method:
+    """What computes library entries: a name, settings (hashed into the key) and a worker + its argument."""
+
+    name: str
+    settings: dict
+    worker: Callable
+    argument: object
+
+    @classmethod
+    def harmonic(cls, reference) -> "Method":
+        from specml.reference import make_reference
+
+        reference = make_reference(reference)
+        return cls(f"harmonic:{reference.name}", reference.settings, compute_harmonic_entry, reference)
+
+    @classmethod
+    def ml(cls, models_dir: str | Path) -> "Method":
+        ml_predictor()  # fail early and clearly
+        models_dir = Path(models_dir)
+        if not models_dir.is_dir():
+            raise InputError(f"{models_dir}: model directory not found")
+        return cls("ml-md", {"models": str(models_dir.resolve())}, compute_ml_entry, str(models_dir))
+
+
+@dataclass
+class Warning_:
+    """A candidate that could not be used, and why."""
+
+    name: str
+    smiles: str
+    reason: str
+
+
+def resolve_candidates(rows: Iterable[tuple[str, str]]) -> tuple[list[Candidate], list[Warning_]]:
+    """Canonicalise SMILES; invalid ones become warnings. Duplicates (same canonical SMILES) keep the first name."""
+    from specml.molecules import canonical_smiles
+
+    candidates, warnings, seen = [], [], set()
+    for name, smiles in rows:
+        try:
+            canonical = canonical_smiles(smiles)
+        except MoleculeError as exc:
+            warnings.append(Warning_(name, smiles, str(exc)))
+            continue
+        if canonical in seen:
+            continue
+        seen.add(canonical)
+        candidates.append(Candidate(name, canonical))
+    return candidates, warnings
+
+
+def fill_library(library: SpectralLibrary, candidates: list[Candidate], method: Method, executor=None,
+                 retry_failed: bool = False) -> dict[str, LibraryEntry]:
+    """Entries of all ``candidates``, computing the missing ones through ``executor``.
+
+    Results are written (and committed) as they arrive. Returns ``{smiles: entry}``, failed ones included.
+    """
+    from specml.executor import make_executor
+
+    entries: dict[str, LibraryEntry] = {}
+    todo: list[str] = []
+    for candidate in candidates:
+        entry = library.get(candidate.smiles, method.name, method.settings)
+        if entry is not None and (entry.ok or not retry_failed):
+            library.hits += 1
+            entries[candidate.smiles] = entry
+        elif candidate.smiles not in todo:
+            library.misses += 1
+            todo.append(candidate.smiles)
+    if not todo:
+        return entries
+    executor = executor or make_executor()
+    tasks = [(smiles, method.argument) for smiles in todo]
+    for result in executor.imap(method.worker, tasks, description=f"predicting spectra ({method.name})"):
+        smiles = todo[result.index]
+        if result.ok:
+            value = result.value
+            entry = LibraryEntry(smiles, method.name, method.settings, "ok", np.asarray(value["x"]),
+                                 np.asarray(value["y"]), value["kind"], None, value["xyz"], value["seconds"])
+        else:
+            error = result.error
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            if not isinstance(error, SpecmlError):
+                message = f"{type(error).__name__}: {message}"
+            entry = LibraryEntry(smiles, method.name, method.settings, "failed", error=message)
+        library.put(entry)
+        entries[smiles] = entry
+    return entries

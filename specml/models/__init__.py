@@ -1,0 +1,47 @@
+"""MACE models for specml: committee potentials, dipole model, training.
+
+Dataset convention: ``atoms.info["energy"]`` (eV), ``atoms.arrays["forces"]``
+(eV/Å), ``atoms.info["dipole"]`` (e·Å).
+"""
+
+from .committee import (
+    FORCE_UNCERTAINTY_EPS,
+    Committee,
+    CommitteeCalculator,
+    train_committee,
+    uncertainty,
+)
+from .data import (
+    DIPOLE_KEY,
+    ENERGY_KEY,
+    FORCES_KEY,
+    check_elements,
+    to_atomic_data,
+    train_valid_split,
+    z_table_for,
+)
+from .device import select_device, torch_dtype
+from .presets import PRESETS, ModelPreset, get_preset
+from .training import train_dipole_model, train_potential
+
+__all__ = [
+    "Committee",
+    "CommitteeCalculator",
+    "DIPOLE_KEY",
+    "ENERGY_KEY",
+    "FORCES_KEY",
+    "FORCE_UNCERTAINTY_EPS",
+    "ModelPreset",
+    "PRESETS",
+    "check_elements",
+    "get_preset",
+    "select_device",
+    "to_atomic_data",
+    "torch_dtype",
+    "train_committee",
+    "train_dipole_model",
+    "train_potential",
+    "train_valid_split",
+    "uncertainty",
+    "z_table_for",
+]

@@ -1,0 +1,133 @@
+"""ASE ``Atoms`` with reference labels -> MACE graphs (``AtomicData``).
+
+Dataset convention (used by every specml module): the reference energy is in
+``atoms.info["energy"]`` (eV), forces in ``atoms.arrays["forces"]`` (eV/Å) and
+the dipole in ``atoms.info["dipole"]`` (e·Å, ASE convention).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.data import chemical_symbols
+from mace import data as mace_data
+from mace.tools import AtomicNumberTable, get_atomic_number_table_from_zs
+from mace.tools.torch_geometric import DataLoader
+
+from specml.errors import InputError, UnsupportedElementError
+
+from .device import default_dtype
+
+ENERGY_KEY = "energy"
+FORCES_KEY = "forces"
+DIPOLE_KEY = "dipole"
+
+
+def key_specification() -> mace_data.KeySpecification:
+    """MACE property name -> where the label lives on ``Atoms``."""
+    return mace_data.KeySpecification(
+        info_keys={"energy": ENERGY_KEY, "dipole": DIPOLE_KEY},
+        arrays_keys={"forces": FORCES_KEY},
+    )
+
+
+def z_table_for(atoms_list: Iterable[Atoms]) -> AtomicNumberTable:
+    """Sorted table of the atomic numbers occurring in ``atoms_list``."""
+    zs = set()
+    for atoms in atoms_list:
+        zs.update(int(z) for z in atoms.numbers)
+    if not zs:
+        raise InputError("no atoms: cannot build an element table from an empty dataset")
+    return get_atomic_number_table_from_zs(sorted(zs))
+
+
+def check_elements(atoms: Atoms, atomic_numbers: Sequence[int]) -> None:
+    """Raise :class:`UnsupportedElementError` if ``atoms`` has an unknown element."""
+    known = {int(z) for z in atomic_numbers}
+    unknown = sorted({int(z) for z in atoms.numbers} - known)
+    if unknown:
+        names = [chemical_symbols[z] for z in unknown]
+        trained = ", ".join(chemical_symbols[z] for z in sorted(known))
+        raise UnsupportedElementError(
+            f"{atoms.get_chemical_formula()} contains element(s) "
+            f"{', '.join(names)} that the model was not trained on "
+            f"(model elements: {trained})",
+            elements=names,
+        )
+
+
+def require_labels(atoms_list: Sequence[Atoms], labels: Sequence[str]) -> None:
+    """Raise :class:`InputError` naming the first structure missing a label."""
+    where = {ENERGY_KEY: "info", DIPOLE_KEY: "info", FORCES_KEY: "arrays"}
+    for index, atoms in enumerate(atoms_list):
+        for label in labels:
+            container = atoms.info if where[label] == "info" else atoms.arrays
+            if label not in container or container[label] is None:
+                raise InputError(
+                    f"structure {index} ({atoms.get_chemical_formula()}) has no "
+                    f"'{label}' label in atoms.{where[label]}"
+                )
+
+
+def to_atomic_data(
+    atoms_list: Sequence[Atoms],
+    z_table: AtomicNumberTable,
+    r_max: float,
+    dtype: torch.dtype,
+) -> list[mace_data.AtomicData]:
+    """Build MACE graphs (neighbour list within ``r_max`` Å) for each structure.
+
+    Unlabelled structures are fine (for prediction): MACE fills zeros and sets
+    the property weight to 0.
+    """
+    for atoms in atoms_list:
+        check_elements(atoms, z_table.zs)
+    keys = key_specification()
+    # AtomicData.from_config uses torch's default dtype for every float tensor.
+    with default_dtype(dtype):
+        return [
+            mace_data.AtomicData.from_config(
+                mace_data.config_from_atoms(atoms, key_specification=keys),
+                z_table=z_table,
+                cutoff=float(r_max),
+            )
+            for atoms in atoms_list
+        ]
+
+
+def train_valid_split(
+    n_structures: int, seed: int, valid_fraction: float = 0.2
+) -> tuple[list[int], list[int]]:
+    """Random (train, valid) index split, 80:20 by default, at least one of each."""
+    if n_structures < 2:
+        raise InputError(
+            f"need at least 2 labelled structures to train (got {n_structures})"
+        )
+    if not 0.0 < valid_fraction < 1.0:
+        raise InputError(f"valid_fraction must be in (0, 1), got {valid_fraction}")
+    order = np.random.default_rng(seed).permutation(n_structures)
+    n_valid = min(max(1, int(round(valid_fraction * n_structures))), n_structures - 1)
+    return sorted(order[n_valid:].tolist()), sorted(order[:n_valid].tolist())
+
+
+def make_loader(
+    data: Sequence[mace_data.AtomicData],
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int | None = None,
+) -> DataLoader:
+    """MACE ``torch_geometric`` DataLoader; a seeded generator when shuffling."""
+    generator = None
+    if shuffle and seed is not None:
+        generator = torch.Generator()
+        generator.manual_seed(int(seed))
+    return DataLoader(
+        list(data),
+        batch_size=max(1, int(batch_size)),
+        shuffle=shuffle,
+        drop_last=False,
+        generator=generator,
+    )

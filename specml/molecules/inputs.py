@@ -1,0 +1,155 @@
+"""Molecules in: SMILES (RDKit conformers), XYZ/extxyz files, ASE databases."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from specml.errors import InputError, MoleculeError
+
+STRUCTURE_SUFFIXES = {".xyz", ".extxyz", ".db", ".json", ".traj", ".pdb", ".sdf", ".mol"}
+
+
+@dataclass
+class Molecule:
+    """A named molecule: its structure and, when known, its SMILES."""
+
+    name: str
+    atoms: Atoms
+    smiles: str | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def formula(self) -> str:
+        return self.atoms.get_chemical_formula()
+
+
+def canonical_smiles(smiles: str) -> str:
+    """RDKit canonical SMILES; raises :class:`MoleculeError` for an invalid one."""
+    from rdkit import Chem, RDLogger
+
+    RDLogger.DisableLog("rdApp.*")
+    mol = Chem.MolFromSmiles(smiles) if smiles and smiles.strip() else None
+    if mol is None:
+        raise MoleculeError(f"invalid SMILES {smiles!r}")
+    return Chem.MolToSmiles(mol)
+
+
+def atoms_from_smiles(smiles: str, seed: int = 42) -> Atoms:
+    """3D structure from SMILES: RDKit ETKDG conformer relaxed with MMFF (UFF fallback)."""
+    from rdkit import Chem, RDLogger
+    from rdkit.Chem import AllChem
+
+    RDLogger.DisableLog("rdApp.*")
+    mol = Chem.MolFromSmiles(smiles) if smiles and smiles.strip() else None
+    if mol is None:
+        raise MoleculeError(f"invalid SMILES {smiles!r}")
+    mol = Chem.AddHs(mol)
+    params = AllChem.ETKDGv3()
+    params.randomSeed = seed
+    if AllChem.EmbedMolecule(mol, params) != 0:
+        params.useRandomCoords = True
+        if AllChem.EmbedMolecule(mol, params) != 0:
+            raise MoleculeError(f"RDKit could not embed a 3D conformer for SMILES {smiles!r}")
+    if AllChem.MMFFHasAllMoleculeParams(mol):
+        AllChem.MMFFOptimizeMolecule(mol, maxIters=2000)
+    elif AllChem.UFFHasAllMoleculeParams(mol):
+        AllChem.UFFOptimizeMolecule(mol, maxIters=2000)
+    positions = mol.GetConformer().GetPositions()
+    symbols = [a.GetSymbol() for a in mol.GetAtoms()]
+    atoms = Atoms(symbols, positions=positions)
+    atoms.info["smiles"] = smiles
+    charge = Chem.GetFormalCharge(mol)
+    if charge:
+        atoms.info["charge"] = charge
+    return atoms
+
+
+def molecule_from_smiles(smiles: str, name: str | None = None, seed: int = 42) -> Molecule:
+    atoms = atoms_from_smiles(smiles, seed)
+    return Molecule(name or smiles, atoms, smiles)
+
+
+def read_structures(path: str | Path) -> list[Molecule]:
+    """All structures in an XYZ/extxyz/ASE-db/… file (ASE I/O), named after the file."""
+    from ase.io import read
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise MoleculeError(f"{path}: file is empty")
+    try:
+        if path.suffix == ".db":
+            from ase.db import connect
+
+            rows = list(connect(str(path)).select())
+            images = [row.toatoms() for row in rows]
+            names = [row.get("name") or f"{path.stem}-{row.id}" for row in rows]
+        else:
+            images = read(str(path), index=":")
+            names = [a.info.get("name") or (path.stem if len(images) == 1 else f"{path.stem}-{i}")
+                     for i, a in enumerate(images)]
+    except Exception as exc:  # ASE raises many types for malformed files
+        raise MoleculeError(f"{path}: cannot read structures ({type(exc).__name__}: {exc})") from exc
+    if not images:
+        raise MoleculeError(f"{path}: no structures found")
+    molecules = []
+    for name, atoms in zip(names, images):
+        if len(atoms) == 0:
+            raise MoleculeError(f"{path}: structure {name!r} has no atoms")
+        clean = Atoms(atoms.get_chemical_symbols(), positions=atoms.get_positions())
+        clean.info.update({k: v for k, v in atoms.info.items() if k in ("name", "smiles", "charge")})
+        molecules.append(Molecule(str(name), clean, atoms.info.get("smiles")))
+    return molecules
+
+
+def read_molecule_table(path: str | Path) -> list[tuple[str, str]]:
+    """``(name, smiles)`` rows of a CSV with a ``smiles`` column (``name`` optional)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields = {f.lower().strip(): f for f in (reader.fieldnames or [])}
+        if "smiles" not in fields:
+            raise InputError(f"{path}: a molecule table needs a 'smiles' column (found {reader.fieldnames})")
+        rows = []
+        for i, row in enumerate(reader):
+            smiles = (row.get(fields["smiles"]) or "").strip()
+            name = (row.get(fields.get("name", ""), "") or "").strip() or smiles or f"row{i + 1}"
+            rows.append((name, smiles))
+    if not rows:
+        raise MoleculeError(f"{path}: no molecules listed")
+    return rows
+
+
+def load_molecules(spec: str | Path, seed: int = 42) -> list[Molecule]:
+    """Molecules from a SMILES string, a CSV table of SMILES, or a structure file."""
+    text = str(spec)
+    path = Path(text)
+    if path.suffix.lower() == ".csv":
+        return [molecule_from_smiles(smiles, name, seed) for name, smiles in read_molecule_table(path)]
+    if path.suffix.lower() in STRUCTURE_SUFFIXES or path.exists():
+        return read_structures(path)
+    return [molecule_from_smiles(text, None, seed)]
+
+
+def center_of_mass_frame(atoms: Atoms) -> Atoms:
+    """Copy of ``atoms`` translated so its centre of mass is at the origin."""
+    out = atoms.copy()
+    out.positions -= out.get_center_of_mass()
+    return out
+
+
+def bond_lengths_sane(atoms: Atoms, min_distance: float = 0.5) -> bool:
+    """False when two atoms are closer than ``min_distance`` Å (a broken structure)."""
+    if len(atoms) < 2:
+        return True
+    d = atoms.get_all_distances()
+    np.fill_diagonal(d, np.inf)
+    return bool(d.min() >= min_distance)

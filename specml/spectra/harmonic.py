@@ -1,0 +1,165 @@
+"""Harmonic IR: finite-difference Hessian and dipole derivatives from any reference.
+
+Written here rather than with ``ase.vibrations.Infrared`` because one reference
+call gives forces and dipole together, the 6N displaced calculations fan out
+through specml's executor (Dask when configured), and translations/rotations are
+projected out (Eckart) so low-frequency modes are clean. The result agrees
+with ASE's ``Vibrations`` (tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms
+
+from specml.errors import ReferenceCalculationError
+from specml.spectra.broadening import broaden_sticks
+from specml.spectra.spectrum import Spectrum
+from specml.units import E_ANGSTROM_IN_DEBYE, HESSIAN_EIGENVALUE_TO_CM1, IR_INTENSITY_D2_A2_AMU_TO_KM_PER_MOL
+
+
+@dataclass
+class HarmonicResult:
+    """Normal modes of one structure. Only vibrational modes are kept (3N-6, or 3N-5 if linear).
+
+    Attributes:
+        atoms: the (optimised) structure analysed.
+        frequencies_cm1: vibrational wavenumbers, ascending; imaginary ones negative.
+        intensities_km_mol: IR intensities |dmu/dQ|^2 in km/mol.
+        modes: Cartesian displacement patterns, shape (n_modes, N, 3), each of unit norm.
+        mass_weighted_modes: orthonormal eigenvectors of the mass-weighted Hessian, (n_modes, 3N).
+        hessian: Cartesian Hessian in eV/Å^2, (3N, 3N).
+        dipole_derivatives: d mu / d x in e (e·Å per Å), (3N, 3).
+    """
+
+    atoms: Atoms
+    frequencies_cm1: np.ndarray
+    intensities_km_mol: np.ndarray
+    modes: np.ndarray
+    mass_weighted_modes: np.ndarray
+    hessian: np.ndarray
+    dipole_derivatives: np.ndarray
+    method: str = ""
+
+    def spectrum(self, fwhm: float = 10.0, shape: str = "lorentzian", lo: float = 400.0, hi: float = 4000.0,
+                 step: float = 1.0, frequency_scale: float = 1.0) -> Spectrum:
+        """Broadened stick spectrum on ``lo..hi`` cm-1 (area of each line = its km/mol)."""
+        grid = np.arange(lo, hi + 0.5 * step, step)
+        real = self.frequencies_cm1 > 0
+        intensity = broaden_sticks(self.frequencies_cm1[real] * frequency_scale, self.intensities_km_mol[real],
+                                   grid, fwhm, shape)
+        return Spectrum(grid, intensity, metadata={
+            "source": "harmonic", "method": self.method, "label": f"harmonic {self.method}".strip(),
+            "formula": self.atoms.get_chemical_formula(), "intensity_units": "km/mol per cm-1",
+            "resolution_cm1": fwhm, "line_shape": shape, "frequency_scale": frequency_scale,
+        })
+
+
+def _displaced_label(args):
+    reference, atoms = args
+    label = reference.label(atoms)
+    return label.forces, label.dipole
+
+
+def finite_differences(atoms: Atoms, reference, delta: float = 0.01, executor=None):
+    """Hessian (eV/Å^2) and dipole derivatives (e) by central differences of step ``delta`` Å."""
+    from specml.executor import make_executor
+    from specml.reference import make_reference
+
+    reference = make_reference(reference)
+    reference.check_elements(atoms, atoms.get_chemical_formula())
+    n = len(atoms)
+    tasks = []
+    for index in range(3 * n):
+        for sign in (+1, -1):
+            displaced = atoms.copy()
+            displaced.positions[index // 3, index % 3] += sign * delta
+            tasks.append((reference, displaced))
+    executor = executor or make_executor(show_progress=False)
+    results = executor.map(_displaced_label, tasks, description=f"Hessian {atoms.get_chemical_formula()}")
+    for result in results:
+        if not result.ok:
+            if isinstance(result.error, ReferenceCalculationError):
+                raise result.error
+            raise ReferenceCalculationError(f"displaced calculation failed: {result.error}") from result.error
+    forces = np.array([r.value[0].reshape(-1) for r in results]).reshape(3 * n, 2, 3 * n)
+    dipoles = np.array([r.value[1] for r in results]).reshape(3 * n, 2, 3)
+    hessian = -(forces[:, 0] - forces[:, 1]) / (2 * delta)
+    hessian = 0.5 * (hessian + hessian.T)
+    dipole_derivatives = (dipoles[:, 0] - dipoles[:, 1]) / (2 * delta)
+    return hessian, dipole_derivatives
+
+
+def rigid_body_basis(atoms: Atoms) -> np.ndarray:
+    """Orthonormal mass-weighted translation and rotation vectors, shape (k, 3N), k = 5 or 6."""
+    masses = atoms.get_masses()
+    sqrt_m = np.sqrt(masses)
+    centred = atoms.positions - atoms.get_center_of_mass()
+    vectors = []
+    for axis in range(3):
+        t = np.zeros((len(atoms), 3))
+        t[:, axis] = sqrt_m
+        vectors.append(t.ravel())
+    for axis in np.eye(3):
+        vectors.append((np.cross(axis, centred) * sqrt_m[:, None]).ravel())
+    # Gram-Schmidt via SVD; a linear molecule has one null rotation, dropped by rank.
+    u, s, _ = np.linalg.svd(np.array(vectors).T, full_matrices=False)
+    return u[:, s > 1e-6 * s.max()].T
+
+
+def normal_modes(atoms: Atoms, hessian: np.ndarray, project: bool = True):
+    """Eigen-analysis of the mass-weighted Hessian. Returns (wavenumbers_cm1, mass-weighted vectors),
+    vibrational modes only, ascending."""
+    masses = np.repeat(atoms.get_masses(), 3)
+    inv_sqrt_m = 1.0 / np.sqrt(masses)
+    mw = hessian * inv_sqrt_m[:, None] * inv_sqrt_m[None, :]
+    rigid = rigid_body_basis(atoms)
+    if project:
+        projector = np.eye(len(masses)) - rigid.T @ rigid
+        mw = projector @ mw @ projector
+    eigenvalues, eigenvectors = np.linalg.eigh(mw)
+    # Drop the modes that overlap most with rigid-body motion (k of them).
+    overlap = np.linalg.norm(rigid @ eigenvectors, axis=0)
+    vibrational = np.sort(np.argsort(overlap)[: len(masses) - len(rigid)])
+    eigenvalues = eigenvalues[vibrational]
+    vectors = eigenvectors[:, vibrational].T
+    wavenumbers = np.sign(eigenvalues) * np.sqrt(np.abs(eigenvalues)) * HESSIAN_EIGENVALUE_TO_CM1
+    order = np.argsort(wavenumbers)
+    return wavenumbers[order], vectors[order]
+
+
+def harmonic_analysis(atoms: Atoms, reference="xtb", delta: float = 0.01, project: bool = True,
+                      executor=None) -> HarmonicResult:
+    """Harmonic frequencies and IR intensities of ``atoms`` (which should be optimised)."""
+    from specml.reference import make_reference
+
+    reference = make_reference(reference)
+    hessian, dmu_dx = finite_differences(atoms, reference, delta, executor)
+    return harmonic_from_derivatives(atoms, hessian, dmu_dx, project, reference.describe())
+
+
+def harmonic_from_derivatives(atoms: Atoms, hessian: np.ndarray, dipole_derivatives: np.ndarray,
+                              project: bool = True, method: str = "") -> HarmonicResult:
+    """Normal modes and IR intensities from a Hessian and dipole derivatives (any source, e.g. ML)."""
+    wavenumbers, mw_vectors = normal_modes(atoms, hessian, project)
+    inv_sqrt_m = 1.0 / np.sqrt(np.repeat(atoms.get_masses(), 3))
+    # d mu / d Q_k = sum_i (d mu / d x_i) e_ki / sqrt(m_i): e / sqrt(amu)
+    dmu_dq = (mw_vectors * inv_sqrt_m[None, :]) @ dipole_derivatives
+    intensities = (dmu_dq * E_ANGSTROM_IN_DEBYE) ** 2  # (D/Å)^2 / amu
+    intensities = intensities.sum(axis=1) * IR_INTENSITY_D2_A2_AMU_TO_KM_PER_MOL
+    cartesian = (mw_vectors * inv_sqrt_m[None, :]).reshape(len(wavenumbers), len(atoms), 3)
+    cartesian /= np.linalg.norm(cartesian.reshape(len(wavenumbers), -1), axis=1)[:, None, None]
+    return HarmonicResult(atoms.copy(), wavenumbers, intensities, cartesian, mw_vectors, hessian,
+                          dipole_derivatives, method)
+
+
+def optimized_harmonic_analysis(atoms: Atoms, reference="xtb", fmax: float = 1e-4, executor=None) -> HarmonicResult:
+    """Optimise ``atoms`` tightly with the reference, then run :func:`harmonic_analysis`."""
+    from specml.molecules.optimize import optimize_geometry
+    from specml.reference import make_reference
+
+    reference = make_reference(reference)
+    reference.check_elements(atoms, atoms.info.get("smiles") or atoms.get_chemical_formula())
+    return harmonic_analysis(optimize_geometry(atoms, reference, fmax=fmax), reference, executor=executor)

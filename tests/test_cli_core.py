@@ -1,0 +1,51 @@
+"""The CLI: a real harmonic run, and one-line errors for bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "specml", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600)
+
+
+def assert_one_line_error(proc, *fragments):
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error:")
+    assert "Traceback" not in proc.stderr + proc.stdout
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_harmonic_methanol_against_nist(tmp_path, shared_dir):
+    proc = run_cli("harmonic", "CO", "--out", str(tmp_path), "--fwhm", "30",
+                   "--compare", str(shared_dir / "data/nist-ir/methanol.jdx"))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "CO_harmonic_xtb.json").read_text())
+    assert (tmp_path / "CO_harmonic_xtb.png").stat().st_size > 10000
+    assert (tmp_path / "CO_harmonic_xtb.csv").exists()
+    # Harmonic xTB vs gas-phase experiment: clearly correlated, far from perfect.
+    assert 0.5 < summary["vs_experiment"]["pcc"] < 0.95
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["harmonic", "C1CC"], ["invalid SMILES", "C1CC"]),
+    (["harmonic", "missing_structure.xyz"], ["missing_structure.xyz"]),
+    (["harmonic", "[U]"], ["U", "not supported"]),
+    (["compare", "nope.jdx", "nope2.jdx"], ["nope.jdx"]),
+])
+def test_bad_inputs_fail_with_one_line(tmp_path, args, fragments):
+    assert_one_line_error(run_cli(*args, "--out", str(tmp_path)) if args[0] == "harmonic"
+                          else run_cli(*args, cwd=tmp_path), *fragments)
+
+
+def test_malformed_jcamp_fails_with_one_line(tmp_path):
+    bad = tmp_path / "broken.jdx"
+    bad.write_text("##TITLE=broken\n##JCAMP-DX=4.24\n##DATA TYPE=INFRARED SPECTRUM\n##XYDATA=(X++(Y..Y))\n"
+                   "4000 1 2 garbage\n##END=\n")
+    assert_one_line_error(run_cli("harmonic", "CO", "--out", str(tmp_path), "--compare", str(bad)), "broken.jdx")

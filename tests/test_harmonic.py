@@ -1,0 +1,58 @@
+"""Harmonic IR against ASE's own finite-difference vibrations."""
+
+import numpy as np
+import pytest
+from ase.vibrations import Vibrations
+
+from specml.molecules import load_molecules, optimize_geometry
+from specml.reference import make_reference
+from specml.spectra.harmonic import harmonic_analysis
+
+
+@pytest.fixture(scope="module")
+def methanol_xtb():
+    reference = make_reference("xtb")
+    atoms = optimize_geometry(load_molecules("CO")[0].atoms, reference, fmax=1e-4)
+    return atoms, reference, harmonic_analysis(atoms, reference)
+
+
+def test_frequencies_agree_with_ase_vibrations(methanol_xtb, tmp_path):
+    atoms, reference, result = methanol_xtb
+    work = atoms.copy()
+    work.calc = reference.calculator()
+    vib = Vibrations(work, name=str(tmp_path / "vib"), delta=0.01, nfree=2)
+    vib.run()
+    ase_freqs = np.sort(vib.get_frequencies().real)[-len(result.frequencies_cm1):]
+    high = ase_freqs > 500
+    assert high.sum() == 11  # methanol: 12 modes, one torsion below 500 cm-1
+    np.testing.assert_allclose(result.frequencies_cm1[high], ase_freqs[high], atol=1.0)
+
+
+def test_methanol_modes_and_intensities_are_physical(methanol_xtb):
+    _, _, result = methanol_xtb
+    assert len(result.frequencies_cm1) == 3 * 6 - 6
+    assert np.all(result.frequencies_cm1 > 0)  # a minimum: no imaginary modes
+    # The C-O stretch (~1030 cm-1 in experiment) is the strongest band in 900-1200 cm-1.
+    window = (result.frequencies_cm1 > 900) & (result.frequencies_cm1 < 1200)
+    co = result.frequencies_cm1[window][np.argmax(result.intensities_km_mol[window])]
+    assert 980 < co < 1100
+    # O-H stretch is the highest mode.
+    assert 3400 < result.frequencies_cm1[-1] < 3800
+    spectrum = result.spectrum(fwhm=10)
+    assert spectrum.metadata["resolution_cm1"] == 10
+    # Lorentzian areas are the stick intensities (within the window's truncated tails).
+    assert np.trapezoid(spectrum.intensity, spectrum.wavenumber) == pytest.approx(
+        result.intensities_km_mol[result.frequencies_cm1 > 400].sum(), rel=0.05)
+
+
+def test_linear_molecule_has_3n_minus_5_modes():
+    reference = make_reference("xtb")
+    atoms = optimize_geometry(load_molecules("O=C=O")[0].atoms, reference, fmax=1e-4)
+    result = harmonic_analysis(atoms, reference)
+    assert len(result.frequencies_cm1) == 4
+    # CO2: the asymmetric stretch (2349 cm-1 in experiment; GFN2-xTB puts it near 2590) is the
+    # highest and strongest band, the degenerate bend (667 cm-1) the lowest pair.
+    assert np.argmax(result.intensities_km_mol) == 3
+    assert 2200 < result.frequencies_cm1[3] < 2700
+    assert result.frequencies_cm1[0] == pytest.approx(result.frequencies_cm1[1], abs=1.0)
+    assert 500 < result.frequencies_cm1[0] < 800

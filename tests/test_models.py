@@ -1,0 +1,242 @@
+"""Tests of specml.models on tiny MACE models and GFN2-xTB methanol data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from ase.build import molecule
+
+from specml.errors import InputError, ModelError, UnsupportedElementError
+from specml.models import (
+    Committee,
+    ModelPreset,
+    get_preset,
+    select_device,
+    torch_dtype,
+    train_committee,
+    train_dipole_model,
+    train_potential,
+    train_valid_split,
+    uncertainty,
+)
+
+tblite_ase = pytest.importorskip("tblite.ase")
+
+# e3nn/MACE modules trigger a harmless TorchScript annotation warning on build.
+pytestmark = pytest.mark.filterwarnings("ignore:The TorchScript type system:UserWarning")
+
+N_STRUCTURES = 30
+
+
+def _labelled_methanol(n: int, seed: int, amplitude: float = 0.05):
+    """Rattled methanol with GFN2-xTB energy (eV), forces (eV/Å), dipole (e·Å)."""
+    rng = np.random.default_rng(seed)
+    calc = tblite_ase.TBLite(method="GFN2-xTB", verbosity=0)
+    structures = []
+    for _ in range(n):
+        atoms = molecule("CH3OH")
+        atoms.positions += rng.normal(scale=amplitude, size=atoms.positions.shape)
+        atoms.calc = calc
+        energy = atoms.get_potential_energy()
+        forces = atoms.get_forces()
+        dipole = atoms.get_dipole_moment()
+        atoms.calc = None
+        atoms.info["energy"] = energy
+        atoms.arrays["forces"] = forces
+        atoms.info["dipole"] = dipole
+        structures.append(atoms)
+    return structures
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    torch.set_num_threads(1)
+    return _labelled_methanol(N_STRUCTURES, seed=0)
+
+
+@pytest.fixture(scope="module")
+def preset():
+    return get_preset("tiny")
+
+
+@pytest.fixture(scope="module")
+def committee(dataset, preset):
+    return train_committee(dataset, preset, n_members=3, seeds=(0, 1, 2), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def saved_dir(committee, tmp_path_factory):
+    return committee.save(tmp_path_factory.mktemp("committee"))
+
+
+# --------------------------------------------------------------------- presets
+
+
+def test_paper_preset_matches_palirs():
+    paper = get_preset("paper")
+    assert str(paper.hidden_irreps) == "128x0e+128x1o"
+    assert (paper.r_max, paper.num_interactions, paper.correlation) == (3.0, 2, 2)
+
+
+def test_preset_overrides_and_unknown_names():
+    assert get_preset("tiny", epochs=3).epochs == 3
+    with pytest.raises(ModelError, match="unknown model preset 'huge'.*paper"):
+        get_preset("huge")
+    with pytest.raises(ModelError, match="nonsense"):
+        get_preset("tiny", nonsense=1)
+    assert ModelPreset.from_dict(get_preset("default").as_dict()) == get_preset("default")
+
+
+def test_device_and_dtype_selection():
+    assert select_device("cpu") == torch.device("cpu")
+    assert torch_dtype("float64") is torch.float64
+    with pytest.raises(ModelError):
+        torch_dtype("float16")
+
+
+def test_split_is_80_20_seeded_and_disjoint():
+    train, valid = train_valid_split(30, seed=3)
+    assert (len(train), len(valid)) == (24, 6)
+    assert not set(train) & set(valid)
+    assert train_valid_split(30, seed=3) == (train, valid)
+    assert train_valid_split(30, seed=4) != (train, valid)
+
+
+def test_missing_labels_raise_input_error(preset):
+    atoms = molecule("CH3OH")
+    with pytest.raises(InputError, match="energy"):
+        train_potential([atoms, atoms.copy()], preset)
+
+
+# -------------------------------------------------------------------- training
+
+
+def test_training_lowers_validation_errors(committee):
+    for history in committee.histories["energy"]:
+        before, after = history["initial_valid_mae"], history["valid_mae"]
+        assert after["forces_meV_per_A"] < before["forces_meV_per_A"]
+        assert history["best_valid_loss"] < history["initial_valid_loss"]
+        assert len(history["train_loss"]) == history["epochs_run"] > 0
+
+
+def test_members_disagree_but_mean_follows_reference(committee, dataset):
+    prediction = committee.predict(dataset)
+    assert np.all(prediction["force_std"] > 0)
+    assert np.all(prediction["relative_force_uncertainty"] > 0)
+    members = np.stack(prediction["forces_members"])  # (n, members, atoms, 3)
+    assert not np.allclose(members[:, 0], members[:, 1])
+    reference = np.concatenate([a.arrays["forces"] for a in dataset]).ravel()
+    mean = np.concatenate(prediction["forces"]).ravel()
+    assert np.corrcoef(reference, mean)[0, 1] > 0.5
+
+
+def test_dipole_model_beats_mean_predictor(committee, dataset, preset):
+    train, valid = train_valid_split(len(dataset), seed=0, valid_fraction=preset.valid_fraction)
+    reference = np.array([dataset[i].info["dipole"] for i in valid])
+    baseline = np.array([dataset[i].info["dipole"] for i in train]).mean(axis=0)
+    predicted = committee.predict([dataset[i] for i in valid])["dipole"]
+    model_mae = np.abs(predicted - reference).mean()
+    baseline_mae = np.abs(baseline - reference).mean()
+    assert model_mae < baseline_mae
+    assert committee.histories["dipole"]["valid_mae"]["dipole_mD"] > 0
+
+
+def test_dipole_training_needs_dipole_labels(dataset, preset):
+    unlabelled = [a.copy() for a in dataset[:4]]
+    for atoms in unlabelled:
+        del atoms.info["dipole"]
+    with pytest.raises(InputError, match="dipole"):
+        train_dipole_model(unlabelled, preset)
+
+
+def test_warm_start_begins_from_lower_validation_loss(committee, preset):
+    new_data = _labelled_methanol(12, seed=1)
+    short = get_preset("tiny", epochs=1)
+    warm = train_committee(new_data, short, n_members=1, seeds=(7,), init=committee,
+                           train_dipole=False)
+    cold = train_committee(new_data, short, n_members=1, seeds=(7,), train_dipole=False)
+    warm_history = warm.histories["energy"][0]
+    cold_history = cold.histories["energy"][0]
+    assert warm_history["warm_start"] and not cold_history["warm_start"]
+    assert warm_history["initial_valid_loss"] < cold_history["initial_valid_loss"]
+
+
+# --------------------------------------------------------- save, load, predict
+
+
+def test_save_load_gives_identical_predictions(committee, saved_dir, dataset):
+    loaded = Committee.load(saved_dir, device="cpu")
+    before, after = committee.predict(dataset[:5]), loaded.predict(dataset[:5])
+    np.testing.assert_array_equal(before["energy"], after["energy"])
+    np.testing.assert_array_equal(np.stack(before["forces"]), np.stack(after["forces"]))
+    np.testing.assert_array_equal(before["dipole"], after["dipole"])
+    assert loaded.atomic_numbers == [1, 6, 8]
+    assert loaded.preset == committee.preset and loaded.seeds == [0, 1, 2]
+
+
+def test_loading_missing_or_corrupt_directory_raises(tmp_path, saved_dir):
+    with pytest.raises(ModelError, match="no committee directory"):
+        Committee.load(tmp_path / "does-not-exist")
+    with pytest.raises(ModelError, match="committee.json"):
+        Committee.load(tmp_path)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "committee.json").write_text("{not json")
+    with pytest.raises(ModelError, match="corrupt"):
+        Committee.load(broken)
+    manifest = json.loads((saved_dir / "committee.json").read_text())
+    truncated = tmp_path / "truncated"
+    truncated.mkdir()
+    (truncated / "committee.json").write_text(json.dumps(manifest))
+    (truncated / "energy_member_0.pt").write_bytes(b"garbage")
+    with pytest.raises(ModelError, match="energy_member_0.pt"):
+        Committee.load(truncated)
+
+
+def test_calculator_gives_committee_mean_and_conservative_forces(saved_dir, dataset):
+    committee = Committee.load(saved_dir, device="cpu").to(dtype="float64")
+    atoms = dataset[0].copy()
+    atoms.calc = committee.calculator()
+    forces = atoms.get_forces()
+    expected = committee.predict([atoms])
+    np.testing.assert_allclose(forces, expected["forces"][0], rtol=0, atol=1e-12)
+    assert atoms.calc.results["force_std"] == pytest.approx(expected["force_std"][0])
+    assert atoms.calc.results["relative_force_uncertainty"] > 0
+    assert atoms.get_dipole_moment().shape == (3,)
+
+    step, atom, axis = 1e-4, 1, 0  # Å
+    energies = []
+    for sign in (1, -1):
+        displaced = atoms.copy()
+        displaced.positions[atom, axis] += sign * step
+        displaced.calc = committee.calculator()
+        energies.append(displaced.get_potential_energy())
+    finite_difference = -(energies[0] - energies[1]) / (2 * step)
+    assert finite_difference == pytest.approx(forces[atom, axis], abs=1e-6, rel=1e-5)
+
+
+def test_unseen_element_is_rejected(committee):
+    chloromethane = molecule("CH3Cl")
+    with pytest.raises(UnsupportedElementError, match="Cl") as error:
+        committee.check_elements(chloromethane)
+    assert "CH3Cl" in str(error.value) and error.value.elements == ["Cl"]
+    with pytest.raises(UnsupportedElementError):
+        committee.predict([chloromethane])
+    chloromethane.calc = committee.calculator()
+    with pytest.raises(UnsupportedElementError):
+        chloromethane.get_potential_energy()
+
+
+def test_uncertainty_formula():
+    forces = np.zeros((2, 1, 3))
+    forces[0, 0] = [1.0, 0.0, 0.0]
+    forces[1, 0] = [3.0, 0.0, 0.0]
+    # variance per component: (1, 0, 0) -> mean 1/3; mean force magnitude 2 eV/Å.
+    relative, absolute = uncertainty(forces, eps=0.1)
+    assert absolute == pytest.approx(np.sqrt(1 / 3))
+    assert relative == pytest.approx(np.sqrt(1 / 3) / 2.1)
+    with pytest.raises(ModelError):
+        uncertainty(forces[:1])
