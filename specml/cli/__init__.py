@@ -6,6 +6,7 @@ from specml.cli.app import app, main
 # Importing the command modules registers their commands.
 from specml.cli import commands_core  # noqa: E402,F401
 from specml.cli import commands_compare  # noqa
+from specml.cli import commands_ir  # noqa
 from specml.cli import commands_identify  # noqa
 
 __all__ = ["app", "main"]

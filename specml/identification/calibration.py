@@ -1,6 +1,7 @@
 """Fitting the scorer: frequency map, line width, feature weights and confidence in one go.
 
-For every point of a small grid over (scale below 2000 cm-1, scale above, FWHM) the
+For every point of a small grid over (scale below 2000 cm-1, scale above, FWHM, intensity
+power) the
 features of every (query, candidate) pair are computed once. The weights are then fitted
 as a conditional-logit model: P(candidate c | query) = softmax_c(w . x_qc), maximising the
 likelihood of the true candidates with a small L2 penalty (which keeps the weights finite
@@ -20,15 +21,16 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import minimize
 
-from specml.identification.functional_groups import supported_groups
 from specml.identification.library import LibraryEntry
 from specml.identification.scoring import FEATURES, ScoringParameters, compare, feature_vector, predicted_spectrum, \
-    prepare_query
+    prepare_query, query_supported_groups
 from specml.spectra.spectrum import Spectrum
 
 # Candidate values searched. Centred on 1 with the spread of published xTB/DFT scale factors.
-SCALE_GRID = (0.94, 0.97, 1.00, 1.03)
-FWHM_GRID_CM1 = (12.0, 24.0, 48.0)
+SCALE_LOW_GRID = (0.93, 0.96, 1.00)
+SCALE_HIGH_GRID = (0.95, 0.97, 1.00)
+FWHM_GRID_CM1 = (48.0, 96.0, 160.0)  # gas-phase P/R envelopes are 30-100 cm-1 wide, xTB errors larger
+POWER_GRID = (0.5, 0.25)  # 1.0 (raw intensities) lost clearly in a first fit (docs/identify.md)
 L2_PENALTY = 0.05  # on the mean per-query log-likelihood scale
 
 
@@ -57,7 +59,7 @@ def build_feature_table(queries: list[Query], candidates: list[LibraryEntry], pa
     predictions = [predicted_spectrum(c, params) for c in candidates]
     for q, query in enumerate(queries):
         prepared = prepare_query(query.spectrum, predictions[0], params)
-        supported = supported_groups(prepared)
+        supported = query_supported_groups(query.spectrum, params)
         for c, (entry, prediction) in enumerate(zip(candidates, predictions)):
             _, metrics = compare(prepared, prediction, params)
             features[q, c], _ = feature_vector(metrics, entry.smiles, supported)
@@ -140,17 +142,20 @@ def leave_one_compound_out(tables: list[FeatureTable], groups: list[str],
         top_candidate[held] = p.argmax(axis=1)
         confidence[held] = p.max(axis=1)
         folds.append({"held_out": group, "scale_low": params.scale_low, "scale_high": params.scale_high,
-                      "fwhm_cm1": params.fwhm_cm1, "weights": params.weights})
+                      "fwhm_cm1": params.fwhm_cm1, "intensity_power": params.intensity_power,
+                      "weights": params.weights})
     return CrossValidation(rank, top_candidate, confidence, folds)
 
 
 def _same_grid_point(a: ScoringParameters, b: ScoringParameters) -> bool:
-    return (a.scale_low, a.scale_high, a.fwhm_cm1) == (b.scale_low, b.scale_high, b.fwhm_cm1)
+    return (a.scale_low, a.scale_high, a.fwhm_cm1, a.intensity_power) == \
+        (b.scale_low, b.scale_high, b.fwhm_cm1, b.intensity_power)
 
 
-def parameter_grid(base: ScoringParameters | None = None, scales=SCALE_GRID, fwhms=FWHM_GRID_CM1):
+def parameter_grid(base: ScoringParameters | None = None, scales_low=SCALE_LOW_GRID, scales_high=SCALE_HIGH_GRID,
+                   fwhms=FWHM_GRID_CM1, powers=POWER_GRID):
     """Scoring parameters (zero weights) for every grid point."""
     template = base.to_json() if base else {}
-    for low, high, fwhm in itertools.product(scales, scales, fwhms):
+    for low, high, fwhm, power in itertools.product(scales_low, scales_high, fwhms, powers):
         yield ScoringParameters.from_json({**template, "scale_low": low, "scale_high": high, "fwhm_cm1": fwhm,
-                                           "weights": {}})
+                                           "intensity_power": power, "weights": {}})

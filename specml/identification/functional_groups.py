@@ -22,6 +22,9 @@ C-Cl stretch          550-850                     aromatic C-H wags (690-850) an
                                                   bend (667) overlap
 ====================  ==========================  ==============================================
 
+The scorer judges evidence on the query smoothed to 16 cm-1 FWHM
+(``specml.identification.scoring.GROUP_RESOLUTION_CM1``). Conjugated C=C stretches
+(1,3-butadiene, ~1600 cm-1) fall below the C=C window, so a diene can look "C=C missing".
 So band evidence is suggestive, not proof. Agreement with a candidate is summarised as two
 counts used by the scorer: groups the candidate *has* but whose band is absent ("missing"),
 and supported groups the candidate *lacks* ("unexplained"). Their weights are fitted.

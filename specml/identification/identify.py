@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from specml.errors import InputError
-from specml.identification.functional_groups import GroupAgreement, band_evidence, supported_groups
+from specml.identification.functional_groups import GroupAgreement
 from specml.identification.library import Candidate, Method, SpectralLibrary, Warning_, fill_library, \
     resolve_candidates
 from specml.identification.scoring import ScoringParameters, compare, feature_vector, load_parameters, \
-    predicted_spectrum, prepare_query, softmax
+    predicted_spectrum, prepare_query, query_supported_groups, softmax
 from specml.spectra.spectrum import Spectrum
 
 
@@ -33,8 +33,7 @@ class Identification:
     query: Spectrum  # preprocessed (grid, resolution, normalised)
     ranking: list[RankedCandidate]
     warnings: list[Warning_]
-    supported_groups: dict
-    band_evidence: dict
+    supported_groups: dict  # group -> band evidence present (None: window not measured)
     method: str
     parameters: ScoringParameters
     library_hits: int = 0
@@ -66,7 +65,7 @@ def identify(query: Spectrum | str | Path, candidates: Iterable[tuple[str, str]]
     params = parameters or load_parameters(method=method.name)
     usable, warnings = resolve_candidates(rows)
     own_library = library is None
-    library = library or SpectralLibrary()
+    library = SpectralLibrary() if own_library else library
     hits0, misses0 = library.hits, library.misses
     try:
         entries = fill_library(library, usable, method, executor, retry_failed)
@@ -86,7 +85,7 @@ def identify(query: Spectrum | str | Path, candidates: Iterable[tuple[str, str]]
                          + "; ".join(f"{w.name}: {w.reason}" for w in warnings[:3]))
     predictions = [predicted_spectrum(entry, params) for _, entry in scored]
     prepared = prepare_query(query, predictions[0], params)
-    supported = supported_groups(prepared)
+    supported = query_supported_groups(query, params)
     results = []
     for (candidate, entry), prediction in zip(scored, predictions):
         on_grid, metrics = compare(prepared, prediction, params)
@@ -97,7 +96,7 @@ def identify(query: Spectrum | str | Path, candidates: Iterable[tuple[str, str]]
     ranking = [RankedCandidate(c.name, c.smiles, s, float(p), m, a, g)
                for (c, s, m, a, g), p in zip(results, confidence)]
     ranking.sort(key=lambda r: -r.score)
-    return Identification(prepared, ranking, warnings, supported, band_evidence(prepared), method.name, params,
+    return Identification(prepared, ranking, warnings, supported, method.name, params,
                           hits, misses)
 
 

@@ -26,7 +26,11 @@ from specml.spectra.broadening import broaden_sticks
 from specml.spectra.spectrum import Spectrum
 
 # Order matters: weight vectors are stored in this order.
-FEATURES = ("pearson", "sis", "wasserstein_100cm1", "groups_missing", "groups_unexplained")
+FEATURES = ("pearson", "pearson_below_split", "pearson_above_split", "sis", "wasserstein_100cm1",
+            "groups_missing", "groups_unexplained")
+# Resolution (FWHM, cm-1) at which band evidence for functional groups is judged: averages
+# rotational fine structure of gas-phase bands, still narrow against the window widths.
+GROUP_RESOLUTION_CM1 = 16.0
 DEFAULT_PARAMETERS_PATH = Path(__file__).with_name("default_parameters.json")
 
 
@@ -38,6 +42,7 @@ class ScoringParameters:
     scale_high: float  # frequency factor at and above split_cm1
     fwhm_cm1: float  # line width given to predicted sticks
     weights: dict[str, float]  # feature -> weight (includes the softmax temperature)
+    intensity_power: float = 1.0  # intensities**power before comparing; <1 lessens the strongest band's say
     shape: str = "gaussian"
     split_cm1: float = 2000.0  # separates X-H / triple-bond stretches from the rest
     lo_cm1: float = 500.0  # comparison window and grid step (cm-1)
@@ -103,10 +108,14 @@ def predicted_spectrum(entry: LibraryEntry, params: ScoringParameters) -> Spectr
         grid, intensity = grid[order], entry.y[order]
         keep = np.concatenate([[True], np.diff(grid) > 0])
         grid, intensity = grid[keep], intensity[keep]
-    return Spectrum(grid, intensity, metadata={
-        "source": "predicted", "method": entry.method, "smiles": entry.smiles, "label": entry.smiles,
-        "resolution_cm1": params.fwhm_cm1, "intensity_units": "km/mol per cm-1" if entry.kind == "sticks" else "a.u.",
-    })
+    metadata = {"source": "predicted", "method": entry.method, "smiles": entry.smiles, "label": entry.smiles,
+                "intensity_units": "km/mol per cm-1" if entry.kind == "sticks" else "a.u."}
+    if entry.kind == "sticks":
+        return Spectrum(grid, intensity, metadata={**metadata, "resolution_cm1": params.fwhm_cm1})
+    from specml.experiment.preprocess import broaden_to
+
+    # A sampled curve is brought to the fitted line width like the sticks (foundation broadening).
+    return broaden_to(Spectrum(grid, intensity, metadata=metadata), params.fwhm_cm1)
 
 
 def prepare_query(query: Spectrum, reference_prediction: Spectrum, params: ScoringParameters) -> Spectrum:
@@ -117,23 +126,60 @@ def prepare_query(query: Spectrum, reference_prediction: Spectrum, params: Scori
     return prepared
 
 
+def query_supported_groups(query: Spectrum, params: ScoringParameters) -> dict:
+    """Functional groups supported by the query's bands, judged at ``GROUP_RESOLUTION_CM1``.
+
+    Not at the (wide) fitted comparison FWHM, where a strong C=O band bleeds into the C=C
+    window and C-H stretches into the aromatic one; not at the raw resolution either, where
+    gas-phase rotational lines make window maxima noisy.
+    """
+    from specml.experiment import to_common_grid
+    from specml.experiment.preprocess import broaden_to
+    from specml.identification.functional_groups import supported_groups
+
+    smoothed = broaden_to(query, GROUP_RESOLUTION_CM1)
+    fine = to_common_grid([smoothed], params.lo_cm1, params.hi_cm1, params.step_cm1)[0].normalized()
+    return supported_groups(fine)
+
+
 def compare(prepared_query: Spectrum, prediction: Spectrum, params: ScoringParameters) -> tuple[Spectrum, dict]:
     """Prediction on the query's grid and the spectral metrics of the pair.
 
     ``prepared_query`` is already at the comparison grid and resolution, so ``preprocess_pair``
-    leaves it unchanged and only processes the prediction.
+    leaves it unchanged and only processes the prediction. Metrics are taken on
+    ``intensity**intensity_power``: harmonic intensities are far less reliable than positions,
+    so a compressed scale keeps one mispredicted strong band from deciding the match. PCC is
+    also taken separately below and above ``split_cm1`` so that the fit can weigh the
+    fingerprint region against the X-H stretches.
     """
-    from specml.comparison.metrics import pearson, spectral_information_similarity, wasserstein
+    from specml.comparison.metrics import spectral_information_similarity, wasserstein
     from specml.experiment import preprocess_pair
 
     grid = prepared_query.wavenumber
     query, predicted = preprocess_pair(prepared_query, prediction, float(grid[0]), float(grid[-1]), params.step_cm1)
+    a, b = (_compressed(s, params.intensity_power) for s in (query, predicted))
+    below = grid < params.split_cm1
     metrics = {
-        "pearson": float(pearson(query, predicted)),
-        "sis": float(spectral_information_similarity(query, predicted)),
-        "wasserstein_cm1": float(wasserstein(query, predicted)),
+        "pearson": _pearson_or_zero(a.intensity, b.intensity),
+        "pearson_below_split": _pearson_or_zero(a.intensity[below], b.intensity[below]),
+        "pearson_above_split": _pearson_or_zero(a.intensity[~below], b.intensity[~below]),
+        "sis": float(spectral_information_similarity(a, b)),
+        "wasserstein_cm1": float(wasserstein(a, b)),
     }
     return predicted, metrics
+
+
+def _compressed(spectrum: Spectrum, power: float) -> Spectrum:
+    return Spectrum(spectrum.wavenumber, np.clip(spectrum.intensity, 0.0, None) ** power, metadata=spectrum.metadata)
+
+
+def _pearson_or_zero(x: np.ndarray, y: np.ndarray) -> float:
+    """PCC, or 0 (no evidence either way) where a region is empty or flat in either spectrum."""
+    from specml.comparison.metrics import pearson
+
+    if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return 0.0
+    return float(pearson(x, y))
 
 
 def feature_vector(metrics: dict, smiles: str, supported: dict) -> tuple[np.ndarray, object]:
@@ -141,6 +187,8 @@ def feature_vector(metrics: dict, smiles: str, supported: dict) -> tuple[np.ndar
     agreement = group_agreement(supported, smiles)
     return np.array([
         metrics["pearson"],
+        metrics["pearson_below_split"],
+        metrics["pearson_above_split"],
         metrics["sis"],
         metrics["wasserstein_cm1"] / 100.0,  # per 100 cm-1 so weights are of order one
         len(agreement.missing),

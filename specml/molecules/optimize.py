@@ -37,4 +37,5 @@ def optimize_geometry(atoms: Atoms, reference, fmax: float = 1e-3, max_steps: in
     result = Atoms(work.get_chemical_symbols(), positions=work.get_positions())
     result.info.update(atoms.info)
     result.info["optimized_with"] = reference.describe()
+    result.info["optimizer_steps"] = optimizer.nsteps + 1  # reference calls spent
     return result

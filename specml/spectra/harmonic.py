@@ -63,6 +63,29 @@ def _displaced_label(args):
     return label.forces, label.dipole
 
 
+def displaced_structures(atoms: Atoms, delta: float = 0.01) -> list[Atoms]:
+    """The 6N structures of central differences: each coordinate +delta then -delta (Å)."""
+    structures = []
+    for index in range(3 * len(atoms)):
+        for sign in (+1, -1):
+            displaced = atoms.copy()
+            displaced.positions[index // 3, index % 3] += sign * delta
+            structures.append(displaced)
+    return structures
+
+
+def derivatives_from_displacements(forces, dipoles, delta: float = 0.01):
+    """Hessian (eV/Å^2) and dipole derivatives (e) from the forces (6N, N, 3) and dipoles (6N, 3)
+    of :func:`displaced_structures`, in that order."""
+    forces = np.asarray(forces, dtype=float)
+    n3 = forces.shape[0] // 2
+    forces = forces.reshape(n3, 2, n3)
+    dipoles = np.asarray(dipoles, dtype=float).reshape(n3, 2, 3)
+    hessian = -(forces[:, 0] - forces[:, 1]) / (2 * delta)
+    hessian = 0.5 * (hessian + hessian.T)
+    return hessian, (dipoles[:, 0] - dipoles[:, 1]) / (2 * delta)
+
+
 def finite_differences(atoms: Atoms, reference, delta: float = 0.01, executor=None):
     """Hessian (eV/Å^2) and dipole derivatives (e) by central differences of step ``delta`` Å."""
     from specml.executor import make_executor
@@ -70,13 +93,7 @@ def finite_differences(atoms: Atoms, reference, delta: float = 0.01, executor=No
 
     reference = make_reference(reference)
     reference.check_elements(atoms, atoms.get_chemical_formula())
-    n = len(atoms)
-    tasks = []
-    for index in range(3 * n):
-        for sign in (+1, -1):
-            displaced = atoms.copy()
-            displaced.positions[index // 3, index % 3] += sign * delta
-            tasks.append((reference, displaced))
+    tasks = [(reference, displaced) for displaced in displaced_structures(atoms, delta)]
     executor = executor or make_executor(show_progress=False)
     results = executor.map(_displaced_label, tasks, description=f"Hessian {atoms.get_chemical_formula()}")
     for result in results:
@@ -84,12 +101,7 @@ def finite_differences(atoms: Atoms, reference, delta: float = 0.01, executor=No
             if isinstance(result.error, ReferenceCalculationError):
                 raise result.error
             raise ReferenceCalculationError(f"displaced calculation failed: {result.error}") from result.error
-    forces = np.array([r.value[0].reshape(-1) for r in results]).reshape(3 * n, 2, 3 * n)
-    dipoles = np.array([r.value[1] for r in results]).reshape(3 * n, 2, 3)
-    hessian = -(forces[:, 0] - forces[:, 1]) / (2 * delta)
-    hessian = 0.5 * (hessian + hessian.T)
-    dipole_derivatives = (dipoles[:, 0] - dipoles[:, 1]) / (2 * delta)
-    return hessian, dipole_derivatives
+    return derivatives_from_displacements([r.value[0] for r in results], [r.value[1] for r in results], delta)
 
 
 def rigid_body_basis(atoms: Atoms) -> np.ndarray:

@@ -1,0 +1,97 @@
+"""Labelled structures in an ASE database, with provenance.
+
+Every structure that was sent to the reference method gets exactly one row,
+keyed by a unique ``key`` string: successful labels (energy, forces, dipole)
+and failures alike (``status="failed"`` with the error), so an interrupted run
+neither loses nor duplicates a label and failures are not retried forever.
+SQLite by default; a ``postgresql://`` URL works too (ASE's backends).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.db import connect
+
+from specml.models.data import DIPOLE_KEY, ENERGY_KEY, FORCES_KEY
+
+#: Provenance columns stored as ASE key-value pairs (simple types only).
+PROVENANCE_KEYS = ("molecule", "iteration", "kind", "temperature", "uncertainty", "reference")
+
+
+class LabelDatabase:
+    """A thin layer over :func:`ase.db.connect` with specml's row conventions."""
+
+    def __init__(self, location: str | Path):
+        self.location = str(location)
+        if "://" not in self.location:
+            Path(self.location).parent.mkdir(parents=True, exist_ok=True)
+        self._db = connect(self.location, type="db" if "://" not in self.location else "postgresql")
+
+    def keys(self) -> set[str]:
+        """Keys of every row, labelled or failed."""
+        return {row.key for row in self._db.select(columns=["key_value_pairs"]) if "key" in row}
+
+    def __contains__(self, key: str) -> bool:
+        return self._db.count(key=key) > 0
+
+    def count(self, **selection) -> int:
+        return self._db.count(**selection)
+
+    def add_label(self, key: str, atoms: Atoms, energy: float, forces: np.ndarray, dipole: np.ndarray,
+                  provenance: dict, reference_settings: dict) -> None:
+        """Store one successful label (a no-op if ``key`` is already present)."""
+        if key in self:
+            return
+        stored = Atoms(atoms.get_chemical_symbols(), positions=atoms.get_positions())
+        stored.calc = SinglePointCalculator(stored, energy=energy, forces=forces, dipole=dipole)
+        self._db.write(stored, key=key, status="ok", **_provenance(provenance),
+                       data={"reference_settings": json.dumps(reference_settings, default=str)})
+
+    def add_failure(self, key: str, atoms: Atoms, error: str, provenance: dict, reference_settings: dict) -> None:
+        """Record a structure the reference could not label."""
+        if key in self:
+            return
+        stored = Atoms(atoms.get_chemical_symbols(), positions=atoms.get_positions())
+        self._db.write(stored, key=key, status="failed", error=str(error)[:500], **_provenance(provenance),
+                       data={"reference_settings": json.dumps(reference_settings, default=str)})
+
+    def labelled_atoms(self, exclude_kinds: tuple[str, ...] = ("test",), **selection) -> list[Atoms]:
+        """Successful labels as Atoms with ``info['energy']``, ``arrays['forces']``, ``info['dipole']``
+        (the training-data convention of :mod:`specml.models.data`)."""
+        images = []
+        for row in self._db.select(status="ok", **selection):
+            if row.get("kind") in exclude_kinds:
+                continue
+            atoms = row.toatoms()
+            atoms.info[ENERGY_KEY] = float(row.energy)
+            atoms.arrays[FORCES_KEY] = np.array(row.forces)
+            atoms.info[DIPOLE_KEY] = np.array(row.dipole)
+            atoms.info.update({k: row.get(k) for k in PROVENANCE_KEYS if row.get(k) is not None})
+            atoms.info["key"] = row.key
+            atoms.calc = None
+            images.append(atoms)
+        return images
+
+    def summary(self) -> dict:
+        """Counts by status and kind."""
+        counts: dict = {}
+        for row in self._db.select(columns=["key_value_pairs"]):
+            name = f"{row.get('status', '?')}:{row.get('kind', '?')}"
+            counts[name] = counts.get(name, 0) + 1
+        return counts
+
+
+def _provenance(provenance: dict) -> dict:
+    clean = {}
+    for key, value in provenance.items():
+        if value is None:
+            continue
+        if isinstance(value, (np.floating, np.integer)):
+            value = value.item()
+        clean[key] = value if isinstance(value, (int, float, str, bool)) else json.dumps(value, default=str)
+    return clean

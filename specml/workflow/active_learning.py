@@ -1,0 +1,435 @@
+"""The active-learning IR workflow (a reimplementation of PALIRS), resumable at any point.
+
+Stages, each persisted in the run directory (see :mod:`specml.workflow.state`):
+
+0. reference geometry and harmonic frequencies of every molecule;
+1. initial data: normal-mode displacements, labelled;
+2. committee of MACE potentials (plus a dipole model) trained on all labels;
+3. active learning: ML MD at several temperatures continuing from the previous
+   iteration, the most uncertain frames labelled, retraining, until the ML
+   harmonic frequencies are within the target MAE of the reference;
+4. the last committee (trained on all data) with its dipole model is the final model;
+5. production ML MD and IR spectra with mean and standard deviation;
+6. an MBTR/KMeans test set with energy, force and dipole errors.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from specml.dataset.database import LabelDatabase
+from specml.dataset.sampling import sample_normal_modes
+from specml.errors import InputError
+from specml.executor import Executor, make_executor, progress_bar
+from specml.molecules.inputs import Molecule
+from specml.reference import make_reference
+from specml.spectra.autocorrelation import average_spectra, ir_from_dipoles
+from specml.spectra.harmonic import HarmonicResult, harmonic_from_derivatives
+from specml.spectra.spectrum import Spectrum
+from specml.workflow.config import WorkflowConfig
+from specml.workflow.evaluation import harmonic_errors, label_errors, ml_harmonic_analysis
+from specml.workflow.labelling import Candidate, label_candidates
+from specml.workflow.md_tasks import Replica, exploration_task, production_task, select_most_uncertain
+from specml.workflow.state import (RunDirectory, atomic_save_directory, atomic_write_json, atomic_write_npz,
+                                   atomic_write_structures, file_logger, read_structures_file)
+
+
+def safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60] or "molecule"
+
+
+@dataclass
+class PreparedMolecule:
+    """A molecule at its reference minimum, with reference harmonic frequencies."""
+
+    name: str
+    atoms: Atoms
+    harmonic: HarmonicResult
+    reference_calls: int
+
+
+@dataclass
+class WorkflowResult:
+    run_dir: Path
+    spectra: dict[str, Spectrum]
+    learning_curve: list[dict]
+    summary: dict
+    files: dict = field(default_factory=dict)
+
+
+class IRWorkflow:
+    """Molecules + reference method + settings -> trained models and ML-MD IR spectra."""
+
+    def __init__(self, molecules: list[Molecule], run_dir: str | Path, config: WorkflowConfig | None = None,
+                 executor: Executor | None = None, database: str | None = None, show_progress: bool = True,
+                 console=None):
+        if not molecules:
+            raise InputError("no molecules given")
+        names = [m.name for m in molecules]
+        if len(set(names)) != len(names):
+            raise InputError(f"molecule names must be unique, got {names}")
+        self.molecules = molecules
+        self.config = config or WorkflowConfig()
+        self.dirs = RunDirectory(run_dir)
+        self.dirs.check_config(self.config.to_dict(), [f"{m.name}:{m.smiles or m.formula}" for m in molecules])
+        self.reference = make_reference(self.config.reference)
+        for mol in molecules:
+            self.reference.check_elements(mol.atoms, mol.smiles or mol.name)
+        self.executor = executor or make_executor(show_progress=show_progress)
+        self.database = LabelDatabase(database or self.dirs.database)
+        self.show_progress = show_progress
+        self.console = console
+        self.log = file_logger(self.dirs.log)
+        self._prepared: list[PreparedMolecule] | None = None
+        self._models_for_md: Path = self.dirs.final_models  # the checkpoint MD tasks load
+
+    # -- messages -------------------------------------------------------------------
+    def say(self, message: str) -> None:
+        self.log.info(message)
+        if self.console is not None:
+            self.console.print(message, highlight=False)
+
+    # -- stage 0 --------------------------------------------------------------------
+    def prepared(self) -> list[PreparedMolecule]:
+        if self._prepared is None:
+            self._prepared = [self._prepare(i, m) for i, m in enumerate(self.molecules)]
+        return self._prepared
+
+    def _prepare(self, index: int, molecule: Molecule) -> PreparedMolecule:
+        from specml.molecules.optimize import optimize_geometry
+        from specml.spectra.harmonic import finite_differences
+
+        path = self.dirs.molecules / f"{index:02d}_{safe_name(molecule.name)}.json"
+        if path.exists():
+            data = json.loads(path.read_text())
+            atoms = Atoms(data["symbols"], positions=data["positions"])
+            harmonic = harmonic_from_derivatives(atoms, np.array(data["hessian"]),
+                                                 np.array(data["dipole_derivatives"]), method=data["reference"])
+            return PreparedMolecule(molecule.name, atoms, harmonic, data["reference_calls"])
+        self.say(f"optimising {molecule.name} and computing its reference harmonic frequencies")
+        atoms = optimize_geometry(molecule.atoms, self.reference, fmax=1e-4)
+        hessian, dmu = finite_differences(atoms, self.reference)
+        harmonic = harmonic_from_derivatives(atoms, hessian, dmu, method=self.reference.describe())
+        calls = 6 * len(atoms) + int(atoms.info.get("optimizer_steps", 0))
+        atomic_write_json(path, {"name": molecule.name, "smiles": molecule.smiles, "symbols": atoms.get_chemical_symbols(),
+                                 "positions": atoms.positions, "hessian": hessian, "dipole_derivatives": dmu,
+                                 "frequencies_cm1": harmonic.frequencies_cm1, "reference": self.reference.describe(),
+                                 "reference_calls": calls})
+        return PreparedMolecule(molecule.name, atoms, harmonic, calls)
+
+    # -- stage 1 --------------------------------------------------------------------
+    def initial_candidates(self) -> list[Candidate]:
+        candidates = []
+        for mol in self.prepared():
+            base = {"molecule": mol.name, "iteration": 0, "kind": "normal_mode"}
+            candidates.append(Candidate(f"{mol.name}:0:minimum", mol.atoms.copy(), {**base, "kind": "minimum"}))
+            samples = sample_normal_modes(mol.harmonic, self.config.n_per_mode, self.config.sampling_temperature_k)
+            for j, (atoms, info) in enumerate(samples):
+                candidates.append(Candidate(f"{mol.name}:0:nm{j:03d}", atoms, {**base, **info}))
+        return candidates
+
+    # -- stage 2 --------------------------------------------------------------------
+    def train(self, iteration: int):
+        from specml.models import Committee, get_preset, train_committee
+
+        target = self.dirs.models(iteration)
+        if (target / "committee.json").exists():
+            return Committee.load(target)
+        data = self.database.labelled_atoms()
+        if len(data) < 5:
+            raise InputError(f"only {len(data)} labelled structures: too few to train (see {self.dirs.log})")
+        preset = get_preset(self.config.model_preset)
+        init = None
+        if self.config.warm_start and iteration > 0:
+            init = Committee.load(self.dirs.models(iteration - 1))
+        n_models = self.config.n_committee + 1
+        with progress_bar(disable=not self.show_progress) as bar:
+            task = bar.add_task(f"training iteration {iteration} ({len(data)} structures)",
+                                total=n_models * preset.epochs)
+            done = {}
+
+            def progress(label, epoch, n_epochs, metrics):
+                done[label] = epoch
+                bar.update(task, completed=sum(done.values()))
+
+            start = time.perf_counter()
+            committee = train_committee(data, preset, self.config.n_committee, self.config.committee_seeds,
+                                        init=init, dtype=self.config.train_precision, train_dipole=True,
+                                        split_seed=self.config.seed, progress=progress)
+        atomic_save_directory(committee.save, target)
+        self.say(f"iteration {iteration}: trained {self.config.n_committee} potentials + dipole model on "
+                 f"{len(data)} structures in {time.perf_counter() - start:.0f} s")
+        return committee
+
+    def evaluate(self, iteration: int, committee, wall_time_s: float) -> dict:
+        per_molecule = {}
+        for mol in self.prepared():
+            ml = ml_harmonic_analysis(committee, mol.atoms)
+            per_molecule[mol.name] = harmonic_errors(ml.frequencies_cm1, mol.harmonic.frequencies_cm1)
+        histories = committee.histories
+        energy = [h["valid_mae"] for h in histories["energy"]]
+        entry = {
+            "iteration": iteration,
+            "n_labels": self.database.count(status="ok"),
+            "reference_calls": self.reference_calls(),
+            "harmonic_mae_cm1": float(np.mean([v["mae_cm1"] for v in per_molecule.values()])),
+            "harmonic_rmse_cm1": float(np.sqrt(np.mean([v["rmse_cm1"] ** 2 for v in per_molecule.values()]))),
+            "harmonic_per_molecule": per_molecule,
+            "valid_energy_mae_meV": float(np.mean([e.get("energy_meV", np.nan) for e in energy])),
+            "valid_force_mae_meV_per_A": float(np.mean([e.get("forces_meV_per_A", np.nan) for e in energy])),
+            "valid_dipole_mae_mD": float((histories.get("dipole") or {}).get("valid_mae", {}).get("dipole_mD", np.nan)),
+            "wall_time_s": wall_time_s,
+        }
+        return entry
+
+    def reference_calls(self) -> int:
+        """Reference calculations used for training data (labelled or failed; test set excluded)."""
+        return self.database.count(status="ok") + self.database.count(status="failed") - self.database.count(kind="test")
+
+    # -- stage 3 --------------------------------------------------------------------
+    def explore(self, iteration: int) -> list[Candidate]:
+        """ML MD with the previous committee, continuing from the previous iteration's last states."""
+        folder = self.dirs.iteration_dir(iteration)
+        candidates_file = folder / "candidates.extxyz"
+        if candidates_file.exists():
+            return [Candidate(a.info.pop("key"), a, dict(a.info)) for a in read_structures_file(candidates_file)]
+        previous = self._continuation_states(iteration - 1)
+        replicas = []
+        for m, mol in enumerate(self.prepared()):
+            for t, temperature in enumerate(self.config.temperatures_k):
+                start = previous.get((mol.name, temperature), mol.atoms)
+                replicas.append(Replica(mol.name, start, temperature,
+                                        seed=self.config.seed + 100_000 * iteration + 100 * m + t))
+        settings = {"n_steps": self.config.exploration_steps, "timestep_fs": self.config.timestep_fs,
+                    "friction_per_fs": self.config.exploration_friction_per_fs,
+                    "record_interval": self.config.exploration_record_interval,
+                    "uncertainty_stop": self.config.uncertainty_stop, "precision": self.config.md_precision}
+        results = self._run_md(exploration_task, replicas, settings, f"exploration MD, iteration {iteration}")
+        candidates, states = [], {}
+        for r in results:
+            n_frames = len(r["uncertainty"])
+            note = f" (sanity stop at step {r['stop_step']}: {r['stop_reason']})" if r["stopped"] else ""
+            self.log.info("iteration %d %s %.0f K: %d frames, max uncertainty %.3f%s", iteration, r["molecule"],
+                          r["temperature_k"], n_frames, np.nanmax(r["uncertainty"]) if n_frames else np.nan, note)
+            for j in select_most_uncertain(r["uncertainty"], self.config.n_select_per_temperature):
+                atoms = Atoms(r["symbols"], positions=r["positions"][j])
+                key = f"{r['molecule']}:{iteration}:{r['temperature_k']:.0f}K:step{int(r['steps'][j])}"
+                candidates.append(Candidate(key, atoms, {"molecule": r["molecule"], "iteration": iteration,
+                                                         "kind": "active", "temperature": r["temperature_k"],
+                                                         "uncertainty": float(r["uncertainty"][j])}))
+            # A stopped (blown-up) replica restarts from the minimum next time.
+            if not r["stopped"]:
+                states[f"{r['molecule']}|{r['temperature_k']}"] = (r["final_positions"], r["final_momenta"])
+        atomic_write_npz(folder / "md_state.npz", **{f"{k}|pos": v[0] for k, v in states.items()},
+                         **{f"{k}|mom": v[1] for k, v in states.items()})
+        images = []
+        for c in candidates:
+            a = c.atoms.copy()
+            a.info.update(c.provenance)
+            a.info["key"] = c.key
+            images.append(a)
+        atomic_write_structures(candidates_file, images)
+        return candidates
+
+    def _continuation_states(self, iteration: int) -> dict:
+        path = self.dirs.iteration_dir(iteration) / "md_state.npz"
+        if iteration < 1 or not path.exists():
+            return {}
+        states = {}
+        with np.load(path) as data:
+            for key in data.files:
+                if key.endswith("|pos"):
+                    name, temperature = key[:-4].rsplit("|", 1)
+                    symbols = next(m.atoms.get_chemical_symbols() for m in self.prepared() if m.name == name)
+                    atoms = Atoms(symbols, positions=data[key])
+                    atoms.set_momenta(data[key[:-4] + "|mom"])
+                    states[(name, float(temperature))] = atoms
+        return states
+
+    def _run_md(self, task, replicas: list[Replica], settings: dict, description: str) -> list[dict]:
+        return run_md_tasks(self.executor, self._models_for_md, task, replicas, settings, description)
+
+    # -- the loop -------------------------------------------------------------------
+    def active_learning(self) -> tuple[object, list[dict]]:
+        from specml.workflow.state import atomic_write_json as write_json
+
+        curve = json.loads(self.dirs.learning_curve.read_text()) if self.dirs.learning_curve.exists() else []
+        done = {entry["iteration"] for entry in curve}
+        started = time.perf_counter()
+        committee = None
+        for iteration in range(0, self.config.max_iterations + 1):
+            if iteration in done:
+                entry = next(e for e in curve if e["iteration"] == iteration)
+                if entry["harmonic_mae_cm1"] <= self.config.target_harmonic_mae_cm1:
+                    break
+                continue
+            if iteration == 0:
+                candidates = self.initial_candidates()
+            else:
+                self._models_for_md = self.dirs.models(iteration - 1)
+                candidates = self.explore(iteration)
+            counts = label_candidates(candidates, self.database, self.reference, self.executor, self.log,
+                                      f"labelling iteration {iteration}")
+            self.say(f"iteration {iteration}: {counts['new']} new labels, {counts['failed']} failed, "
+                     f"{counts['skipped']} already present")
+            committee = self.train(iteration)
+            entry = self.evaluate(iteration, committee, time.perf_counter() - started)
+            curve.append(entry)
+            write_json(self.dirs.learning_curve, curve)
+            self.say(f"iteration {iteration}: harmonic MAE {entry['harmonic_mae_cm1']:.1f} cm-1, "
+                     f"{entry['reference_calls']} reference calculations")
+            if entry["harmonic_mae_cm1"] <= self.config.target_harmonic_mae_cm1:
+                break
+        last = max(e["iteration"] for e in curve)
+        if not self.dirs.final_models.exists():
+            from specml.models import Committee
+
+            final = committee if committee is not None else Committee.load(self.dirs.models(last))
+            atomic_save_directory(final.save, self.dirs.final_models)
+        return self.dirs.final_models, curve
+
+    # -- stage 6 --------------------------------------------------------------------
+    def test_set(self) -> dict:
+        from specml.dataset.test_set import select_representative
+        from specml.models import Committee
+
+        path = self.dirs.root / "test_set.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        committee = Committee.load(self.dirs.final_models)
+        self._models_for_md = self.dirs.final_models
+        frames_file = self.dirs.root / "test_set" / "candidates.extxyz"
+        if not frames_file.exists():
+            n_steps = int(round(self.config.test_md_ps * 1000 / self.config.timestep_fs))
+            interval = max(1, n_steps // self.config.test_frames)
+            replicas = [Replica(m.name, m.atoms, 300.0, seed=self.config.seed + 900_000 + i)
+                        for i, m in enumerate(self.prepared())]
+            settings = {"n_steps": n_steps, "timestep_fs": self.config.timestep_fs,
+                        "friction_per_fs": self.config.exploration_friction_per_fs, "record_interval": interval,
+                        "uncertainty_stop": np.inf, "precision": self.config.md_precision}
+            images = []
+            for r in self._run_md(exploration_task, replicas, settings, "test-set MD (300 K)"):
+                frames = [Atoms(r["symbols"], positions=p) for p in r["positions"]]
+                for j in select_representative(frames, self.config.test_clusters, self.config.test_per_cluster,
+                                               self.config.seed):
+                    atoms = frames[j]
+                    atoms.info.update(key=f"{r['molecule']}:test:{j}", molecule=r["molecule"], kind="test",
+                                      temperature=300.0)
+                    images.append(atoms)
+            atomic_write_structures(frames_file, images)
+        candidates = [Candidate(a.info.pop("key"), a, dict(a.info)) for a in read_structures_file(frames_file)]
+        label_candidates(candidates, self.database, self.reference, self.executor, self.log, "labelling test set")
+        labelled = [a for a in self.database.labelled_atoms(exclude_kinds=()) if a.info.get("kind") == "test"]
+        errors = label_errors(committee, labelled)
+        atomic_write_json(path, errors)
+        return errors
+
+    # -- stage 5 --------------------------------------------------------------------
+    def production(self, temperature_k: float | None = None, models_dir: Path | None = None) -> dict[str, Spectrum]:
+        temperature_k = temperature_k or self.config.production_temperature_k
+        self._models_for_md = models_dir or self.dirs.final_models
+        return production_spectra(self.prepared_structures(), self._models_for_md, temperature_k, self.config,
+                                  self.dirs.production(temperature_k), self.executor, self.say)
+
+    def prepared_structures(self) -> list[tuple[str, Atoms]]:
+        return [(m.name, m.atoms) for m in self.prepared()]
+
+    def run(self, temperatures_k: tuple[float, ...] | None = None) -> WorkflowResult:
+        started = time.perf_counter()
+        self.prepared()
+        _, curve = self.active_learning()
+        test_errors = self.test_set() if self.config.run_test_set else {}
+        spectra = {}
+        for temperature in temperatures_k or (self.config.production_temperature_k,):
+            for name, spectrum in self.production(temperature).items():
+                spectra[f"{name}@{temperature:.0f}K"] = spectrum
+        summary = {
+            "molecules": [m.name for m in self.molecules],
+            "reference": self.reference.describe(),
+            "iterations": len(curve) - 1,
+            "reference_calls": self.reference_calls(),
+            "reference_calls_evaluation": sum(m.reference_calls for m in self.prepared()),
+            "final_harmonic_mae_cm1": curve[-1]["harmonic_mae_cm1"],
+            "target_harmonic_mae_cm1": self.config.target_harmonic_mae_cm1,
+            "converged": curve[-1]["harmonic_mae_cm1"] <= self.config.target_harmonic_mae_cm1,
+            "test_set": test_errors,
+            "wall_time_s_this_invocation": time.perf_counter() - started,
+        }
+        return WorkflowResult(self.dirs.root, spectra, curve, summary)
+
+
+def run_md_tasks(executor: Executor, models_dir: Path, task, replicas: list[Replica], settings: dict,
+                 description: str) -> list[dict]:
+    """Run MD ``task`` over ``replicas`` through the executor: in-process all replicas go into
+    one batch; on Dask one task per molecule spreads the work over workers."""
+    if executor.distributed:
+        groups: dict[str, list[Replica]] = {}
+        for r in replicas:
+            groups.setdefault(r.molecule, []).append(r)
+        chunks = list(groups.values())
+    else:
+        chunks = [replicas]
+    results = []
+    for outcome in executor.map(task, [(str(models_dir), chunk, settings) for chunk in chunks], description):
+        if not outcome.ok:
+            raise outcome.error
+        results.extend(outcome.value)
+    return results
+
+
+def production_spectra(structures: list[tuple[str, Atoms]], models_dir: Path, temperature_k: float,
+                       config: WorkflowConfig, folder: Path, executor: Executor, say=print) -> dict[str, Spectrum]:
+    """Production ML-MD spectra (mean and std over trajectories) per molecule, cached in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    missing = [(n, a) for n, a in structures if not (folder / f"{safe_name(n)}.npz").exists()]
+    if missing:
+        replicas = [Replica(name, atoms, temperature_k, seed=config.seed + 500_000 + 10 * i + k)
+                    for i, (name, atoms) in enumerate(missing) for k in range(config.n_trajectories)]
+        settings = {"thermalization_steps": config.thermalization_steps, "production_steps": config.production_steps,
+                    "timestep_fs": config.timestep_fs, "friction_per_fs": config.production_friction_per_fs,
+                    "record_interval": config.dipole_record_interval, "uncertainty_stop": config.uncertainty_stop,
+                    "precision": config.md_precision}
+        by_molecule: dict[str, list[dict]] = {}
+        for r in run_md_tasks(executor, models_dir, production_task, replicas, settings,
+                              f"production MD at {temperature_k:.0f} K"):
+            by_molecule.setdefault(r["molecule"], []).append(r)
+        for name, runs in by_molecule.items():
+            arrays = {}
+            for k, r in enumerate(runs):
+                arrays[f"dipoles_{k}"] = np.asarray(r["dipoles"], dtype=float)
+                arrays[f"uncertainty_{k}"] = np.asarray(r["uncertainty"], dtype=float)
+                arrays[f"stopped_{k}"] = np.array(bool(r["stopped"]))
+                arrays[f"mean_temperature_{k}"] = np.array(float(np.mean(r["temperatures"])) if len(r["temperatures"]) else np.nan)
+            arrays["record_interval_fs"] = np.array(runs[0]["record_interval_fs"])
+            atomic_write_npz(folder / f"{safe_name(name)}.npz", **arrays)
+    spectra = {}
+    lo, hi = config.spectrum_range_cm1
+    for name, _ in structures:
+        with np.load(folder / f"{safe_name(name)}.npz") as data:
+            dt = float(data["record_interval_fs"])
+            n_runs = len([k for k in data.files if k.startswith("dipoles_")])
+            per_run, stopped, uncertainties, temps = [], 0, [], []
+            for k in range(n_runs):
+                uncertainties.append(float(np.nanmean(data[f"uncertainty_{k}"])) if data[f"uncertainty_{k}"].size else np.nan)
+                temps.append(float(data[f"mean_temperature_{k}"]))
+                dipoles = data[f"dipoles_{k}"]
+                if bool(data[f"stopped_{k}"]) or len(dipoles) * dt < 2 * config.max_correlation_fs:
+                    stopped += 1
+                    continue
+                per_run.append(ir_from_dipoles(dipoles, dt, config.max_correlation_fs, lo, hi))
+        if not per_run:
+            say(f"[yellow]{name}: every production trajectory hit the sanity stop; no spectrum[/]")
+            continue
+        spectrum = average_spectra(per_run, {
+            "label": f"{name} ML-MD {temperature_k:.0f} K", "molecule": name, "temperature_k": temperature_k,
+            "n_trajectories_stopped": stopped, "mean_relative_force_uncertainty": float(np.nanmean(uncertainties)),
+            "mean_kinetic_temperature_k": float(np.nanmean(temps)), "method": "ML-MD (MACE committee)",
+            "models": str(models_dir)})
+        spectra[name] = spectrum
+    return spectra

@@ -1,0 +1,97 @@
+"""Settings of the active-learning IR workflow. Defaults follow the PALIRS paper
+except where a CPU needs smaller numbers (marked); every number is a setting."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+from specml.errors import InputError
+
+
+@dataclass(frozen=True)
+class WorkflowConfig:
+    # reference and models
+    reference: str = "xtb"
+    model_preset: str = "default"  # CPU-sized; "paper" = 128 channels, L=1, r 3.0 Å, 2 layers
+    n_committee: int = 3
+    committee_seeds: tuple[int, ...] = (0, 1, 2)
+    train_precision: str = "float32"
+    warm_start: bool = False  # the paper retrains from scratch every iteration
+    # 1. initial data
+    n_per_mode: int = 10
+    sampling_temperature_k: float = 500.0
+    # 3. active learning
+    temperatures_k: tuple[float, ...] = (300.0, 500.0, 700.0)
+    exploration_steps: int = 2000  # per temperature and iteration (1 ps at 0.5 fs)
+    timestep_fs: float = 0.5
+    exploration_friction_per_fs: float = 0.01
+    exploration_record_interval: int = 10
+    n_select_per_temperature: int = 5
+    uncertainty_stop: float = 0.5
+    target_harmonic_mae_cm1: float = 5.0
+    max_iterations: int = 12
+    # 5. production
+    production_temperature_k: float = 300.0
+    n_trajectories: int = 3
+    thermalization_ps: float = 5.0
+    production_ps: float = 50.0
+    production_friction_per_fs: float = 0.001
+    dipole_record_interval: int = 2  # 1 fs between dipoles: Nyquist 16,700 cm-1
+    max_correlation_fs: float = 1000.0
+    md_precision: str = "float32"
+    # 6. test set
+    test_md_ps: float = 100.0
+    test_frames: int = 2000
+    test_clusters: int = 5
+    test_per_cluster: int = 4
+    run_test_set: bool = True
+    # spectra range
+    spectrum_range_cm1: tuple[float, float] = (400.0, 4000.0)
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def production_steps(self) -> int:
+        return int(round(self.production_ps * 1000.0 / self.timestep_fs))
+
+    @property
+    def thermalization_steps(self) -> int:
+        return int(round(self.thermalization_ps * 1000.0 / self.timestep_fs))
+
+    def with_overrides(self, **overrides) -> "WorkflowConfig":
+        known = {f.name for f in fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise InputError(f"unknown workflow setting(s): {', '.join(sorted(unknown))}")
+        clean = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None}
+        return replace(self, **clean)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "WorkflowConfig":
+        return cls().with_overrides(**data)
+
+
+#: Named settings. "ci" is for tests: tiny models, very short MD (minutes in total).
+WORKFLOW_PRESETS: dict[str, WorkflowConfig] = {
+    "default": WorkflowConfig(),
+    "paper": WorkflowConfig(model_preset="paper", max_iterations=40),
+    "ci": WorkflowConfig(model_preset="tiny", n_per_mode=4, temperatures_k=(300.0, 600.0), exploration_steps=200,
+                         exploration_record_interval=5, n_select_per_temperature=3, max_iterations=1,
+                         target_harmonic_mae_cm1=0.0, n_trajectories=2, thermalization_ps=0.05, production_ps=1.0,
+                         max_correlation_fs=200.0, test_md_ps=0.5, test_frames=40, test_clusters=2,
+                         test_per_cluster=2),
+}
+
+
+def get_workflow_config(name: str = "default", **overrides) -> WorkflowConfig:
+    if name not in WORKFLOW_PRESETS:
+        raise InputError(f"unknown workflow preset {name!r}; choose one of {', '.join(WORKFLOW_PRESETS)}")
+    return WORKFLOW_PRESETS[name].with_overrides(**overrides)

@@ -1,0 +1,110 @@
+"""ML-MD tasks run through the executor: exploration (active learning) and production.
+
+Each task loads the committee from its checkpoint directory, so the same
+function runs in-process or on a Dask worker; all replicas of a task advance
+together in the batched engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms
+
+from specml.dynamics.ase_md import initialize_velocities
+from specml.dynamics.batched import BatchedMD
+
+
+@dataclass
+class Replica:
+    """One trajectory: a molecule at a temperature, with its own random stream."""
+
+    molecule: str
+    atoms: Atoms  # momenta set for a continuation; otherwise drawn from Maxwell-Boltzmann
+    temperature_k: float
+    seed: int
+
+
+def _start(replica: Replica) -> Atoms:
+    atoms = Atoms(replica.atoms.get_chemical_symbols(), positions=replica.atoms.get_positions())
+    momenta = replica.atoms.get_momenta() if replica.atoms.has("momenta") else None
+    if momenta is not None and np.any(momenta):
+        atoms.set_momenta(momenta)
+    else:
+        initialize_velocities(atoms, replica.temperature_k, replica.seed)
+    return atoms
+
+
+def _committee(models_dir, precision):
+    from specml.models import Committee
+
+    return Committee.load(models_dir)
+
+
+def _engine(committee, starts, replicas, friction, precision, record_interval, timestep_fs, uncertainty_stop,
+            with_dipoles, record_positions):
+    from specml.models.committee import FORCE_UNCERTAINTY_EPS
+
+    return BatchedMD(committee.energy_models, starts, dipole_model=committee.dipole_model if with_dipoles else None,
+                     ensemble="langevin", temperatures_K=[r.temperature_k for r in replicas],
+                     timestep_fs=timestep_fs, friction_per_fs=friction, seeds=[r.seed for r in replicas],
+                     uncertainty_threshold=uncertainty_stop, uncertainty_eps=FORCE_UNCERTAINTY_EPS,
+                     record_interval=record_interval, record_positions=record_positions, precision=precision)
+
+
+def exploration_task(args) -> list[dict]:
+    """Exploration MD; per replica: recorded positions and uncertainties, final state, stop info."""
+    models_dir, replicas, settings = args
+    committee = _committee(models_dir, settings["precision"])
+    engine = _engine(committee, [_start(r) for r in replicas], replicas, settings["friction_per_fs"],
+                     settings["precision"], settings["record_interval"], settings["timestep_fs"],
+                     settings["uncertainty_stop"], with_dipoles=False, record_positions=True)
+    trajectory = engine.run(settings["n_steps"])
+    out = []
+    for replica, frames, final in zip(replicas, trajectory.replicas, trajectory.final_atoms):
+        out.append({"molecule": replica.molecule, "temperature_k": replica.temperature_k,
+                    "positions": frames.positions, "uncertainty": frames.rel_uncertainty,
+                    "steps": frames.steps, "stopped": frames.stopped, "stop_reason": frames.stop_reason,
+                    "stop_step": frames.stop_step, "final_positions": final.get_positions(),
+                    "final_momenta": final.get_momenta(), "symbols": final.get_chemical_symbols()})
+    return out
+
+
+def production_task(args) -> list[dict]:
+    """Thermalisation then production MD; per replica: dipoles every record interval, uncertainty."""
+    models_dir, replicas, settings = args
+    committee = _committee(models_dir, settings["precision"])
+    thermalize = _engine(committee, [_start(r) for r in replicas], replicas, settings["friction_per_fs"],
+                         settings["precision"], max(1, settings["thermalization_steps"]), settings["timestep_fs"],
+                         settings["uncertainty_stop"], with_dipoles=False, record_positions=False)
+    thermalize.run(settings["thermalization_steps"])
+    starts = thermalize.to_atoms()
+    production = _engine(committee, starts, replicas, settings["friction_per_fs"], settings["precision"],
+                         settings["record_interval"], settings["timestep_fs"], settings["uncertainty_stop"],
+                         with_dipoles=True, record_positions=False)
+    trajectory = production.run(settings["production_steps"])
+    out = []
+    for replica, frames, start in zip(replicas, trajectory.replicas, starts):
+        stopped = frames.stopped or bool(start.info.get("specml_stopped"))
+        out.append({"molecule": replica.molecule, "seed": replica.seed, "dipoles": frames.dipoles,
+                    "temperatures": frames.temperatures, "uncertainty": frames.rel_uncertainty,
+                    "stopped": stopped, "stop_reason": frames.stop_reason or start.info.get("specml_stop_reason"),
+                    "precision": trajectory.precision, "record_interval_fs": settings["record_interval"]
+                    * settings["timestep_fs"]})
+    return out
+
+
+def select_most_uncertain(uncertainty: np.ndarray, n: int, min_separation: int = 2) -> list[int]:
+    """Indices of the ``n`` most uncertain finite frames, at least ``min_separation`` frames apart
+    (neighbouring frames are nearly the same structure)."""
+    order = np.argsort(-np.nan_to_num(np.asarray(uncertainty, dtype=float), nan=-np.inf))
+    chosen: list[int] = []
+    for index in order:
+        if not np.isfinite(uncertainty[index]):
+            continue
+        if all(abs(int(index) - c) >= min_separation for c in chosen):
+            chosen.append(int(index))
+        if len(chosen) == n:
+            break
+    return sorted(chosen)

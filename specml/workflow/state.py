@@ -1,0 +1,123 @@
+"""The run directory: every file the workflow persists, written atomically.
+
+A stage is done when its output file exists; a file only exists once complete
+(written to a temporary name, then renamed). Rerunning the same command after
+any interruption (SIGKILL included) therefore resumes at the first missing file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.io import read, write
+
+from specml.errors import InputError
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as fh:
+        fh.write(text)
+        tmp = fh.name
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, data) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, default=_json_default))
+
+
+def _json_default(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return str(value)
+
+
+def atomic_write_npz(path: Path, **arrays) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def atomic_write_structures(path: Path, images: list[Atoms]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    write(str(tmp), images, format="extxyz")
+    os.replace(tmp, path)
+
+
+def read_structures_file(path: Path) -> list[Atoms]:
+    return read(str(path), index=":", format="extxyz")
+
+
+def atomic_save_directory(save, target: Path) -> None:
+    """Call ``save(tmpdir)`` then move the directory into place (a model checkpoint)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=target.name + ".tmp"))
+    save(tmp)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+
+
+class RunDirectory:
+    """Paths of one workflow run."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        for stale in self.root.rglob("*.tmp*"):  # leftovers of a killed write
+            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+
+    config = property(lambda self: self.root / "config.json")
+    molecules = property(lambda self: self.root / "molecules")
+    database = property(lambda self: self.root / "labels.db")
+    learning_curve = property(lambda self: self.root / "learning_curve.json")
+    log = property(lambda self: self.root / "specml.log")
+
+    def models(self, iteration: int) -> Path:
+        return self.root / "models" / f"iter_{iteration:03d}"
+
+    @property
+    def final_models(self) -> Path:
+        return self.root / "models" / "final"
+
+    def iteration_dir(self, iteration: int) -> Path:
+        return self.root / "iterations" / f"iter_{iteration:03d}"
+
+    def production(self, temperature_k: float) -> Path:
+        return self.root / "production" / f"{temperature_k:.0f}K"
+
+    def check_config(self, config_dict: dict, molecules: list[str]) -> None:
+        """Refuse to resume a run with different settings or molecules (it would mix data)."""
+        stored = {"config": config_dict, "molecules": molecules}
+        if self.config.exists():
+            previous = json.loads(self.config.read_text())
+            if previous != json.loads(json.dumps(stored, default=_json_default)):
+                raise InputError(
+                    f"{self.root} holds a run with other settings or molecules; use another --run-dir "
+                    "or delete it to start over"
+                )
+        else:
+            atomic_write_json(self.config, stored)
+
+
+def file_logger(path: Path) -> logging.Logger:
+    """The run's logger, writing to ``specml.log`` in the run directory."""
+    logger = logging.getLogger(f"specml.run.{path}")
+    if not logger.handlers:
+        handler = logging.FileHandler(path)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger

@@ -1,0 +1,177 @@
+"""The active-learning IR workflow end to end (tiny 'ci' settings), resumption and failure paths."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.build import molecule
+
+from specml.dataset.database import LabelDatabase
+from specml.errors import InputError, UnsupportedElementError
+from specml.executor import make_executor
+from specml.molecules import load_molecules
+from specml.reference import make_reference
+from specml.workflow import IRWorkflow, get_workflow_config
+from specml.workflow.labelling import Candidate, label_candidates
+from specml.workflow.md_tasks import Replica, exploration_task, select_most_uncertain
+
+TESTS = Path(__file__).resolve().parent
+CI = get_workflow_config("ci")
+
+
+def expected_label_count(config, n_atoms=6, n_molecules=1):
+    initial = n_molecules * (1 + (3 * n_atoms - 6) * config.n_per_mode)
+    per_iteration = n_molecules * len(config.temperatures_k) * config.n_select_per_temperature
+    return initial + config.max_iterations * per_iteration
+
+
+@pytest.fixture(scope="module")
+def methanol_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("methanol_ci")
+    workflow = IRWorkflow(load_molecules("CO"), run_dir, CI, show_progress=False)
+    return workflow, workflow.run()
+
+
+def test_end_to_end_gives_spectrum_with_std(methanol_run):
+    workflow, result = methanol_run
+    spectrum = result.spectra["CO@300K"]
+    assert spectrum.std is not None and spectrum.std.max() > 0
+    assert spectrum.metadata["n_trajectories"] == CI.n_trajectories
+    # Methanol's strongest ML-MD bands fall in the C-H / C-O stretch regions, not in empty ones.
+    x, y = spectrum.wavenumber, spectrum.intensity
+    assert y[(x > 2700) & (x < 3300)].max() > 5 * y[(x > 1900) & (x < 2300)].max()
+    curve = result.learning_curve
+    assert [e["iteration"] for e in curve] == [0, 1]
+    assert curve[-1]["reference_calls"] == workflow.database.count(status="ok") == expected_label_count(CI)
+    assert np.isfinite(curve[-1]["harmonic_mae_cm1"])
+    assert {"energy_mae_meV", "force_mae_meV_per_A", "dipole_mae_mD"} <= set(result.summary["test_set"])
+    assert result.summary["test_set"]["n_structures"] == CI.test_clusters * CI.test_per_cluster
+    assert (workflow.dirs.final_models / "committee.json").exists()
+
+
+def test_database_rows_carry_provenance(methanol_run):
+    workflow, _ = methanol_run
+    rows = workflow.database.labelled_atoms()
+    active = [a for a in rows if a.info.get("kind") == "active"]
+    assert len(active) == len(CI.temperatures_k) * CI.n_select_per_temperature
+    assert {a.info["temperature"] for a in active} == set(CI.temperatures_k)
+    assert all(a.info["uncertainty"] > 0 and a.info["iteration"] == 1 for a in active)
+    assert all("xtb" in a.info["reference"] for a in rows)
+
+
+def test_rerun_resumes_without_new_calculations(methanol_run):
+    workflow, result = methanol_run
+    before = workflow.database.count()
+    again = IRWorkflow(load_molecules("CO"), workflow.dirs.root, CI, show_progress=False).run()
+    assert workflow.database.count() == before
+    np.testing.assert_allclose(again.spectra["CO@300K"].intensity, result.spectra["CO@300K"].intensity)
+
+
+def test_changed_settings_refuse_to_mix_into_a_run(methanol_run):
+    workflow, _ = methanol_run
+    with pytest.raises(InputError, match="other settings"):
+        IRWorkflow(load_molecules("CO"), workflow.dirs.root, CI.with_overrides(n_per_mode=2), show_progress=False)
+
+
+def test_sanity_stop_ends_trajectory_at_once(methanol_run):
+    workflow, _ = methanol_run
+    replicas = [Replica("CO", workflow.prepared()[0].atoms, 300.0, seed=1)]
+    settings = {"n_steps": 50, "timestep_fs": 0.5, "friction_per_fs": 0.01, "record_interval": 1,
+                "uncertainty_stop": 1e-9, "precision": "float64"}
+    (outcome,) = exploration_task((str(workflow.dirs.final_models), replicas, settings))
+    assert outcome["stopped"] and outcome["stop_step"] == 1
+    assert "uncertainty" in outcome["stop_reason"]
+    assert select_most_uncertain(np.array([0.1, 0.5, 0.45, np.nan, 0.3]), 2) == [1, 4]
+
+
+def test_trained_models_predict_new_molecule_and_reject_unseen_element(methanol_run, tmp_path):
+    workflow, _ = methanol_run
+    proc = subprocess.run([sys.executable, "-m", "specml", "ir", "CCl", "--models", str(workflow.dirs.root),
+                           "--preset", "ci", "--run-dir", str(tmp_path / "p")], capture_output=True, text=True)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "Cl" in lines[0]
+    with pytest.raises(UnsupportedElementError, match="U"):
+        IRWorkflow(load_molecules("[U]"), tmp_path / "u", CI, show_progress=False)
+
+
+def test_scf_failures_are_recorded_and_skipped(tmp_path):
+    reference = make_reference("ase:reference_doubles:FlakyXTB")
+    db = LabelDatabase(tmp_path / "labels.db")
+    rng = np.random.default_rng(0)
+    candidates = []
+    for i in range(12):
+        atoms = molecule("H2O")
+        atoms.positions += rng.normal(0, 0.02, atoms.positions.shape)
+        candidates.append(Candidate(f"w:{i}", atoms, {"molecule": "water", "iteration": 0, "kind": "test_case"}))
+    counts = label_candidates(candidates, db, reference, make_executor(show_progress=False))
+    assert counts["failed"] > 0 and counts["new"] > 0 and counts["new"] + counts["failed"] == 12
+    assert db.count(status="failed") == counts["failed"]
+    with sqlite3.connect(tmp_path / "labels.db") as con:
+        errors = [json.loads(v) if v.startswith("\"") else v for (v,) in con.execute(
+            "select value from text_key_values where key='error'")]
+    assert all("SCF" in e for e in errors)
+    again = label_candidates(candidates, db, reference, make_executor(show_progress=False))
+    assert again == {"new": 0, "failed": 0, "skipped": 12}
+
+
+def test_dask_executor_gives_same_labels_as_in_process(tmp_path):
+    from dask.distributed import Client, LocalCluster
+
+    reference = make_reference("xtb")
+    rng = np.random.default_rng(1)
+    candidates = []
+    for i in range(6):
+        atoms = molecule("CH3OH")
+        atoms.positions += rng.normal(0, 0.03, atoms.positions.shape)
+        candidates.append(Candidate(f"m:{i}", atoms, {"molecule": "methanol", "iteration": 0}))
+    local = LabelDatabase(tmp_path / "local.db")
+    label_candidates(candidates, local, reference, make_executor(show_progress=False))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        distributed = LabelDatabase(tmp_path / "dask.db")
+        label_candidates(candidates, distributed, reference, make_executor(client, show_progress=False))
+    a = {x.info["key"]: x for x in local.labelled_atoms()}
+    b = {x.info["key"]: x for x in distributed.labelled_atoms()}
+    assert set(a) == set(b) and len(a) == 6
+    for key in a:
+        assert a[key].info["energy"] == pytest.approx(b[key].info["energy"], abs=1e-10)
+        np.testing.assert_allclose(a[key].arrays["forces"], b[key].arrays["forces"], atol=1e-10)
+        np.testing.assert_allclose(a[key].info["dipole"], b[key].info["dipole"], atol=1e-10)
+
+
+def test_sigkill_mid_iteration_loses_and_duplicates_nothing(tmp_path):
+    run_dir = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "specml", "ir", "CO", "--preset", "ci", "--run-dir", str(run_dir),
+               "--reference", "ase:reference_doubles:SlowXTB@{\"delay\": 0.1}"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db_path = run_dir / "labels.db"
+    deadline = time.time() + 300
+    n_before = 0
+    while time.time() < deadline:  # kill once labelling of iteration 0 is well under way
+        if db_path.exists():
+            try:
+                with sqlite3.connect(db_path) as con:
+                    n_before = con.execute("select count(*) from systems").fetchone()[0]
+            except sqlite3.Error:
+                n_before = 0
+            if n_before >= 10:
+                break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 10 <= n_before < expected_label_count(CI)
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    with sqlite3.connect(db_path) as con:
+        keys = [k for (k,) in con.execute("select value from text_key_values where key='key'")]
+    assert len(keys) == len(set(keys)) == expected_label_count(CI)
+    assert (run_dir / "spectrum_CO_300K.csv").exists()
