@@ -24,7 +24,7 @@ from e3nn import o3
 from ase import Atoms
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
-from specml.dynamics.ase_loop import mace_calculator, run_ase_md
+from specml.dynamics.ase_loop import mace_calculator, run_mace_replica
 from specml.dynamics.batched import BatchedMD
 from specml.models.presets import get_preset
 
@@ -88,10 +88,10 @@ def time_ase(models, atoms, temps, precision, steps, warmup=2) -> float:
     # One calculator per committee, reused across replicas (its construction is
     # not counted); the loop over replicas is serial, as in the published workflow.
     calc = mace_calculator(models, precision=precision, device="cpu")
-    run_ase_md(models, atoms[0], warmup, temperature_K=temps[0], calculator=calc, record_interval=10)
+    run_mace_replica(models, atoms[0], warmup, temperature_K=temps[0], calculator=calc, record_interval=10)
     t0 = time.perf_counter()
     for i, (a, T) in enumerate(zip(atoms, temps)):
-        run_ase_md(models, a, steps, temperature_K=T, seed=i, calculator=calc, record_interval=10)
+        run_mace_replica(models, a, steps, temperature_K=T, seed=i, calculator=calc, record_interval=10)
     return len(atoms) * steps / (time.perf_counter() - t0)
 
 

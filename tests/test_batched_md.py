@@ -16,7 +16,7 @@ from ase.build import molecule
 from mace import modules  # before e3nn: mace makes e3nn's constants loadable with torch>=2.6
 from e3nn import o3
 
-from specml.dynamics.ase_loop import run_ase_md
+from specml.dynamics.ase_loop import run_mace_replica
 from specml.dynamics.batched import BatchedMD
 from specml.errors import DynamicsError, ModelError
 
@@ -78,7 +78,7 @@ def nve_runs(committee):
     eng = BatchedMD(committee[:1], [atoms], ensemble="nve", timestep_fs=0.5,
                     uncertainty_threshold=np.inf, precision="float64")
     batched = eng.run(1000)
-    ase_traj, _ = run_ase_md(committee[:1], atoms, 1000, ensemble="nve", timestep_fs=0.5)
+    ase_traj, _ = run_mace_replica(committee[:1], atoms, 1000, ensemble="nve", timestep_fs=0.5)
     return atoms, batched, ase_traj
 
 
@@ -116,7 +116,7 @@ def test_langevin_matches_ase_langevin_with_same_stream(committee, dipole_model)
                     temperatures_K=[500.0, 300.0], seeds=[11, 12], record_interval=5,
                     uncertainty_threshold=np.inf, noise_block=7)
     res = eng.run(150)
-    ref, final = run_ase_md(committee, atoms, 150, temperature_K=500.0, seed=11,
+    ref, final = run_mace_replica(committee, atoms, 150, temperature_K=500.0, seed=11,
                             record_interval=5, dipole_model=dipole_model)
     np.testing.assert_allclose(res[0].positions, ref.positions, rtol=0, atol=1e-10)
     np.testing.assert_allclose(res[0].dipoles, ref.dipoles, rtol=0, atol=1e-10)

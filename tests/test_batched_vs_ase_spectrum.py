@@ -15,7 +15,7 @@ from ase.build import molecule
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
 from specml.comparison.metrics import pearson
-from specml.dynamics.ase_loop import mace_calculator, run_ase_md
+from specml.dynamics.ase_loop import mace_calculator, run_mace_replica
 from specml.dynamics.batched import BatchedMD
 from specml.spectra.autocorrelation import average_spectra, ir_from_dipoles
 
@@ -51,7 +51,7 @@ def test_batched_spectrum_matches_ase_loop_spectrum():
                         record_positions=False, **kw).run(N_STEPS)
     calc = mace_calculator([energy])
     dcalc = mace_calculator([dipole], model_type="DipoleMACE")
-    ase = [run_ase_md([energy], a, N_STEPS, temperature_K=T_K, seed=2000 + i, record_interval=RECORD,
+    ase = [run_mace_replica([energy], a, N_STEPS, temperature_K=T_K, seed=2000 + i, record_interval=RECORD,
                       dipole_model=dipole, calculator=calc, dipole_calculator=dcalc, **kw)[0]
            for i, a in enumerate(starts)]
     assert not batched.stopped.any() and not any(t.stopped for t in ase)

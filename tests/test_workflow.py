@@ -49,7 +49,10 @@ def test_end_to_end_gives_spectrum_with_std(methanol_run):
     assert y[(x > 2700) & (x < 3300)].max() > 5 * y[(x > 1900) & (x < 2300)].max()
     curve = result.learning_curve
     assert [e["iteration"] for e in curve] == [0, 1]
-    assert curve[-1]["reference_calls"] == workflow.database.count(status="ok") == expected_label_count(CI)
+    n_test = CI.test_clusters * CI.test_per_cluster
+    assert curve[-1]["reference_calls"] == expected_label_count(CI)
+    assert workflow.database.count(status="ok") == expected_label_count(CI) + n_test
+    assert workflow.database.count(kind="test") == n_test
     assert np.isfinite(curve[-1]["harmonic_mae_cm1"])
     assert {"energy_mae_meV", "force_mae_meV_per_A", "dipole_mae_mD"} <= set(result.summary["test_set"])
     assert result.summary["test_set"]["n_structures"] == CI.test_clusters * CI.test_per_cluster
@@ -173,5 +176,5 @@ def test_sigkill_mid_iteration_loses_and_duplicates_nothing(tmp_path):
     assert finished.returncode == 0, finished.stderr[-2000:]
     with sqlite3.connect(db_path) as con:
         keys = [k for (k,) in con.execute("select value from text_key_values where key='key'")]
-    assert len(keys) == len(set(keys)) == expected_label_count(CI)
+    assert len(keys) == len(set(keys)) == expected_label_count(CI) + CI.test_clusters * CI.test_per_cluster
     assert (run_dir / "spectrum_CO_300K.csv").exists()

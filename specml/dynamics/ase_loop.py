@@ -31,7 +31,7 @@ def mace_calculator(models: Sequence[torch.nn.Module], *, model_type: str = "MAC
                           default_dtype=precision, device=device)
 
 
-def run_ase_md(
+def run_mace_replica(
     energy_models: Sequence[torch.nn.Module],
     atoms: Atoms,
     n_steps: int,
@@ -117,4 +117,4 @@ def run_ase_md(
     return traj, final
 
 
-__all__ = ["mace_calculator", "run_ase_md"]
+__all__ = ["mace_calculator", "run_mace_replica"]

@@ -144,7 +144,8 @@ class IRWorkflow:
         data = self.database.labelled_atoms()
         if len(data) < 5:
             raise InputError(f"only {len(data)} labelled structures: too few to train (see {self.dirs.log})")
-        preset = get_preset(self.config.model_preset)
+        epochs = {"epochs": self.config.model_epochs} if self.config.model_epochs else {}
+        preset = get_preset(self.config.model_preset, **epochs)
         init = None
         if self.config.warm_start and iteration > 0:
             init = Committee.load(self.dirs.models(iteration - 1))

@@ -15,6 +15,7 @@ class WorkflowConfig:
     # reference and models
     reference: str = "xtb"
     model_preset: str = "default"  # CPU-sized; "paper" = 128 channels, L=1, r 3.0 Å, 2 layers
+    model_epochs: int | None = None  # None: the model preset's own number of epochs
     n_committee: int = 3
     committee_seeds: tuple[int, ...] = (0, 1, 2)
     train_precision: str = "float32"
@@ -83,6 +84,10 @@ class WorkflowConfig:
 WORKFLOW_PRESETS: dict[str, WorkflowConfig] = {
     "default": WorkflowConfig(),
     "paper": WorkflowConfig(model_preset="paper", max_iterations=40),
+    # A first look in about ten minutes on a laptop-class CPU: fewer displacements, epochs and
+    # iterations, 3 x 10 ps production. Use "default" for results.
+    "quick": WorkflowConfig(model_epochs=30, n_per_mode=4, exploration_steps=1000, max_iterations=2,
+                            thermalization_ps=1.0, production_ps=10.0, test_md_ps=5.0, test_frames=200),
     "ci": WorkflowConfig(model_preset="tiny", n_per_mode=4, temperatures_k=(300.0, 600.0), exploration_steps=200,
                          exploration_record_interval=5, n_select_per_temperature=3, max_iterations=1,
                          target_harmonic_mae_cm1=0.0, n_trajectories=2, thermalization_ps=0.05, production_ps=1.0,
