@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from specml.plotting import plot_spectra  # noqa: E402
 from specml.spectra.spectrum import Spectrum  # noqa: E402
@@ -38,6 +39,8 @@ def plot_learning_curves(curve: list[dict], path: Path) -> Path:
             ax.plot(iterations, [e.get(key) for e in curve], "o-", label=label)
         ax.set_xlabel("active-learning iteration")
         ax.set_ylabel("validation MAE")
+        for axis in axes:
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_yscale("log")
         ax.legend()
         fig.tight_layout()
