@@ -29,7 +29,7 @@ from specml.dynamics.batched import BatchedMD
 from specml.models.presets import get_preset
 
 ROOT = Path(__file__).resolve().parents[1]
-MOLECULES_CSV = Path("/work/shared/molecules/train24.csv")
+MOLECULES_CSV = ROOT.parent / "shared" / "molecules" / "train24.csv"
 Z = [1, 6, 7, 8]
 
 

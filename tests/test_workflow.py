@@ -178,3 +178,19 @@ def test_sigkill_mid_iteration_loses_and_duplicates_nothing(tmp_path):
         keys = [k for (k,) in con.execute("select value from text_key_values where key='key'")]
     assert len(keys) == len(set(keys)) == expected_label_count(CI) + CI.test_clusters * CI.test_per_cluster
     assert (run_dir / "spectrum_CO_300K.csv").exists()
+
+
+def test_progress_reporting_does_not_change_the_trajectory(methanol_run):
+    from specml.workflow.md_tasks import production_task
+
+    workflow, _ = methanol_run
+    replicas = [Replica("CO", workflow.prepared()[0].atoms, 300.0, seed=5)]
+    settings = {"thermalization_steps": 100, "production_steps": 1200, "timestep_fs": 0.5, "friction_per_fs": 0.001,
+                "record_interval": 2, "uncertainty_stop": 0.5, "precision": "float64"}
+    seen = []
+    chunked = production_task((str(workflow.dirs.final_models), replicas,
+                               {**settings, "progress": lambda done, total: seen.append((done, total))}))
+    single = production_task((str(workflow.dirs.final_models), replicas, settings))
+    np.testing.assert_array_equal(chunked[0]["dipoles"], single[0]["dipoles"])
+    assert len(chunked[0]["dipoles"]) == 600
+    assert seen[-1] == (1300, 1300) and len(seen) >= 3

@@ -373,11 +373,16 @@ def run_md_tasks(executor: Executor, models_dir: Path, task, replicas: list[Repl
         groups: dict[str, list[Replica]] = {}
         for r in replicas:
             groups.setdefault(r.molecule, []).append(r)
-        chunks = list(groups.values())
+        outcomes = executor.map(task, [(str(models_dir), chunk, settings) for chunk in groups.values()], description)
     else:
-        chunks = [replicas]
+        # In-process all replicas share one batch, and the bar follows MD steps rather than tasks.
+        with progress_bar(disable=not executor.show_progress) as bar:
+            handle = bar.add_task(f"{description} ({len(replicas)} replicas)", total=None)
+            report = lambda done, total: bar.update(handle, completed=done, total=total)  # noqa: E731
+            quiet = make_executor(show_progress=False)
+            outcomes = quiet.map(task, [(str(models_dir), replicas, {**settings, "progress": report})], description)
     results = []
-    for outcome in executor.map(task, [(str(models_dir), chunk, settings) for chunk in chunks], description):
+    for outcome in outcomes:
         if not outcome.ok:
             raise outcome.error
         results.extend(outcome.value)

@@ -53,6 +53,43 @@ def _engine(committee, starts, replicas, friction, precision, record_interval, t
                      record_interval=record_interval, record_positions=record_positions, precision=precision)
 
 
+#: Steps per engine call when a progress callback is given (runs continue exactly across calls).
+PROGRESS_CHUNK_STEPS = 500
+
+
+def _run_with_progress(engine: BatchedMD, n_steps: int, progress, done: int = 0, total: int | None = None):
+    """``engine.run(n_steps)`` in chunks, reporting ``progress(steps_done, total)``; frames are concatenated."""
+    total = total if total is not None else n_steps
+    if progress is None or n_steps <= PROGRESS_CHUNK_STEPS:
+        trajectory = engine.run(n_steps)
+        if progress is not None:
+            progress(done + n_steps, total)
+        return trajectory
+    parts = []
+    for start in range(0, n_steps, PROGRESS_CHUNK_STEPS):
+        parts.append(engine.run(min(PROGRESS_CHUNK_STEPS, n_steps - start)))
+        progress(done + min(start + PROGRESS_CHUNK_STEPS, n_steps), total)
+    return _concatenate(parts)
+
+
+def _concatenate(parts):
+    """Join the per-call trajectories of one engine into one."""
+    from dataclasses import replace
+
+    first = parts[-1]
+    replicas = []
+    for i, last in enumerate(first.replicas):
+        pieces = [p.replicas[i] for p in parts]
+
+        def cat(name):
+            arrays = [getattr(piece, name) for piece in pieces if getattr(piece, name) is not None]
+            return np.concatenate(arrays) if arrays else None
+
+        replicas.append(replace(last, **{name: cat(name) for name in (
+            "times_fs", "steps", "energies", "temperatures", "rel_uncertainty", "force_std", "dipoles", "positions")}))
+    return replace(first, replicas=replicas, steps_run=sum(p.steps_run for p in parts))
+
+
 def exploration_task(args) -> list[dict]:
     """Exploration MD; per replica: recorded positions and uncertainties, final state, stop info."""
     models_dir, replicas, settings = args
@@ -60,7 +97,7 @@ def exploration_task(args) -> list[dict]:
     engine = _engine(committee, [_start(r) for r in replicas], replicas, settings["friction_per_fs"],
                      settings["precision"], settings["record_interval"], settings["timestep_fs"],
                      settings["uncertainty_stop"], with_dipoles=False, record_positions=True)
-    trajectory = engine.run(settings["n_steps"])
+    trajectory = _run_with_progress(engine, settings["n_steps"], settings.get("progress"))
     out = []
     for replica, frames, final in zip(replicas, trajectory.replicas, trajectory.final_atoms):
         out.append({"molecule": replica.molecule, "temperature_k": replica.temperature_k,
@@ -78,12 +115,14 @@ def production_task(args) -> list[dict]:
     thermalize = _engine(committee, [_start(r) for r in replicas], replicas, settings["friction_per_fs"],
                          settings["precision"], max(1, settings["thermalization_steps"]), settings["timestep_fs"],
                          settings["uncertainty_stop"], with_dipoles=False, record_positions=False)
-    thermalize.run(settings["thermalization_steps"])
+    total = settings["thermalization_steps"] + settings["production_steps"]
+    _run_with_progress(thermalize, settings["thermalization_steps"], settings.get("progress"), 0, total)
     starts = thermalize.to_atoms()
     production = _engine(committee, starts, replicas, settings["friction_per_fs"], settings["precision"],
                          settings["record_interval"], settings["timestep_fs"], settings["uncertainty_stop"],
                          with_dipoles=True, record_positions=False)
-    trajectory = production.run(settings["production_steps"])
+    trajectory = _run_with_progress(production, settings["production_steps"], settings.get("progress"),
+                                    settings["thermalization_steps"], total)
     out = []
     for replica, frames, start in zip(replicas, trajectory.replicas, starts):
         stopped = frames.stopped or bool(start.info.get("specml_stopped"))
