@@ -47,6 +47,7 @@ class XTBReference(ReferenceMethod):
     def settings(self) -> dict:
         return {"method": self.method, "accuracy": self.accuracy, "max_iterations": self.max_iterations,
                 "electronic_temperature": self.electronic_temperature, "charge": self.charge}
+    # ``threads`` is deliberately not a setting: it does not change the level of theory.
 
     def calculator(self):
         return ThreadLimitedTBLite(threads=self.threads, method=self.method, accuracy=self.accuracy, max_iterations=self.max_iterations,
