@@ -194,3 +194,15 @@ def test_progress_reporting_does_not_change_the_trajectory(methanol_run):
     np.testing.assert_array_equal(chunked[0]["dipoles"], single[0]["dipoles"])
     assert len(chunked[0]["dipoles"]) == 600
     assert seen[-1] == (1300, 1300) and len(seen) >= 3
+
+
+def test_run_from_before_a_new_setting_still_resumes(methanol_run):
+    workflow, _ = methanol_run
+    stored = json.loads(workflow.dirs.config.read_text())
+    stored["config"].pop("model_epochs")  # as written before that setting existed
+    workflow.dirs.config.write_text(json.dumps(stored))
+    IRWorkflow(load_molecules("CO"), workflow.dirs.root, CI, show_progress=False)  # no error
+    stored["config"]["no_such_setting"] = 1
+    workflow.dirs.config.write_text(json.dumps(stored))
+    with pytest.raises(InputError, match="no_such_setting"):
+        IRWorkflow(load_molecules("CO"), workflow.dirs.root, CI, show_progress=False)

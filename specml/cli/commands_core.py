@@ -77,7 +77,7 @@ def reference_md(
     reference: str = typer.Option("xtb", "--reference", "-r", help="xtb | pyscf[:FUNC/BASIS] | ase:module:Class"),
     temperature: float = typer.Option(300.0, "--temperature", "-T", help="Temperature (K)."),
     time_ps: float = typer.Option(10.0, "--time", help="Production time (ps)."),
-    thermalization_ps: float = typer.Option(1.0, "--thermalization", help="Thermalisation time (ps)."),
+    thermalization_ps: float = typer.Option(5.0, "--thermalization", help="Thermalisation time (ps); 5 damping times at the default friction."),
     timestep: float = typer.Option(0.5, "--timestep", help="Time step (fs)."),
     friction: float = typer.Option(0.001, "--friction", help="Langevin friction (1/fs)."),
     max_correlation: float = typer.Option(1000.0, "--max-correlation", help="Correlation depth (fs)."),

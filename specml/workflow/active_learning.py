@@ -77,7 +77,8 @@ class IRWorkflow:
         self.molecules = molecules
         self.config = config or WorkflowConfig()
         self.dirs = RunDirectory(run_dir)
-        self.dirs.check_config(self.config.to_dict(), [f"{m.name}:{m.smiles or m.formula}" for m in molecules])
+        self.dirs.check_config(self.config.to_dict(), [f"{m.name}:{m.smiles or m.formula}" for m in molecules],
+                               normalise=lambda stored: WorkflowConfig.from_dict(stored).to_dict())
         self.reference = make_reference(self.config.reference)
         for mol in molecules:
             self.reference.check_elements(mol.atoms, mol.smiles or mol.name)

@@ -97,12 +97,18 @@ class RunDirectory:
     def production(self, temperature_k: float) -> Path:
         return self.root / "production" / f"{temperature_k:.0f}K"
 
-    def check_config(self, config_dict: dict, molecules: list[str]) -> None:
-        """Refuse to resume a run with different settings or molecules (it would mix data)."""
+    def check_config(self, config_dict: dict, molecules: list[str], normalise=lambda d: d) -> None:
+        """Refuse to resume a run with different settings or molecules (it would mix data).
+
+        ``normalise`` maps a stored settings dict onto the current schema, so a setting
+        added later (with its default) does not orphan existing runs.
+        """
         stored = {"config": config_dict, "molecules": molecules}
         if self.config.exists():
             previous = json.loads(self.config.read_text())
-            if previous != json.loads(json.dumps(stored, default=_json_default)):
+            previous["config"] = normalise(previous.get("config", {}))
+            if json.loads(json.dumps(previous, default=_json_default)) != json.loads(
+                    json.dumps(stored, default=_json_default)):
                 raise InputError(
                     f"{self.root} holds a run with other settings or molecules; use another --run-dir "
                     "or delete it to start over"
