@@ -206,3 +206,15 @@ def test_run_from_before_a_new_setting_still_resumes(methanol_run):
     workflow.dirs.config.write_text(json.dumps(stored))
     with pytest.raises(InputError, match="no_such_setting"):
         IRWorkflow(load_molecules("CO"), workflow.dirs.root, CI, show_progress=False)
+
+
+def test_trained_models_predict_without_retraining(methanol_run, tmp_path):
+    workflow, _ = methanol_run
+    n_labels = workflow.database.count()
+    proc = subprocess.run([sys.executable, "-m", "specml", "ir", "CO", "--models", str(workflow.dirs.root),
+                           "--preset", "ci", "--run-dir", str(tmp_path / "p")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "p" / "summary.json").read_text())
+    assert summary["domain"]["CO"]["uncertainty_at_minimum"] >= 0
+    assert (tmp_path / "p" / "spectrum_CO_300K.csv").exists()
+    assert workflow.database.count() == n_labels  # no reference calls, no training

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from specml.cli.app import app, console
+from specml.errors import ModelError
 
 
 @app.command("ir")
@@ -43,6 +44,9 @@ def ir(
         if models is not None:
             spectra, report = predict_spectra(models, mols, run_dir, temperature[0], config, executor, console.print)
             _print_domain(report)
+            if not spectra:
+                raise ModelError(f"no spectrum: every trajectory of {', '.join(report)} hit the sanity stop; "
+                                 f"the molecule(s) are outside what the committee in {models} knows")
             from specml.workflow.active_learning import WorkflowResult
 
             result = WorkflowResult(run_dir, {f"{k}@{temperature[0]:.0f}K": v for k, v in spectra.items()}, [],
