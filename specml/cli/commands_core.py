@@ -9,10 +9,7 @@ import typer
 from rich.table import Table
 
 from specml.cli.app import app, console
-
-
-def _safe_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60] or "molecule"
+from specml.workflow.state import safe_name
 
 
 def _report_comparison(spectrum, experimental_path: Path, out_png: Path, lo: float, hi: float) -> dict:
@@ -51,7 +48,7 @@ def harmonic(
         with console.status(f"optimising and computing the Hessian of {mol.name} with {method.describe()}"):
             result = optimized_harmonic_analysis(mol.atoms, method)
         spectrum = result.spectrum(fwhm=fwhm, shape=shape, lo=lo, hi=hi).with_metadata(label=f"{mol.name} harmonic ({method.name})")
-        stem = out / f"{_safe_name(mol.name)}_harmonic_{method.name}"
+        stem = out / f"{safe_name(mol.name)}_harmonic_{method.name}"
         spectrum.to_csv(stem.with_suffix(".csv"))
         table = Table(title=f"{mol.name}: harmonic modes ({method.describe()})")
         table.add_column("mode", justify="right")
@@ -100,7 +97,7 @@ def reference_md(
             traj = run_reference_md(start, reference, temperature, n_steps, n_therm, timestep, friction, seed=seed,
                                     progress=lambda i, n: bar.update(task, completed=i))
         spectrum = traj.ir_spectrum(max_correlation).with_metadata(label=f"{mol.name} reference MD {temperature:.0f} K")
-        stem = out / f"{_safe_name(mol.name)}_md_{temperature:.0f}K"
+        stem = out / f"{safe_name(mol.name)}_md_{temperature:.0f}K"
         spectrum.to_csv(stem.with_suffix(".csv"))
         if compare is not None:
             _report_comparison(spectrum, compare, stem.with_suffix(".png"), 500, 4000)

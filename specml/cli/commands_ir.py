@@ -64,7 +64,7 @@ def ir(
 
 
 def _run_name(text: str, mols) -> str:
-    from specml.workflow.active_learning import safe_name
+    from specml.workflow.state import safe_name
 
     return safe_name(Path(text).stem if Path(text).exists() else "_".join(m.name for m in mols))
 

@@ -30,21 +30,7 @@ from ase import Atoms, units
 
 from specml.errors import DynamicsError, ModelError
 
-try:  # shared device/precision helpers (specml.models); same behaviour inline otherwise
-    from specml.models.device import dtype_name, select_device, torch_dtype
-except ImportError:  # pragma: no cover - only while specml.models is absent
-    _DT = {"float32": torch.float32, "float64": torch.float64}
-
-    def select_device(preference="auto"):
-        if str(preference) == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(str(preference))
-
-    def torch_dtype(precision):
-        return precision if isinstance(precision, torch.dtype) else _DT[str(precision)]
-
-    def dtype_name(dtype):
-        return {v: k for k, v in _DT.items()}[dtype]
+from specml.models.device import dtype_name, select_device, torch_dtype
 
 
 ENSEMBLES = ("langevin", "nve")

@@ -36,12 +36,8 @@ from specml.workflow.config import WorkflowConfig
 from specml.workflow.evaluation import harmonic_errors, label_errors, ml_harmonic_analysis
 from specml.workflow.labelling import Candidate, label_candidates
 from specml.workflow.md_tasks import Replica, exploration_task, production_task, select_most_uncertain
-from specml.workflow.state import (RunDirectory, atomic_save_directory, atomic_write_json, atomic_write_npz,
+from specml.workflow.state import (RunDirectory, atomic_save_directory, safe_name, atomic_write_json, atomic_write_npz,
                                    atomic_write_structures, file_logger, read_structures_file)
-
-
-def safe_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60] or "molecule"
 
 
 @dataclass
@@ -259,8 +255,6 @@ class IRWorkflow:
 
     # -- the loop -------------------------------------------------------------------
     def active_learning(self) -> tuple[object, list[dict]]:
-        from specml.workflow.state import atomic_write_json as write_json
-
         curve = json.loads(self.dirs.learning_curve.read_text()) if self.dirs.learning_curve.exists() else []
         done = {entry["iteration"] for entry in curve}
         started = time.perf_counter()
@@ -283,7 +277,7 @@ class IRWorkflow:
             committee = self.train(iteration)
             entry = self.evaluate(iteration, committee, time.perf_counter() - started)
             curve.append(entry)
-            write_json(self.dirs.learning_curve, curve)
+            atomic_write_json(self.dirs.learning_curve, curve)
             self.say(f"iteration {iteration}: harmonic MAE {entry['harmonic_mae_cm1']:.1f} cm-1, "
                      f"{entry['reference_calls']} reference calculations")
             if entry["harmonic_mae_cm1"] <= self.config.target_harmonic_mae_cm1:

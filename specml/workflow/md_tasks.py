@@ -36,7 +36,7 @@ def _start(replica: Replica) -> Atoms:
     return atoms
 
 
-def _committee(models_dir, precision):
+def _committee(models_dir):
     from specml.models import Committee
 
     return Committee.load(models_dir)
@@ -93,7 +93,7 @@ def _concatenate(parts):
 def exploration_task(args) -> list[dict]:
     """Exploration MD; per replica: recorded positions and uncertainties, final state, stop info."""
     models_dir, replicas, settings = args
-    committee = _committee(models_dir, settings["precision"])
+    committee = _committee(models_dir)
     engine = _engine(committee, [_start(r) for r in replicas], replicas, settings["friction_per_fs"],
                      settings["precision"], settings["record_interval"], settings["timestep_fs"],
                      settings["uncertainty_stop"], with_dipoles=False, record_positions=True)
@@ -111,7 +111,7 @@ def exploration_task(args) -> list[dict]:
 def production_task(args) -> list[dict]:
     """Thermalisation then production MD; per replica: dipoles every record interval, uncertainty."""
     models_dir, replicas, settings = args
-    committee = _committee(models_dir, settings["precision"])
+    committee = _committee(models_dir)
     thermalize = _engine(committee, [_start(r) for r in replicas], replicas, settings["friction_per_fs"],
                          settings["precision"], max(1, settings["thermalization_steps"]), settings["timestep_fs"],
                          settings["uncertainty_stop"], with_dipoles=False, record_positions=False)

@@ -52,7 +52,7 @@ def plot_learning_curves(curve: list[dict], path: Path) -> Path:
 
 def write_outputs(result, out_dir: Path, experiment: Spectrum | None = None, comparison=None) -> dict:
     """Write every spectrum, the learning curves and the summary; return the file paths."""
-    from specml.workflow.active_learning import safe_name
+    from specml.workflow.state import safe_name
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {}

@@ -21,6 +21,11 @@ from ase.io import read, write
 from specml.errors import InputError
 
 
+def safe_name(name: str) -> str:
+    """A file-name-safe version of a molecule name."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60] or "molecule"
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as fh:
