@@ -214,3 +214,37 @@ def test_errors(committee):
         BatchedMD(committee, [molecule("H2O")])
     with pytest.raises(DynamicsError, match="seeds"):
         BatchedMD(committee, [molecule("H2O")], temperatures_K=300.0, seeds=[1, 2])
+
+
+# --------------------------------------------------------------------------- fast path, uncertainty
+def test_fast_path_replaces_modules_and_keeps_the_trajectory(committee, dipole_model):
+    atoms = [with_velocities(molecule("CH3OH"), 5), with_velocities(molecule("H2O"), 6)]
+    kw = dict(dipole_model=dipole_model, temperatures_K=[400.0, 300.0], seeds=[31, 32],
+              uncertainty_threshold=np.inf, record_interval=5)
+    fast = BatchedMD(committee, atoms, **kw)
+    plain = BatchedMD(committee, atoms, fast_path=False, **kw)
+    # both members: one convolution and one contraction each (1 interaction)
+    assert fast.fast_path_modules["conv_tp"] >= 2 and fast.fast_path_modules["contraction"] >= 2
+    assert plain.fast_path_modules == {}
+    a, b = fast.run(100), plain.run(100)
+    for r in range(2):
+        np.testing.assert_allclose(a[r].positions, b[r].positions, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(a[r].dipoles, b[r].dipoles, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(a[r].rel_uncertainty, b[r].rel_uncertainty, rtol=1e-8)
+
+
+def test_uncertainty_is_the_committee_definition(committee):
+    from specml.models.committee import FORCE_UNCERTAINTY_EPS, uncertainty
+
+    atoms = [with_velocities(molecule("CH3OH"), 8), with_velocities(molecule("CH4"), 9)]
+    eng = BatchedMD(committee, atoms, temperatures_K=300.0, uncertainty_threshold=np.inf)
+    assert eng.uncertainty_eps == FORCE_UNCERTAINTY_EPS
+    res = eng.run(3)
+    eng._pack(eng._active)  # forces of the members on the final positions
+    members = eng._forces()[2].numpy()
+    for r in range(2):
+        sl = slice(int(eng.ptr[r]), int(eng.ptr[r + 1]))
+        rel, std = uncertainty(members[:, sl], FORCE_UNCERTAINTY_EPS)
+        assert res[r].rel_uncertainty[-1] == pytest.approx(rel, rel=1e-10)
+        assert res[r].force_std[-1] == pytest.approx(std, rel=1e-10)
+        assert rel > 0

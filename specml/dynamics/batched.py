@@ -28,8 +28,10 @@ import numpy as np
 import torch
 from ase import Atoms, units
 
+from specml.dynamics.mace_fastpath import accelerate
+from specml.dynamics.trajectory import ReplicaTrajectory
 from specml.errors import DynamicsError, ModelError
-
+from specml.models.committee import FORCE_UNCERTAINTY_EPS, uncertainty
 from specml.models.device import dtype_name, select_device, torch_dtype
 
 
@@ -37,35 +39,6 @@ ENSEMBLES = ("langevin", "nve")
 
 
 # --------------------------------------------------------------------------- results
-@dataclass
-class ReplicaTrajectory:
-    """Recorded frames of one replica (every ``record_interval`` steps, step >= 1).
-
-    Arrays have one row per recorded frame: ``times_fs`` (fs), ``steps``,
-    ``energies`` (committee-mean potential energy, eV), ``temperatures``
-    (instantaneous kinetic temperature with 3N degrees of freedom, K),
-    ``rel_uncertainty`` (PALIRS relative force uncertainty, dimensionless),
-    ``force_std`` (sqrt of the mean committee force variance, eV/Å),
-    ``dipoles`` (e·Å, None without a dipole model), ``positions`` (Å, None if
-    not recorded).
-    """
-
-    replica: int
-    numbers: np.ndarray
-    target_temperature_K: float | None
-    times_fs: np.ndarray
-    steps: np.ndarray
-    energies: np.ndarray
-    temperatures: np.ndarray
-    rel_uncertainty: np.ndarray
-    force_std: np.ndarray
-    dipoles: np.ndarray | None
-    positions: np.ndarray | None
-    stopped: bool
-    stop_step: int | None
-    stop_reason: str | None
-
-
 @dataclass
 class BatchedTrajectory:
     """Output of :meth:`BatchedMD.run`: one :class:`ReplicaTrajectory` per replica."""
@@ -126,9 +99,17 @@ class BatchedMD:
     skin:
         Verlet skin in Å; the pair list is rebuilt when any atom has moved more
         than ``skin / 2`` since the last build.
+    uncertainty_eps:
+        Regulariser (eV/Å) of the relative uncertainty, as in
+        :func:`specml.models.committee.uncertainty` (which computes it).
     noise_block:
         Normal deviates are drawn for this many steps at once per replica (fewer
         numpy calls; same stream as step-by-step drawing).
+    fast_path:
+        Replace the convolution tensor products and invariant symmetric
+        contractions of the (copied) models by the equivalent, faster modules of
+        :mod:`specml.dynamics.mace_fastpath` where they apply and agree with the
+        originals on a check at construction; everything else runs unchanged.
     """
 
     def __init__(
@@ -144,13 +125,14 @@ class BatchedMD:
         seeds: Sequence[int] | None = None,
         base_seed: int = 0,
         uncertainty_threshold: float | Sequence[float] = 0.5,
-        uncertainty_eps: float = 1e-8,
+        uncertainty_eps: float = FORCE_UNCERTAINTY_EPS,
         record_interval: int = 1,
         record_positions: bool = True,
         skin: float = 0.5,
         precision: str | torch.dtype = "float64",
         device: str | torch.device = "auto",
         noise_block: int = 64,
+        fast_path: bool = True,
     ):
         if ensemble not in ENSEMBLES:
             raise DynamicsError(f"unknown ensemble {ensemble!r}; use one of {ENSEMBLES}")
@@ -171,6 +153,8 @@ class BatchedMD:
         self.skin = float(skin)
         self.noise_block = int(noise_block)
         self.uncertainty_eps = float(uncertainty_eps)
+        self.fast_path = bool(fast_path)
+        self.fast_path_modules: dict[str, int] = {}
         R = len(atoms)
         self.n_replicas = R
 
@@ -235,6 +219,9 @@ class BatchedMD:
         # Only d(energy)/d(positions) is needed: no parameter gradients in backward.
         for p in m.parameters():
             p.requires_grad_(False)
+        if self.fast_path:
+            for key, n in accelerate(m).items():
+                self.fast_path_modules[key] = self.fast_path_modules.get(key, 0) + n
         return m
 
     def _per_replica(self, value, name, allow_none=False):
@@ -358,10 +345,9 @@ class BatchedMD:
     def _forces(self):
         """Committee forces on the current positions.
 
-        Returns mean forces [N,3], mean energies [R], relative uncertainty [R],
-        force std [R] (eV/Å). Members are looped over on one shared graph.
+        Returns mean forces [N,3], mean energies [R] and the members' forces
+        [M,N,3]. Members are looped over on one shared graph.
         """
-        R = len(self._active)
         pos = self.pos.detach().requires_grad_(True)
         data = self._graph(pos, self.node_attrs)
         forces, energies = [], []
@@ -371,19 +357,20 @@ class BatchedMD:
                 forces.append(out["forces"].detach())
                 energies.append(out["energy"].detach())
         F = torch.stack(forces)  # [M, N, 3]
-        E = torch.stack(energies).mean(0)
-        Fm = F.mean(0)
-        n = self.n_atoms.to(self.dtype)
-        fmag = torch.zeros(R, dtype=self.dtype, device=self.device).index_add_(
-            0, self.batch, torch.linalg.vector_norm(Fm, dim=1)) / n
-        if len(self.models) > 1:
-            var = F.var(0, unbiased=False).sum(1)  # per atom, summed over x,y,z
-            msd = torch.zeros(R, dtype=self.dtype, device=self.device).index_add_(0, self.batch, var) / (3 * n)
-            fstd = msd.sqrt()
-        else:
-            fstd = torch.zeros(R, dtype=self.dtype, device=self.device)
-        rel = fstd / (fmag + self.uncertainty_eps)
-        return Fm, E, rel, fstd
+        return F.mean(0), torch.stack(energies).mean(0), F
+
+    def _uncertainty(self, F: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Relative uncertainty and force std (eV/Å) per active replica, by
+        :func:`specml.models.committee.uncertainty` (zero for a single model)."""
+        R = len(self._active)
+        if F.shape[0] < 2:
+            zero = torch.zeros(R, dtype=self.dtype, device=self.device)
+            return zero, zero
+        members = F.detach().cpu().numpy().astype(np.float64)
+        ptr = self.ptr.tolist()
+        rel_std = np.array([uncertainty(members[:, ptr[i]:ptr[i + 1]], self.uncertainty_eps) for i in range(R)])
+        out = self._tensor(rel_std)
+        return out[:, 0], out[:, 1]
 
     def _dipoles(self) -> torch.Tensor:
         data = self._graph(self.pos.detach().clone(), self.dip_node_attrs.clone())
@@ -487,22 +474,27 @@ class BatchedMD:
                     self.step_count = step
                     break
             self._maybe_rebuild_edges()
-            self.F, E, rel, fstd = self._forces()
+            self.F, E, F_members = self._forces()
             if self.ensemble == "langevin":
                 v = v + (self.c1 * self.F / self.m - self.c2 * v + rnd_vel)
                 self.mom = v * self.m
             else:
                 self.mom = self.mom + 0.5 * dt * self.F
             self.step_count = step
-            if step % self.record_interval == 0:
+            recording = step % self.record_interval == 0
+            thresholds = self.thresholds[self._active]
+            checking = len(self.models) > 1 and bool(np.isfinite(thresholds).any())
+            if recording or checking:  # the uncertainty is only needed for these
+                rel, fstd = self._uncertainty(F_members)
+            if recording:
                 self._record(rec, step, E, rel, fstd)
             fin_f = torch.isfinite(self.F).all(1)
             bad = torch.zeros(len(self._active), dtype=torch.bool, device=self.device)
             if not bool(fin_f.all()):
                 bad.index_fill_(0, self.batch[~fin_f], True)
-            thr = self._tensor(self.thresholds[self._active])
-            over = (rel > thr) | ~torch.isfinite(rel)
-            if len(self.models) > 1 and bool(over.any()):
+            if checking:
+                over = (rel > self._tensor(thresholds)) | ~torch.isfinite(rel)
+            if checking and bool(over.any()):
                 self._stop(over & ~bad, "uncertainty above threshold", step)
                 bad = bad[~(over & ~bad)]
             if bool(bad.any()):

@@ -1,4 +1,6 @@
-"""The dipole trajectory that every MD route (reference, ASE-loop ML, batched ML) produces."""
+"""Trajectory records: the dipole trajectory every MD route produces for spectra
+(:class:`DipoleTrajectory`) and the per-replica frames of the ML-MD engines
+(:class:`ReplicaTrajectory`, from the batched engine and the ASE loop alike)."""
 
 from __future__ import annotations
 
@@ -37,3 +39,32 @@ class DipoleTrajectory:
         meta = {"temperature_k": self.target_temperature_k, **self.info, **kwargs.pop("metadata", {})}
         return ir_from_dipoles(self.dipoles, self.record_interval_fs, max_correlation_fs,
                                metadata=meta, **kwargs)
+
+
+@dataclass
+class ReplicaTrajectory:
+    """Recorded frames of one replica (every ``record_interval`` steps, step >= 1).
+
+    Arrays have one row per recorded frame: ``times_fs`` (fs), ``steps``,
+    ``energies`` (committee-mean potential energy, eV), ``temperatures``
+    (instantaneous kinetic temperature with 3N degrees of freedom, K),
+    ``rel_uncertainty`` (PALIRS relative force uncertainty, dimensionless),
+    ``force_std`` (sqrt of the mean committee force variance, eV/Å),
+    ``dipoles`` (e·Å, None without a dipole model), ``positions`` (Å, None if
+    not recorded).
+    """
+
+    replica: int
+    numbers: np.ndarray
+    target_temperature_K: float | None
+    times_fs: np.ndarray
+    steps: np.ndarray
+    energies: np.ndarray
+    temperatures: np.ndarray
+    rel_uncertainty: np.ndarray
+    force_std: np.ndarray
+    dipoles: np.ndarray | None
+    positions: np.ndarray | None
+    stopped: bool
+    stop_step: int | None
+    stop_reason: str | None
