@@ -34,21 +34,26 @@ except ImportError:  # pragma: no cover - MACE is a dependency of specml
 
 class _ScalarConvTPFunction(torch.autograd.Function):
     """Forward and a hand-written backward (first derivatives only: MD needs forces, not
-    force derivatives). The backward reduces over the short component axis with
-    batched matrix products instead of broadcasting multiplies + sums."""
+    force derivatives). Writes the output blocks in place, keeps the channel axis
+    innermost and avoids broadcasting over the instruction axis (slow on CPU)."""
 
     @staticmethod
     def forward(ctx, x1, x2, weight, scale, blocks: list, n_ins: int, mul: int):
         n = x1.shape[0]
-        xw = weight.view(n, n_ins, mul) * (x1.unsqueeze(1) * scale)  # [E, ins, U]
-        out = torch.cat([(xw[:, k, :, None] * x2[:, None, s:s + d]).reshape(n, mul * d) for k, s, d in blocks], 1)
-        ctx.save_for_backward(x1, x2, weight, xw, scale)
+        ws = (weight * scale).view(n, n_ins, mul)  # path weights folded into the edge weights
+        xw = ws * x1.unsqueeze(1)  # [E, ins, U]
+        out = x1.new_empty(n, sum(mul * d for _, _, d in blocks))
+        offset = 0
+        for k, s, d in blocks:
+            torch.mul(xw[:, k, :, None], x2[:, None, s:s + d], out=out[:, offset:offset + mul * d].view(n, mul, d))
+            offset += mul * d
+        ctx.save_for_backward(x1, x2, ws, xw, scale)
         ctx.blocks, ctx.n_ins, ctx.mul = blocks, n_ins, mul
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        x1, x2, weight, xw, scale = ctx.saved_tensors
+        x1, x2, ws, xw, scale = ctx.saved_tensors
         n, n_ins, mul = x1.shape[0], ctx.n_ins, ctx.mul
         grad = grad.contiguous()
         g_xw = torch.empty_like(xw)
@@ -57,19 +62,17 @@ class _ScalarConvTPFunction(torch.autograd.Function):
         for k, s, d in ctx.blocks:
             g = grad[:, offset:offset + mul * d].view(n, mul, d)
             offset += mul * d
-            if d == 1:
-                g_xw[:, k] = g[:, :, 0] * x2[:, s:s + 1]
-                if g_x2 is not None:
-                    g_x2[:, s] += (g[:, :, 0] * xw[:, k]).sum(1)
-            else:
-                g_xw[:, k] = torch.bmm(g, x2[:, s:s + d, None]).squeeze(-1)
-                if g_x2 is not None:
-                    g_x2[:, s:s + d] += torch.bmm(xw[:, k, None, :], g).squeeze(1)
+            acc = g[:, :, 0] * x2[:, s:s + 1]
+            for m in range(1, d):
+                acc += g[:, :, m] * x2[:, s + m:s + m + 1]
+            g_xw[:, k] = acc
+            if g_x2 is not None:
+                g_x2[:, s:s + d] += torch.bmm(xw[:, k, None, :], g).squeeze(1)
         g_x1 = g_w = None
         if ctx.needs_input_grad[0]:
-            g_x1 = (g_xw * weight.view(n, n_ins, mul) * scale).sum(1)
+            g_x1 = (g_xw * ws).sum(1)
         if ctx.needs_input_grad[2]:
-            g_w = (g_xw * (x1.unsqueeze(1) * scale)).reshape(n, n_ins * mul)
+            g_w = (g_xw * x1.unsqueeze(1)).view(n, n_ins * mul) * scale
         return g_x1, g_x2, g_w, None, None, None, None
 
 
@@ -93,7 +96,8 @@ class ScalarConvTP(torch.nn.Module):
         # (instruction = weight block, first component in x2, number of components), output order
         self.blocks = [by_out[j] for j in range(len(tp.irreps_out))]
         scales = [i.path_weight / math.sqrt(in2[i.i_in2].ir.dim) for i in ins]
-        self.register_buffer("scale", torch.tensor(scales).view(1, -1, 1))
+        # one factor per weight (instruction-major, channel-minor, as e3nn lays out the weights)
+        self.register_buffer("scale", torch.tensor(scales).repeat_interleave(self.mul).view(1, -1))
 
     @staticmethod
     def matches(tp) -> bool:
