@@ -105,6 +105,15 @@ def test_split_is_80_20_seeded_and_disjoint():
     assert train_valid_split(30, seed=4) != (train, valid)
 
 
+def test_keyed_split_is_stable_as_data_grows():
+    keys = [f"CO:{i}" for i in range(200)]
+    train_a, valid_a = train_valid_split(120, seed=0, keys=keys[:120])
+    train_b, valid_b = train_valid_split(200, seed=0, keys=keys)
+    assert set(valid_a) == {i for i in valid_b if i < 120}  # old structures keep their side
+    assert 0.1 < len(valid_b) / 200 < 0.3
+    assert train_valid_split(200, seed=1, keys=keys)[1] != valid_b
+
+
 def test_missing_labels_raise_input_error(preset):
     atoms = molecule("CH3OH")
     with pytest.raises(InputError, match="energy"):
@@ -162,6 +171,21 @@ def test_warm_start_begins_from_lower_validation_loss(committee, preset):
     cold_history = cold.histories["energy"][0]
     assert warm_history["warm_start"] and not cold_history["warm_start"]
     assert warm_history["initial_valid_loss"] < cold_history["initial_valid_loss"]
+
+
+def test_cosine_schedule_anneals_to_the_floor_and_times_each_phase(dataset):
+    preset = get_preset("tiny", epochs=4, lr_schedule="cosine", lr_min_factor=0.1, learning_rate=0.01)
+    rates = []
+    _, history = train_potential(dataset, preset, progress=lambda e, n, m: rates.append(m["lr"]))
+    assert rates == pytest.approx([0.01 * (0.1 + 0.9 * (1 + np.cos(np.pi * e / 4)) / 2) for e in range(1, 5)])
+    phases = history["time_breakdown_s"]
+    assert set(phases) == {"data", "forward", "backward", "optimizer", "validation"}
+    assert all(t > 0 for t in phases.values()) and sum(phases.values()) <= history["train_time_s"]
+
+
+def test_unknown_learning_rate_schedule_is_a_model_error(dataset):
+    with pytest.raises(ModelError, match="lr_schedule"):
+        train_potential(dataset, get_preset("tiny", epochs=1, lr_schedule="linear"))
 
 
 # --------------------------------------------------------- save, load, predict

@@ -7,6 +7,7 @@ the dipole in ``atoms.info["dipole"]`` (e·Å, ASE convention).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -99,18 +100,39 @@ def to_atomic_data(
 
 
 def train_valid_split(
-    n_structures: int, seed: int, valid_fraction: float = 0.2
+    n_structures: int, seed: int, valid_fraction: float = 0.2, keys: Sequence[str] | None = None
 ) -> tuple[list[int], list[int]]:
-    """Random (train, valid) index split, 80:20 by default, at least one of each."""
+    """(train, valid) index split, 80:20 by default, at least one of each.
+
+    Without ``keys`` a seeded random permutation. With unique ``keys`` (database
+    keys) each structure's side follows from a seeded hash of its key, so the
+    split is stable as data grows: a structure validated on in one active-learning
+    iteration is never trained on in the next (which would bias warm-start
+    early stopping).
+    """
     if n_structures < 2:
         raise InputError(
             f"need at least 2 labelled structures to train (got {n_structures})"
         )
     if not 0.0 < valid_fraction < 1.0:
         raise InputError(f"valid_fraction must be in (0, 1), got {valid_fraction}")
+    if keys is not None and len(keys) == n_structures and len(set(keys)) == n_structures:
+        draws = np.array([_uniform_from_key(seed, key) for key in keys])
+        valid = draws < valid_fraction
+        if not valid.any():
+            valid[np.argmin(draws)] = True
+        if valid.all():
+            valid[np.argmax(draws)] = False
+        return np.flatnonzero(~valid).tolist(), np.flatnonzero(valid).tolist()
     order = np.random.default_rng(seed).permutation(n_structures)
     n_valid = min(max(1, int(round(valid_fraction * n_structures))), n_structures - 1)
     return sorted(order[n_valid:].tolist()), sorted(order[:n_valid].tolist())
+
+
+def _uniform_from_key(seed: int, key: str) -> float:
+    # sha256, not hash(): Python's string hash differs between processes.
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
 def make_loader(

@@ -79,7 +79,9 @@ def prepare_data(
     atoms_list = list(atoms_list)
     require_labels(atoms_list, labels)
     z_table = z_table or z_table_for(atoms_list)
-    train_idx, valid_idx = train_valid_split(len(atoms_list), split_seed, valid_fraction)
+    keys = [a.info.get("key") for a in atoms_list]
+    keys = keys if all(isinstance(k, str) for k in keys) else None
+    train_idx, valid_idx = train_valid_split(len(atoms_list), split_seed, valid_fraction, keys)
     graphs = to_atomic_data(atoms_list, z_table, r_max, dtype)
     return PreparedData(
         z_table=z_table,
@@ -230,9 +232,7 @@ def _fit(
     optimizer = torch.optim.Adam(
         model.parameters(), lr=preset.learning_rate, amsgrad=True
     )
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, factor=0.8, patience=max(1, min(50, preset.patience // 2))
-    )
+    scheduler = _lr_scheduler(optimizer, preset)
     ema = (
         ExponentialMovingAverage(model.parameters(), decay=preset.ema_decay)
         if preset.ema_decay
@@ -251,15 +251,22 @@ def _fit(
     }
     best_loss, best_epoch = initial["loss"], 0
     best_state = copy.deepcopy(model.state_dict())
+    # Wall time per phase (s), so benchmarks can say where training time goes.
+    timers = dict.fromkeys(("data", "forward", "backward", "optimizer", "validation"), 0.0)
+    clock = time.perf_counter
     for epoch in range(1, preset.epochs + 1):
         model.train()
         running, seen = 0.0, 0
         for batch in train_loader:
+            t0 = clock()
             batch = batch.to(device)
+            t1 = clock()
             optimizer.zero_grad(set_to_none=True)
             out = model(batch.to_dict(), training=True, **forward_kwargs)
             loss = loss_fn(batch, out)
+            t2 = clock()
             loss.backward()
+            t3 = clock()
             if preset.clip_grad:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), preset.clip_grad)
             optimizer.step()
@@ -267,14 +274,22 @@ def _fit(
                 ema.update()
             running += float(loss.detach()) * batch.num_graphs
             seen += batch.num_graphs
+            t4 = clock()
+            for phase, dt in zip(("data", "forward", "backward", "optimizer"), (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                timers[phase] += dt
         train_loss = running / max(seen, 1)
 
         # Validate (and keep the best state) with the EMA-averaged weights.
+        t0 = clock()
         with ema.average_parameters() if ema is not None else contextlib.nullcontext():
             metrics = evaluate(model, valid_loader, loss_fn, device)
             improved = metrics["loss"] < best_loss
             state = copy.deepcopy(model.state_dict()) if improved else None
-        scheduler.step(metrics["loss"])
+        timers["validation"] += clock() - t0
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(metrics["loss"])
+        else:
+            scheduler.step()
         history["train_loss"].append(train_loss)
         history["valid_loss"].append(metrics["loss"])
         if state is not None:
@@ -301,8 +316,21 @@ def _fit(
         best_valid_loss=best_loss,
         valid_mae={k: v for k, v in final.items() if k != "loss"},
         train_time_s=time.perf_counter() - started,
+        time_breakdown_s=timers,
     )
     return model, history
+
+
+def _lr_scheduler(optimizer, preset: ModelPreset):
+    if preset.lr_schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, factor=0.8, patience=max(1, min(50, preset.patience // 2))
+        )
+    if preset.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(1, preset.epochs), eta_min=preset.learning_rate * preset.lr_min_factor
+        )
+    raise ModelError(f"unknown lr_schedule {preset.lr_schedule!r}; use 'plateau' or 'cosine'")
 
 
 def _resolve(device, dtype) -> tuple[torch.device, torch.dtype]:

@@ -95,7 +95,8 @@ class IRWorkflow:
     # -- stage 0 --------------------------------------------------------------------
     def prepared(self) -> list[PreparedMolecule]:
         if self._prepared is None:
-            self._prepared = [self._prepare(i, m) for i, m in enumerate(self.molecules)]
+            with self.dirs.timed("reference_geometry_and_hessian"):
+                self._prepared = [self._prepare(i, m) for i, m in enumerate(self.molecules)]
         return self._prepared
 
     def _prepare(self, index: int, molecule: Molecule) -> PreparedMolecule:
@@ -142,10 +143,11 @@ class IRWorkflow:
         if len(data) < 5:
             raise InputError(f"only {len(data)} labelled structures: too few to train (see {self.dirs.log})")
         epochs = {"epochs": self.config.model_epochs} if self.config.model_epochs else {}
-        preset = get_preset(self.config.model_preset, **epochs)
         init = None
         if self.config.warm_start and iteration > 0:
             init = Committee.load(self.dirs.models(iteration - 1))
+            epochs = {"epochs": self.config.warm_start_epochs}  # fine-tuning needs fewer epochs
+        preset = get_preset(self.config.model_preset, **epochs)
         n_models = self.config.n_committee + 1
         with progress_bar(disable=not self.show_progress) as bar:
             task = bar.add_task(f"training iteration {iteration} ({len(data)} structures)",
@@ -269,13 +271,17 @@ class IRWorkflow:
                 candidates = self.initial_candidates()
             else:
                 self._models_for_md = self.dirs.models(iteration - 1)
-                candidates = self.explore(iteration)
-            counts = label_candidates(candidates, self.database, self.reference, self.executor, self.log,
-                                      f"labelling iteration {iteration}")
+                with self.dirs.timed("exploration_md"):
+                    candidates = self.explore(iteration)
+            with self.dirs.timed("labelling"):
+                counts = label_candidates(candidates, self.database, self.reference, self.executor, self.log,
+                                          f"labelling iteration {iteration}")
             self.say(f"iteration {iteration}: {counts['new']} new labels, {counts['failed']} failed, "
                      f"{counts['skipped']} already present")
-            committee = self.train(iteration)
-            entry = self.evaluate(iteration, committee, time.perf_counter() - started)
+            with self.dirs.timed("training"):
+                committee = self.train(iteration)
+            with self.dirs.timed("evaluation"):
+                entry = self.evaluate(iteration, committee, time.perf_counter() - started)
             curve.append(entry)
             atomic_write_json(self.dirs.learning_curve, curve)
             self.say(f"iteration {iteration}: harmonic MAE {entry['harmonic_mae_cm1']:.1f} cm-1, "
@@ -302,21 +308,24 @@ class IRWorkflow:
         self._models_for_md = self.dirs.final_models
         frames_file = self.dirs.root / "test_set" / "candidates.extxyz"
         if not frames_file.exists():
-            n_steps = int(round(self.config.test_md_ps * 1000 / self.config.timestep_fs))
-            interval = max(1, n_steps // self.config.test_frames)
-            replicas = [Replica(m.name, m.atoms, 300.0, seed=self.config.seed + 900_000 + i)
-                        for i, m in enumerate(self.prepared())]
+            n_replicas = max(1, self.config.test_md_replicas)
+            n_steps = int(round(self.config.test_md_ps * 1000 / self.config.timestep_fs / n_replicas))
+            interval = max(1, n_steps * n_replicas // self.config.test_frames)
+            replicas = [Replica(m.name, m.atoms, 300.0, seed=self.config.seed + 900_000 + 10 * i + k)
+                        for i, m in enumerate(self.prepared()) for k in range(n_replicas)]
             settings = {"n_steps": n_steps, "timestep_fs": self.config.timestep_fs,
                         "friction_per_fs": self.config.exploration_friction_per_fs, "record_interval": interval,
                         "uncertainty_stop": np.inf, "precision": self.config.md_precision}
-            images = []
+            frames_by_molecule: dict[str, list[Atoms]] = {}
             for r in self._run_md(exploration_task, replicas, settings, "test-set MD (300 K)"):
-                frames = [Atoms(r["symbols"], positions=p) for p in r["positions"]]
+                frames_by_molecule.setdefault(r["molecule"], []).extend(
+                    Atoms(r["symbols"], positions=p) for p in r["positions"])
+            images = []
+            for name, frames in frames_by_molecule.items():
                 for j in select_representative(frames, self.config.test_clusters, self.config.test_per_cluster,
                                                self.config.seed):
                     atoms = frames[j]
-                    atoms.info.update(key=f"{r['molecule']}:test:{j}", molecule=r["molecule"], kind="test",
-                                      temperature=300.0)
+                    atoms.info.update(key=f"{name}:test:{j}", molecule=name, kind="test", temperature=300.0)
                     images.append(atoms)
             atomic_write_structures(frames_file, images)
         candidates = [Candidate(a.info.pop("key"), a, dict(a.info)) for a in read_structures_file(frames_file)]
@@ -340,10 +349,13 @@ class IRWorkflow:
         started = time.perf_counter()
         self.prepared()
         _, curve = self.active_learning()
-        test_errors = self.test_set() if self.config.run_test_set else {}
+        with self.dirs.timed("test_set"):
+            test_errors = self.test_set() if self.config.run_test_set else {}
         spectra = {}
         for temperature in temperatures_k or (self.config.production_temperature_k,):
-            for name, spectrum in self.production(temperature).items():
+            with self.dirs.timed("production_md"):
+                produced = self.production(temperature)
+            for name, spectrum in produced.items():
                 spectra[f"{name}@{temperature:.0f}K"] = spectrum
         summary = {
             "molecules": [m.name for m in self.molecules],
@@ -356,6 +368,8 @@ class IRWorkflow:
             "converged": curve[-1]["harmonic_mae_cm1"] <= self.config.target_harmonic_mae_cm1,
             "test_set": test_errors,
             "wall_time_s_this_invocation": time.perf_counter() - started,
+            "wall_time_s_total": self.dirs.total_time_s(),
+            "wall_time_s_by_stage": json.loads(self.dirs.timings.read_text()) if self.dirs.timings.exists() else {},
         }
         return WorkflowResult(self.dirs.root, spectra, curve, summary)
 

@@ -20,6 +20,7 @@ class WorkflowConfig:
     committee_seeds: tuple[int, ...] = (0, 1, 2)
     train_precision: str = "float32"
     warm_start: bool = False  # the paper retrains from scratch every iteration
+    warm_start_epochs: int = 100  # epochs of each fine-tuning when warm_start (iteration 0 is from scratch)
     # 1. initial data
     n_per_mode: int = 10
     sampling_temperature_k: float = 500.0
@@ -43,7 +44,8 @@ class WorkflowConfig:
     max_correlation_fs: float = 1000.0
     md_precision: str = "float32"
     # 6. test set
-    test_md_ps: float = 100.0
+    test_md_ps: float = 100.0  # per molecule, split over test_md_replicas independent replicas
+    test_md_replicas: int = 4  # batched together: same sampled time, a quarter of the wall time
     test_frames: int = 2000
     test_clusters: int = 5
     test_per_cluster: int = 4

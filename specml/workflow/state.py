@@ -7,7 +7,9 @@ any interruption (SIGKILL included) therefore resumes at the first missing file.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 import logging
 import os
 import shutil
@@ -88,6 +90,24 @@ class RunDirectory:
     database = property(lambda self: self.root / "labels.db")
     learning_curve = property(lambda self: self.root / "learning_curve.json")
     log = property(lambda self: self.root / "specml.log")
+    timings = property(lambda self: self.root / "timings.json")
+
+    @contextlib.contextmanager
+    def timed(self, stage: str):
+        """Add the wall time (s) of the enclosed work to ``stage`` in ``timings.json``.
+
+        Persisted across resumed invocations, so a run's total cost survives kills
+        (time spent in an interrupted stage is lost, not double counted).
+        """
+        started = time.perf_counter()
+        yield
+        elapsed = time.perf_counter() - started
+        totals = json.loads(self.timings.read_text()) if self.timings.exists() else {}
+        totals[stage] = totals.get(stage, 0.0) + elapsed
+        atomic_write_json(self.timings, totals)
+
+    def total_time_s(self) -> float:
+        return float(sum(json.loads(self.timings.read_text()).values())) if self.timings.exists() else 0.0
 
     def models(self, iteration: int) -> Path:
         return self.root / "models" / f"iter_{iteration:03d}"
