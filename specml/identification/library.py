@@ -24,6 +24,12 @@ from specml.errors import InputError, MoleculeError, SpecmlError
 
 LIBRARY_ENV = "SPECML_LIBRARY"
 CONFORMER_SEED = 42  # fixed so a library entry is reproducible
+# Geometry convergence (eV/Å) of harmonic entries; part of the cache key (Method.harmonic).
+HARMONIC_FMAX = 1e-4
+# Workflow settings that shape an ML-MD spectrum; part of the key of ML-MD entries.
+ML_SPECTRUM_SETTINGS = ("n_trajectories", "thermalization_ps", "production_ps", "timestep_fs",
+                        "production_friction_per_fs", "dipole_record_interval", "max_correlation_fs",
+                        "uncertainty_stop")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -165,36 +171,48 @@ def atoms_to_xyz(atoms) -> str:
 def compute_harmonic_entry(task: tuple) -> dict:
     """Worker (module-level, picklable): optimised geometry and harmonic sticks of one SMILES.
 
-    ``task`` is ``(canonical_smiles, reference)``. Raises specml errors; the executor captures them.
+    ``task`` is ``(canonical_smiles, reference)``. The same protocol as ``specml harmonic``
+    (:func:`specml.spectra.harmonic.optimized_harmonic_analysis`, fmax ``HARMONIC_FMAX``).
+    Raises specml errors; the executor captures them.
     """
-    from specml.executor import make_executor
-    from specml.molecules import atoms_from_smiles, optimize_geometry
-    from specml.reference import make_reference
-    from specml.spectra.harmonic import harmonic_analysis
-
     from threadpoolctl import threadpool_limits
+
+    from specml.executor import make_executor
+    from specml.molecules import atoms_from_smiles
+    from specml.reference import make_reference
+    from specml.spectra.harmonic import optimized_harmonic_analysis
 
     smiles, reference = task
     reference = make_reference(reference)
     start = time.perf_counter()
     atoms = atoms_from_smiles(smiles, seed=CONFORMER_SEED)
-    reference.check_elements(atoms, smiles)
+    atoms.info.setdefault("smiles", smiles)
     reference.calculator()  # loads the method's native libraries (e.g. tblite's OpenMP runtime) ...
     # ... so they can be held to one thread: the parallelism is across candidates, and an
     # OpenMP team on contended cores made tiny xTB calls 10-100x slower (measured).
     with threadpool_limits(limits=1):
-        relaxed = optimize_geometry(atoms, reference)
-        result = harmonic_analysis(relaxed, reference, executor=make_executor(show_progress=False))
+        result = optimized_harmonic_analysis(atoms, reference, fmax=HARMONIC_FMAX,
+                                             executor=make_executor(show_progress=False))
     return {"x": result.frequencies_cm1.tolist(), "y": result.intensities_km_mol.tolist(),
-            "xyz": atoms_to_xyz(relaxed), "seconds": time.perf_counter() - start, "kind": "sticks"}
+            "xyz": atoms_to_xyz(result.atoms), "seconds": time.perf_counter() - start, "kind": "sticks"}
 
 
 def compute_ml_entry(task: tuple) -> dict:
-    """Worker: ML-MD spectrum (a curve) of one SMILES from a trained model directory."""
-    smiles, models_dir = task
+    """Worker: ML-MD spectrum (a curve) of one SMILES from a trained model directory.
+
+    ``task`` is ``(canonical_smiles, (models_dir, preset, temperature_k))``. The MD files go
+    to a temporary directory: the library keeps the spectrum, not the trajectories.
+    """
+    import tempfile
+
+    from specml.workflow import get_workflow_config
+
+    smiles, (models_dir, preset, temperature_k) = task
     predict = ml_predictor()
     start = time.perf_counter()
-    spectrum = predict(models_dir, smiles)
+    with tempfile.TemporaryDirectory(prefix="specml-identify-") as tmp:
+        spectrum = predict(models_dir, smiles, out_dir=tmp, temperature_k=temperature_k,
+                           config=get_workflow_config(preset))
     return {"x": spectrum.wavenumber.tolist(), "y": spectrum.intensity.tolist(), "xyz": None,
             "seconds": time.perf_counter() - start, "kind": "curve"}
 
@@ -207,6 +225,30 @@ def ml_predictor() -> Callable:
         raise InputError("--models needs specml.workflow.predict_spectrum (the ML-MD workflow), "
                          "which this installation does not provide; use --reference instead") from exc
     return predict_spectrum
+
+
+def committee_fingerprint(models_dir: Path) -> str:
+    """SHA-256 over a committee's manifest and the model files it names: the model's identity.
+
+    Keyed by content, not path, so retraining into the same directory never hits stale
+    spectra and a copied committee reuses them.
+    """
+    from specml.workflow.prediction import resolve_models_dir
+
+    directory = resolve_models_dir(models_dir)  # a run directory or the committee itself
+    manifest_path = directory / "committee.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files = list(manifest["energy_model_files"]) + [f for f in [manifest.get("dipole_model_file")] if f]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise InputError(f"{manifest_path}: not a readable committee manifest ({exc})") from exc
+    digest = hashlib.sha256(manifest_path.read_bytes())
+    for name in files:
+        try:
+            digest.update((directory / name).read_bytes())
+        except OSError as exc:
+            raise InputError(f"{directory}: model file {name} of the committee is unreadable ({exc})") from exc
+    return digest.hexdigest()
 
 
 @dataclass
@@ -223,15 +265,28 @@ class Method:
         from specml.reference import make_reference
 
         reference = make_reference(reference)
-        return cls(f"harmonic:{reference.name}", reference.settings, compute_harmonic_entry, reference)
+        # The optimisation threshold changes the sticks, so it is keyed along with the method.
+        return cls(f"harmonic:{reference.name}", {**reference.settings, "geometry_fmax": HARMONIC_FMAX},
+                   compute_harmonic_entry, reference)
 
     @classmethod
-    def ml(cls, models_dir: str | Path) -> "Method":
+    def ml(cls, models_dir: str | Path, preset: str = "default", temperature_k: float = 300.0) -> "Method":
+        """ML-MD with the committee in ``models_dir`` and the MD settings of workflow ``preset``.
+
+        The key holds the committee's content fingerprint and the MD settings that shape
+        the spectrum, so another model or preset never reuses these entries.
+        """
         ml_predictor()  # fail early and clearly
         models_dir = Path(models_dir)
         if not models_dir.is_dir():
             raise InputError(f"{models_dir}: model directory not found")
-        return cls("ml-md", {"models": str(models_dir.resolve())}, compute_ml_entry, str(models_dir))
+        from specml.workflow import get_workflow_config
+
+        config = get_workflow_config(preset)  # raises InputError naming the known presets
+        md = {k: getattr(config, k) for k in ML_SPECTRUM_SETTINGS if hasattr(config, k)}
+        settings = {"committee_sha256": committee_fingerprint(models_dir), "preset": preset,
+                    "temperature_k": float(temperature_k), "md": md}
+        return cls("ml-md", settings, compute_ml_entry, (str(models_dir), preset, float(temperature_k)))
 
 
 @dataclass
