@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from specml.errors import SpectrumFormatError
-from specml.identification import SpectralLibrary, band_evidence, group_agreement, identify, load_parameters, \
-    supported_groups
+from specml.errors import InputError, SpectrumFormatError
+from specml.identification import Candidate, LibraryEntry, Method, SpectralLibrary, band_evidence, fill_library, \
+    group_agreement, identify, load_parameters, supported_groups
 from specml.identification.calibration import fit_weights, ranks
-from specml.identification.scoring import map_frequencies
+from specml.identification.scoring import ScoringParameters, band_width_cm1, compare, map_frequencies, \
+    prepare_query, rotational_contour_cm1
 from specml.reference import XTBReference
 from specml.spectra.broadening import broaden_sticks
 from specml.spectra.spectrum import Spectrum
@@ -62,14 +63,15 @@ def workspace(tmp_path_factory):
                          metadata={"intensity_units": "absorbance"})
         CountingXTB.calls = 0
         first = identify(probe, candidates, reference=CountingXTB(), library=library, parameters=params)
-        entry = library.get("CC=O", "harmonic:xtb", XTBReference().settings)
+        entry = library.get("CC=O", "harmonic:xtb", Method.harmonic(XTBReference()).settings)
     calls_first = CountingXTB.calls
     # "Experiment": the xTB sticks as the calibrated scorer expects them, but with a different line
     # shape and width than the scorer uses, plus 2 % noise.
     grid = np.arange(450.0, 4000.0, 0.5)
     real = entry.x > 0
     positions = map_frequencies(entry.x[real], params.scale_low, params.scale_high, params.split_cm1)
-    clean = broaden_sticks(positions, entry.y[real], grid, 0.6 * params.fwhm_cm1, "lorentzian")
+    clean = broaden_sticks(positions, entry.y[real], grid, band_width_cm1(entry, params, 0.6 * params.fwhm_cm1),
+                           "lorentzian")
     noisy = clean / clean.max() + 0.02 * np.random.default_rng(0).standard_normal(grid.size)
     query = Spectrum(grid, np.clip(noisy, 0, None), metadata={"intensity_units": "absorbance"}).to_csv(
         tmp / "acetaldehyde.csv")
@@ -113,12 +115,12 @@ def test_bad_candidates_are_reported_and_skipped(workspace):
 def test_unscaled_harmonic_query_of_another_molecule(workspace):
     """Library sticks are reusable with other parameters: a methanol query with raw xTB frequencies."""
     with SpectralLibrary(workspace["library"]) as library:
-        entry = library.get("CO", "harmonic:xtb", XTBReference().settings)
+        entry = library.get("CO", "harmonic:xtb", Method.harmonic(XTBReference()).settings)
     grid = np.arange(500.0, 4000.0, 1.0)
     query = Spectrum(grid, broaden_sticks(entry.x[entry.x > 0], entry.y[entry.x > 0], grid, 15.0, "gaussian"),
                      metadata={"intensity_units": "absorbance"})
     unit_scale = type(workspace["params"]).from_json({**workspace["params"].to_json(), "scale_low": 1.0,
-                                                      "scale_high": 1.0, "fwhm_cm1": 15.0})
+                                                      "scale_high": 1.0, "fwhm_cm1": 15.0, "contour_factor": 0.0})
     with SpectralLibrary(workspace["library"]) as library:
         result = identify(query, SMALL_MOLECULES, library=library, parameters=unit_scale)
     assert result.ranking[0].smiles == "CO"
@@ -186,7 +188,7 @@ def test_cli_library_build(tmp_path):
     assert "2 ok" in done.stdout and "bad" in done.stdout
     with SpectralLibrary(library) as store:
         assert {e.smiles for e in store.entries(status="ok")} == {"O", "C"}
-        water = store.get("O", "harmonic:xtb", XTBReference().settings)
+        water = store.get("O", "harmonic:xtb", Method.harmonic(XTBReference()).settings)
     assert water.x.size == 3 and water.xyz.startswith("3\n")
 
 
@@ -196,3 +198,185 @@ def test_malformed_query_raises_specific_error(tmp_path):
     with pytest.raises(SpectrumFormatError):
         identify(bad, [("water", "O")], library=SpectralLibrary(tmp_path / "l.sqlite"))
 
+
+
+# ---------------------------------------------------------------- scoring pieces
+
+def test_rotational_contour_follows_the_moments_of_inertia():
+    co = "2\nCO\nC 0 0 0\nO 0 0 1.128"  # linear: one zero moment, B = 1.93 cm-1
+    water = "3\nH2O\nO 0 0 0.119\nH 0 0.763 -0.477\nH 0 -0.763 -0.477"
+    assert rotational_contour_cm1(co) == pytest.approx(2.358 * np.sqrt(1.93 * 298.0), rel=0.03)  # ~57 cm-1
+    assert rotational_contour_cm1(water) > 2.5 * rotational_contour_cm1(co)
+    assert rotational_contour_cm1(None) == 0.0 and rotational_contour_cm1("1\nHe\nHe 0 0 0") == 0.0
+    with pytest.raises(InputError, match="XYZ"):
+        rotational_contour_cm1("2\nbad\nC 0 0\nO x y z")
+
+
+def _params(**changes) -> ScoringParameters:
+    base = {"scale_low": 1.0, "scale_high": 1.0, "fwhm_cm1": 20.0, "weights": {}, "intensity_power": 0.5,
+            "contour_factor": 0.0, "tolerances": (0.03, 0.10)}
+    return ScoringParameters.from_json({**base, **changes})
+
+
+def test_band_matching_tolerates_relative_shifts():
+    """A band 6 % off is 'found' at the wide (10 %) tolerance only; one 1 % off at both; one 40 % off at neither."""
+    grid = np.arange(500.0, 4000.0, 1.0)
+    query = Spectrum(grid, np.exp(-0.5 * ((grid - 1000.0) / 6.0) ** 2), metadata={"intensity_units": "absorbance"})
+    params = _params()
+    prepared = prepare_query(query, params)
+
+    def found(position):
+        entry = LibraryEntry("C", "test", {}, "ok", np.array([position]), np.array([1.0]))
+        return compare(prepared, entry, params)[1]
+
+    close, off, far = found(1010.0), found(1060.0), found(1400.0)
+    assert close["bands_found_narrow"] > 0.9 and close["bands_found_wide"] > 0.9
+    # (intensities**0.5 lift the Gaussian tails, hence 0.25 rather than 0)
+    assert off["bands_found_narrow"] < 0.25 and off["bands_found_wide"] > 0.9
+    assert off["query_explained_narrow"] < 0.25 and off["query_explained_wide"] > 0.9
+    assert far["bands_found_wide"] < 0.1 and far["query_explained_wide"] < 0.1
+
+
+def test_prediction_outside_the_query_range_is_a_clear_error():
+    grid = np.arange(1500.0, 2500.0, 1.0)
+    query = Spectrum(grid, np.exp(-0.5 * ((grid - 2000.0) / 10.0) ** 2), metadata={"intensity_units": "absorbance"})
+    prepared = prepare_query(query, _params())
+    entry = LibraryEntry("CCl", "test", {}, "ok", np.array([700.0]), np.array([5.0]))
+    with pytest.raises(SpectrumFormatError, match="no bands"):
+        compare(prepared, entry, _params())
+
+
+def test_bad_scoring_parameters_are_rejected():
+    with pytest.raises(InputError, match="unknown feature"):
+        _params(weights={"pearsn": 1.0})
+    with pytest.raises(InputError, match="intensity_power"):
+        _params(intensity_power=0.0)
+    with pytest.raises(InputError, match="fwhm"):
+        _params(fwhm_cm1=-1.0)
+
+
+def test_group_evidence_needs_a_band_maximum_and_half_a_window():
+    # Measured from 575 cm-1 (as some NIST files): the C-Cl window 550-850 is still judged.
+    grid = np.arange(575.0, 4000.0, 1.0)
+    chloro = Spectrum(grid, np.exp(-0.5 * ((grid - 760.0) / 8.0) ** 2))
+    assert supported_groups(chloro)["C-Cl"] is True
+    # A strong aliphatic C-H band at 2960 whose wing reaches into 3000-3110 is no aromatic C-H band,
+    # even with ring-like absorption at 1500.
+    alkyl = Spectrum(grid, np.exp(-0.5 * ((grid - 2960.0) / 40.0) ** 2) + 0.3 * np.exp(-0.5 * ((grid - 1500.0) / 8) ** 2))
+    assert band_evidence(alkyl)["aromatic ring"] == 0.0
+    # Less than half of the window measured: no evidence either way.
+    short = Spectrum(np.arange(800.0, 4000.0, 1.0), np.exp(-0.5 * ((np.arange(800.0, 4000.0) - 1700) / 9) ** 2))
+    assert supported_groups(short)["C-Cl"] is None and supported_groups(short)["C=O"] is True
+
+
+# ---------------------------------------------------------------- ML-MD (--models)
+
+def _labelled(names, n, seed=0, amplitude=0.08):
+    """Rattled small molecules with GFN2-xTB energy, forces and dipole (training data of a tiny committee)."""
+    from ase.build import molecule
+    from tblite.ase import TBLite
+
+    rng = np.random.default_rng(seed)
+    calc = TBLite(method="GFN2-xTB", verbosity=0)
+    structures = []
+    for name in names:
+        for _ in range(n):
+            atoms = molecule(name)
+            atoms.positions += rng.normal(scale=amplitude, size=atoms.positions.shape)
+            atoms.calc = calc
+            energy, forces, dipole = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_dipole_moment()
+            atoms.calc = None
+            atoms.info["energy"], atoms.info["dipole"] = energy, dipole
+            atoms.arrays["forces"] = forces
+            structures.append(atoms)
+    return structures
+
+
+@pytest.fixture(scope="module")
+def ml_workspace(tmp_path_factory):
+    """A tiny MACE committee (H, C, O) and a library filled with its ML-MD spectra ('ci' MD preset)."""
+    torch = pytest.importorskip("torch")
+    from specml.models import get_preset, train_committee
+
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("identify_ml")
+    data = _labelled(["CH3OH", "H2O", "CH4"], 20)
+    models = train_committee(data, get_preset("tiny"), n_members=2, seeds=(0, 1), device="cpu").save(tmp / "committee")
+    # Another model: same data, other seeds.
+    other = train_committee(data, get_preset("tiny"), n_members=2, seeds=(2, 3), device="cpu").save(tmp / "other")
+    candidates = write_candidates(tmp / "candidates.csv", [("methanol", "CO"), ("water", "O"), ("methane", "C"),
+                                                           ("ammonia", "N")])
+    library_path = tmp / "library.sqlite"
+    probe = Spectrum(np.arange(500.0, 4000.0), np.exp(-((np.arange(500.0, 4000.0) - 1100) / 40) ** 2),
+                     metadata={"intensity_units": "absorbance"})
+    with SpectralLibrary(library_path) as library:
+        first = identify(probe, candidates, models_dir=models, library=library, ml_preset="ci")
+        method = Method.ml(models, "ci")
+        methanol = library.get("CO", method.name, method.settings)
+    query = Spectrum(methanol.x, methanol.y, metadata={"intensity_units": "absorbance"}).to_csv(tmp / "methanol_ml.csv")
+    return {"tmp": tmp, "models": models, "other": other, "candidates": candidates, "library": library_path,
+            "first": first, "query": query}
+
+
+def test_ml_models_rank_their_own_spectrum_first_from_the_cache(ml_workspace, monkeypatch):
+    first = ml_workspace["first"]
+    assert first.method == "ml-md" and first.library_misses == 4
+    assert {r.smiles for r in first.ranking} == {"CO", "O", "C"}
+    assert [w.name for w in first.warnings] == ["ammonia"] and "N" in first.warnings[0].reason
+    from specml.identification import library as library_module
+
+    calls = []
+    real = library_module.ml_predictor
+
+    def counting_predictor():
+        predict = real()
+        return lambda *args, **kwargs: calls.append(args) or predict(*args, **kwargs)
+
+    monkeypatch.setattr(library_module, "ml_predictor", counting_predictor)
+    with SpectralLibrary(ml_workspace["library"]) as library:
+        result = identify(ml_workspace["query"], ml_workspace["candidates"], models_dir=ml_workspace["models"],
+                          library=library, ml_preset="ci")
+    assert calls == [] and result.library_hits == 4 and result.library_misses == 0
+    assert result.ranking[0].smiles == "CO"
+    assert result.ranking[0].confidence > result.ranking[1].confidence
+    assert result.ranking[0].metrics["pearson"] == max(r.metrics["pearson"] for r in result.ranking)
+    # No ML-MD fit ships: the xTB-fitted scorer is used and says so.
+    assert "harmonic:xtb" in result.parameters.provenance["fallback"]
+
+
+def test_ml_cache_is_keyed_by_the_model_and_its_md_settings(ml_workspace):
+    models, other = ml_workspace["models"], ml_workspace["other"]
+    same, copied = Method.ml(models, "ci"), Method.ml(_copy_tree(models, ml_workspace["tmp"] / "copy"), "ci")
+    assert copied.settings == same.settings  # keyed by content, not by path
+    assert Method.ml(other, "ci").settings["committee_sha256"] != same.settings["committee_sha256"]
+    assert Method.ml(models, "quick").settings != same.settings
+    with SpectralLibrary(ml_workspace["library"]) as library:
+        assert library.get("CO", "ml-md", Method.ml(other, "ci").settings) is None
+        # The other model computes its own entry (ok, or failed if its MD hits the sanity stop) ...
+        entries = fill_library(library, [Candidate("methanol", "CO")], Method.ml(other, "ci"))
+        assert library.misses == 1 and library.hits == 0
+        assert entries["CO"].settings["committee_sha256"] == Method.ml(other, "ci").settings["committee_sha256"]
+        # ... and the first model's entry is untouched.
+        assert library.get("CO", "ml-md", same.settings).ok
+    with pytest.raises(InputError, match="unknown workflow preset"):
+        Method.ml(models, "no-such-preset")
+
+
+def test_cli_identify_with_models(ml_workspace):
+    done = run_cli("identify", ml_workspace["query"], "--candidates", ml_workspace["candidates"], "--models",
+                   ml_workspace["models"], "--preset", "ci", "--library", ml_workspace["library"],
+                   cwd=ml_workspace["tmp"])
+    assert done.returncode == 0, done.stderr
+    assert "ml-md" in done.stdout and "4 cached, 0 computed" in done.stdout
+    first_row = next(line for line in done.stdout.splitlines() if line.strip().startswith("│ 1"))
+    assert "methanol" in first_row
+    assert not (ml_workspace["tmp"] / "specml-output").exists()  # MD files do not land in the working directory
+    missing = run_cli("identify", ml_workspace["query"], "--candidates", ml_workspace["candidates"], "--models",
+                      ml_workspace["tmp"] / "nowhere", cwd=ml_workspace["tmp"])
+    assert missing.returncode != 0 and missing.stderr.strip().startswith("error:") and "Traceback" not in missing.stderr
+
+
+def _copy_tree(source: Path, target: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(source, target))

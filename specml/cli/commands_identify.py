@@ -13,7 +13,8 @@ from specml.cli.app import app, console
 library_app = typer.Typer(help="The spectral library of predicted candidate spectra.", no_args_is_help=True)
 app.add_typer(library_app, name="library")
 
-GROUP_HELP = "-G: candidate has group G but the spectrum shows no band; ?G: band present, group absent"
+GROUP_HELP = ("-G: candidate has group G but the spectrum shows no band; ?G: band present, group absent; "
+              "bands found: share of the candidate's band intensity with query absorption within {tol:.0%}")
 
 
 @app.command()
@@ -22,6 +23,7 @@ def identify(
     candidates: Path = typer.Option(..., "--candidates", "-c", help="CSV with name,smiles per candidate."),
     reference: str = typer.Option("xtb", "--reference", "-r", help="Reference method for harmonic spectra."),
     models: Optional[Path] = typer.Option(None, "--models", help="Trained model directory: ML-MD spectra instead."),
+    preset: str = typer.Option("default", "--preset", help="Workflow preset of the ML-MD settings (with --models)."),
     library: Optional[Path] = typer.Option(None, "--library", help="Spectral library (default $SPECML_LIBRARY or "
                                                                    "~/.cache/specml/library.sqlite)."),
     top: int = typer.Option(3, "--top", min=1, help="Rows of the ranking to print."),
@@ -37,12 +39,12 @@ def identify(
     try:
         with SpectralLibrary(library) as store:
             result = run_identify(spectrum, candidates, reference=reference, models_dir=models, library=store,
-                                  executor=executor, retry_failed=retry_failed)
+                                  executor=executor, retry_failed=retry_failed, ml_preset=preset)
     finally:
         executor.close()
     console.print(ranking_table(result, top))
     groups = ", ".join(g for g, ok in result.supported_groups.items() if ok) or "none"
-    console.print(f"bands support: {groups}   [dim]({GROUP_HELP})[/]")
+    console.print(f"bands support: {groups}   [dim]({GROUP_HELP.format(tol=result.parameters.tolerances[0])})[/]")
     console.print(f"library: {result.library_hits} cached, {result.library_misses} computed ({store.path})")
     if result.warnings:
         console.print(warnings_table(result.warnings))
@@ -53,11 +55,13 @@ def identify(
 
 def ranking_table(result, top: int) -> Table:
     table = Table(title=f"Candidates for the query ({result.method})")
-    for column in ("#", "name", "SMILES", "score", "confidence", "PCC", "WD / cm-1", "SIS", "groups"):
+    for column in ("#", "name", "SMILES", "score", "confidence", "PCC", "WD / cm-1", "SIS", "bands found",
+                   "groups"):
         table.add_column(column, justify="right" if column not in ("name", "SMILES", "groups") else "left")
     for i, r in enumerate(result.top(top), start=1):
         table.add_row(str(i), r.name, r.smiles, f"{r.score:.2f}", f"{r.confidence:.1%}", f"{r.metrics['pearson']:.3f}",
-                      f"{r.metrics['wasserstein_cm1']:.0f}", f"{r.metrics['sis']:.3f}", r.groups.summary())
+                      f"{r.metrics['wasserstein_cm1']:.0f}", f"{r.metrics['sis']:.3f}",
+                      f"{r.metrics['bands_found_narrow']:.0%}", r.groups.summary())
     return table
 
 
@@ -75,6 +79,7 @@ def build(
     candidates: Path = typer.Argument(..., help="CSV with name,smiles per molecule."),
     reference: str = typer.Option("xtb", "--reference", "-r", help="Reference method for harmonic spectra."),
     models: Optional[Path] = typer.Option(None, "--models", help="Trained model directory: ML-MD spectra instead."),
+    preset: str = typer.Option("default", "--preset", help="Workflow preset of the ML-MD settings (with --models)."),
     library: Optional[Path] = typer.Option(None, "--library", help="Spectral library path."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:port)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Recompute entries that failed before."),
@@ -85,7 +90,7 @@ def build(
     from specml.molecules import read_molecule_table
 
     usable, warnings = resolve_candidates(read_molecule_table(candidates))
-    method = Method.ml(models) if models is not None else Method.harmonic(reference)
+    method = Method.ml(models, preset) if models is not None else Method.harmonic(reference)
     executor = make_executor(scheduler)
     try:
         with SpectralLibrary(library) as store:

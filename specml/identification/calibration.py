@@ -1,16 +1,18 @@
-"""Fitting the scorer: frequency map, line width, feature weights and confidence in one go.
+"""Fitting the scorer: frequency map, line widths, intensity compression and feature weights.
 
-For every point of a small grid over (scale below 2000 cm-1, scale above, FWHM, intensity
-power) the
-features of every (query, candidate) pair are computed once. The weights are then fitted
-as a conditional-logit model: P(candidate c | query) = softmax_c(w . x_qc), maximising the
-likelihood of the true candidates with a small L2 penalty (which keeps the weights finite
-when the training queries are perfectly separable). Because the model *is* a softmax over
-scores, its probabilities are the confidences reported to users; no separate temperature
-fit is needed. The grid point with the lowest penalised training loss wins.
+For every point of a small grid over (scale below 2000 cm-1, scale above, comparison FWHM,
+rotational-contour factor, intensity power) the features of every (query, candidate) pair
+are computed once, with the same :func:`~specml.identification.scoring.prepare_query` and
+:func:`~specml.identification.scoring.compare` that :func:`specml.identification.identify`
+uses. The weights are then fitted as a conditional-logit model:
+P(candidate c | query) = softmax_c(w . x_qc), maximising the likelihood of the true
+candidates with a small L2 penalty (which keeps the weights finite when the training
+queries are perfectly separable). Because the model *is* a softmax over scores, its
+probabilities are the confidences reported to users; no separate temperature fit is
+needed. The grid point with the lowest penalised training loss wins.
 
 Evaluation is leave-one-compound-out: all files of a held-out compound (e.g. ethanol and
-ethanol2) are excluded from the fit that ranks them.
+ethanol2) are excluded from the fit that ranks them, including the choice of grid point.
 """
 
 from __future__ import annotations
@@ -22,15 +24,18 @@ import numpy as np
 from scipy.optimize import minimize
 
 from specml.identification.library import LibraryEntry
-from specml.identification.scoring import FEATURES, ScoringParameters, compare, feature_vector, predicted_spectrum, \
-    prepare_query, query_supported_groups
+from specml.identification.scoring import FEATURES, ScoringParameters, compare, feature_vector, prepare_query
 from specml.spectra.spectrum import Spectrum
 
-# Candidate values searched. Centred on 1 with the spread of published xTB/DFT scale factors.
-SCALE_LOW_GRID = (0.93, 0.96, 1.00)
-SCALE_HIGH_GRID = (0.95, 0.97, 1.00)
-FWHM_GRID_CM1 = (48.0, 96.0, 160.0)  # gas-phase P/R envelopes are 30-100 cm-1 wide, xTB errors larger
+# Candidate values searched. Centred on the spread of published xTB scale factors; the
+# wider grids of earlier versions (scales 0.93-1.00, FWHM 48-160, power 1.0) never chose
+# their outer values (docs/identify.md).
+SCALE_LOW_GRID = (0.98, 1.00)
+SCALE_HIGH_GRID = (0.95, 0.97)
+FWHM_GRID_CM1 = (48.0, 96.0)  # comparison width, on top of each molecule's rotational contour
+CONTOUR_GRID = (0.0, 1.0)  # 0: one width for all molecules; 1: + the P-R separation of each
 POWER_GRID = (0.5, 0.25)  # 1.0 (raw intensities) lost clearly in a first fit (docs/identify.md)
+GRID_KEYS = ("scale_low", "scale_high", "fwhm_cm1", "contour_factor", "intensity_power")
 L2_PENALTY = 0.05  # on the mean per-query log-likelihood scale
 
 
@@ -54,15 +59,19 @@ class FeatureTable:
 
 
 def build_feature_table(queries: list[Query], candidates: list[LibraryEntry], params: ScoringParameters) -> FeatureTable:
+    """Features of every (query, candidate) pair at one grid point; NaN where a pair cannot be compared."""
+    from specml.errors import SpectrumFormatError
+
     smiles = [c.smiles for c in candidates]
     features = np.full((len(queries), len(candidates), len(FEATURES)), np.nan)
-    predictions = [predicted_spectrum(c, params) for c in candidates]
     for q, query in enumerate(queries):
-        prepared = prepare_query(query.spectrum, predictions[0], params)
-        supported = query_supported_groups(query.spectrum, params)
-        for c, (entry, prediction) in enumerate(zip(candidates, predictions)):
-            _, metrics = compare(prepared, prediction, params)
-            features[q, c], _ = feature_vector(metrics, entry.smiles, supported)
+        prepared = prepare_query(query.spectrum, params)
+        for c, entry in enumerate(candidates):
+            try:
+                _, metrics = compare(prepared, entry, params)
+            except SpectrumFormatError:  # no predicted band inside the query's range
+                continue
+            features[q, c], _ = feature_vector(metrics, entry.smiles, prepared.supported)
     truth = np.array([smiles.index(q.smiles) for q in queries])
     return FeatureTable(params, features, truth)
 
@@ -90,17 +99,35 @@ def fit_weights(features: np.ndarray, truth: np.ndarray, penalty: float = L2_PEN
     return result.x / std, float(result.fun)
 
 
-def fit(tables: list[FeatureTable], train: np.ndarray, penalty: float = L2_PENALTY) -> ScoringParameters:
-    """Best grid point and its weights, using only the queries selected by the boolean mask ``train``."""
-    best = None
-    for table in tables:
-        weights, loss = fit_weights(table.features[train], table.truth[train], penalty)
-        if best is None or loss < best[0]:
-            best = (loss, table, weights)
-    loss, table, weights = best
+def cross_validated_nll(table: FeatureTable, train: np.ndarray, groups: np.ndarray,
+                        penalty: float = L2_PENALTY) -> float:
+    """Mean held-out negative log-likelihood of the truth, leaving one compound of ``train`` out at a time."""
+    losses = []
+    for group in dict.fromkeys(groups[train]):
+        held = train & (groups == group)
+        weights, _ = fit_weights(table.features[train & ~held], table.truth[train & ~held], penalty)
+        _, probabilities = ranks(table.features[held], table.truth[held], weights)
+        losses.extend(-np.log(probabilities[np.arange(held.sum()), table.truth[held]] + 1e-12))
+    return float(np.mean(losses))
+
+
+def fit(tables: list[FeatureTable], train: np.ndarray, groups: list[str],
+        penalty: float = L2_PENALTY) -> ScoringParameters:
+    """Best grid point and its weights, using only the queries selected by the boolean mask ``train``.
+
+    The grid point is chosen by its leave-one-compound-out likelihood *within* ``train``
+    (nested cross-validation); the weights are then fitted on all of ``train``. Choosing by
+    the training loss instead favoured grid points that fit the training compounds but
+    ranked held-out ones worse (docs/identify.md).
+    """
+    groups = np.asarray(groups)
+    scores = [cross_validated_nll(table, train, groups, penalty) for table in tables]
+    table = tables[int(np.argmin(scores))]
+    weights, loss = fit_weights(table.features[train], table.truth[train], penalty)
     return ScoringParameters.from_json({**table.params.to_json(),
                                         "weights": dict(zip(FEATURES, map(float, weights))),
-                                        "provenance": {"training_loss": loss}})
+                                        "provenance": {"training_loss": loss,
+                                                       "cross_validated_nll": float(min(scores))}})
 
 
 def ranks(features: np.ndarray, truth: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -132,30 +159,31 @@ def leave_one_compound_out(tables: list[FeatureTable], groups: list[str],
     top_candidate = np.zeros(n, dtype=int)
     confidence = np.zeros(n)
     folds = []
-    by_params = {id(t.params): t for t in tables}
     for group in dict.fromkeys(groups):
         held = groups_arr == group
-        params = fit(tables, ~held, penalty)
-        table = next(t for t in by_params.values() if _same_grid_point(t.params, params))
+        params = fit(tables, ~held, groups, penalty)
+        table = table_for(tables, params)
         r, p = ranks(table.features[held], table.truth[held], params.weight_vector())
         rank[held] = r
         top_candidate[held] = p.argmax(axis=1)
         confidence[held] = p.max(axis=1)
-        folds.append({"held_out": group, "scale_low": params.scale_low, "scale_high": params.scale_high,
-                      "fwhm_cm1": params.fwhm_cm1, "intensity_power": params.intensity_power,
-                      "weights": params.weights})
+        folds.append({"held_out": group, **{k: params.to_json()[k] for k in GRID_KEYS}, "weights": params.weights})
     return CrossValidation(rank, top_candidate, confidence, folds)
 
 
-def _same_grid_point(a: ScoringParameters, b: ScoringParameters) -> bool:
-    return (a.scale_low, a.scale_high, a.fwhm_cm1, a.intensity_power) == \
-        (b.scale_low, b.scale_high, b.fwhm_cm1, b.intensity_power)
+def table_for(tables: list[FeatureTable], params: ScoringParameters) -> FeatureTable:
+    """The feature table computed at ``params``' grid point."""
+    return next(t for t in tables if all(getattr(t.params, k) == getattr(params, k) for k in GRID_KEYS))
 
 
 def parameter_grid(base: ScoringParameters | None = None, scales_low=SCALE_LOW_GRID, scales_high=SCALE_HIGH_GRID,
-                   fwhms=FWHM_GRID_CM1, powers=POWER_GRID):
+                   fwhms=FWHM_GRID_CM1, contours=CONTOUR_GRID, powers=POWER_GRID):
     """Scoring parameters (zero weights) for every grid point."""
     template = base.to_json() if base else {}
-    for low, high, fwhm, power in itertools.product(scales_low, scales_high, fwhms, powers):
-        yield ScoringParameters.from_json({**template, "scale_low": low, "scale_high": high, "fwhm_cm1": fwhm,
-                                           "intensity_power": power, "weights": {}})
+    for values in itertools.product(scales_low, scales_high, fwhms, contours, powers):
+        yield ScoringParameters.from_json({**template, **dict(zip(GRID_KEYS, values)), "weights": {}})
+
+
+def grid_description() -> dict:
+    return {"scale_low": SCALE_LOW_GRID, "scale_high": SCALE_HIGH_GRID, "fwhm_cm1": FWHM_GRID_CM1,
+            "contour_factor": CONTOUR_GRID, "intensity_power": POWER_GRID}

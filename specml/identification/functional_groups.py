@@ -1,8 +1,13 @@
 """Functional groups: band evidence in a spectrum versus substructures of a candidate.
 
-A group is *supported* by a spectrum when the strongest absorbance inside each of its
-characteristic windows reaches ``BAND_THRESHOLD`` of the spectrum's maximum (the spectrum
-is normalised to a peak of 1 first). The windows are textbook group frequencies (cm-1):
+A group is *supported* by a spectrum when each of its characteristic windows contains a
+band maximum (a local maximum found by ``scipy.signal.find_peaks`` with a prominence of at
+least ``PEAK_PROMINENCE``) reaching ``BAND_THRESHOLD`` of the spectrum's maximum (the
+spectrum is normalised to a peak of 1 first). Requiring a maximum *inside* the window, not
+just absorbance, keeps the wing of a strong neighbour (aliphatic C-H at 2960 cm-1 reaching
+into the aromatic 3000-3110 window) from counting. A window counts as measured when at least
+half of it lies within the spectrum's range (a file starting at 575 cm-1 still reports C-Cl).
+The windows are textbook group frequencies (cm-1), set for gas-phase spectra:
 
 ====================  ==========================  ==============================================
 group                 window(s)                   overlaps / caveats
@@ -12,10 +17,11 @@ O-H stretch           3200-3700                   contains the N-H window: an N-
 N-H stretch           3300-3500                   see O-H; weak for amines
 C=O stretch           1650-1850                   C=C (1620-1680) and H-O-H bend (~1595-1650)
                                                   reach into its low edge
-C≡N stretch           2200-2260                   often weak; C≡C and CO (~2143) lie nearby
+C≡N stretch           2200-2280                   often weak; the gas-phase band sits higher
+                                                  than in liquids (acetonitrile 2267)
 C=C stretch           1620-1680                   IR-inactive in symmetric alkenes (ethylene)
-aromatic ring         1450-1600 and 3000-3100     both windows needed; CH2/CH3 bends sit
-                                                  at 1450-1470, alkene C-H at 3000-3100
+aromatic ring         1480-1620 and 3000-3110     both windows needed; starts above the CH2/CH3
+                                                  bends (1450-1470); alkene C-H at 3000-3100
 C-O stretch           1000-1300                   fingerprint region: C-C stretches and CH3
                                                   rocks also absorb here, weak evidence
 C-Cl stretch          550-850                     aromatic C-H wags (690-850) and the CO2
@@ -41,6 +47,10 @@ from specml.spectra.spectrum import Spectrum
 # Fraction of the normalised peak absorbance a window's maximum must reach. 5 % sits above the
 # noise of baseline-corrected gas-phase spectra yet keeps weak C-O and C-Cl bands.
 BAND_THRESHOLD = 0.05
+# Minimum prominence (fraction of the peak) of a local maximum to count as a band.
+PEAK_PROMINENCE = 0.02
+# Fraction of a window that must lie inside the measured range for the window to be judged.
+MIN_WINDOW_COVERAGE = 0.5
 
 
 @dataclass(frozen=True)
@@ -54,31 +64,37 @@ FUNCTIONAL_GROUPS: tuple[FunctionalGroup, ...] = (
     FunctionalGroup("O-H", ((3200.0, 3700.0),), "[OX2][H]"),
     FunctionalGroup("N-H", ((3300.0, 3500.0),), "[#7][H]"),
     FunctionalGroup("C=O", ((1650.0, 1850.0),), "[CX3]=[OX1]"),
-    FunctionalGroup("C≡N", ((2200.0, 2260.0),), "C#N"),
+    FunctionalGroup("C≡N", ((2200.0, 2280.0),), "C#N"),
     FunctionalGroup("C=C", ((1620.0, 1680.0),), "[CX3]=[CX3]"),
-    FunctionalGroup("aromatic ring", ((1450.0, 1600.0), (3000.0, 3100.0)), "a1aaaaa1"),
+    FunctionalGroup("aromatic ring", ((1480.0, 1620.0), (3000.0, 3110.0)), "a1aaaaa1"),
     FunctionalGroup("C-O", ((1000.0, 1300.0),), "[#6][OX2]"),
     FunctionalGroup("C-Cl", ((550.0, 850.0),), "[#6]Cl"),
 )
 
 
 def band_evidence(spectrum: Spectrum) -> dict[str, float | None]:
-    """For every group, the weakest of its windows' maxima (fraction of the spectrum's peak).
+    """For every group, the weakest of its windows' strongest band maxima (fraction of the spectrum's peak).
 
-    ``None`` when a window lies outside the measured range: no evidence either way.
+    0 for a window without a band maximum; ``None`` when less than ``MIN_WINDOW_COVERAGE`` of a
+    window lies inside the measured range: no evidence either way.
     """
+    from scipy.signal import find_peaks
+
     x = spectrum.wavenumber
     y = np.clip(spectrum.intensity, 0.0, None)
     peak = float(y.max()) if y.size else 0.0
+    y = y / peak if peak > 0 else y
+    maxima, _ = find_peaks(y, prominence=PEAK_PROMINENCE) if peak > 0 else (np.zeros(0, dtype=int), None)
     evidence: dict[str, float | None] = {}
     for group in FUNCTIONAL_GROUPS:
         values = []
         for lo, hi in group.windows_cm1:
-            inside = (x >= lo) & (x <= hi)
-            if lo < x[0] or hi > x[-1] or not inside.any():
+            measured = max(0.0, min(hi, float(x[-1])) - max(lo, float(x[0]))) / (hi - lo)
+            if measured < MIN_WINDOW_COVERAGE:
                 values = None
                 break
-            values.append(float(y[inside].max()) / peak if peak > 0 else 0.0)
+            inside = maxima[(x[maxima] >= lo) & (x[maxima] <= hi)]
+            values.append(float(y[inside].max()) if inside.size else 0.0)
         evidence[group.name] = None if values is None else min(values)
     return evidence
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from specml.errors import InputError
+from specml.errors import InputError, SpectrumFormatError
 from specml.identification.functional_groups import GroupAgreement
 from specml.identification.library import Candidate, Method, SpectralLibrary, Warning_, fill_library, \
     resolve_candidates
 from specml.identification.scoring import ScoringParameters, compare, feature_vector, load_parameters, \
-    predicted_spectrum, prepare_query, query_supported_groups, softmax
+    prepare_query, softmax
 from specml.spectra.spectrum import Spectrum
 
 
@@ -47,11 +47,12 @@ class Identification:
 def identify(query: Spectrum | str | Path, candidates: Iterable[tuple[str, str]] | str | Path,
              reference="xtb", models_dir: str | Path | None = None, library: SpectralLibrary | None = None,
              parameters: ScoringParameters | None = None, executor=None,
-             retry_failed: bool = False) -> Identification:
+             retry_failed: bool = False, ml_preset: str = "default") -> Identification:
     """Rank ``candidates`` (``(name, smiles)`` rows or a CSV path) for the experimental ``query``.
 
     Predictions come from ``library`` (computed and stored on a miss): harmonic spectra with
-    ``reference`` by default, ML-MD spectra when ``models_dir`` is given. Candidates that
+    ``reference`` by default, ML-MD spectra when ``models_dir`` is given (MD settings of the
+    workflow preset ``ml_preset``). Candidates that
     cannot be used (invalid SMILES, unsupported element, failed calculation) end up in
     ``warnings`` and do not stop the ranking.
     """
@@ -61,8 +62,9 @@ def identify(query: Spectrum | str | Path, candidates: Iterable[tuple[str, str]]
     if not isinstance(query, Spectrum):
         query = load_absorbance(query)
     rows = read_molecule_table(candidates) if isinstance(candidates, (str, Path)) else list(candidates)
-    method = Method.ml(models_dir) if models_dir is not None else Method.harmonic(reference)
+    method = Method.ml(models_dir, ml_preset) if models_dir is not None else Method.harmonic(reference)
     params = parameters or load_parameters(method=method.name)
+    prepared = prepare_query(query, params)  # a query without usable absorption fails before any prediction
     usable, warnings = resolve_candidates(rows)
     own_library = library is None
     library = SpectralLibrary() if own_library else library
@@ -83,20 +85,23 @@ def identify(query: Spectrum | str | Path, candidates: Iterable[tuple[str, str]]
     if not scored:
         raise InputError("no candidate could be predicted; see the warnings: "
                          + "; ".join(f"{w.name}: {w.reason}" for w in warnings[:3]))
-    predictions = [predicted_spectrum(entry, params) for _, entry in scored]
-    prepared = prepare_query(query, predictions[0], params)
-    supported = query_supported_groups(query, params)
     results = []
-    for (candidate, entry), prediction in zip(scored, predictions):
-        on_grid, metrics = compare(prepared, prediction, params)
-        features, agreement = feature_vector(metrics, candidate.smiles, supported)
-        score = float(features @ params.weight_vector())
-        results.append((candidate, score, metrics, agreement, on_grid))
+    for candidate, entry in scored:
+        try:
+            on_grid, metrics = compare(prepared, entry, params)
+        except SpectrumFormatError as exc:  # e.g. no predicted band inside the measured range
+            warnings.append(Warning_(candidate.name, candidate.smiles, str(exc)))
+            continue
+        features, agreement = feature_vector(metrics, candidate.smiles, prepared.supported)
+        results.append((candidate, float(features @ params.weight_vector()), metrics, agreement, on_grid))
+    if not results:
+        raise InputError("no candidate's predicted spectrum overlaps the query; see the warnings: "
+                         + "; ".join(f"{w.name}: {w.reason}" for w in warnings[:3]))
     confidence = softmax(np.array([r[1] for r in results]))
     ranking = [RankedCandidate(c.name, c.smiles, s, float(p), m, a, g)
                for (c, s, m, a, g), p in zip(results, confidence)]
     ranking.sort(key=lambda r: -r.score)
-    return Identification(prepared, ranking, warnings, supported, method.name, params,
+    return Identification(prepared.spectrum, ranking, warnings, prepared.supported, method.name, params,
                           hits, misses)
 
 

@@ -1,14 +1,31 @@
 """Scoring a candidate's predicted spectrum against a query spectrum.
 
-Theory is systematically off: harmonic xTB frequencies scatter, DFT ones are too high,
-and predicted intensities have their own scale. The scorer therefore (1) maps predicted
-frequencies with a piecewise-linear scaling (one factor below and one above
-``split_cm1``, where X-H and triple-bond stretches live), (2) broadens the sticks with a
-fitted FWHM, (3) compares on the foundation preprocessing grid with PCC, Wasserstein
-distance and SIS, plus functional-group agreement, and (4) combines these features
-linearly with fitted weights. Confidences are a softmax of the combined scores; the
-weights carry the softmax temperature, so they are calibrated probabilities by
-construction of the fit (conditional logit, :mod:`specml.identification.calibration`).
+Theory is systematically off: harmonic xTB frequencies scatter by mode (several per cent,
+more for strained rings, C-Cl and cumulated bonds), and predicted intensities have their own
+scale. The scorer therefore
+
+1. maps predicted frequencies with a piecewise-linear scaling (one factor below and one
+   above ``split_cm1``, where X-H and triple-bond stretches live);
+2. gives every band of a candidate the width of a gas-phase band of *that* molecule: the
+   P-R branch separation of its rotational contour, 2.358 sqrt(B T) cm-1 with B the mean
+   rotational constant of the optimised geometry (about 160 cm-1 for water, 13 for
+   toluene), scaled by the fitted ``contour_factor`` and combined in quadrature with the
+   fitted comparison width ``fwhm_cm1`` (to which the query is broadened as well);
+3. compresses intensities (``I**intensity_power``) because harmonic intensities are far
+   less reliable than positions;
+4. computes features: PCC (whole range and below/above ``split_cm1``), SIS, Wasserstein
+   distance, functional-group agreement, and band matching with a tolerance: the share of
+   the candidate's band intensity that finds query absorption within +-``tol`` (relative)
+   of its position and the share of the query's absorption that finds a predicted band
+   within the same tolerance (a maximum filter on a logarithmic axis, so the tolerance is
+   a frequency ratio, like the xTB errors);
+5. combines the features linearly with fitted weights; confidences are a softmax of the
+   scores (the weights carry the softmax temperature, so they are the probabilities of
+   the conditional-logit fit in :mod:`specml.identification.calibration`).
+
+The query is prepared once (:func:`prepare_query`) and every candidate is compared with
+:func:`compare`; :func:`specml.identification.identify` and the calibration use these same
+two functions.
 """
 
 from __future__ import annotations
@@ -19,18 +36,22 @@ from pathlib import Path
 
 import numpy as np
 
-from specml.errors import InputError
-from specml.identification.functional_groups import group_agreement
+from specml.errors import InputError, SpectrumFormatError
+from specml.identification.functional_groups import GroupAgreement, group_agreement
 from specml.identification.library import LibraryEntry
-from specml.spectra.broadening import broaden_sticks
 from specml.spectra.spectrum import Spectrum
 
 # Order matters: weight vectors are stored in this order.
 FEATURES = ("pearson", "pearson_below_split", "pearson_above_split", "sis", "wasserstein_100cm1",
-            "groups_missing", "groups_unexplained")
-# Resolution (FWHM, cm-1) at which band evidence for functional groups is judged: averages
-# rotational fine structure of gas-phase bands, still narrow against the window widths.
+            "groups_missing", "groups_unexplained", "bands_found_narrow", "query_explained_narrow",
+            "bands_found_wide", "query_explained_wide")
+# Resolution (FWHM, cm-1) at which band evidence (functional groups, band matching) is judged:
+# averages the rotational fine structure of gas-phase bands, still narrow against the windows.
 GROUP_RESOLUTION_CM1 = 16.0
+# P-R branch separation of a rotational contour: 2 sqrt(2 k T B / (h c)) = 2.358 sqrt(B T), B in cm-1.
+PR_SEPARATION_COEFFICIENT = 2.358
+ROTATIONAL_CONSTANT_CM1_AMU_A2 = 16.857629  # B (cm-1) = this / I (amu Å^2)
+LOG_STEP = 5e-4  # relative step of the logarithmic axis used for the band-matching tolerance
 DEFAULT_PARAMETERS_PATH = Path(__file__).with_name("default_parameters.json")
 
 
@@ -40,15 +61,30 @@ class ScoringParameters:
 
     scale_low: float  # frequency factor below split_cm1
     scale_high: float  # frequency factor at and above split_cm1
-    fwhm_cm1: float  # line width given to predicted sticks
+    fwhm_cm1: float  # comparison width: query broadened to it, added in quadrature to predicted bands
     weights: dict[str, float]  # feature -> weight (includes the softmax temperature)
     intensity_power: float = 1.0  # intensities**power before comparing; <1 lessens the strongest band's say
+    contour_factor: float = 0.0  # x the molecule's rotational P-R separation as extra band width (sticks only)
+    tolerances: tuple[float, float] = (0.03, 0.10)  # relative band-matching tolerances (narrow, wide)
+    temperature_k: float = 298.0  # of the rotational contour
     shape: str = "gaussian"
     split_cm1: float = 2000.0  # separates X-H / triple-bond stretches from the rest
     lo_cm1: float = 500.0  # comparison window and grid step (cm-1)
     hi_cm1: float = 4000.0
     step_cm1: float = 2.0
     provenance: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.fwhm_cm1 <= 0 or self.step_cm1 <= 0 or self.hi_cm1 <= self.lo_cm1:
+            raise InputError(f"scoring parameters: need fwhm_cm1 > 0, step_cm1 > 0 and hi_cm1 > lo_cm1 "
+                             f"(got {self.fwhm_cm1}, {self.step_cm1}, {self.lo_cm1}-{self.hi_cm1})")
+        if not 0 < self.intensity_power <= 1 or self.contour_factor < 0:
+            raise InputError(f"scoring parameters: need 0 < intensity_power <= 1 and contour_factor >= 0 "
+                             f"(got {self.intensity_power}, {self.contour_factor})")
+        unknown = set(self.weights) - set(FEATURES)
+        if unknown:
+            raise InputError(f"scoring parameters: unknown feature weights {sorted(unknown)}; known: {FEATURES}")
+        object.__setattr__(self, "tolerances", tuple(float(t) for t in self.tolerances))
 
     def weight_vector(self) -> np.ndarray:
         return np.array([self.weights.get(name, 0.0) for name in FEATURES])
@@ -78,11 +114,14 @@ def load_parameters(path: str | Path | None = None, method: str = "harmonic:xtb"
         table = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: scoring parameters are not valid JSON ({exc})") from exc
-    if method in table:
-        return ScoringParameters.from_json(table[method])
-    if "harmonic:xtb" not in table:
-        raise InputError(f"{path}: no scoring parameters for {method!r}")
-    params = ScoringParameters.from_json(table["harmonic:xtb"])
+    try:
+        if method in table:
+            return ScoringParameters.from_json(table[method])
+        if "harmonic:xtb" not in table:
+            raise InputError(f"{path}: no scoring parameters for {method!r}")
+        params = ScoringParameters.from_json(table["harmonic:xtb"])
+    except TypeError as exc:  # a required field missing
+        raise InputError(f"{path}: incomplete scoring parameters ({exc})") from exc
     return ScoringParameters.from_json({**params.to_json(),
                                         "provenance": {**params.provenance, "fallback": f"fitted for harmonic:xtb, "
                                                                                        f"used for {method}"}})
@@ -95,82 +134,140 @@ def map_frequencies(frequencies_cm1: np.ndarray, scale_low: float, scale_high: f
     return np.where(f < split_cm1, f * scale_low, f * scale_high)
 
 
-def predicted_spectrum(entry: LibraryEntry, params: ScoringParameters) -> Spectrum:
-    """A library entry as a spectrum with the fitted frequency map and line width."""
-    if entry.kind == "sticks":
-        real = entry.x > 0  # imaginary modes (negative) carry no absorption
-        positions = map_frequencies(entry.x[real], params.scale_low, params.scale_high, params.split_cm1)
-        grid = np.arange(params.lo_cm1 - 100.0, params.hi_cm1 + 100.0 + 0.5 * params.step_cm1, params.step_cm1)
-        intensity = broaden_sticks(positions, entry.y[real], grid, params.fwhm_cm1, params.shape)
-    else:  # a sampled curve (ML-MD): map its axis
-        grid = map_frequencies(entry.x, params.scale_low, params.scale_high, params.split_cm1)
-        order = np.argsort(grid)
-        grid, intensity = grid[order], entry.y[order]
-        keep = np.concatenate([[True], np.diff(grid) > 0])
-        grid, intensity = grid[keep], intensity[keep]
-    metadata = {"source": "predicted", "method": entry.method, "smiles": entry.smiles, "label": entry.smiles,
-                "intensity_units": "km/mol per cm-1" if entry.kind == "sticks" else "a.u."}
-    if entry.kind == "sticks":
-        return Spectrum(grid, intensity, metadata={**metadata, "resolution_cm1": params.fwhm_cm1})
-    from specml.experiment.preprocess import broaden_to
+def rotational_contour_cm1(xyz: str | None, temperature_k: float = 298.0) -> float:
+    """P-R branch separation (cm-1) of a gas-phase band of the molecule in ``xyz``.
 
-    # A sampled curve is brought to the fitted line width like the sticks (foundation broadening).
-    return broaden_to(Spectrum(grid, intensity, metadata=metadata), params.fwhm_cm1)
-
-
-def prepare_query(query: Spectrum, reference_prediction: Spectrum, params: ScoringParameters) -> Spectrum:
-    """The query on the comparison grid, at the predicted resolution, normalised (foundation pipeline)."""
-    from specml.experiment import preprocess_pair
-
-    prepared, _ = preprocess_pair(query, reference_prediction, params.lo_cm1, params.hi_cm1, params.step_cm1)
-    return prepared
-
-
-def query_supported_groups(query: Spectrum, params: ScoringParameters) -> dict:
-    """Functional groups supported by the query's bands, judged at ``GROUP_RESOLUTION_CM1``.
-
-    Not at the (wide) fitted comparison FWHM, where a strong C=O band bleeds into the C=C
-    window and C-H stretches into the aromatic one; not at the raw resolution either, where
-    gas-phase rotational lines make window maxima noisy.
+    2.358 sqrt(B T) with B the geometric mean of the non-zero rotational constants (cm-1)
+    of the structure. 0 when there is no structure (e.g. an ML-MD curve) or a single atom.
     """
+    if not xyz:
+        return 0.0
+    from ase import Atoms
+
+    lines = xyz.strip().splitlines()[2:]
+    try:
+        symbols = [line.split()[0] for line in lines]
+        positions = [[float(v) for v in line.split()[1:4]] for line in lines]
+        atoms = Atoms(symbols, positions=positions)
+    except (ValueError, IndexError, KeyError) as exc:
+        raise InputError(f"library geometry is not valid XYZ ({exc})") from exc
+    if len(atoms) < 2:
+        return 0.0
+    moments = atoms.get_moments_of_inertia()
+    moments = moments[moments > 1e-3 * moments.max()]  # a linear molecule has one zero moment
+    b_mean = float(np.exp(np.mean(np.log(ROTATIONAL_CONSTANT_CM1_AMU_A2 / moments))))
+    return PR_SEPARATION_COEFFICIENT * float(np.sqrt(b_mean * temperature_k))
+
+
+def band_width_cm1(entry: LibraryEntry, params: ScoringParameters, base_cm1: float) -> float:
+    """Width given to the entry's sticks: ``base_cm1`` and its scaled rotational contour in quadrature."""
+    contour = params.contour_factor * rotational_contour_cm1(entry.xyz, params.temperature_k)
+    return float(np.hypot(base_cm1, contour))
+
+
+@dataclass
+class PreparedQuery:
+    """The query on the comparison grid: compressed curves, dilated curves and group evidence."""
+
+    grid: np.ndarray  # where the query was measured within [lo_cm1, hi_cm1]
+    curve: np.ndarray  # at fwhm_cm1, max-normalised and compressed
+    fine: np.ndarray  # at GROUP_RESOLUTION_CM1, max-normalised and compressed
+    dilated: dict[float, np.ndarray]  # tolerance -> maximum of ``fine`` within +-tolerance
+    supported: dict  # functional group -> band evidence present (None: window not measured)
+    spectrum: Spectrum  # the query at fwhm_cm1 on the grid, max-normalised (for plots)
+
+
+def prepare_query(query: Spectrum, params: ScoringParameters) -> PreparedQuery:
+    """Broaden, grid and compress the query once (foundation pipeline: ``broaden_to``, ``to_common_grid``)."""
     from specml.experiment import to_common_grid
     from specml.experiment.preprocess import broaden_to
     from specml.identification.functional_groups import supported_groups
 
-    smoothed = broaden_to(query, GROUP_RESOLUTION_CM1)
-    fine = to_common_grid([smoothed], params.lo_cm1, params.hi_cm1, params.step_cm1)[0].normalized()
-    return supported_groups(fine)
+    coarse, fine = (to_common_grid([broaden_to(query, width)], params.lo_cm1, params.hi_cm1, params.step_cm1)[0]
+                    for width in (params.fwhm_cm1, GROUP_RESOLUTION_CM1))
+    if not np.any(coarse.intensity > 0):
+        raise SpectrumFormatError(f"{query.label}: no absorption within {params.lo_cm1:g}-{params.hi_cm1:g} cm-1")
+    coarse, fine = coarse.normalized(), fine.normalized()
+    fine_compressed = _compress(fine.intensity, params.intensity_power)
+    grid = coarse.wavenumber
+    return PreparedQuery(grid, _compress(coarse.intensity, params.intensity_power), fine_compressed,
+                         {t: dilate(grid, fine_compressed, t) for t in params.tolerances},
+                         supported_groups(fine), coarse)
 
 
-def compare(prepared_query: Spectrum, prediction: Spectrum, params: ScoringParameters) -> tuple[Spectrum, dict]:
-    """Prediction on the query's grid and the spectral metrics of the pair.
+def predicted_curves(entry: LibraryEntry, params: ScoringParameters, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The entry on ``grid`` at the comparison width and at the band-evidence width (not normalised)."""
+    from specml.spectra.broadening import broaden_sticks
 
-    ``prepared_query`` is already at the comparison grid and resolution, so ``preprocess_pair``
-    leaves it unchanged and only processes the prediction. Metrics are taken on
-    ``intensity**intensity_power``: harmonic intensities are far less reliable than positions,
-    so a compressed scale keeps one mispredicted strong band from deciding the match. PCC is
-    also taken separately below and above ``split_cm1`` so that the fit can weigh the
-    fingerprint region against the X-H stretches.
+    if entry.kind == "sticks":
+        real = entry.x > 0  # imaginary modes (negative) carry no absorption
+        positions = map_frequencies(entry.x[real], params.scale_low, params.scale_high, params.split_cm1)
+        return tuple(broaden_sticks(positions, entry.y[real], grid, band_width_cm1(entry, params, width), params.shape)
+                     for width in (params.fwhm_cm1, GROUP_RESOLUTION_CM1))
+    # A sampled curve (ML-MD): move each sample's area to its mapped position (a histogram on the
+    # comparison step; the piecewise map folds the axis near split_cm1, so no point-wise remap),
+    # then bring it to the widths like the query (foundation broadening).
+    from specml.experiment.preprocess import broaden_to
+
+    order = np.argsort(entry.x)
+    x, y = entry.x[order], np.clip(entry.y[order], 0.0, None)
+    axis = map_frequencies(x, params.scale_low, params.scale_high, params.split_cm1)
+    step = params.step_cm1
+    edges = np.arange(np.floor(axis.min() / step) * step, axis.max() + 2 * step, step)
+    area, _ = np.histogram(axis, bins=edges, weights=y * np.gradient(x))
+    curve = Spectrum(0.5 * (edges[1:] + edges[:-1]), area / step, metadata={"source": "predicted", "label": entry.smiles})
+    return tuple(np.interp(grid, curve.wavenumber, broaden_to(curve, width).intensity, left=0.0, right=0.0)
+                 for width in (params.fwhm_cm1, GROUP_RESOLUTION_CM1))
+
+
+def compare(prepared: PreparedQuery, entry: LibraryEntry, params: ScoringParameters) -> tuple[Spectrum, dict]:
+    """The prediction on the query's grid (normalised, for plots) and the metrics of the pair.
+
+    Metrics are taken on ``intensity**intensity_power`` curves. PCC is also taken separately
+    below and above ``split_cm1`` so that the fit can weigh the fingerprint region against
+    the X-H stretches. Raises :class:`SpectrumFormatError` when the prediction has no
+    intensity on the query's grid.
     """
     from specml.comparison.metrics import spectral_information_similarity, wasserstein
-    from specml.experiment import preprocess_pair
 
-    grid = prepared_query.wavenumber
-    query, predicted = preprocess_pair(prepared_query, prediction, float(grid[0]), float(grid[-1]), params.step_cm1)
-    a, b = (_compressed(s, params.intensity_power) for s in (query, predicted))
+    grid = prepared.grid
+    coarse, fine = predicted_curves(entry, params, grid)
+    if not (coarse.max() > 0 and fine.max() > 0):
+        raise SpectrumFormatError(f"{entry.smiles}: predicted spectrum has no bands within "
+                                  f"{grid[0]:g}-{grid[-1]:g} cm-1")
+    a = prepared.curve
+    b = _compress(coarse / coarse.max(), params.intensity_power)
+    b_fine = _compress(fine / fine.max(), params.intensity_power)
     below = grid < params.split_cm1
     metrics = {
-        "pearson": _pearson_or_zero(a.intensity, b.intensity),
-        "pearson_below_split": _pearson_or_zero(a.intensity[below], b.intensity[below]),
-        "pearson_above_split": _pearson_or_zero(a.intensity[~below], b.intensity[~below]),
+        "pearson": _pearson_or_zero(a, b),
+        "pearson_below_split": _pearson_or_zero(a[below], b[below]),
+        "pearson_above_split": _pearson_or_zero(a[~below], b[~below]),
         "sis": float(spectral_information_similarity(a, b)),
-        "wasserstein_cm1": float(wasserstein(a, b)),
+        "wasserstein_cm1": float(wasserstein(a, b, grid)),
     }
-    return predicted, metrics
+    narrow, wide = params.tolerances
+    for name, tol in (("narrow", narrow), ("wide", wide)):
+        # Share of predicted band intensity with query absorption within +-tol, and vice versa.
+        metrics[f"bands_found_{name}"] = float(np.sum(b_fine * prepared.dilated[tol]) / np.sum(b_fine))
+        metrics[f"query_explained_{name}"] = float(np.sum(prepared.fine * dilate(grid, b_fine, tol))
+                                                   / np.sum(prepared.fine))
+    metadata = {"source": "predicted", "method": entry.method, "smiles": entry.smiles, "label": entry.smiles,
+                "resolution_cm1": params.fwhm_cm1}
+    return Spectrum(grid, coarse / coarse.max(), metadata=metadata), metrics
 
 
-def _compressed(spectrum: Spectrum, power: float) -> Spectrum:
-    return Spectrum(spectrum.wavenumber, np.clip(spectrum.intensity, 0.0, None) ** power, metadata=spectrum.metadata)
+def dilate(grid: np.ndarray, values: np.ndarray, tolerance: float) -> np.ndarray:
+    """Maximum of ``values`` within ``x/(1+tolerance)..x*(1+tolerance)`` at every ``x`` of ``grid``."""
+    from scipy.ndimage import maximum_filter1d
+
+    log_grid = np.exp(np.arange(np.log(grid[0]), np.log(grid[-1]) + 0.5 * LOG_STEP, LOG_STEP))
+    size = 2 * int(round(np.log1p(tolerance) / LOG_STEP)) + 1
+    return np.interp(grid, log_grid, maximum_filter1d(np.interp(log_grid, grid, values), size, mode="nearest"))
+
+
+def _compress(values: np.ndarray, power: float) -> np.ndarray:
+    return np.clip(values, 0.0, None) ** power
 
 
 def _pearson_or_zero(x: np.ndarray, y: np.ndarray) -> float:
@@ -182,21 +279,15 @@ def _pearson_or_zero(x: np.ndarray, y: np.ndarray) -> float:
     return float(pearson(x, y))
 
 
-def feature_vector(metrics: dict, smiles: str, supported: dict) -> tuple[np.ndarray, object]:
-    """Features in :data:`FEATURES` order, and the functional-group agreement behind the last two."""
+def feature_vector(metrics: dict, smiles: str, supported: dict) -> tuple[np.ndarray, GroupAgreement]:
+    """Features in :data:`FEATURES` order, and the functional-group agreement behind two of them."""
     agreement = group_agreement(supported, smiles)
-    return np.array([
-        metrics["pearson"],
-        metrics["pearson_below_split"],
-        metrics["pearson_above_split"],
-        metrics["sis"],
-        metrics["wasserstein_cm1"] / 100.0,  # per 100 cm-1 so weights are of order one
-        len(agreement.missing),
-        len(agreement.unexplained),
-    ]), agreement
+    values = {**metrics, "wasserstein_100cm1": metrics["wasserstein_cm1"] / 100.0,  # weights of order one
+              "groups_missing": len(agreement.missing), "groups_unexplained": len(agreement.unexplained)}
+    return np.array([values[name] for name in FEATURES], dtype=float), agreement
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
-    scores = np.asarray(scores, dtype=float)
-    shifted = np.exp(scores - scores.max())
-    return shifted / shifted.sum()
+    from scipy.special import softmax as scipy_softmax
+
+    return scipy_softmax(np.asarray(scores, dtype=float))
