@@ -1,7 +1,8 @@
 """One executor for every fan-out (reference labelling, per-molecule MD, library builds).
 
 In-process by default; a Dask distributed cluster when given a scheduler address
-(or a ``dask.distributed.Client``). specml has no scheduler of its own.
+(``tcp://host:port``), ``local:N`` for a local Dask cluster of N worker processes, or a
+``dask.distributed.Client``. specml has no scheduler of its own.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from specml.errors import InputError
 
 
 @dataclass
@@ -54,6 +57,7 @@ class Executor:
         self.scheduler = scheduler
         self.show_progress = show_progress
         self._client = None
+        self._cluster = None
 
     @property
     def distributed(self) -> bool:
@@ -61,9 +65,22 @@ class Executor:
 
     def client(self):
         if self._client is None and self.scheduler is not None:
-            from dask.distributed import Client
+            from dask.distributed import Client, LocalCluster
 
-            self._client = self.scheduler if isinstance(self.scheduler, Client) else Client(self.scheduler)
+            if isinstance(self.scheduler, Client):
+                self._client = self.scheduler
+            elif isinstance(self.scheduler, str) and self.scheduler.startswith("local"):
+                # "local:N": N single-threaded worker processes on this machine.
+                _, _, count = self.scheduler.partition(":")
+                try:
+                    n_workers = int(count) if count else None
+                except ValueError:
+                    raise InputError(f"--scheduler {self.scheduler!r}: expected local or local:N") from None
+                self._cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                             dashboard_address=None)
+                self._client = Client(self._cluster)
+            else:
+                self._client = Client(self.scheduler)
         return self._client
 
     def imap(self, fn: Callable, items: Iterable, description: str = "working") -> Iterator[TaskResult]:
@@ -96,9 +113,12 @@ class Executor:
         # Close only a client this executor created; a Client passed in belongs to the caller.
         if self._client is not None and isinstance(self.scheduler, str):
             self._client.close()
-        self._client = None
+        if self._cluster is not None:
+            self._cluster.close()
+        self._client = self._cluster = None
 
 
 def make_executor(scheduler: str | Any | None = None, show_progress: bool = True) -> Executor:
-    """In-process executor, or a Dask one for ``tcp://host:port`` / a ``Client``."""
+    """In-process executor, or a Dask one for ``tcp://host:port``, ``local:N`` (a LocalCluster
+    of N single-threaded worker processes) or a ``Client``."""
     return Executor(scheduler, show_progress)

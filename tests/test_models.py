@@ -188,6 +188,23 @@ def test_unknown_learning_rate_schedule_is_a_model_error(dataset):
         train_potential(dataset, get_preset("tiny", epochs=1, lr_schedule="linear"))
 
 
+def test_committee_trains_in_parallel_on_dask_like_in_process(dataset, preset, committee):
+    from dask.distributed import Client, LocalCluster
+
+    from specml.executor import make_executor
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        parallel = train_committee(dataset, preset, n_members=3, seeds=(0, 1, 2), device="cpu",
+                                   executor=make_executor(client, show_progress=False))
+    assert len(parallel) == 3 and parallel.dipole_model is not None
+    assert [h["seed"] for h in parallel.histories["energy"]] == [0, 1, 2]
+    # Same seeds, data and split: the members are the ones trained in-process.
+    here, there = committee.predict(dataset[:5]), parallel.predict(dataset[:5])
+    np.testing.assert_allclose(np.concatenate(there["forces"]), np.concatenate(here["forces"]), atol=1e-4)
+    np.testing.assert_allclose(there["dipole"], here["dipole"], atol=1e-4)
+
+
 # --------------------------------------------------------- save, load, predict
 
 

@@ -126,8 +126,6 @@ def test_scf_failures_are_recorded_and_skipped(tmp_path):
 
 
 def test_dask_executor_gives_same_labels_as_in_process(tmp_path):
-    from dask.distributed import Client, LocalCluster
-
     reference = make_reference("xtb")
     rng = np.random.default_rng(1)
     candidates = []
@@ -137,10 +135,13 @@ def test_dask_executor_gives_same_labels_as_in_process(tmp_path):
         candidates.append(Candidate(f"m:{i}", atoms, {"molecule": "methanol", "iteration": 0}))
     local = LabelDatabase(tmp_path / "local.db")
     label_candidates(candidates, local, reference, make_executor(show_progress=False))
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    executor = make_executor("local:2", show_progress=False)  # a real dask LocalCluster, 2 processes
+    try:
         distributed = LabelDatabase(tmp_path / "dask.db")
-        label_candidates(candidates, distributed, reference, make_executor(client, show_progress=False))
+        label_candidates(candidates, distributed, reference, executor)
+        assert len(executor.client().scheduler_info()["workers"]) == 2
+    finally:
+        executor.close()
     a = {x.info["key"]: x for x in local.labelled_atoms()}
     b = {x.info["key"]: x for x in distributed.labelled_atoms()}
     assert set(a) == set(b) and len(a) == 6
@@ -148,6 +149,11 @@ def test_dask_executor_gives_same_labels_as_in_process(tmp_path):
         assert a[key].info["energy"] == pytest.approx(b[key].info["energy"], abs=1e-10)
         np.testing.assert_allclose(a[key].arrays["forces"], b[key].arrays["forces"], atol=1e-10)
         np.testing.assert_allclose(a[key].info["dipole"], b[key].info["dipole"], atol=1e-10)
+
+
+def test_malformed_local_scheduler_is_an_input_error():
+    with pytest.raises(InputError, match="local:N"):
+        make_executor("local:two").client()
 
 
 def test_sigkill_mid_iteration_loses_and_duplicates_nothing(tmp_path):

@@ -21,7 +21,9 @@ def ir(
     models: Path | None = typer.Option(None, "--models", help="Trained model directory: predict without training."),
     temperature: list[float] = typer.Option([300.0], "--temperature", "-T", help="Production temperature(s) in K."),
     compare: Path | None = typer.Option(None, "--compare", help="Experimental spectrum (JCAMP/CSV) to overlay."),
-    scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:port)."),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Dask scheduler address (tcp://host:port), or local:N for N local worker "
+        "processes (reference labels, MD and committee training then run in parallel)."),
     max_iterations: int | None = typer.Option(None, "--max-iterations", help="Active-learning iterations at most."),
     warm_start: bool | None = typer.Option(None, "--warm-start/--from-scratch", help="Fine-tune instead of retraining."),
     production_ps: float | None = typer.Option(None, "--production-ps", help="Production time per trajectory (ps)."),

@@ -9,6 +9,8 @@ modules (``ScaleShiftMACE``/``AtomicDipolesMACE`` with ``r_max`` and
 
 from __future__ import annotations
 
+import copy
+import io
 import json
 import math
 from pathlib import Path
@@ -281,13 +283,16 @@ def train_committee(
     train_dipole: bool = True,
     split_seed: int = 0,
     progress=None,
+    executor=None,
 ) -> Committee:
     """Train ``n_members`` potentials differing only in their random seed.
 
     All members share the same 80:20 split (``split_seed``) and graphs. With
     ``init`` every member (and the dipole model) is fine-tuned from the
     corresponding member of ``init`` (warm start). ``progress`` is called as
-    ``progress(model_label, epoch, n_epochs, metrics)``.
+    ``progress(model_label, epoch, n_epochs, metrics)``. With a distributed
+    :class:`specml.executor.Executor` the members and the dipole model train
+    in parallel, one task each (then ``progress`` is not called per epoch).
     """
     seeds = list(seeds) if seeds is not None else list(range(n_members))
     if len(seeds) < n_members:
@@ -302,6 +307,9 @@ def train_committee(
     else:
         z_table, r_max = None, preset.r_max
     atoms_list = list(atoms_list)
+    if executor is not None and executor.distributed:
+        return _train_committee_distributed(atoms_list, preset, seeds, init, device, dtype, train_dipole,
+                                            split_seed, executor)
     data = prepare_data(
         atoms_list, (ENERGY_KEY, FORCES_KEY), r_max, dtype, split_seed,
         preset.valid_fraction, z_table,
@@ -334,6 +342,50 @@ def train_committee(
             init_model=start, progress=reporter("dipole"), data=dipole_data,
         )
     return Committee(energy_models, dipole_model, preset, seeds, device, dtype, histories)
+
+
+def _module_to_bytes(model: torch.nn.Module | None) -> bytes | None:
+    if model is None:
+        return None
+    buffer = io.BytesIO()
+    torch.save(copy.deepcopy(model).cpu(), buffer)
+    return buffer.getvalue()
+
+
+def _module_from_bytes(data: bytes | None) -> torch.nn.Module | None:
+    if data is None:
+        return None
+    # weights_only=False: whole MACE modules, produced by this process's own tasks.
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+
+
+def _train_one_task(args) -> tuple[bytes, dict]:
+    """One committee member (``kind`` "energy") or the dipole model, on an executor worker.
+    Modules travel as ``torch.save`` bytes: that is how MACE modules are known to serialise."""
+    kind, atoms_list, preset, seed, dtype, init_bytes, split_seed = args
+    train = train_potential if kind == "energy" else train_dipole_model
+    model, history = train(atoms_list, preset, seed=seed, dtype=dtype, init_model=_module_from_bytes(init_bytes),
+                           split_seed=split_seed)
+    return _module_to_bytes(model), history
+
+
+def _train_committee_distributed(atoms_list, preset, seeds, init, device, dtype, train_dipole, split_seed,
+                                 executor) -> Committee:
+    tasks = [("energy", atoms_list, preset, seed, dtype,
+              _module_to_bytes(init.energy_models[i % len(init)]) if init is not None else None, split_seed)
+             for i, seed in enumerate(seeds)]
+    if train_dipole:
+        tasks.append(("dipole", atoms_list, preset, seeds[0], dtype,
+                      _module_to_bytes(init.dipole_model) if init is not None else None, split_seed))
+    results = executor.map(_train_one_task, tasks, f"training {len(tasks)} models in parallel")
+    for result in results:
+        if not result.ok:
+            raise result.error
+    models = [_module_from_bytes(r.value[0]) for r in results]
+    histories = {"energy": [r.value[1] for r in results[:len(seeds)]],
+                 "dipole": results[len(seeds)].value[1] if train_dipole else None}
+    return Committee(models[:len(seeds)], models[len(seeds)] if train_dipole else None, preset, seeds, device,
+                     dtype, histories)
 
 
 class CommitteeCalculator(Calculator):

@@ -161,7 +161,7 @@ class IRWorkflow:
             start = time.perf_counter()
             committee = train_committee(data, preset, self.config.n_committee, self.config.committee_seeds,
                                         init=init, dtype=self.config.train_precision, train_dipole=True,
-                                        split_seed=self.config.seed, progress=progress)
+                                        split_seed=self.config.seed, progress=progress, executor=self.executor)
         atomic_save_directory(committee.save, target)
         self.say(f"iteration {iteration}: trained {self.config.n_committee} potentials + dipole model on "
                  f"{len(data)} structures in {time.perf_counter() - start:.0f} s")
