@@ -17,31 +17,9 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def reference_trajectory(args):
-    """One xTB Langevin trajectory (thermalisation + production); dipoles saved to ``path``."""
-    path, atoms, config_dict, seed = args
-    from specml.dynamics import run_reference_md
-    from specml.workflow.config import WorkflowConfig
-
-    path = Path(path)
-    if path.exists():
-        return str(path)
-    config = WorkflowConfig.from_dict(config_dict)
-    start = time.perf_counter()
-    traj = run_reference_md(atoms, config.reference, config.production_temperature_k, config.production_steps,
-                            config.thermalization_steps, config.timestep_fs, config.production_friction_per_fs,
-                            record_interval=config.dipole_record_interval, seed=seed)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, dipoles=traj.dipoles, temperatures=traj.temperatures_k,
-             record_interval_fs=config.dipole_record_interval * config.timestep_fs,
-             wall_time_s=time.perf_counter() - start)
-    os.replace(tmp, path)
-    return str(path)
+from _reference_md import ReferenceMDPool, reference_spectrum, trajectory_tasks  # noqa: E402
 
 
 def main() -> None:
@@ -54,13 +32,11 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from dask.distributed import Client, LocalCluster
     from rich.console import Console
 
     from specml.comparison import compare_spectra
     from specml.molecules import load_molecules
     from specml.plotting import plot_spectra
-    from specml.spectra.autocorrelation import average_spectra, ir_from_dipoles
     from specml.workflow import IRWorkflow, get_workflow_config
     from specml.workflow.report import write_outputs
 
@@ -72,27 +48,13 @@ def main() -> None:
     workflow = IRWorkflow(load_molecules("CO"), run_dir, config, console=Console())
     minimum = workflow.prepared()[0].atoms
 
-    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)
-    client = Client(cluster)
-    ref_dir = run_dir / "reference_md"
-    ref_dir.mkdir(parents=True, exist_ok=True)
-    futures = [client.submit(reference_trajectory, (str(ref_dir / f"traj_{k}.npz"), minimum, config.to_dict(),
-                                                    10_000 + k), pure=False) for k in range(config.n_trajectories)]
-
-    result = workflow.run()
-    ml_wall = time.perf_counter() - started
-    ml_spectrum = result.spectra["CO@300K"]
-    paths = client.gather(futures)
-    client.close()
-    cluster.close()
-    lo, hi = config.spectrum_range_cm1
-    ref_runs, ref_wall = [], 0.0
-    for p in paths:
-        with np.load(p) as data:
-            ref_runs.append(ir_from_dipoles(data["dipoles"], float(data["record_interval_fs"]),
-                                            config.max_correlation_fs, lo, hi))
-            ref_wall += float(data["wall_time_s"])
-    reference = average_spectra(ref_runs, {"label": "xTB reference MD 300 K"})
+    with ReferenceMDPool(workers=1) as pool:  # reference MD on the other core, in parallel
+        handles = pool.submit(trajectory_tasks(run_dir / "reference_md", minimum, config, seed=10_000))
+        result = workflow.run()
+        ml_wall = time.perf_counter() - started
+        ml_spectrum = result.spectra["CO@300K"]
+        paths = [pool.result(h) for h in handles]
+    reference, ref_wall = reference_spectrum(paths, config, "xTB reference MD 300 K")
     comparison = compare_spectra(reference, ml_spectrum, 500.0, 4000.0)
     docs = Path(args.out).parent
     plot_spectra([ml_spectrum, reference], docs / "methanol_xtb_spectra.png",

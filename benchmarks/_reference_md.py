@@ -1,0 +1,133 @@
+"""Reference-MD ("AIMD") spectra for the benchmarks.
+
+The reference method (xTB) drives exactly the workflow's production MD protocol
+(thermalisation + production, timestep, friction, dipole record interval). Each
+trajectory is one task, cached as ``.npz`` so a killed benchmark resumes. Tasks run
+on a Dask ``LocalCluster`` of single-threaded worker processes, in parallel with the
+ML work in the main process, or in the main process when ``workers=0``.
+
+Used by ``benchmarks/methanol_xtb.py`` and ``benchmarks/palirs.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def reference_trajectory(args) -> str:
+    """One reference Langevin trajectory; dipoles saved to ``path``.
+
+    ``args`` = ``(path, atoms, config_dict, seed, temperature_k)``; a ``temperature_k``
+    of None means the workflow's production temperature. Returns ``path``.
+    """
+    path, atoms, config_dict, seed, temperature_k = args
+    from specml.dynamics import run_reference_md
+    from specml.workflow.config import WorkflowConfig
+
+    path = Path(path)
+    if path.exists():
+        return str(path)
+    config = WorkflowConfig.from_dict(config_dict)
+    temperature_k = config.production_temperature_k if temperature_k is None else float(temperature_k)
+    start = time.perf_counter()
+    traj = run_reference_md(atoms, config.reference, temperature_k, config.production_steps,
+                            config.thermalization_steps, config.timestep_fs, config.production_friction_per_fs,
+                            record_interval=config.dipole_record_interval, seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, dipoles=traj.dipoles, temperatures=traj.temperatures_k, temperature_k=temperature_k,
+             record_interval_fs=config.dipole_record_interval * config.timestep_fs,
+             wall_time_s=time.perf_counter() - start)
+    os.replace(tmp, path)
+    return str(path)
+
+
+def trajectory_tasks(folder: Path, atoms, config, seed: int, temperature_k: float | None = None) -> list[tuple]:
+    """The ``config.n_trajectories`` tasks of one molecule (files ``folder/traj_K.npz``)."""
+    folder = Path(folder)
+    return [(str(folder / f"traj_{k}.npz"), atoms, config.to_dict(), seed + k, temperature_k)
+            for k in range(config.n_trajectories)]
+
+
+class ReferenceMDPool:
+    """Runs :func:`reference_trajectory` tasks: on ``workers`` single-threaded Dask worker
+    processes (started at construction, so they overlap with the caller's work), or, with
+    ``workers=0``, in this process when the results are collected."""
+
+    def __init__(self, workers: int = 1):
+        if workers < 0:
+            raise ValueError(f"workers must be >= 0, got {workers}")
+        self.workers = workers
+        self._client = self._cluster = None
+        if workers:
+            from dask.distributed import Client, LocalCluster
+
+            self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                         dashboard_address=None)
+            self._client = Client(self._cluster)
+
+    def submit(self, tasks: list[tuple]) -> list:
+        """Start ``tasks``; returns one handle per task for :meth:`result`."""
+        if self._client is None:
+            return list(tasks)
+        return [self._client.submit(reference_trajectory, task, pure=False) for task in tasks]
+
+    def result(self, handle) -> str:
+        """The trajectory file of one task (raises the task's error)."""
+        return handle.result() if self._client is not None else reference_trajectory(handle)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._cluster.close()
+            self._client = self._cluster = None
+
+    def __enter__(self) -> "ReferenceMDPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def dipole_runs(path: Path, max_ps: float | None = None) -> tuple[list[np.ndarray], float]:
+    """Dipole series of the trajectories in an ``.npz`` (``dipoles`` for one reference
+    trajectory, ``dipoles_K`` + ``stopped_K`` for the workflow's production file, stopped
+    runs left out), cut to their first ``max_ps`` picoseconds, and the record interval (fs)."""
+    with np.load(path) as data:
+        dt = float(data["record_interval_fs"])
+        if "dipoles" in data.files:
+            runs = [data["dipoles"]]
+        else:
+            keys = sorted((k for k in data.files if k.startswith("dipoles_")), key=lambda k: int(k.split("_")[1]))
+            if not keys:
+                raise ValueError(f"{path}: no dipole series (expected 'dipoles' or 'dipoles_K' arrays)")
+            runs = [data[k] for k in keys if not bool(data.get(f"stopped_{k.split('_')[1]}", False))]
+    if max_ps is not None:
+        n = int(round(max_ps * 1000.0 / dt))
+        runs = [r[:n] for r in runs]
+    return [np.asarray(r, dtype=float) for r in runs], dt
+
+
+def spectrum_of_runs(runs: list[np.ndarray], dt_fs: float, config, metadata: dict):
+    """Mean ± std IR spectrum over dipole series, with the workflow's spectrum settings."""
+    from specml.spectra.autocorrelation import average_spectra, ir_from_dipoles
+
+    lo, hi = config.spectrum_range_cm1
+    return average_spectra([ir_from_dipoles(r, dt_fs, config.max_correlation_fs, lo, hi) for r in runs], metadata)
+
+
+def reference_spectrum(paths: list[str | Path], config, label: str, max_ps: float | None = None):
+    """Mean ± std spectrum of reference trajectory files and their summed CPU time (s)."""
+    runs, dt, cpu = [], None, 0.0
+    for path in paths:
+        series, dt = dipole_runs(Path(path), max_ps)
+        runs.extend(series)
+        with np.load(path) as data:
+            cpu += float(data["wall_time_s"])
+    return spectrum_of_runs(runs, dt, config, {"label": label, "method": "reference MD"}), cpu
