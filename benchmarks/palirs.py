@@ -652,7 +652,7 @@ def saved_figure(path: Path, nrows: int = 1, ncols: int = 1, **kwargs):
 
 def plot_overlay_grid(panels: dict[str, list], path: Path, ncols: int = 4) -> Path | None:
     """One panel per entry: normalised spectra with ±std bands (ML, reference MD, experiment)."""
-    from specml.plotting import _draw
+    from specml.plotting import draw_spectra
 
     panels = {k: [s for s in v if s is not None] for k, v in panels.items()}
     panels = {k: v for k, v in panels.items() if v}
@@ -662,7 +662,7 @@ def plot_overlay_grid(panels: dict[str, list], path: Path, ncols: int = 4) -> Pa
     nrows = math.ceil(len(panels) / ncols)
     with saved_figure(path, nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False) as (fig, axes):
         for ax, (title, spectra) in zip(axes.flat, panels.items()):
-            _draw(ax, spectra, [s.label for s in spectra], normalize=True)
+            draw_spectra(ax, spectra, normalize=True)
             ax.set_title(title, fontsize="medium")
             ax.legend(loc="upper left", fontsize="x-small")
         for ax in list(axes.flat)[len(panels):]:

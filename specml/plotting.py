@@ -24,7 +24,9 @@ def _literal(text: str) -> str:
     return str(text).replace("$", r"\$")
 
 
-def _draw(ax, spectra: list[Spectrum], labels: list[str], normalize: bool) -> None:
+def draw_spectra(ax, spectra: list[Spectrum], labels: list[str] | None = None, normalize: bool = True) -> None:
+    """Draw ``spectra`` (±std bands where present) on a matplotlib ``ax``, for multi-panel figures."""
+    labels = list(labels) if labels is not None else [s.label for s in spectra]
     for spectrum, label in zip(spectra, labels):
         shown = spectrum.normalized() if normalize else spectrum
         (line,) = ax.plot(shown.wavenumber, shown.intensity, lw=1.0, label=_literal(label))
@@ -60,7 +62,7 @@ def plot_spectra(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     try:
-        _draw(ax, spectra, labels, normalize)
+        draw_spectra(ax, spectra, labels, normalize)
         if title:
             ax.set_title(title)
         fig.tight_layout()
