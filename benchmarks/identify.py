@@ -6,7 +6,10 @@ leave-one-compound-out: the scorer that ranks a query was fitted without any fil
 compound. ``--fit`` additionally fits on all files and writes the shipped default
 parameters (specml/identification/default_parameters.json) with provenance.
 
-    python benchmarks/identify.py [--fit] [--library PATH] [--reference xtb]
+    python benchmarks/identify.py [--fit] [--library PATH] [--reference gfn2+gfn1]
+
+Results go to docs/results/identify.json for the default reference and to
+docs/results/identify_<reference>.json for any other.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 from specml.executor import make_executor  # noqa: E402
 from specml.experiment import load_absorbance  # noqa: E402
-from specml.identification import Method, SpectralLibrary, fill_library, identify, resolve_candidates  # noqa: E402
+from specml.identification import DEFAULT_REFERENCE, SpectralLibrary, ensemble_name, fill_ensemble, identify, \
+    methods_for, resolve_candidates  # noqa: E402
+from specml.identification.library import ensemble_error  # noqa: E402
 from specml.identification.calibration import (  # noqa: E402
     GRID_KEYS, L2_PENALTY, Query, build_feature_table, fit, fit_weights, grid_description, leave_one_compound_out,
     parameter_grid, ranks, table_for)
@@ -58,7 +63,7 @@ def git_commit() -> str:
         return "unknown"
 
 
-def confusion_figure(queries, candidates, cv, path: Path) -> None:
+def confusion_figure(queries, candidates, cv, path: Path, method_name: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,7 +84,7 @@ def confusion_figure(queries, candidates, cv, path: Path) -> None:
             ax.text(j, i, int(value), ha="center", va="center", fontsize=6, color="white" if i == j else "black")
     ax.set_xlabel("top-1 candidate (decoys right of the diagonal block)")
     ax.set_ylabel("query compound")
-    ax.set_title("Identification, leave-one-compound-out (xTB harmonic)")
+    ax.set_title(f"Identification, leave-one-compound-out ({method_name})")
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     plt.close(fig)
@@ -109,11 +114,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fit", action="store_true", help="write the default scoring parameters JSON")
     parser.add_argument("--library", type=Path, default=None, help="spectral library (default: the user cache)")
-    parser.add_argument("--reference", default="xtb")
+    parser.add_argument("--reference", default=DEFAULT_REFERENCE, help="e.g. xtb, gfn1, gfn2+gfn1 (default)")
     parser.add_argument("--scheduler", default=None)
     args = parser.parse_args()
 
-    method = Method.harmonic(args.reference)
+    methods = methods_for(args.reference)
+    method_name = ensemble_name(methods)
     rows = read_molecule_table(NIST / "index.csv") + read_molecule_table(DECOYS)
     candidates, warnings = resolve_candidates(rows)
     n_decoys = len(candidates) - len({canonical_smiles(s) for _, s in read_molecule_table(NIST / "index.csv")})
@@ -121,11 +127,11 @@ def main() -> None:
 
     library = SpectralLibrary(args.library)
     start = time.perf_counter()
-    entries = fill_library(library, candidates, method, make_executor(args.scheduler))
+    entries = fill_ensemble(library, candidates, methods, make_executor(args.scheduler))
     fill_seconds = time.perf_counter() - start
-    usable = [entries[c.smiles] for c in candidates if entries[c.smiles].ok]
-    failed = [(c.name, entries[c.smiles].error) for c in candidates if not entries[c.smiles].ok]
-    usable_candidates = [c for c in candidates if entries[c.smiles].ok]
+    usable_candidates = [c for c in candidates if ensemble_error(entries[c.smiles]) is None]
+    usable = [entries[c.smiles] for c in usable_candidates]
+    failed = [(c.name, ensemble_error(entries[c.smiles])) for c in candidates if c not in usable_candidates]
 
     grid = list(parameter_grid())
     print(f"{len(queries)} queries, {len(usable)} candidates ({n_decoys} decoys); fitting on "
@@ -140,7 +146,8 @@ def main() -> None:
 
     provenance = {
         "produced_by": "benchmarks/identify.py --fit", "date": datetime.date.today().isoformat(),
-        "git_commit": git_commit(), "method": method.name, "method_settings": method.settings,
+        "git_commit": git_commit(), "method": method_name,
+        "method_settings": {m.name: m.settings for m in methods},
         "training_data": "../shared/data/nist-ir (all files of index.csv)",
         "candidates": f"index.csv compounds + {DECOYS.relative_to(ROOT)}", "n_candidates": len(usable),
         "grid": grid_description(),
@@ -152,7 +159,7 @@ def main() -> None:
     params = ScoringParameters.from_json({**all_fit.to_json(), "provenance": provenance})
     if args.fit:
         table = json.loads(DEFAULT_PARAMETERS_PATH.read_text()) if DEFAULT_PARAMETERS_PATH.is_file() else {}
-        table[method.name] = params.to_json()
+        table[method_name] = params.to_json()
         DEFAULT_PARAMETERS_PATH.write_text(json.dumps(table, indent=2) + "\n")
         print(f"wrote {DEFAULT_PARAMETERS_PATH.relative_to(ROOT)}")
 
@@ -175,7 +182,7 @@ def main() -> None:
     names = {c.smiles: c.name for c in candidates}
     diagnostics = limit_diagnostics(table_for(tables, all_fit), [q.name for q in queries])
     per_query = [{"file": q.name, "compound": names[q.smiles], "rank": int(r),
-                  "top1": names[usable[t].smiles], "confidence_top1": round(float(p), 3)}
+                  "top1": names[usable_candidates[t].smiles], "confidence_top1": round(float(p), 3)}
                  for q, r, t, p in zip(queries, cv.rank, cv.top_candidate, cv.confidence)]
     correct = cv.rank == 1
     results = {
@@ -192,8 +199,10 @@ def main() -> None:
         "cpu_note": "2 shared cores, contended by other jobs",
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "identify.json").write_text(json.dumps(results, indent=2) + "\n")
-    confusion_figure(queries, usable_candidates, cv, RESULTS / "identify_confusion.png")
+    stem = "identify" if args.reference == DEFAULT_REFERENCE else f"identify_{args.reference.replace('+', '_')}"
+    results["reference"], results["method"] = args.reference, method_name
+    (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    confusion_figure(queries, usable_candidates, cv, RESULTS / f"{stem}_confusion.png", method_name)
     print(json.dumps({k: results[k] for k in ("top1", "top3", "n_queries", "n_candidates",
                                               "seconds_per_query_warm", "seconds_per_query_cold")}))
 

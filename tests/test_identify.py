@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from specml.errors import InputError, SpectrumFormatError
-from specml.identification import Candidate, LibraryEntry, Method, SpectralLibrary, band_evidence, fill_library, \
-    group_agreement, identify, load_parameters, supported_groups
+from specml.identification import Candidate, LibraryEntry, Method, SpectralLibrary, band_evidence, ensemble_name, \
+    fill_library, group_agreement, identify, load_parameters, methods_for, supported_groups
 from specml.identification.calibration import fit_weights, ranks
-from specml.identification.scoring import ScoringParameters, band_width_cm1, compare, map_frequencies, \
-    prepare_query, rotational_contour_cm1
+from specml.identification.scoring import DEFAULT_METHOD, ScoringParameters, band_width_cm1, compare, \
+    compare_members, map_frequencies, prepare_query, rotational_contour_cm1
 from specml.reference import XTBReference
 from specml.spectra.broadening import broaden_sticks
 from specml.spectra.spectrum import Spectrum
@@ -63,7 +63,8 @@ def workspace(tmp_path_factory):
                          metadata={"intensity_units": "absorbance"})
         CountingXTB.calls = 0
         first = identify(probe, candidates, reference=CountingXTB(), library=library, parameters=params)
-        entry = library.get("CC=O", "harmonic:xtb", Method.harmonic(XTBReference()).settings)
+        xtb = Method.harmonic(XTBReference())
+        entry = library.get("CC=O", xtb.name, xtb.settings)
     calls_first = CountingXTB.calls
     # "Experiment": the xTB sticks as the calibrated scorer expects them, but with a different line
     # shape and width than the scorer uses, plus 2 % noise.
@@ -115,7 +116,8 @@ def test_bad_candidates_are_reported_and_skipped(workspace):
 def test_unscaled_harmonic_query_of_another_molecule(workspace):
     """Library sticks are reusable with other parameters: a methanol query with raw xTB frequencies."""
     with SpectralLibrary(workspace["library"]) as library:
-        entry = library.get("CO", "harmonic:xtb", Method.harmonic(XTBReference()).settings)
+        xtb = Method.harmonic(XTBReference())
+        entry = library.get("CO", xtb.name, xtb.settings)
     grid = np.arange(500.0, 4000.0, 1.0)
     query = Spectrum(grid, broaden_sticks(entry.x[entry.x > 0], entry.y[entry.x > 0], grid, 15.0, "gaussian"),
                      metadata={"intensity_units": "absorbance"})
@@ -180,15 +182,38 @@ def test_cli_malformed_query_is_one_line_error(workspace):
     assert done.stderr.strip().startswith("error:") and "Traceback" not in done.stderr
 
 
+def test_default_reference_scores_both_xtb_hamiltonians(workspace):
+    """The default reference is GFN2+GFN1: GFN1 entries are stored next to the GFN2 ones and scored with them."""
+    methods = methods_for()  # the default
+    assert [m.settings["method"] for m in methods] == ["GFN2-xTB", "GFN1-xTB"]
+    assert ensemble_name(methods) == DEFAULT_METHOD and load_parameters().provenance.get("fallback") is None
+    with SpectralLibrary(workspace["library"]) as library:
+        result = identify(workspace["query"], workspace["candidates"], library=library)
+        assert all(library.get("CC=O", m.name, m.settings).ok for m in methods)
+    assert result.method == DEFAULT_METHOD
+    assert result.ranking[0].smiles == "CC=O"
+    uranium = next(w for w in result.warnings if w.name == "uranium atom")
+    assert uranium.reason.startswith(methods[0].name) and "not supported" in uranium.reason
+
+
+def test_reference_lists_are_checked():
+    assert [m.name for m in methods_for("xtb")] == ["harmonic:gfn2-xtb"]
+    with pytest.raises(InputError, match="empty member"):
+        methods_for("xtb+")
+    with pytest.raises(InputError, match="twice"):
+        methods_for("xtb+gfn2")
+
+
 def test_cli_library_build(tmp_path):
     candidates = write_candidates(tmp_path / "c.csv", [("water", "O"), ("methane", "C"), ("bad", "C1CC")])
     library = tmp_path / "lib.sqlite"
-    done = run_cli("library", "build", candidates, "--library", library, cwd=tmp_path)
+    done = run_cli("library", "build", candidates, "--library", library, "--reference", "xtb", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "2 ok" in done.stdout and "bad" in done.stdout
     with SpectralLibrary(library) as store:
         assert {e.smiles for e in store.entries(status="ok")} == {"O", "C"}
-        water = store.get("O", "harmonic:xtb", Method.harmonic(XTBReference()).settings)
+        xtb = Method.harmonic(XTBReference())
+        water = store.get("O", xtb.name, xtb.settings)
     assert water.x.size == 3 and water.xyz.startswith("3\n")
 
 
@@ -235,6 +260,20 @@ def test_band_matching_tolerates_relative_shifts():
     assert off["bands_found_narrow"] < 0.25 and off["bands_found_wide"] > 0.9
     assert off["query_explained_narrow"] < 0.25 and off["query_explained_wide"] > 0.9
     assert far["bands_found_wide"] < 0.1 and far["query_explained_wide"] < 0.1
+
+
+def test_members_are_scored_by_their_mean_metrics():
+    grid = np.arange(500.0, 4000.0, 1.0)
+    query = Spectrum(grid, np.exp(-0.5 * ((grid - 1000.0) / 6.0) ** 2), metadata={"intensity_units": "absorbance"})
+    params = _params()
+    prepared = prepare_query(query, params)
+    members = [LibraryEntry("C", name, {}, "ok", np.array([position]), np.array([1.0]))
+               for name, position in (("a", 1005.0), ("b", 1150.0))]
+    single = [compare(prepared, m, params)[1] for m in members]
+    spectrum, mean = compare_members(prepared, members, params)
+    for key in mean:
+        assert mean[key] == pytest.approx(0.5 * (single[0][key] + single[1][key]))
+    assert spectrum.metadata["method"] == "a+b" and spectrum.intensity.max() == pytest.approx(1.0)
 
 
 def test_prediction_outside_the_query_range_is_a_clear_error():
@@ -341,7 +380,7 @@ def test_ml_models_rank_their_own_spectrum_first_from_the_cache(ml_workspace, mo
     assert result.ranking[0].confidence > result.ranking[1].confidence
     assert result.ranking[0].metrics["pearson"] == max(r.metrics["pearson"] for r in result.ranking)
     # No ML-MD fit ships: the xTB-fitted scorer is used and says so.
-    assert "harmonic:xtb" in result.parameters.provenance["fallback"]
+    assert DEFAULT_METHOD in result.parameters.provenance["fallback"]
 
 
 def test_ml_cache_is_keyed_by_the_model_and_its_md_settings(ml_workspace):

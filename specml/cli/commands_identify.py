@@ -9,6 +9,10 @@ import typer
 from rich.table import Table
 
 from specml.cli.app import app, console
+from specml.identification.library import DEFAULT_REFERENCE
+
+REFERENCE_HELP = ("Reference method(s) for harmonic spectra: xtb (GFN2), gfn1, pyscf:..., or several joined by + "
+                  "(scored by the mean of their features).")
 
 library_app = typer.Typer(help="The spectral library of predicted candidate spectra.", no_args_is_help=True)
 app.add_typer(library_app, name="library")
@@ -21,7 +25,7 @@ GROUP_HELP = ("-G: candidate has group G but the spectrum shows no band; ?G: ban
 def identify(
     spectrum: Path = typer.Argument(..., help="Experimental IR spectrum (JCAMP-DX or CSV)."),
     candidates: Path = typer.Option(..., "--candidates", "-c", help="CSV with name,smiles per candidate."),
-    reference: str = typer.Option("xtb", "--reference", "-r", help="Reference method for harmonic spectra."),
+    reference: str = typer.Option(DEFAULT_REFERENCE, "--reference", "-r", help=REFERENCE_HELP),
     models: Optional[Path] = typer.Option(None, "--models", help="Trained model directory: ML-MD spectra instead."),
     preset: str = typer.Option("default", "--preset", help="Workflow preset of the ML-MD settings (with --models)."),
     library: Optional[Path] = typer.Option(None, "--library", help="Spectral library (default $SPECML_LIBRARY or "
@@ -77,7 +81,7 @@ def warnings_table(warnings) -> Table:
 @library_app.command("build")
 def build(
     candidates: Path = typer.Argument(..., help="CSV with name,smiles per molecule."),
-    reference: str = typer.Option("xtb", "--reference", "-r", help="Reference method for harmonic spectra."),
+    reference: str = typer.Option(DEFAULT_REFERENCE, "--reference", "-r", help=REFERENCE_HELP),
     models: Optional[Path] = typer.Option(None, "--models", help="Trained model directory: ML-MD spectra instead."),
     preset: str = typer.Option("default", "--preset", help="Workflow preset of the ML-MD settings (with --models)."),
     library: Optional[Path] = typer.Option(None, "--library", help="Spectral library path."),
@@ -86,22 +90,24 @@ def build(
 ) -> None:
     """Predict and store spectra of all CANDIDATES ahead of time (parallel through the executor)."""
     from specml.executor import make_executor
-    from specml.identification import Method, SpectralLibrary, fill_library, resolve_candidates
+    from specml.identification import SpectralLibrary, fill_library, methods_for, resolve_candidates
+    from specml.identification.library import Warning_
     from specml.molecules import read_molecule_table
 
     usable, warnings = resolve_candidates(read_molecule_table(candidates))
-    method = Method.ml(models, preset) if models is not None else Method.harmonic(reference)
+    methods = methods_for(reference, models, preset)
     executor = make_executor(scheduler)
+    skipped = list(warnings)
     try:
         with SpectralLibrary(library) as store:
-            entries = fill_library(store, usable, method, executor, retry_failed)
-            failed = [(c.name, c.smiles, entries[c.smiles].error) for c in usable if not entries[c.smiles].ok]
-            console.print(f"{store.path}: {len(usable) - len(failed)} ok, {len(failed)} failed, "
-                          f"{store.hits} already present, {store.misses} computed now")
+            for method in methods:
+                hits, misses = store.hits, store.misses
+                entries = fill_library(store, usable, method, executor, retry_failed)
+                failed = [(c.name, c.smiles, entries[c.smiles].error) for c in usable if not entries[c.smiles].ok]
+                console.print(f"{store.path} ({method.name}): {len(usable) - len(failed)} ok, {len(failed)} failed, "
+                              f"{store.hits - hits} already present, {store.misses - misses} computed now")
+                skipped += [Warning_(n, s, f"{method.name}: {e or 'failed'}") for n, s, e in failed]
     finally:
         executor.close()
-    from specml.identification.library import Warning_
-
-    skipped = warnings + [Warning_(n, s, e or "failed") for n, s, e in failed]
     if skipped:
         console.print(warnings_table(skipped))

@@ -24,7 +24,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from specml.identification.library import LibraryEntry
-from specml.identification.scoring import FEATURES, ScoringParameters, compare, feature_vector, prepare_query
+from specml.identification.scoring import FEATURES, ScoringParameters, compare_members, feature_vector, prepare_query
 from specml.spectra.spectrum import Spectrum
 
 # Candidate values searched. Centred on the spread of published xTB scale factors; the
@@ -58,20 +58,24 @@ class FeatureTable:
     truth: np.ndarray  # (n_queries,) index of the true candidate
 
 
-def build_feature_table(queries: list[Query], candidates: list[LibraryEntry], params: ScoringParameters) -> FeatureTable:
-    """Features of every (query, candidate) pair at one grid point; NaN where a pair cannot be compared."""
+def build_feature_table(queries: list[Query], candidates: list[list[LibraryEntry]],
+                        params: ScoringParameters) -> FeatureTable:
+    """Features of every (query, candidate) pair at one grid point; NaN where a pair cannot be compared.
+
+    ``candidates[c]`` holds the candidate's entries, one per method scored together.
+    """
     from specml.errors import SpectrumFormatError
 
-    smiles = [c.smiles for c in candidates]
+    smiles = [c[0].smiles for c in candidates]
     features = np.full((len(queries), len(candidates), len(FEATURES)), np.nan)
     for q, query in enumerate(queries):
         prepared = prepare_query(query.spectrum, params)
-        for c, entry in enumerate(candidates):
+        for c, members in enumerate(candidates):
             try:
-                _, metrics = compare(prepared, entry, params)
+                _, metrics = compare_members(prepared, members, params)
             except SpectrumFormatError:  # no predicted band inside the query's range
                 continue
-            features[q, c], _ = feature_vector(metrics, entry.smiles, prepared.supported)
+            features[q, c], _ = feature_vector(metrics, smiles[c], prepared.supported)
     truth = np.array([smiles.index(q.smiles) for q in queries])
     return FeatureTable(params, features, truth)
 

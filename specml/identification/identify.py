@@ -10,9 +10,9 @@ import numpy as np
 
 from specml.errors import InputError, SpectrumFormatError
 from specml.identification.functional_groups import GroupAgreement
-from specml.identification.library import Candidate, Method, SpectralLibrary, Warning_, fill_library, \
-    resolve_candidates
-from specml.identification.scoring import ScoringParameters, compare, feature_vector, load_parameters, \
+from specml.identification.library import DEFAULT_REFERENCE, Candidate, SpectralLibrary, Warning_, ensemble_error, \
+    ensemble_name, fill_ensemble, methods_for, resolve_candidates
+from specml.identification.scoring import ScoringParameters, compare_members, feature_vector, load_parameters, \
     prepare_query, softmax
 from specml.spectra.spectrum import Spectrum
 
@@ -45,13 +45,15 @@ class Identification:
 
 
 def identify(query: Spectrum | str | Path, candidates: Iterable[tuple[str, str]] | str | Path,
-             reference="xtb", models_dir: str | Path | None = None, library: SpectralLibrary | None = None,
+             reference=DEFAULT_REFERENCE, models_dir: str | Path | None = None,
+             library: SpectralLibrary | None = None,
              parameters: ScoringParameters | None = None, executor=None,
              retry_failed: bool = False, ml_preset: str = "default") -> Identification:
     """Rank ``candidates`` (``(name, smiles)`` rows or a CSV path) for the experimental ``query``.
 
     Predictions come from ``library`` (computed and stored on a miss): harmonic spectra with
-    ``reference`` by default, ML-MD spectra when ``models_dir`` is given (MD settings of the
+    ``reference`` by default (members joined by ``+`` are scored together, by the mean of
+    their features), ML-MD spectra when ``models_dir`` is given (MD settings of the
     workflow preset ``ml_preset``). Candidates that
     cannot be used (invalid SMILES, unsupported element, failed calculation) end up in
     ``warnings`` and do not stop the ranking.
@@ -62,33 +64,34 @@ def identify(query: Spectrum | str | Path, candidates: Iterable[tuple[str, str]]
     if not isinstance(query, Spectrum):
         query = load_absorbance(query)
     rows = read_molecule_table(candidates) if isinstance(candidates, (str, Path)) else list(candidates)
-    method = Method.ml(models_dir, ml_preset) if models_dir is not None else Method.harmonic(reference)
-    params = parameters or load_parameters(method=method.name)
+    methods = methods_for(reference, models_dir, ml_preset)
+    method_name = ensemble_name(methods)
+    params = parameters or load_parameters(method=method_name)
     prepared = prepare_query(query, params)  # a query without usable absorption fails before any prediction
     usable, warnings = resolve_candidates(rows)
     own_library = library is None
     library = SpectralLibrary() if own_library else library
     hits0, misses0 = library.hits, library.misses
     try:
-        entries = fill_library(library, usable, method, executor, retry_failed)
+        entries = fill_ensemble(library, usable, methods, executor, retry_failed)
     finally:
         hits, misses = library.hits - hits0, library.misses - misses0
         if own_library:
             library.close()
-    scored: list[tuple[Candidate, object]] = []
+    scored: list[tuple[Candidate, list]] = []
     for candidate in usable:
-        entry = entries[candidate.smiles]
-        if entry.ok:
-            scored.append((candidate, entry))
+        error = ensemble_error(entries[candidate.smiles])
+        if error is None:
+            scored.append((candidate, entries[candidate.smiles]))
         else:
-            warnings.append(Warning_(candidate.name, candidate.smiles, entry.error or "calculation failed"))
+            warnings.append(Warning_(candidate.name, candidate.smiles, error))
     if not scored:
         raise InputError("no candidate could be predicted; see the warnings: "
                          + "; ".join(f"{w.name}: {w.reason}" for w in warnings[:3]))
     results = []
-    for candidate, entry in scored:
+    for candidate, members in scored:
         try:
-            on_grid, metrics = compare(prepared, entry, params)
+            on_grid, metrics = compare_members(prepared, members, params)
         except SpectrumFormatError as exc:  # e.g. no predicted band inside the measured range
             warnings.append(Warning_(candidate.name, candidate.smiles, str(exc)))
             continue
@@ -101,7 +104,7 @@ def identify(query: Spectrum | str | Path, candidates: Iterable[tuple[str, str]]
     ranking = [RankedCandidate(c.name, c.smiles, s, float(p), m, a, g)
                for (c, s, m, a, g), p in zip(results, confidence)]
     ranking.sort(key=lambda r: -r.score)
-    return Identification(prepared.spectrum, ranking, warnings, prepared.supported, method.name, params,
+    return Identification(prepared.spectrum, ranking, warnings, prepared.supported, method_name, params,
                           hits, misses)
 
 

@@ -265,8 +265,11 @@ class Method:
         from specml.reference import make_reference
 
         reference = make_reference(reference)
-        # The optimisation threshold changes the sticks, so it is keyed along with the method.
-        return cls(f"harmonic:{reference.name}", {**reference.settings, "geometry_fmax": HARMONIC_FMAX},
+        # Named by the Hamiltonian where the reference has several (GFN1-/GFN2-xTB), so that each
+        # gets its own fitted scoring parameters. The optimisation threshold changes the sticks,
+        # so it is keyed along with the method.
+        variant = str(reference.settings.get("method", reference.name)).lower()
+        return cls(f"harmonic:{variant}", {**reference.settings, "geometry_fmax": HARMONIC_FMAX},
                    compute_harmonic_entry, reference)
 
     @classmethod
@@ -287,6 +290,35 @@ class Method:
         settings = {"committee_sha256": committee_fingerprint(models_dir), "preset": preset,
                     "temperature_k": float(temperature_k), "md": md}
         return cls("ml-md", settings, compute_ml_entry, (str(models_dir), preset, float(temperature_k)))
+
+
+# GFN2- and GFN1-xTB together: their harmonic errors differ by mode (GFN1 gets C-Cl and S=O
+# stretches and the chloroform intensity pattern right, GFN2 many C-H and C=O modes), and the
+# mean of their features ranked held-out compounds better than either alone (docs/identify.md).
+DEFAULT_REFERENCE = "gfn2+gfn1"
+
+
+def methods_for(reference=DEFAULT_REFERENCE, models_dir: str | Path | None = None,
+                ml_preset: str = "default") -> list[Method]:
+    """The methods whose predictions are scored together: ML-MD with ``models_dir``, else one
+    harmonic method per member of ``reference`` (a method, a name, or names joined by ``+``)."""
+    if models_dir is not None:
+        return [Method.ml(models_dir, ml_preset)]
+    if isinstance(reference, str):
+        members = [part.strip() for part in reference.split("+")]
+        if not all(members):
+            raise InputError(f"reference {reference!r}: empty member; use e.g. 'xtb' or 'gfn2+gfn1'")
+        methods = [Method.harmonic(member) for member in members]
+    else:
+        methods = [Method.harmonic(reference)]
+    if len({m.name for m in methods}) != len(methods):
+        raise InputError(f"reference {reference!r} names the same method twice")
+    return methods
+
+
+def ensemble_name(methods: list[Method]) -> str:
+    """Name of a set of methods scored together (the key of their fitted scoring parameters)."""
+    return "+".join(m.name for m in methods)
 
 
 @dataclass
@@ -314,6 +346,25 @@ def resolve_candidates(rows: Iterable[tuple[str, str]]) -> tuple[list[Candidate]
         seen.add(canonical)
         candidates.append(Candidate(name, canonical))
     return candidates, warnings
+
+
+def fill_ensemble(library: SpectralLibrary, candidates: list[Candidate], methods: list[Method], executor=None,
+                  retry_failed: bool = False) -> dict[str, list[LibraryEntry]]:
+    """``{smiles: [entry per method]}`` for all ``candidates``, computing what is missing.
+
+    A candidate is usable only when every method succeeded; see :func:`ensemble_error`.
+    """
+    per_method = [fill_library(library, candidates, method, executor, retry_failed) for method in methods]
+    return {c.smiles: [entries[c.smiles] for entries in per_method] for c in candidates}
+
+
+def ensemble_error(entries: list[LibraryEntry]) -> str | None:
+    """The first failure among a candidate's entries (with its method), or None when all are ok."""
+    for entry in entries:
+        if not entry.ok:
+            prefix = f"{entry.method}: " if len(entries) > 1 else ""
+            return prefix + (entry.error or "calculation failed")
+    return None
 
 
 def fill_library(library: SpectralLibrary, candidates: list[Candidate], method: Method, executor=None,

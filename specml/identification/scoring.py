@@ -101,11 +101,15 @@ class ScoringParameters:
         Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n")
 
 
-def load_parameters(path: str | Path | None = None, method: str = "harmonic:xtb") -> ScoringParameters:
+DEFAULT_METHOD = "harmonic:gfn2-xtb+harmonic:gfn1-xtb"  # ensemble_name(methods_for(DEFAULT_REFERENCE))
+
+
+def load_parameters(path: str | Path | None = None, method: str = DEFAULT_METHOD) -> ScoringParameters:
     """Fitted parameters for ``method`` from ``path`` (default: the shipped JSON).
 
-    The JSON maps method names (e.g. ``"harmonic:xtb"``) to parameter sets. A method without
-    its own fit gets the ``"harmonic:xtb"`` set; ``provenance["fallback"]`` records that.
+    The JSON maps method names (e.g. ``"harmonic:gfn2-xtb"``, or members joined by ``+``) to
+    parameter sets. A method without its own fit gets the set of :data:`DEFAULT_METHOD`;
+    ``provenance["fallback"]`` records that.
     """
     path = Path(path) if path is not None else DEFAULT_PARAMETERS_PATH
     if not path.is_file():
@@ -117,13 +121,13 @@ def load_parameters(path: str | Path | None = None, method: str = "harmonic:xtb"
     try:
         if method in table:
             return ScoringParameters.from_json(table[method])
-        if "harmonic:xtb" not in table:
-            raise InputError(f"{path}: no scoring parameters for {method!r}")
-        params = ScoringParameters.from_json(table["harmonic:xtb"])
+        if DEFAULT_METHOD not in table:
+            raise InputError(f"{path}: no scoring parameters for {method!r} nor {DEFAULT_METHOD!r}")
+        params = ScoringParameters.from_json(table[DEFAULT_METHOD])
     except TypeError as exc:  # a required field missing
         raise InputError(f"{path}: incomplete scoring parameters ({exc})") from exc
     return ScoringParameters.from_json({**params.to_json(),
-                                        "provenance": {**params.provenance, "fallback": f"fitted for harmonic:xtb, "
+                                        "provenance": {**params.provenance, "fallback": f"fitted for {DEFAULT_METHOD}, "
                                                                                        f"used for {method}"}})
 
 
@@ -255,6 +259,20 @@ def compare(prepared: PreparedQuery, entry: LibraryEntry, params: ScoringParamet
     metadata = {"source": "predicted", "method": entry.method, "smiles": entry.smiles, "label": entry.smiles,
                 "resolution_cm1": params.fwhm_cm1}
     return Spectrum(grid, coarse / coarse.max(), metadata=metadata), metrics
+
+
+def compare_members(prepared: PreparedQuery, entries: list[LibraryEntry],
+                    params: ScoringParameters) -> tuple[Spectrum, dict]:
+    """:func:`compare` for a candidate predicted by several methods: the mean of their metrics
+    (hence of their features, which are linear in the metrics) and of their curves."""
+    pairs = [compare(prepared, entry, params) for entry in entries]
+    metrics = {key: float(np.mean([m[key] for _, m in pairs])) for key in pairs[0][1]}
+    if len(pairs) == 1:
+        return pairs[0][0], metrics
+    curve = np.mean([s.intensity for s, _ in pairs], axis=0)
+    members = "+".join(entry.method for entry in entries)
+    spectrum = Spectrum(prepared.grid, curve / curve.max(), metadata={**pairs[0][0].metadata, "method": members})
+    return spectrum, metrics
 
 
 def dilate(grid: np.ndarray, values: np.ndarray, tolerance: float) -> np.ndarray:
