@@ -248,3 +248,32 @@ def test_uncertainty_is_the_committee_definition(committee):
         assert res[r].rel_uncertainty[-1] == pytest.approx(rel, rel=1e-10)
         assert res[r].force_std[-1] == pytest.approx(std, rel=1e-10)
         assert rel > 0
+
+
+def test_compiled_models_fall_back_to_eager_on_failure(committee):
+    atoms = [with_velocities(molecule("CH3OH"), 3)]
+    kw = dict(temperatures_K=300.0, seeds=[5], uncertainty_threshold=np.inf)
+    eager = BatchedMD(committee, atoms, **kw).run(20)
+    eng = BatchedMD(committee, atoms, **kw)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("compiler exploded")
+
+    eng.compiled_models = [broken] * len(committee)  # as if torch.compile had produced these
+    with pytest.warns(UserWarning, match="compiler exploded"):
+        res = eng.run(20)
+    assert eng.compiled_models is None
+    np.testing.assert_allclose(res[0].positions, eager[0].positions, rtol=0, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_compiled_models_match_eager(committee):
+    atoms = [with_velocities(molecule("CH3OH"), 3), with_velocities(molecule("H2O"), 4)]
+    kw = dict(temperatures_K=[300.0, 500.0], seeds=[5, 6], uncertainty_threshold=np.inf)
+    eager = BatchedMD(committee, atoms, **kw).run(30)
+    eng = BatchedMD(committee, atoms, compile_models=True, **kw)
+    assert eng.compiled_models is not None
+    res = eng.run(30)
+    assert eng.compiled_models is not None and eng._compiled_checked  # used, not fallen back
+    for r in range(2):
+        np.testing.assert_allclose(res[r].positions, eager[r].positions, rtol=0, atol=1e-6)

@@ -67,13 +67,15 @@ def run_mace_replica(
     device: str = "cpu",
     calculator=None,
     dipole_calculator=None,
+    progress=None,
 ) -> tuple[ReplicaTrajectory, Atoms]:
     """Run one replica with ASE from the momenta of ``atoms``; returns its frames and the final Atoms.
 
     Frames are recorded after steps ``record_interval, 2*record_interval, ...``
     exactly like :class:`~specml.dynamics.batched.BatchedMD`, whose Langevin
     stream it reproduces for the same ``seed``. ``calculator`` /
-    ``dipole_calculator`` may be passed in to reuse them across replicas.
+    ``dipole_calculator`` may be passed in to reuse them across replicas;
+    ``progress(step, n_steps)`` is called after every step.
     """
     if ensemble not in ("langevin", "nve"):
         raise DynamicsError(f"unknown ensemble {ensemble!r}")
@@ -94,7 +96,7 @@ def run_mace_replica(
         friction_per_fs=friction_per_fs if ensemble == "langevin" else None,
         rng=np.random.default_rng(seed), record_interval=record_interval, dipole=dipole,
         uncertainty=committee_uncertainty(uncertainty_eps), uncertainty_limit=uncertainty_threshold,
-        record_positions=True,
+        record_positions=True, progress=progress,
     )
 
 

@@ -21,6 +21,7 @@ the same model to round-off.
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -110,6 +111,14 @@ class BatchedMD:
         contractions of the (copied) models by the equivalent, faster modules of
         :mod:`specml.dynamics.mace_fastpath` where they apply and agree with the
         originals on a check at construction; everything else runs unchanged.
+    compile_models:
+        Run ``torch.compile``'d copies of the energy models (rebuilt without
+        e3nn's code generation, as ``mace.tools.compile.prepare`` does; dynamic
+        shapes, so replicas stopping or the pair list changing do not recompile).
+        Worth it for long runs: the first compilation takes minutes on a CPU
+        (later ones hit the on-disk cache). The first step checks the compiled
+        forces against the eager ones; on any failure or disagreement the engine
+        warns and continues with the eager models.
     """
 
     def __init__(
@@ -133,6 +142,7 @@ class BatchedMD:
         device: str | torch.device = "auto",
         noise_block: int = 64,
         fast_path: bool = True,
+        compile_models: bool = False,
     ):
         if ensemble not in ENSEMBLES:
             raise DynamicsError(f"unknown ensemble {ensemble!r}; use one of {ENSEMBLES}")
@@ -159,6 +169,11 @@ class BatchedMD:
         self.n_replicas = R
 
         self.models = [self._prepare_model(m) for m in energy_models]
+        self.compiled_models = [self._compiled(m) for m in energy_models] if compile_models else None
+        if self.compiled_models is not None and any(m is None for m in self.compiled_models):
+            warnings.warn("torch.compile is not available for these models; running them eagerly")
+            self.compiled_models = None
+        self._compiled_checked = False
         z0 = self.models[0].atomic_numbers.tolist()
         for m in self.models[1:]:
             if m.atomic_numbers.tolist() != z0:
@@ -223,6 +238,28 @@ class BatchedMD:
             for key, n in accelerate(m).items():
                 self.fast_path_modules[key] = self.fast_path_modules.get(key, 0) + n
         return m
+
+    def _compiled(self, model: torch.nn.Module) -> torch.nn.Module | None:
+        """``torch.compile`` of a rebuilt copy of a MACE model, or None if it cannot be rebuilt."""
+        try:
+            from mace.tools import compile as mace_compile
+            from mace.tools.scripts_utils import extract_config_mace_model
+
+            config = extract_config_mace_model(model)
+            if "error" in config:
+                return None
+            rebuilt = mace_compile.prepare(lambda: type(model)(**config))()
+            keys = rebuilt.load_state_dict(model.state_dict(), strict=False)
+            # the rebuilt contraction drops only its "path is zero" flags; all must be False
+            flags = dict(model.named_buffers())
+            if keys.missing_keys or any(not k.endswith("_zeroed") or bool(flags[k]) for k in keys.unexpected_keys):
+                return None
+            rebuilt = rebuilt.to(device=self.device, dtype=self.dtype).eval()
+            for p in rebuilt.parameters():
+                p.requires_grad_(False)
+            return torch.compile(rebuilt, dynamic=True)
+        except Exception:  # noqa: BLE001 - any failure means: run eagerly
+            return None
 
     def _per_replica(self, value, name, allow_none=False):
         if value is None:
@@ -342,22 +379,38 @@ class BatchedMD:
         }
 
     # ------------------------------------------------------------------ evaluation
+    def _member_forces(self, models) -> tuple[torch.Tensor, torch.Tensor]:
+        """Members' forces [M,N,3] and energies [M,R] on one shared graph, one backward pass."""
+        data = self._graph(self.pos.detach(), self.node_attrs)
+        leaves = [self.pos.detach().requires_grad_(True) for _ in models]
+        with torch.enable_grad():
+            energies = torch.stack([model({**data, "positions": leaf}, training=False, compute_force=False)["energy"]
+                                    for model, leaf in zip(models, leaves)])
+            grads = torch.autograd.grad(energies.sum(), leaves)
+        return -torch.stack(grads), energies.detach()
+
     def _forces(self):
         """Committee forces on the current positions.
 
-        Returns mean forces [N,3], mean energies [R] and the members' forces
-        [M,N,3]. Members are looped over on one shared graph.
+        Returns mean forces [N,3], mean energies [R] and the members' forces [M,N,3].
         """
-        pos = self.pos.detach().requires_grad_(True)
-        data = self._graph(pos, self.node_attrs)
-        forces, energies = [], []
-        with torch.enable_grad():
-            for model in self.models:
-                out = model(dict(data), training=False, compute_force=True)
-                forces.append(out["forces"].detach())
-                energies.append(out["energy"].detach())
-        F = torch.stack(forces)  # [M, N, 3]
-        return F.mean(0), torch.stack(energies).mean(0), F
+        if self.compiled_models is not None:
+            try:
+                F, E = self._member_forces(self.compiled_models)
+                if not self._compiled_checked:
+                    F_ref, _ = self._member_forces(self.models)
+                    tol = 1e-6 if self.dtype == torch.float64 else 1e-3  # compiled kernels reorder sums
+                    err = float((F - F_ref).abs().max()) / max(float(F_ref.abs().max()), 1.0)
+                    if not err <= tol:
+                        raise RuntimeError(f"compiled forces differ from eager ones by {err:.1e} (relative)")
+                    self._compiled_checked = True
+            except Exception as error:  # noqa: BLE001 - fall back to the eager models
+                warnings.warn(f"compiled models failed ({error}); continuing with the eager models")
+                self.compiled_models = None
+                F, E = self._member_forces(self.models)
+        else:
+            F, E = self._member_forces(self.models)
+        return F.mean(0), E.mean(0), F
 
     def _uncertainty(self, F: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Relative uncertainty and force std (eV/Å) per active replica, by
