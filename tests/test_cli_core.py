@@ -56,3 +56,9 @@ def test_malformed_jcamp_fails_with_one_line(tmp_path):
     bad.write_text("##TITLE=broken\n##JCAMP-DX=4.24\n##DATA TYPE=INFRARED SPECTRUM\n##XYDATA=(X++(Y..Y))\n"
                    "4000 1 2 garbage\n##END=\n")
     assert_one_line_error(run_cli("harmonic", "CO", "--out", str(tmp_path), "--compare", str(bad)), "broken.jdx")
+
+
+def test_thread_count_must_be_positive():
+    result = run_cli("--threads", "0", "harmonic", "CO")
+    assert result.returncode == 2
+    assert "--threads" in result.stderr and "greater than or equal to 1" in result.stderr
