@@ -29,6 +29,9 @@ def main() -> None:
     parser.add_argument("--preset", default="default")
     parser.add_argument("--set", nargs="*", default=[], help="workflow overrides KEY=VALUE (JSON values)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "results" / "methanol_xtb.json"))
+    parser.add_argument("--workers", type=int, default=0,
+                        help="local Dask worker processes for the workflow (committee members train in "
+                             "parallel); 0 runs it in-process")
     args = parser.parse_args()
 
     import torch
@@ -45,7 +48,10 @@ def main() -> None:
     config = get_workflow_config(args.preset, warm_start=args.warm_start, **overrides)
     run_dir = Path(args.run_dir)
     started = time.perf_counter()
-    workflow = IRWorkflow(load_molecules("CO"), run_dir, config, console=Console())
+    from specml.executor import make_executor
+
+    executor = make_executor(f"local:{args.workers}") if args.workers else None
+    workflow = IRWorkflow(load_molecules("CO"), run_dir, config, executor=executor, console=Console())
     minimum = workflow.prepared()[0].atoms
 
     with ReferenceMDPool(workers=1) as pool:  # reference MD on the other core, in parallel
@@ -54,6 +60,8 @@ def main() -> None:
         ml_wall = time.perf_counter() - started
         ml_spectrum = result.spectra["CO@300K"]
         paths = [pool.result(h) for h in handles]
+    if executor is not None:
+        executor.close()
     reference, ref_wall = reference_spectrum(paths, config, "xTB reference MD 300 K")
     comparison = compare_spectra(reference, ml_spectrum, 500.0, 4000.0)
     docs = Path(args.out).parent
