@@ -69,7 +69,8 @@ class Executor:
 
             if isinstance(self.scheduler, Client):
                 self._client = self.scheduler
-            elif isinstance(self.scheduler, str) and self.scheduler.startswith("local"):
+            elif isinstance(self.scheduler, str) and (self.scheduler == "local" or self.scheduler.startswith("local:")):
+                # Not startswith("local"): "localhost:8786" is a scheduler address.
                 # "local:N": N single-threaded worker processes on this machine.
                 _, _, count = self.scheduler.partition(":")
                 try:
