@@ -6,10 +6,10 @@ leave-one-compound-out: the scorer that ranks a query was fitted without any fil
 compound. ``--fit`` additionally fits on all files and writes the shipped default
 parameters (specml/identification/default_parameters.json) with provenance.
 
-    python benchmarks/identify.py [--fit] [--library PATH] [--reference gfn2+gfn1]
+    python benchmarks/identify.py [--fit] [--library PATH] [--reference gfn2+gfn1] [--out-stem PATH]
 
 Results go to docs/results/identify.json for the default reference and to
-docs/results/identify_<reference>.json for any other.
+docs/results/identify_<reference>.json for any other (``--out-stem /tmp/x``: /tmp/x.json).
 """
 
 from __future__ import annotations
@@ -116,6 +116,8 @@ def main() -> None:
     parser.add_argument("--library", type=Path, default=None, help="spectral library (default: the user cache)")
     parser.add_argument("--reference", default=DEFAULT_REFERENCE, help="e.g. xtb, gfn1, gfn2+gfn1 (default)")
     parser.add_argument("--scheduler", default=None)
+    parser.add_argument("--out-stem", type=Path, default=None,
+                        help="write STEM.json and STEM_confusion.png instead of docs/results/identify[_<reference>]")
     args = parser.parse_args()
 
     methods = methods_for(args.reference)
@@ -198,11 +200,12 @@ def main() -> None:
         "folds": cv.fold_parameters, "diagnostics": diagnostics,
         "cpu_note": "2 shared cores, contended by other jobs",
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
     stem = "identify" if args.reference == DEFAULT_REFERENCE else f"identify_{args.reference.replace('+', '_')}"
+    out = args.out_stem if args.out_stem is not None else RESULTS / stem
+    out.parent.mkdir(parents=True, exist_ok=True)
     results["reference"], results["method"] = args.reference, method_name
-    (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
-    confusion_figure(queries, usable_candidates, cv, RESULTS / f"{stem}_confusion.png", method_name)
+    out.with_name(f"{out.name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    confusion_figure(queries, usable_candidates, cv, out.with_name(f"{out.name}_confusion.png"), method_name)
     print(json.dumps({k: results[k] for k in ("top1", "top3", "n_queries", "n_candidates",
                                               "seconds_per_query_warm", "seconds_per_query_cold")}))
 
