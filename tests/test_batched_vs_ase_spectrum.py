@@ -60,3 +60,48 @@ def test_batched_spectrum_matches_ase_loop_spectrum():
     s_batched, s_ase = spectrum(batched.replicas), spectrum(ase)
     pcc = pearson(s_batched, s_ase)
     assert pcc >= 0.98, pcc
+
+
+def _script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "batched_vs_ase_spectrum.py"
+    spec = importlib.util.spec_from_file_location("batched_vs_ase_spectrum", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_resumes_exactly(tmp_path):
+    """benchmarks/batched_vs_ase_spectrum.py: a run interrupted between segments and rerun ends with
+    the same trajectories (same frames, bit for bit) as an uninterrupted one; a changed protocol
+    is refused."""
+    from specml.models import Committee
+    from specml.models.presets import PRESETS
+
+    torch.set_num_threads(1)
+    models = tmp_path / "models"
+    # identical members: zero committee uncertainty, so random weights never trigger the stop
+    Committee([build_mace(0, dtype=torch.float32)] * 2, build_mace(7, dipole=True, dtype=torch.float32),
+              PRESETS["tiny"]).save(models)
+    script = _script()
+
+    def run(work, *extra):
+        return script.main(["--models", str(models), "--work-dir", str(tmp_path / work), "--n-traj", "1",
+                            "--thermalization-ps", "0.01", "--production-ps", "0.1", "--segment-ps", "0.05",
+                            "--max-correlation-fs", "20", "--short-depth-fs", "10",
+                            "--out", str(tmp_path / f"{work}.json"), *extra])
+
+    whole = run("whole")
+    assert run("parts", "--max-segments", "2") is None  # batched side only: no ASE production yet
+    parts = run("parts")
+    for name in ("batched_a_0", "batched_b_0", "ase_0"):
+        a, b = (script.load_state(tmp_path / work / f"{name}.npz") for work in ("whole", "parts"))
+        assert len(a["dipoles"]) == len(b["dipoles"]) == 100
+        assert np.array_equal(a["dipoles"], b["dipoles"]) and a["rng_state"] == b["rng_state"]
+    assert parts["production_ps_reached"] == whole["production_ps_reached"] == 0.1
+    assert parts["pcc_batched_vs_ase"] == whole["pcc_batched_vs_ase"] and not parts["full_protocol"]
+    assert run("parts", "--report-only")["pcc_batched_vs_ase"] == whole["pcc_batched_vs_ase"]
+    with pytest.raises(SystemExit, match="another protocol"):
+        run("parts", "--thermalization-ps", "0.02")

@@ -59,6 +59,7 @@ def run_mace_replica(
     timestep_fs: float = 0.5,
     friction_per_fs: float = 0.01,
     seed: int = 0,
+    rng: np.random.Generator | None = None,
     record_interval: int = 1,
     dipole_model: torch.nn.Module | None = None,
     uncertainty_threshold: float = float("inf"),
@@ -73,7 +74,10 @@ def run_mace_replica(
 
     Frames are recorded after steps ``record_interval, 2*record_interval, ...``
     exactly like :class:`~specml.dynamics.batched.BatchedMD`, whose Langevin
-    stream it reproduces for the same ``seed``. ``calculator`` /
+    stream it reproduces for the same ``seed``. ``rng`` replaces the stream of
+    ``seed`` by a caller's Generator, which is advanced in place: passing a
+    restored one (``bit_generator.state``) continues a stream exactly across
+    calls. ``calculator`` /
     ``dipole_calculator`` may be passed in to reuse them across replicas;
     ``progress(step, n_steps)`` is called after every step.
     """
@@ -94,7 +98,7 @@ def run_mace_replica(
     return ase_md_loop(
         atoms, calc, n_steps, timestep_fs=timestep_fs, temperature_k=temperature_K,
         friction_per_fs=friction_per_fs if ensemble == "langevin" else None,
-        rng=np.random.default_rng(seed), record_interval=record_interval, dipole=dipole,
+        rng=rng if rng is not None else np.random.default_rng(seed), record_interval=record_interval, dipole=dipole,
         uncertainty=committee_uncertainty(uncertainty_eps), uncertainty_limit=uncertainty_threshold,
         record_positions=True, progress=progress,
     )
