@@ -70,7 +70,8 @@ def main() -> None:
     write_outputs(result, run_dir)
     from specml.workflow.report import plot_learning_curves
 
-    plot_learning_curves(result.learning_curve, docs / "methanol_xtb_learning_curve.png")
+    plot_learning_curves(result.learning_curve, docs / "methanol_xtb_learning_curve.png",
+                         config.target_harmonic_mae_cm1)
     curve = result.learning_curve
     out = {
         "molecule": "methanol", "reference": result.summary["reference"], "settings": config.to_dict(),

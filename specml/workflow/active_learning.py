@@ -167,7 +167,7 @@ class IRWorkflow:
                  f"{len(data)} structures in {time.perf_counter() - start:.0f} s")
         return committee
 
-    def evaluate(self, iteration: int, committee, wall_time_s: float) -> dict:
+    def evaluate(self, iteration: int, committee, run_wall_time_s: float) -> dict:
         per_molecule = {}
         for mol in self.prepared():
             ml = ml_harmonic_analysis(committee, mol.atoms)
@@ -184,7 +184,8 @@ class IRWorkflow:
             "valid_energy_mae_meV": float(np.mean([e.get("energy_meV", np.nan) for e in energy])),
             "valid_force_mae_meV_per_A": float(np.mean([e.get("forces_meV_per_A", np.nan) for e in energy])),
             "valid_dipole_mae_mD": float((histories.get("dipole") or {}).get("valid_mae", {}).get("dipole_mD", np.nan)),
-            "wall_time_s": wall_time_s,
+            # Cumulative over resumed invocations (timings.json), so curves of interrupted runs compare.
+            "run_wall_time_s": run_wall_time_s,
         }
         return entry
 
@@ -259,7 +260,6 @@ class IRWorkflow:
     def active_learning(self) -> tuple[object, list[dict]]:
         curve = json.loads(self.dirs.learning_curve.read_text()) if self.dirs.learning_curve.exists() else []
         done = {entry["iteration"] for entry in curve}
-        started = time.perf_counter()
         committee = None
         for iteration in range(0, self.config.max_iterations + 1):
             if iteration in done:
@@ -281,7 +281,7 @@ class IRWorkflow:
             with self.dirs.timed("training"):
                 committee = self.train(iteration)
             with self.dirs.timed("evaluation"):
-                entry = self.evaluate(iteration, committee, time.perf_counter() - started)
+                entry = self.evaluate(iteration, committee, self.dirs.total_time_s())
             curve.append(entry)
             atomic_write_json(self.dirs.learning_curve, curve)
             self.say(f"iteration {iteration}: harmonic MAE {entry['harmonic_mae_cm1']:.1f} cm-1, "

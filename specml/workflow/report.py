@@ -9,15 +9,16 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import MaxNLocator, ScalarFormatter  # noqa: E402
 
 from specml.plotting import plot_spectra  # noqa: E402
 from specml.spectra.spectrum import Spectrum  # noqa: E402
 from specml.workflow.state import atomic_write_json, atomic_write_text  # noqa: E402
 
 
-def plot_learning_curves(curve: list[dict], path: Path) -> Path:
-    """Harmonic-frequency MAE/RMSE and validation E/F/dipole errors against iteration."""
+def plot_learning_curves(curve: list[dict], path: Path, target_mae_cm1: float | None = None) -> Path:
+    """Harmonic-frequency MAE/RMSE (with the stopping target, if given) and validation
+    E/F/dipole errors against iteration."""
     iterations = [e["iteration"] for e in curve]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     try:
@@ -26,6 +27,8 @@ def plot_learning_curves(curve: list[dict], path: Path) -> Path:
         ax.plot(iterations, [e["harmonic_rmse_cm1"] for e in curve], "s--", label="RMSE")
         ax.set_xlabel("active-learning iteration")
         ax.set_ylabel("harmonic frequency error (cm$^{-1}$)")
+        if target_mae_cm1 is not None:
+            ax.axhline(target_mae_cm1, color="grey", linestyle=":", label=f"target MAE {target_mae_cm1:g} cm$^{{-1}}$")
         ax.set_yscale("log")
         twin = ax.twiny()
         twin.set_xlim(ax.get_xlim())
@@ -43,6 +46,9 @@ def plot_learning_curves(curve: list[dict], path: Path) -> Path:
             axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_yscale("log")
         ax.legend()
+        for axis in axes:  # plain numbers, not 6x10^0, on the log axes
+            axis.yaxis.set_major_formatter(ScalarFormatter())
+            axis.yaxis.set_minor_formatter(ScalarFormatter())
         fig.tight_layout()
         fig.savefig(path, dpi=150)
     finally:
@@ -65,7 +71,8 @@ def write_outputs(result, out_dir: Path, experiment: Spectrum | None = None, com
         files[key] = str(stem.with_suffix(".csv"))
     if result.learning_curve:
         atomic_write_json(out_dir / "learning_curve.json", result.learning_curve)
-        plot_learning_curves(result.learning_curve, out_dir / "learning_curve.png")
+        plot_learning_curves(result.learning_curve, out_dir / "learning_curve.png",
+                             result.summary.get("target_harmonic_mae_cm1"))
     summary = dict(result.summary)
     if comparison is not None:
         summary["vs_experiment"] = comparison
