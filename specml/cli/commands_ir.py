@@ -17,7 +17,7 @@ def ir(
     reference: str = typer.Option("xtb", "--reference", "-r", help="xtb | pyscf[:FUNC/BASIS] | ase:module:Class"),
     run_dir: Path = typer.Option(None, "--run-dir", help="Run directory (state, models, outputs); "
                                  "rerun the same command to resume. Default: runs/<molecules>."),
-    preset: str = typer.Option("default", "--preset", help="Workflow settings: default | paper | ci"),
+    preset: str = typer.Option("default", "--preset", help="Workflow settings: default | paper | quick | ci"),
     models: Path | None = typer.Option(None, "--models", help="Trained model directory: predict without training."),
     temperature: list[float] = typer.Option([300.0], "--temperature", "-T", help="Production temperature(s) in K."),
     compare: Path | None = typer.Option(None, "--compare", help="Experimental spectrum (JCAMP/CSV) to overlay."),
