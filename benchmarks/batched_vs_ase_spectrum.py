@@ -18,7 +18,7 @@ the PCC between the two batched sets is the sampling-noise floor at that length.
 Resumable. The full protocol costs ~6 h of one core on the ASE side, so every
 trajectory (ASE x n, batched set A x n, batched set B x n) is advanced in
 segments (``--segment-ps``) and its state is saved after each segment to
-``<work-dir>/<name>.npz`` (written to a temporary file, then ``os.replace``):
+``<work-dir>/<name>.npz`` (``specml.workflow.state.atomic_write_npz``):
 positions, momenta (exact; velocities too, for reading), forces (batched),
 the numpy bit-generator state of its Langevin stream, steps done per phase, the
 production dipoles/temperatures/uncertainties so far and stop information.
@@ -68,6 +68,7 @@ from specml.models.committee import FORCE_UNCERTAINTY_EPS
 from specml.spectra.autocorrelation import average_spectra, ir_from_dipoles
 from specml.workflow.config import WorkflowConfig
 from specml.workflow.md_tasks import COMPILE_MIN_STEPS
+from specml.workflow.state import atomic_write_npz
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODELS = "/root/specml-runs/bench_methanol_xtb/models/iter_007"
@@ -106,20 +107,14 @@ def fresh_state(entry: dict, protocol: dict) -> dict:
 
 
 def save_state(work_dir: Path, state: dict) -> None:
-    """Write ``<name>.npz`` atomically (temporary file, fsync, ``os.replace``)."""
+    """Write ``<name>.npz`` atomically (the workflow's own temporary-file + ``os.replace``)."""
     meta = {k: state[k] for k in ("name", "engine", "velocity_seed", "seed_thermalization", "seed_production",
                                   "protocol", "phase", "steps", "rng_state", "stopped", "stop_reason")}
     arrays = {k: np.asarray(state[k]) for k in ("numbers", "masses", "positions", "momenta") + FRAME_KEYS}
     arrays["velocities_A_per_fs"] = state["momenta"] / state["masses"][:, None] * units.fs  # for reading only
     if state["forces"] is not None:
         arrays["forces"] = np.asarray(state["forces"])
-    path = work_dir / f"{state['name']}.npz"
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write_npz(work_dir / f"{state['name']}.npz", meta=np.array(json.dumps(meta)), **arrays)
 
 
 def load_state(path: Path) -> dict:

@@ -42,11 +42,10 @@ def plot_learning_curves(curve: list[dict], path: Path, target_mae_cm1: float | 
             ax.plot(iterations, [e.get(key) for e in curve], "o-", label=label)
         ax.set_xlabel("active-learning iteration")
         ax.set_ylabel("validation MAE")
-        for axis in axes:
-            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_yscale("log")
         ax.legend()
-        for axis in axes:  # plain numbers, not 6x10^0, on the log axes
+        for axis in axes:  # after set_yscale, which resets formatters: plain numbers, not 6x10^0
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
             axis.yaxis.set_major_formatter(ScalarFormatter())
             axis.yaxis.set_minor_formatter(ScalarFormatter())
         fig.tight_layout()
