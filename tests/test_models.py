@@ -183,6 +183,54 @@ def test_cosine_schedule_anneals_to_the_floor_and_times_each_phase(dataset):
     assert all(t > 0 for t in phases.values()) and sum(phases.values()) <= history["train_time_s"]
 
 
+def test_step_budget_cuts_epochs_and_shrinks_patience_in_proportion():
+    from specml.models.training import epoch_budget
+
+    preset = get_preset("default")  # 600 epochs, patience 200, max_steps 20,000
+    assert epoch_budget(preset, 13) == (600, 200, 50)  # methanol-sized set: the budget does not bind
+    assert epoch_budget(preset, 377) == (54, 18, 4)  # train24-sized set: ceil(20000 / 377) epochs
+    assert epoch_budget(get_preset("default", max_steps=None), 377) == (600, 200, 50)
+
+
+def test_step_budget_limits_training_epochs(dataset):
+    preset = get_preset("tiny", epochs=50, max_steps=14, batch_size=4)  # 24 train structures: 6 steps/epoch
+    reported = []
+    _, history = train_potential(dataset, preset, progress=lambda e, n, m: reported.append((e, n)))
+    assert history["steps_per_epoch"] == 6 and history["epochs_planned"] == 3
+    assert reported == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_interrupted_fit_resumes_exactly_from_its_checkpoint(dataset, tmp_path, monkeypatch):
+    from specml.models import training
+
+    monkeypatch.setattr(training, "CHECKPOINT_INTERVAL_S", 0.0)  # save after every epoch
+    preset = get_preset("tiny", epochs=5)
+    straight, straight_history = train_potential(dataset, preset, seed=3)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_epoch_2(epoch, n_epochs, metrics):
+        if epoch == 2:
+            raise Killed
+
+    path = tmp_path / "member.pt"
+    with pytest.raises(Killed):
+        train_potential(dataset, preset, seed=3, checkpoint=path, progress=kill_after_epoch_2)
+    assert path.exists()
+    epochs_seen = []
+    resumed, resumed_history = train_potential(dataset, preset, seed=3, checkpoint=path,
+                                               progress=lambda e, n, m: epochs_seen.append(e))
+    assert epochs_seen == [3, 4, 5]  # epochs 1-2 were not trained again
+    assert resumed_history["valid_loss"] == pytest.approx(straight_history["valid_loss"], rel=1e-5)
+    for a, b in zip(resumed.state_dict().values(), straight.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    # A checkpoint of another fit (other seed) is ignored, not resumed.
+    epochs_seen.clear()
+    train_potential(dataset, preset, seed=4, checkpoint=path, progress=lambda e, n, m: epochs_seen.append(e))
+    assert epochs_seen == [1, 2, 3, 4, 5]
+
+
 def test_unknown_learning_rate_schedule_is_a_model_error(dataset):
     with pytest.raises(ModelError, match="lr_schedule"):
         train_potential(dataset, get_preset("tiny", epochs=1, lr_schedule="linear"))

@@ -284,6 +284,7 @@ def train_committee(
     split_seed: int = 0,
     progress=None,
     executor=None,
+    checkpoint_dir: str | Path | None = None,
 ) -> Committee:
     """Train ``n_members`` potentials differing only in their random seed.
 
@@ -293,6 +294,9 @@ def train_committee(
     ``progress(model_label, epoch, n_epochs, metrics)``. With a distributed
     :class:`specml.executor.Executor` the members and the dipole model train
     in parallel, one task each (then ``progress`` is not called per epoch).
+    With ``checkpoint_dir`` every fit saves its state there every few minutes
+    and an interrupted call with the same arguments resumes the fits; the
+    caller removes the directory once the committee is saved.
     """
     seeds = list(seeds) if seeds is not None else list(range(n_members))
     if len(seeds) < n_members:
@@ -307,9 +311,10 @@ def train_committee(
     else:
         z_table, r_max = None, preset.r_max
     atoms_list = list(atoms_list)
+    checkpoints = _checkpoint_paths(checkpoint_dir, seeds)
     if executor is not None and executor.distributed:
         return _train_committee_distributed(atoms_list, preset, seeds, init, device, dtype, train_dipole,
-                                            split_seed, executor)
+                                            split_seed, executor, checkpoints)
     data = prepare_data(
         atoms_list, (ENERGY_KEY, FORCES_KEY), r_max, dtype, split_seed,
         preset.valid_fraction, z_table,
@@ -325,7 +330,7 @@ def train_committee(
         start = init.energy_models[i % len(init)] if init is not None else None
         model, history = train_potential(
             atoms_list, preset, seed=seed, device=device, dtype=dtype,
-            init_model=start, progress=reporter(f"member {i}"), data=data,
+            init_model=start, progress=reporter(f"member {i}"), data=data, checkpoint=checkpoints[i],
         )
         energy_models.append(model)
         histories["energy"].append(history)
@@ -339,9 +344,17 @@ def train_committee(
         )
         dipole_model, histories["dipole"] = train_dipole_model(
             atoms_list, preset, seed=seeds[0], device=device, dtype=dtype,
-            init_model=start, progress=reporter("dipole"), data=dipole_data,
+            init_model=start, progress=reporter("dipole"), data=dipole_data, checkpoint=checkpoints[-1],
         )
     return Committee(energy_models, dipole_model, preset, seeds, device, dtype, histories)
+
+
+def _checkpoint_paths(checkpoint_dir: str | Path | None, seeds: Sequence[int]) -> list[Path | None]:
+    """One checkpoint file per member, then the dipole model's (all None without a directory)."""
+    if checkpoint_dir is None:
+        return [None] * (len(seeds) + 1)
+    root = Path(checkpoint_dir)
+    return [root / f"member_{i}_seed_{seed}.pt" for i, seed in enumerate(seeds)] + [root / "dipole.pt"]
 
 
 def _module_to_bytes(model: torch.nn.Module | None) -> bytes | None:
@@ -362,21 +375,23 @@ def _module_from_bytes(data: bytes | None) -> torch.nn.Module | None:
 def _train_one_task(args) -> tuple[bytes, dict]:
     """One committee member (``kind`` "energy") or the dipole model, on an executor worker.
     Modules travel as ``torch.save`` bytes: that is how MACE modules are known to serialise."""
-    kind, atoms_list, preset, seed, dtype, init_bytes, split_seed = args
+    kind, atoms_list, preset, seed, dtype, init_bytes, split_seed, checkpoint = args
     train = train_potential if kind == "energy" else train_dipole_model
     model, history = train(atoms_list, preset, seed=seed, dtype=dtype, init_model=_module_from_bytes(init_bytes),
-                           split_seed=split_seed)
+                           split_seed=split_seed, checkpoint=checkpoint)
     return _module_to_bytes(model), history
 
 
 def _train_committee_distributed(atoms_list, preset, seeds, init, device, dtype, train_dipole, split_seed,
-                                 executor) -> Committee:
+                                 executor, checkpoints) -> Committee:
     tasks = [("energy", atoms_list, preset, seed, dtype,
-              _module_to_bytes(init.energy_models[i % len(init)]) if init is not None else None, split_seed)
+              _module_to_bytes(init.energy_models[i % len(init)]) if init is not None else None, split_seed,
+              checkpoints[i])
              for i, seed in enumerate(seeds)]
     if train_dipole:
         tasks.append(("dipole", atoms_list, preset, seeds[0], dtype,
-                      _module_to_bytes(init.dipole_model) if init is not None else None, split_seed))
+                      _module_to_bytes(init.dipole_model) if init is not None else None, split_seed,
+                      checkpoints[-1]))
     results = executor.map(_train_one_task, tasks, f"training {len(tasks)} models in parallel")
     for result in results:
         if not result.ok:

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
+import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -32,6 +35,7 @@ from mace.modules.utils import compute_avg_num_neighbors, compute_mean_rms_energ
 from mace.tools import AtomicNumberTable, get_atomic_number_table_from_zs
 from torch_ema import ExponentialMovingAverage
 
+from specml.atomic import atomic_write
 from specml.errors import ModelError
 from specml.units import E_ANGSTROM_IN_DEBYE
 
@@ -52,6 +56,9 @@ from .presets import ModelPreset, hidden_irreps
 ProgressCallback = Callable[[int, int, dict], None]
 
 _INTERACTION = "RealAgnosticResidualInteractionBlock"  # mace_run_train default
+
+#: Seconds of training between checkpoint saves (a save costs about a validation pass).
+CHECKPOINT_INTERVAL_S = 300.0
 
 
 @dataclass
@@ -208,6 +215,81 @@ def _evaluate_dipole(model, loader, loss_fn, device) -> dict:
 
 
 # ----------------------------------------------------------------------------
+# Checkpoints
+# ----------------------------------------------------------------------------
+
+
+def data_fingerprint(data: PreparedData) -> str:
+    """Digest of the training structures, labels and split (a checkpoint belongs to one data set)."""
+    digest = hashlib.sha256()
+    for graphs in (data.train, data.valid):
+        digest.update(len(graphs).to_bytes(8, "little"))
+        for g in graphs:
+            for key in ("positions", "node_attrs", "energy", "forces", "dipole"):
+                value = getattr(g, key, None)
+                if value is not None:
+                    digest.update(value.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+class Checkpoint:
+    """The mid-fit state of one model on disk, so an interrupted fit resumes at its last saved epoch.
+
+    Holds the weights, optimizer, LR scheduler, EMA, shuffling generator, best
+    state and history: a resumed fit continues exactly as the uninterrupted one
+    would have. It is written at most every ``every_s`` seconds (a save costs a
+    little time) and when the fit ends. ``fingerprint`` names the fit (kind,
+    preset, seed, data); a file written for another fit is ignored.
+    """
+
+    def __init__(self, path: str | Path, fingerprint: dict, every_s: float | None = None):
+        self.path = Path(path)
+        self.fingerprint = fingerprint
+        self.every_s = CHECKPOINT_INTERVAL_S if every_s is None else float(every_s)
+
+    def save(self, fit_state: dict, **progress) -> None:
+        ema = fit_state["ema"]
+        payload = {
+            "fingerprint": self.fingerprint,
+            "model": fit_state["model"].state_dict(),
+            "optimizer": fit_state["optimizer"].state_dict(),
+            "scheduler": fit_state["scheduler"].state_dict(),
+            "ema": ema.state_dict() if ema is not None else None,
+            "generator": fit_state["generator"].get_state() if fit_state["generator"] is not None else None,
+            "torch_rng": torch.get_rng_state(),
+            **progress,
+        }
+        atomic_write(self.path, lambda tmp: torch.save(payload, tmp))
+
+    def load(self, fit_state: dict) -> dict | None:
+        """Restore ``fit_state`` in place; returns the saved progress, or None if there is none for this fit."""
+        if not self.path.exists():
+            return None
+        # weights_only=False: the file also holds plain-Python history, and it is this run's own output.
+        payload = torch.load(self.path, map_location="cpu", weights_only=False)
+        if payload.get("fingerprint") != self.fingerprint:
+            return None
+        fit_state["model"].load_state_dict(payload["model"])
+        fit_state["optimizer"].load_state_dict(payload["optimizer"])
+        fit_state["scheduler"].load_state_dict(payload["scheduler"])
+        if fit_state["ema"] is not None:
+            fit_state["ema"].load_state_dict(payload["ema"])
+        if fit_state["generator"] is not None:
+            fit_state["generator"].set_state(payload["generator"])
+        torch.set_rng_state(payload["torch_rng"])
+        return payload
+
+
+def _checkpoint(path: str | Path | None, kind: str, preset: ModelPreset, seed: int, data: PreparedData,
+                init_model: torch.nn.Module | None) -> Checkpoint | None:
+    if path is None:
+        return None
+    fingerprint = {"kind": kind, "preset": preset.as_dict(), "seed": int(seed), "dtype": str(data.dtype),
+                   "data": data_fingerprint(data), "warm_start": init_model is not None}
+    return Checkpoint(path, fingerprint)
+
+
+# ----------------------------------------------------------------------------
 # The training loop
 # ----------------------------------------------------------------------------
 
@@ -222,6 +304,7 @@ def _fit(
     evaluate: Callable,
     forward_kwargs: dict,
     progress: ProgressCallback | None,
+    checkpoint: Checkpoint | None = None,
 ) -> tuple[torch.nn.Module, dict]:
     """Adam (AMSGrad) + optional EMA + early stopping on the validation loss."""
     started = time.perf_counter()
@@ -229,10 +312,11 @@ def _fit(
     loss_fn = loss_fn.to(device=device, dtype=data.dtype)
     train_loader = make_loader(data.train, preset.batch_size, shuffle=True, seed=seed)
     valid_loader = make_loader(data.valid, max(preset.batch_size, 64))
+    n_epochs, patience, lr_patience = epoch_budget(preset, len(train_loader))
     optimizer = torch.optim.Adam(
         model.parameters(), lr=preset.learning_rate, amsgrad=True
     )
-    scheduler = _lr_scheduler(optimizer, preset)
+    scheduler = _lr_scheduler(optimizer, preset, n_epochs, lr_patience)
     ema = (
         ExponentialMovingAverage(model.parameters(), decay=preset.ema_decay)
         if preset.ema_decay
@@ -244,6 +328,8 @@ def _fit(
         "seed": int(seed),
         "n_train": len(data.train),
         "n_valid": len(data.valid),
+        "epochs_planned": n_epochs,
+        "steps_per_epoch": len(train_loader),
         "initial_valid_loss": initial["loss"],
         "initial_valid_mae": {k: v for k, v in initial.items() if k != "loss"},
         "train_loss": [],
@@ -254,7 +340,19 @@ def _fit(
     # Wall time per phase (s), so benchmarks can say where training time goes.
     timers = dict.fromkeys(("data", "forward", "backward", "optimizer", "validation"), 0.0)
     clock = time.perf_counter
-    for epoch in range(1, preset.epochs + 1):
+    # Everything that evolves during the fit, so a checkpoint can restore it exactly.
+    fit_state = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "ema": ema,
+                 "generator": train_loader.generator}
+    first_epoch, earlier_s = 1, 0.0
+    if checkpoint is not None:
+        resumed = checkpoint.load(fit_state)
+        if resumed is not None:
+            first_epoch = n_epochs + 1 if resumed["finished"] else resumed["epoch"] + 1
+            history, timers, best_state = resumed["history"], resumed["timers"], resumed["best_state"]
+            best_loss, best_epoch = resumed["best_loss"], resumed["best_epoch"]
+            earlier_s = resumed["elapsed_s"]
+    last_saved = clock()
+    for epoch in range(first_epoch, n_epochs + 1):
         model.train()
         running, seen = 0.0, 0
         for batch in train_loader:
@@ -294,17 +392,23 @@ def _fit(
         history["valid_loss"].append(metrics["loss"])
         if state is not None:
             best_loss, best_epoch, best_state = metrics["loss"], epoch, state
+        finished = epoch == n_epochs or epoch - best_epoch >= patience
+        if checkpoint is not None and (finished or clock() - last_saved >= checkpoint.every_s):
+            checkpoint.save(fit_state, epoch=epoch, finished=finished, history=history, timers=timers,
+                            best_state=best_state, best_loss=best_loss, best_epoch=best_epoch,
+                            elapsed_s=earlier_s + clock() - started)
+            last_saved = clock()
         if progress is not None:
             progress(
                 epoch,
-                preset.epochs,
+                n_epochs,
                 {
                     "train_loss": train_loss,
                     "lr": optimizer.param_groups[0]["lr"],
                     **{f"valid_{k}": v for k, v in metrics.items()},
                 },
             )
-        if epoch - best_epoch >= preset.patience:
+        if finished:
             break
 
     model.load_state_dict(best_state)
@@ -315,20 +419,34 @@ def _fit(
         best_epoch=best_epoch,
         best_valid_loss=best_loss,
         valid_mae={k: v for k, v in final.items() if k != "loss"},
-        train_time_s=time.perf_counter() - started,
+        train_time_s=earlier_s + time.perf_counter() - started,
         time_breakdown_s=timers,
     )
     return model, history
 
 
-def _lr_scheduler(optimizer, preset: ModelPreset):
+def epoch_budget(preset: ModelPreset, steps_per_epoch: int) -> tuple[int, int, int]:
+    """Epochs to run, early-stopping patience and LR-plateau patience (all in epochs).
+
+    Without a binding ``max_steps`` these are ``preset.epochs``, ``preset.patience``
+    and ``min(50, patience // 2)``. When the step budget cuts the epochs, both
+    patiences shrink by the same ratio, so the schedule keeps its shape in steps.
+    """
+    epochs = preset.epochs
+    if preset.max_steps:
+        epochs = min(epochs, max(1, math.ceil(preset.max_steps / max(1, steps_per_epoch))))
+    ratio = epochs / preset.epochs
+    patience = max(1, round(preset.patience * ratio))
+    lr_patience = max(1, round(min(50, preset.patience // 2) * ratio))
+    return epochs, patience, lr_patience
+
+
+def _lr_scheduler(optimizer, preset: ModelPreset, n_epochs: int, lr_patience: int):
     if preset.lr_schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, factor=0.8, patience=max(1, min(50, preset.patience // 2))
-        )
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.8, patience=lr_patience)
     if preset.lr_schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=max(1, preset.epochs), eta_min=preset.learning_rate * preset.lr_min_factor
+            optimizer, T_max=max(1, n_epochs), eta_min=preset.learning_rate * preset.lr_min_factor
         )
     raise ModelError(f"unknown lr_schedule {preset.lr_schedule!r}; use 'plateau' or 'cosine'")
 
@@ -360,6 +478,7 @@ def train_potential(
     progress: ProgressCallback | None = None,
     split_seed: int = 0,
     data: PreparedData | None = None,
+    checkpoint: str | Path | None = None,
 ) -> tuple[torch.nn.Module, dict]:
     """Train a ``ScaleShiftMACE`` on energies (eV) and forces (eV/Å).
 
@@ -367,6 +486,8 @@ def train_potential(
     the 80:20 train/valid split (committee members share it). With
     ``init_model`` the model is fine-tuned (warm start): its elements, cutoff,
     E0s and scale/shift are kept. ``data`` lets callers reuse prebuilt graphs.
+    With ``checkpoint`` (a file path) the fit state is saved every few minutes
+    and an interrupted fit with the same settings and data resumes from it.
     Returns the best-validation model (eval mode) and a history dict with
     per-epoch ``train_loss``/``valid_loss`` and ``valid_mae`` in meV, meV/Å.
     """
@@ -385,7 +506,7 @@ def train_potential(
     loss_fn = WeightedEnergyForcesLoss(preset.energy_weight, preset.forces_weight)
     model, history = _fit(
         model, data, preset, seed, device, loss_fn, _evaluate_energy,
-        {"compute_force": True}, progress,
+        {"compute_force": True}, progress, _checkpoint(checkpoint, "energy", preset, seed, data, init_model),
     )
     history.update(kind="energy", warm_start=init_model is not None)
     return model, history
@@ -401,6 +522,7 @@ def train_dipole_model(
     progress: ProgressCallback | None = None,
     split_seed: int = 0,
     data: PreparedData | None = None,
+    checkpoint: str | Path | None = None,
 ) -> tuple[torch.nn.Module, dict]:
     """Train an ``AtomicDipolesMACE`` on dipoles in e·Å (MACE's dipole-only mode).
 
@@ -420,7 +542,8 @@ def train_dipole_model(
     model = init_model if init_model is not None else build_dipole_model(preset, data)
     loss_fn = DipoleSingleLoss(preset.dipole_weight)
     model, history = _fit(
-        model, data, preset, seed, device, loss_fn, _evaluate_dipole, {}, progress
+        model, data, preset, seed, device, loss_fn, _evaluate_dipole, {}, progress,
+        _checkpoint(checkpoint, "dipole", preset, seed, data, init_model),
     )
     history.update(kind="dipole", warm_start=init_model is not None)
     return model, history

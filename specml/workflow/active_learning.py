@@ -16,6 +16,7 @@ Stages, each persisted in the run directory (see :mod:`specml.workflow.state`):
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,20 +150,25 @@ class IRWorkflow:
             epochs = {"epochs": self.config.warm_start_epochs}  # fine-tuning needs fewer epochs
         preset = get_preset(self.config.model_preset, **epochs)
         n_models = self.config.n_committee + 1
+        checkpoints = self.dirs.iteration_dir(iteration) / "training_checkpoints"
         with progress_bar(disable=not self.show_progress) as bar:
             task = bar.add_task(f"training iteration {iteration} ({len(data)} structures)",
                                 total=n_models * preset.epochs)
-            done = {}
+            done, planned = {}, {}
 
             def progress(label, epoch, n_epochs, metrics):
-                done[label] = epoch
-                bar.update(task, completed=sum(done.values()))
+                # n_epochs may be below preset.epochs when the step budget binds.
+                done[label], planned[label] = epoch, n_epochs
+                bar.update(task, completed=sum(done.values()),
+                           total=sum(planned.values()) + (n_models - len(planned)) * n_epochs)
 
             start = time.perf_counter()
             committee = train_committee(data, preset, self.config.n_committee, self.config.committee_seeds,
                                         init=init, dtype=self.config.train_precision, train_dipole=True,
-                                        split_seed=self.config.seed, progress=progress, executor=self.executor)
+                                        split_seed=self.config.seed, progress=progress, executor=self.executor,
+                                        checkpoint_dir=checkpoints)
         atomic_save_directory(committee.save, target)
+        shutil.rmtree(checkpoints, ignore_errors=True)
         self.say(f"iteration {iteration}: trained {self.config.n_committee} potentials + dipole model on "
                  f"{len(data)} structures in {time.perf_counter() - start:.0f} s")
         return committee

@@ -20,6 +20,7 @@ import numpy as np
 from ase import Atoms
 from ase.io import read, write
 
+from specml.atomic import atomic_write
 from specml.errors import InputError
 
 
@@ -29,11 +30,7 @@ def safe_name(name: str) -> str:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as fh:
-        fh.write(text)
-        tmp = fh.name
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def atomic_write_json(path: Path, data) -> None:
@@ -49,17 +46,11 @@ def _json_default(value):
 
 
 def atomic_write_npz(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
 
 
 def atomic_write_structures(path: Path, images: list[Atoms]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    write(str(tmp), images, format="extxyz")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: write(str(tmp), images, format="extxyz"))
 
 
 def read_structures_file(path: Path) -> list[Atoms]:
