@@ -202,6 +202,26 @@ def test_progress_reporting_does_not_change_the_trajectory(methanol_run):
     assert seen[-1] == (1300, 1300) and len(seen) >= 3
 
 
+def test_production_continues_the_thermalisation_stream(methanol_run):
+    """Thermalisation + production is one uninterrupted Langevin trajectory: its production
+    frames are those of a single engine run over both phases (no replayed random kicks)."""
+    from specml.dynamics.batched import BatchedMD
+    from specml.models import Committee
+    from specml.workflow.md_tasks import _start, production_task
+
+    workflow, _ = methanol_run
+    replica = Replica("CO", workflow.prepared()[0].atoms, 300.0, seed=5)
+    settings = {"thermalization_steps": 100, "production_steps": 200, "timestep_fs": 0.5, "friction_per_fs": 0.01,
+                "record_interval": 2, "uncertainty_stop": np.inf, "precision": "float64"}
+    (produced,) = production_task((str(workflow.dirs.final_models), [replica], settings))
+    committee = Committee.load(workflow.dirs.final_models)
+    engine = BatchedMD(committee.energy_models, [_start(replica)], dipole_model=committee.dipole_model,
+                       temperatures_K=300.0, friction_per_fs=0.01, seeds=[5], uncertainty_threshold=np.inf,
+                       record_interval=2, record_positions=False, precision="float64")
+    (continuous,) = engine.run(300).replicas
+    np.testing.assert_allclose(produced["dipoles"], continuous.dipoles[50:], rtol=0, atol=1e-10)
+
+
 def test_run_from_before_a_new_setting_still_resumes(methanol_run):
     workflow, _ = methanol_run
     stored = json.loads(workflow.dirs.config.read_text())

@@ -122,18 +122,18 @@ def production_task(args) -> list[dict]:
                          settings["uncertainty_stop"], with_dipoles=False, record_positions=False,
                          compile_models=compile_models)
     _run_with_progress(thermalize, settings["thermalization_steps"], settings.get("progress"), 0, total)
-    starts = thermalize.to_atoms()
-    production = _engine(committee, starts, replicas, settings["friction_per_fs"], settings["precision"],
-                         settings["record_interval"], settings["timestep_fs"], settings["uncertainty_stop"],
-                         with_dipoles=True, record_positions=False, compile_models=compile_models)
+    # Production continues the thermalisation exactly: same state, forces and random streams
+    # (a fresh engine with the same seeds would replay the thermalisation's Langevin kicks).
+    production = BatchedMD.from_state(thermalize.state_dict(), committee.energy_models,
+                                      dipole_model=committee.dipole_model, record_interval=settings["record_interval"],
+                                      record_positions=False, compile_models=compile_models)
     trajectory = _run_with_progress(production, settings["production_steps"], settings.get("progress"),
                                     settings["thermalization_steps"], total)
     out = []
-    for replica, frames, start in zip(replicas, trajectory.replicas, starts):
-        stopped = frames.stopped or bool(start.info.get("specml_stopped"))
+    for replica, frames in zip(replicas, trajectory.replicas):
         out.append({"molecule": replica.molecule, "seed": replica.seed, "dipoles": frames.dipoles,
                     "temperatures": frames.temperatures, "uncertainty": frames.rel_uncertainty,
-                    "stopped": stopped, "stop_reason": frames.stop_reason or start.info.get("specml_stop_reason"),
+                    "stopped": frames.stopped, "stop_reason": frames.stop_reason,
                     "precision": trajectory.precision, "record_interval_fs": settings["record_interval"]
                     * settings["timestep_fs"]})
     return out
