@@ -29,6 +29,7 @@ def reference_trajectory(args) -> str:
     path, atoms, config_dict, seed, temperature_k = args
     from specml.dynamics import run_reference_md
     from specml.workflow.config import WorkflowConfig
+    from specml.workflow.state import atomic_write_npz
 
     path = Path(path)
     if path.exists():
@@ -39,12 +40,9 @@ def reference_trajectory(args) -> str:
     traj = run_reference_md(atoms, config.reference, temperature_k, config.production_steps,
                             config.thermalization_steps, config.timestep_fs, config.production_friction_per_fs,
                             record_interval=config.dipole_record_interval, seed=seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, dipoles=traj.dipoles, temperatures=traj.temperatures_k, temperature_k=temperature_k,
-             record_interval_fs=config.dipole_record_interval * config.timestep_fs,
-             wall_time_s=time.perf_counter() - start)
-    os.replace(tmp, path)
+    atomic_write_npz(path, dipoles=traj.dipoles, temperatures=traj.temperatures_k, temperature_k=temperature_k,
+                     record_interval_fs=config.dipole_record_interval * config.timestep_fs,
+                     wall_time_s=time.perf_counter() - start)
     return str(path)
 
 
@@ -97,29 +95,25 @@ class ReferenceMDPool:
 
 def dipole_runs(path: Path, max_ps: float | None = None) -> tuple[list[np.ndarray], float]:
     """Dipole series of the trajectories in an ``.npz`` (``dipoles`` for one reference
-    trajectory, ``dipoles_K`` + ``stopped_K`` for the workflow's production file, stopped
-    runs left out), cut to their first ``max_ps`` picoseconds, and the record interval (fs)."""
+    trajectory, or the workflow's production file, stopped runs left out), cut to their
+    first ``max_ps`` picoseconds, and the record interval (fs)."""
+    from specml.workflow.active_learning import read_production_file
+
     with np.load(path) as data:
+        if "dipoles" not in data.files:
+            runs = read_production_file(path)
+            return runs.usable_dipoles(max_ps=max_ps), runs.record_interval_fs
         dt = float(data["record_interval_fs"])
-        if "dipoles" in data.files:
-            runs = [data["dipoles"]]
-        else:
-            keys = sorted((k for k in data.files if k.startswith("dipoles_")), key=lambda k: int(k.split("_")[1]))
-            if not keys:
-                raise ValueError(f"{path}: no dipole series (expected 'dipoles' or 'dipoles_K' arrays)")
-            runs = [data[k] for k in keys if not bool(data.get(f"stopped_{k.split('_')[1]}", False))]
-    if max_ps is not None:
-        n = int(round(max_ps * 1000.0 / dt))
-        runs = [r[:n] for r in runs]
-    return [np.asarray(r, dtype=float) for r in runs], dt
+        series = np.asarray(data["dipoles"], dtype=float)
+    n = None if max_ps is None else int(round(max_ps * 1000.0 / dt))
+    return [series[:n]], dt
 
 
 def spectrum_of_runs(runs: list[np.ndarray], dt_fs: float, config, metadata: dict):
     """Mean ± std IR spectrum over dipole series, with the workflow's spectrum settings."""
-    from specml.spectra.autocorrelation import average_spectra, ir_from_dipoles
+    from specml.spectra.autocorrelation import ir_from_trajectories
 
-    lo, hi = config.spectrum_range_cm1
-    return average_spectra([ir_from_dipoles(r, dt_fs, config.max_correlation_fs, lo, hi) for r in runs], metadata)
+    return ir_from_trajectories(runs, dt_fs, config.max_correlation_fs, *config.spectrum_range_cm1, metadata)
 
 
 def reference_spectrum(paths: list[str | Path], config, label: str, max_ps: float | None = None):

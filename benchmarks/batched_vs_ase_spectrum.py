@@ -65,7 +65,7 @@ from specml.dynamics.ase_md import initialize_velocities
 from specml.dynamics.batched import BatchedMD
 from specml.models import Committee
 from specml.models.committee import FORCE_UNCERTAINTY_EPS
-from specml.spectra.autocorrelation import average_spectra, ir_from_dipoles
+from specml.spectra.autocorrelation import ir_from_trajectories
 from specml.workflow.config import WorkflowConfig
 from specml.workflow.md_tasks import COMPILE_MIN_STEPS
 from specml.workflow.state import atomic_write_npz
@@ -270,11 +270,6 @@ def advance_ase(work_dir, states, committee, protocol, targets, segment_steps, b
 
 
 # ---------------------------------------------------------------- report
-def spectra_of(dipole_sets, dt_fs, cfg, depth_fs):
-    lo, hi = cfg.spectrum_range_cm1
-    return [ir_from_dipoles(d, dt_fs, depth_fs, lo, hi) for d in dipole_sets]
-
-
 def throughput(work_dir: Path) -> dict:
     """Wall/CPU time and steps per side from ``segments.jsonl`` (all runs so far)."""
     out = {}
@@ -319,7 +314,7 @@ def report(args, cfg: WorkflowConfig, states: list[dict], protocol: dict, commit
         return [s["dipoles"][:n_common] for name in names for s in usable[name]]
 
     def spectrum(names, depth):
-        return average_spectra(spectra_of(dipoles(*names), dt_rec, cfg, depth))
+        return ir_from_trajectories(dipoles(*names), dt_rec, depth, *cfg.spectrum_range_cm1)
 
     pairs = {"batched_vs_ase": (("set_a",), ("ase",)), "batched_all_vs_ase": (("set_a", "set_b"), ("ase",)),
              "noise_floor_batched_vs_batched": (("set_a",), ("set_b",))}
@@ -365,7 +360,7 @@ def report(args, cfg: WorkflowConfig, states: list[dict], protocol: dict, commit
                      "dipole_record_interval_steps": rec, "max_correlation_fs": args.max_correlation_fs,
                      "spectrum_range_cm1": list(cfg.spectrum_range_cm1), "precision": protocol["precision"],
                      "uncertainty_stop": protocol["uncertainty_stop"], "forces": "committee mean",
-                     "spectra": "ir_from_dipoles per trajectory, average_spectra over trajectories",
+                     "spectra": "ir_from_trajectories (ir_from_dipoles per trajectory, averaged)",
                      "initial_velocities": "Maxwell-Boltzmann (no COM motion/rotation); different seeds "
                                            "and Langevin streams on each side",
                      "continuation": "segments of the saved state (positions, momenta, generator state): exact; "

@@ -244,3 +244,26 @@ def test_trained_models_predict_without_retraining(methanol_run, tmp_path):
     assert summary["domain"]["CO"]["uncertainty_at_minimum"] >= 0
     assert (tmp_path / "p" / "spectrum_CO_300K.csv").exists()
     assert workflow.database.count() == n_labels  # no reference calls, no training
+
+
+def test_production_file_reader_leaves_out_stopped_and_short_runs(tmp_path):
+    from specml.workflow.active_learning import read_production_file
+
+    path = tmp_path / "mol.npz"
+    lengths, stopped = (3000, 3000, 1500), (False, True, False)
+    arrays = {"record_interval_fs": np.array(1.0)}
+    for k, (n, stop) in enumerate(zip(lengths, stopped)):
+        arrays[f"dipoles_{k}"] = np.full((n, 3), float(k))
+        arrays[f"uncertainty_{k}"] = np.full(n, 0.1 * (k + 1))
+        arrays[f"stopped_{k}"] = np.array(stop)
+        arrays[f"mean_temperature_{k}"] = np.array(300.0 + k)
+    np.savez(path, **arrays)
+    runs = read_production_file(path)
+    assert runs.stopped == [False, True, False] and runs.mean_temperatures_k == [300.0, 301.0, 302.0]
+    assert runs.mean_uncertainties == pytest.approx([0.1, 0.2, 0.3])
+    usable = runs.usable_dipoles(min_fs=2000.0)  # run 1 stopped, run 2 only 1.5 ps long
+    assert [d[0, 0] for d in usable] == [0.0]
+    assert [len(d) for d in runs.usable_dipoles(max_ps=1.0)] == [1000, 1000]
+    np.savez(path, record_interval_fs=np.array(1.0))
+    with pytest.raises(InputError, match="no production trajectories"):
+        read_production_file(path)

@@ -109,3 +109,12 @@ def average_spectra(spectra: Sequence[Spectrum], metadata: dict | None = None) -
     std = stack.std(axis=0, ddof=1) if len(spectra) > 1 else np.zeros_like(axis)
     info = {**spectra[0].metadata, "n_trajectories": len(spectra), **(metadata or {})}
     return Spectrum(axis, stack.mean(axis=0), std, info)
+
+
+
+def ir_from_trajectories(dipole_series: Sequence[np.ndarray], timestep_fs: float, max_correlation_fs: float = 1000.0,
+                         lo: float = 0.0, hi: float = 4000.0, metadata: dict | None = None) -> Spectrum:
+    """Mean ± std IR spectrum over independent trajectories (one ``(T, 3)`` dipole series each,
+    e·Å every ``timestep_fs``): :func:`ir_from_dipoles` per trajectory, then :func:`average_spectra`."""
+    return average_spectra([ir_from_dipoles(d, timestep_fs, max_correlation_fs, lo, hi) for d in dipole_series],
+                           metadata)

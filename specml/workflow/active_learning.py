@@ -30,7 +30,7 @@ from specml.errors import InputError
 from specml.executor import Executor, make_executor, progress_bar
 from specml.molecules.inputs import Molecule
 from specml.reference import make_reference
-from specml.spectra.autocorrelation import average_spectra, ir_from_dipoles
+from specml.spectra.autocorrelation import ir_from_trajectories
 from specml.spectra.harmonic import HarmonicResult, harmonic_from_derivatives
 from specml.spectra.spectrum import Spectrum
 from specml.workflow.config import WorkflowConfig
@@ -432,25 +432,59 @@ def production_spectra(structures: list[tuple[str, Atoms]], models_dir: Path, te
     spectra = {}
     lo, hi = config.spectrum_range_cm1
     for name, _ in structures:
-        with np.load(folder / f"{safe_name(name)}.npz") as data:
-            dt = float(data["record_interval_fs"])
-            n_runs = len([k for k in data.files if k.startswith("dipoles_")])
-            per_run, stopped, uncertainties, temps = [], 0, [], []
-            for k in range(n_runs):
-                uncertainties.append(float(np.nanmean(data[f"uncertainty_{k}"])) if data[f"uncertainty_{k}"].size else np.nan)
-                temps.append(float(data[f"mean_temperature_{k}"]))
-                dipoles = data[f"dipoles_{k}"]
-                if bool(data[f"stopped_{k}"]) or len(dipoles) * dt < 2 * config.max_correlation_fs:
-                    stopped += 1
-                    continue
-                per_run.append(ir_from_dipoles(dipoles, dt, config.max_correlation_fs, lo, hi))
-        if not per_run:
+        runs = read_production_file(folder / f"{safe_name(name)}.npz")
+        usable = runs.usable_dipoles(min_fs=2 * config.max_correlation_fs)
+        if not usable:
             say(f"[yellow]{name}: every production trajectory hit the sanity stop; no spectrum[/]")
             continue
-        spectrum = average_spectra(per_run, {
+        spectrum = ir_from_trajectories(usable, runs.record_interval_fs, config.max_correlation_fs, lo, hi, {
             "label": f"{name} ML-MD {temperature_k:.0f} K", "molecule": name, "temperature_k": temperature_k,
-            "n_trajectories_stopped": stopped, "mean_relative_force_uncertainty": float(np.nanmean(uncertainties)),
-            "mean_kinetic_temperature_k": float(np.nanmean(temps)), "method": "ML-MD (MACE committee)",
-            "models": str(models_dir)})
+            "n_trajectories_stopped": len(runs.dipoles) - len(usable),
+            "mean_relative_force_uncertainty": float(np.nanmean(runs.mean_uncertainties)),
+            "mean_kinetic_temperature_k": float(np.nanmean(runs.mean_temperatures_k)),
+            "method": "ML-MD (MACE committee)", "models": str(models_dir)})
         spectra[name] = spectrum
     return spectra
+
+
+@dataclass
+class ProductionRuns:
+    """The production trajectories of one molecule, as :func:`production_spectra` stores them.
+
+    ``dipoles`` (e·Å, one ``(T, 3)`` series per trajectory, every ``record_interval_fs``),
+    ``uncertainties`` (relative force uncertainty per frame), ``stopped`` (sanity stop),
+    ``mean_temperatures_k`` (mean kinetic temperature per trajectory, K).
+    """
+
+    dipoles: list[np.ndarray]
+    uncertainties: list[np.ndarray]
+    stopped: list[bool]
+    mean_temperatures_k: list[float]
+    record_interval_fs: float
+
+    @property
+    def mean_uncertainties(self) -> list[float]:
+        return [float(np.nanmean(u)) if u.size else np.nan for u in self.uncertainties]
+
+    def usable_dipoles(self, min_fs: float = 0.0, max_ps: float | None = None) -> list[np.ndarray]:
+        """Dipole series of the trajectories that were not stopped and are at least ``min_fs``
+        long, cut to their first ``max_ps`` picoseconds."""
+        n = None if max_ps is None else int(round(max_ps * 1000.0 / self.record_interval_fs))
+        return [d[:n] for d, stop in zip(self.dipoles, self.stopped)
+                if not stop and len(d) * self.record_interval_fs >= min_fs]
+
+
+def read_production_file(path: Path) -> ProductionRuns:
+    """Read one molecule's production file (``dipoles_K``, ``uncertainty_K``, ``stopped_K``,
+    ``mean_temperature_K`` per trajectory K, and ``record_interval_fs``)."""
+    with np.load(path) as data:
+        n_runs = len([k for k in data.files if k.startswith("dipoles_")])
+        if not n_runs:
+            raise InputError(f"{path}: no production trajectories (no 'dipoles_K' arrays)")
+        return ProductionRuns(
+            dipoles=[np.asarray(data[f"dipoles_{k}"], dtype=float) for k in range(n_runs)],
+            uncertainties=[np.asarray(data[f"uncertainty_{k}"], dtype=float) for k in range(n_runs)],
+            stopped=[bool(data[f"stopped_{k}"]) for k in range(n_runs)],
+            mean_temperatures_k=[float(data[f"mean_temperature_{k}"]) for k in range(n_runs)],
+            record_interval_fs=float(data["record_interval_fs"]),
+        )
