@@ -329,3 +329,11 @@ def test_uncertainty_formula():
     assert relative == pytest.approx(np.sqrt(1 / 3) / 2.1)
     with pytest.raises(ModelError):
         uncertainty(forces[:1])
+
+
+def test_unwritable_checkpoint_warns_and_training_goes_on(dataset, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.warns(UserWarning, match="cannot write training checkpoint"):
+        model, history = train_potential(dataset, get_preset("tiny", epochs=2), checkpoint=blocker / "member.pt")
+    assert history["epochs_run"] == 2

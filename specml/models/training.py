@@ -20,6 +20,7 @@ import copy
 import hashlib
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -246,8 +247,11 @@ class Checkpoint:
         self.path = Path(path)
         self.fingerprint = fingerprint
         self.every_s = CHECKPOINT_INTERVAL_S if every_s is None else float(every_s)
+        self.writable = True
 
     def save(self, fit_state: dict, **progress) -> None:
+        if not self.writable:
+            return
         ema = fit_state["ema"]
         payload = {
             "fingerprint": self.fingerprint,
@@ -259,7 +263,13 @@ class Checkpoint:
             "torch_rng": torch.get_rng_state(),
             **progress,
         }
-        atomic_write(self.path, lambda tmp: torch.save(payload, tmp))
+        try:
+            atomic_write(self.path, lambda tmp: torch.save(payload, tmp))
+        except OSError as error:
+            # E.g. a Dask worker on another machine without the run directory: train on
+            # without checkpoints rather than lose the fit.
+            warnings.warn(f"cannot write training checkpoint {self.path} ({error}); continuing without")
+            self.writable = False
 
     def load(self, fit_state: dict) -> dict | None:
         """Restore ``fit_state`` in place; returns the saved progress, or None if there is none for this fit."""
