@@ -132,8 +132,9 @@ reaches 4.3 cm-1 (10.3 meV/Å) with L=0 and 3.9 cm-1 (6.7 meV/Å) with L=1 at
 Why a budget of 20,000 optimizer steps: 600 epochs is 7,800-12,000 steps on
 the 121-196 labels of a methanol run (the budget does not bind there), but
 about 226,000 steps (some 4 h per model on one core) on the 3,770 initial
-labels of the 24-molecule benchmark, where each epoch already holds 377
-steps. The budget caps such sets at about 17 min per model.
+labels of the 24-molecule benchmark, where each epoch already holds 376
+steps. There the budget means 54 epochs (20,304 steps); the first member took
+41 min (77-109 ms per step, sharing its core with the reference MD).
 """
 
 PRESETS: dict[str, ModelPreset] = {
