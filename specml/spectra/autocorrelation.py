@@ -111,7 +111,6 @@ def average_spectra(spectra: Sequence[Spectrum], metadata: dict | None = None) -
     return Spectrum(axis, stack.mean(axis=0), std, info)
 
 
-
 def ir_from_trajectories(dipole_series: Sequence[np.ndarray], timestep_fs: float, max_correlation_fs: float = 1000.0,
                          lo: float = 0.0, hi: float = 4000.0, metadata: dict | None = None) -> Spectrum:
     """Mean ± std IR spectrum over independent trajectories (one ``(T, 3)`` dipole series each,

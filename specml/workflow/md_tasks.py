@@ -48,8 +48,9 @@ COMPILE_MIN_STEPS = 20_000
 
 
 def _engine(committee, starts, replicas, friction, precision, record_interval, timestep_fs, uncertainty_stop,
-            with_dipoles, record_positions, compile_models=False):
-    return BatchedMD(committee.energy_models, starts, dipole_model=committee.dipole_model if with_dipoles else None,
+            record_positions, compile_models=False):
+    """An engine without dipoles (exploration, thermalisation); production continues one via from_state."""
+    return BatchedMD(committee.energy_models, starts,
                      ensemble="langevin", temperatures_K=[r.temperature_k for r in replicas],
                      timestep_fs=timestep_fs, friction_per_fs=friction, seeds=[r.seed for r in replicas],
                      uncertainty_threshold=uncertainty_stop, record_interval=record_interval,
@@ -99,7 +100,7 @@ def exploration_task(args) -> list[dict]:
     committee = _committee(models_dir)
     engine = _engine(committee, [_start(r) for r in replicas], replicas, settings["friction_per_fs"],
                      settings["precision"], settings["record_interval"], settings["timestep_fs"],
-                     settings["uncertainty_stop"], with_dipoles=False, record_positions=True)
+                     settings["uncertainty_stop"], record_positions=True)
     trajectory = _run_with_progress(engine, settings["n_steps"], settings.get("progress"))
     out = []
     for replica, frames, final in zip(replicas, trajectory.replicas, trajectory.final_atoms):
@@ -119,7 +120,7 @@ def production_task(args) -> list[dict]:
     compile_models = total >= COMPILE_MIN_STEPS
     thermalize = _engine(committee, [_start(r) for r in replicas], replicas, settings["friction_per_fs"],
                          settings["precision"], max(1, settings["thermalization_steps"]), settings["timestep_fs"],
-                         settings["uncertainty_stop"], with_dipoles=False, record_positions=False,
+                         settings["uncertainty_stop"], record_positions=False,
                          compile_models=compile_models)
     _run_with_progress(thermalize, settings["thermalization_steps"], settings.get("progress"), 0, total)
     # Production continues the thermalisation exactly: same state, forces and random streams
