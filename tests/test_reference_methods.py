@@ -48,6 +48,31 @@ def test_xtb_scf_failure_is_specific_and_carries_structure():
     np.testing.assert_allclose(info.value.atoms.positions, atoms.positions)
 
 
+def test_xtb_limits_openmp_threads_only_during_a_calculation(monkeypatch):
+    from tblite.ase import TBLite
+
+    from specml.reference.xtb import _openmp_controller
+
+    def team_sizes():
+        return [lib["num_threads"] for lib in _openmp_controller().info()]
+
+    assert team_sizes(), "tblite's OpenMP runtime was not found"
+    inside = []
+    original = TBLite.calculate
+
+    def recording(self, *args, **kwargs):
+        inside.append(team_sizes())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(TBLite, "calculate", recording)
+    with _openmp_controller().limit(limits=2):
+        atoms = molecule("H2O")
+        atoms.calc = XTBReference(threads=1).calculator()
+        atoms.get_forces()
+        assert inside == [[1] * len(inside[0])]
+        assert team_sizes() == [2] * len(inside[0])  # the caller's setting is restored
+
+
 def test_unsupported_element_is_reported_before_calculating():
     with pytest.raises(UnsupportedElementError, match="U") as info:
         make_reference("xtb").label(Atoms("U", positions=[[0, 0, 0]]))
