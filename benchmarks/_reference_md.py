@@ -53,10 +53,16 @@ def trajectory_tasks(folder: Path, atoms, config, seed: int, temperature_k: floa
             for k in range(config.n_trajectories)]
 
 
+#: Dask priority of reference trajectories: below the workflow's tasks (priority 0), so they fill
+#: the workers whenever the ML work leaves one free instead of holding the ML work up for hours.
+REFERENCE_PRIORITY = -10
+
+
 class ReferenceMDPool:
     """Runs :func:`reference_trajectory` tasks: on ``workers`` single-threaded Dask worker
     processes (started at construction, so they overlap with the caller's work), or, with
-    ``workers=0``, in this process when the results are collected."""
+    ``workers=0``, in this process when the results are collected. :meth:`executor` puts the
+    workflow's own tasks on the same workers, ahead of the reference trajectories."""
 
     def __init__(self, workers: int = 1):
         if workers < 0:
@@ -70,11 +76,18 @@ class ReferenceMDPool:
                                          dashboard_address=None)
             self._client = Client(self._cluster)
 
+    def executor(self, show_progress: bool = True):
+        """A specml executor on this pool's workers (in-process when ``workers=0``)."""
+        from specml.executor import make_executor
+
+        return make_executor(self._client, show_progress=show_progress)
+
     def submit(self, tasks: list[tuple]) -> list:
         """Start ``tasks``; returns one handle per task for :meth:`result`."""
         if self._client is None:
             return list(tasks)
-        return [self._client.submit(reference_trajectory, task, pure=False) for task in tasks]
+        return [self._client.submit(reference_trajectory, task, pure=False, priority=REFERENCE_PRIORITY)
+                for task in tasks]
 
     def result(self, handle) -> str:
         """The trajectory file of one task (raises the task's error)."""

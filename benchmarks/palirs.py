@@ -324,7 +324,7 @@ def seconds_per_call(reference: str, atoms, n_calls: int, path: Path, seed: int 
     return out
 
 
-def dft_case(settings: dict, run_dir: Path, experiments: dict, show_progress: bool, console) -> tuple[dict, dict]:
+def dft_case(settings: dict, run_dir: Path, experiments: dict, executor, console) -> tuple[dict, dict]:
     """Part 7: the workflow on methanol with the PySCF reference; its cost, an estimate of the
     equivalent DFT MD (s per call x thermalisation + production steps) and Exp-ML agreement."""
     from specml.molecules.inputs import canonical_smiles, molecule_from_smiles
@@ -333,8 +333,8 @@ def dft_case(settings: dict, run_dir: Path, experiments: dict, show_progress: bo
     config = get_workflow_config(settings["dft_workflow_preset"], reference=settings["dft_reference"],
                                  **settings["dft_overrides"])
     methanol = molecule_from_smiles("CO", "methanol")
-    workflow = IRWorkflow([methanol], run_dir / "dft_methanol", config, console=console,
-                          show_progress=show_progress)
+    workflow = IRWorkflow([methanol], run_dir / "dft_methanol", config, executor=executor, console=console,
+                          show_progress=executor.show_progress)
     minimum = workflow.prepared()[0].atoms
     timing = seconds_per_call(config.reference, minimum, settings["dft_timing_calls"],
                               run_dir / "dft_methanol" / "seconds_per_call.json")
@@ -390,11 +390,14 @@ def run(preset: str, settings: dict, run_dir: Path, workers: int, dft: bool, sho
         raise BenchmarkError(f"the temperature-series molecule {series!r} is not among the training molecules")
     temperature = config.production_temperature_k
 
-    workflow = IRWorkflow(train, run_dir / "xtb", config, console=console, show_progress=show_progress)
-    minima = dict(workflow.prepared_structures())
-    transfer_minima = reference_minima(transfer, config.reference, run_dir / "transfer" / "reference_minima.json")
     with ReferenceMDPool(workers) as pool:
-        # Reference MD first, so that it runs on the worker while the ML work runs here.
+        executor = pool.executor(show_progress)
+        workflow = IRWorkflow(train, run_dir / "xtb", config, executor=executor, console=console,
+                              show_progress=show_progress)
+        minima = dict(workflow.prepared_structures())
+        transfer_minima = reference_minima(transfer, config.reference, run_dir / "transfer" / "reference_minima.json")
+        # Reference MD is submitted first, at a lower priority than the workflow's tasks on the
+        # same workers: it takes every worker the ML work leaves free.
         refs = ReferenceRuns(pool, run_dir / "reference_md", config)
         for i, (name, atoms) in enumerate(minima.items()):
             refs.submit(name, atoms, temperature, seed=10_000 + 100 * i)
@@ -408,7 +411,7 @@ def run(preset: str, settings: dict, run_dir: Path, workers: int, dft: bool, sho
         series_ml = temperature_series_ml(workflow, result, series, settings["temperatures_k"], run_dir)
         transfer_ml, domain, unseen = predict_transfer(workflow, transfer, run_dir / "transfer")
         if dft:
-            dft_entry, dft_plot = dft_case(settings, run_dir, experiments, show_progress, console)
+            dft_entry, dft_plot = dft_case(settings, run_dir, experiments, executor, console)
         else:
             dft_entry, dft_plot = skipped_dft(settings, "not requested (the small preset runs it only with --dft)"), {}
         refs.collect()
@@ -852,8 +855,9 @@ def _header(doc: _Doc, json_path: Path) -> list[str]:
         "python benchmarks/palirs.py --preset full            # hours on 2 cores; resumable: rerun to continue",
         "python benchmarks/palirs.py --preset small --out-dir /tmp/palirs   # the CI smoke test, minutes",
         "```", "",
-        "The full preset trains on all 24 molecules at the workflow's default settings, runs the xTB reference MD "
-        "on a Dask worker in parallel (`--reference-workers`), and runs the DFT case with "
+        "The full preset trains on all 24 molecules at the workflow's default settings. The xTB reference MD "
+        "runs on the workflow's Dask workers (`--workers`, default 2) whenever the workflow leaves one free. "
+        "The DFT case uses "
         f"`{PRESETS['full']['dft_reference']}` (PySCF, density fitting). It writes this file, "
         "`docs/results/palirs_benchmark.json` and `docs/results/palirs_figures/`. The run directory "
         "(`--run-dir`, default `runs/palirs_full`) holds every trajectory and label; killing and rerunning "
@@ -1127,12 +1131,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", help="report directory (default: docs/ for full, RUN_DIR/report otherwise)")
     parser.add_argument("--dft", action=argparse.BooleanOptionalAction, default=None,
                         help="run the DFT methanol case (default: on for full, off for small)")
-    parser.add_argument("--reference-workers", type=int, default=1,
-                        help="Dask worker processes for the reference MD (0: in this process, after the ML work)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="Dask worker processes shared by the workflow and the reference MD, which takes the "
+                             "workers the workflow leaves free (0: everything in this process, reference MD last)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    if args.reference_workers < 0:
-        parser.error("--reference-workers must be >= 0")
+    if args.workers < 0:
+        parser.error("--workers must be >= 0")
     settings = PRESETS[args.preset]
     run_dir = Path(args.run_dir) if args.run_dir else ROOT / "runs" / f"palirs_{args.preset}"
     default_out = ROOT / "docs" if args.preset == "full" else run_dir / "report"
@@ -1145,7 +1150,7 @@ def main(argv: list[str] | None = None) -> int:
             if not path.is_file():
                 raise BenchmarkError(f"{path}: no such file (the shared data are expected at {SHARED})")
         dft = settings["dft"] if args.dft is None else args.dft
-        results, plots = run(args.preset, settings, run_dir, args.reference_workers, dft, not args.no_progress)
+        results, plots = run(args.preset, settings, run_dir, args.workers, dft, not args.no_progress)
         paths = write_report(results, plots, out_dir)
     except (BenchmarkError, SpecmlError) as exc:
         print(f"error: {exc}", file=sys.stderr)

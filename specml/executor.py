@@ -84,6 +84,12 @@ class Executor:
                 self._client = Client(self.scheduler)
         return self._client
 
+    def n_workers(self) -> int:
+        """Workers that can run tasks now (1 in-process)."""
+        if not self.distributed:
+            return 1
+        return max(1, len(self.client().scheduler_info(n_workers=-1)["workers"]))
+
     def imap(self, fn: Callable, items: Iterable, description: str = "working") -> Iterator[TaskResult]:
         """Yield results as they complete (in completion order on Dask, in order in-process)."""
         items = list(items)

@@ -201,9 +201,9 @@ def test_step_budget_limits_training_epochs(dataset):
 
 
 def test_interrupted_fit_resumes_exactly_from_its_checkpoint(dataset, tmp_path, monkeypatch):
-    from specml.models import training
+    import specml.checkpoint
 
-    monkeypatch.setattr(training, "CHECKPOINT_INTERVAL_S", 0.0)  # save after every epoch
+    monkeypatch.setattr(specml.checkpoint, "CHECKPOINT_INTERVAL_S", 0.0)  # save after every epoch
     preset = get_preset("tiny", epochs=5)
     straight, straight_history = train_potential(dataset, preset, seed=3)
 

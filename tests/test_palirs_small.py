@@ -157,7 +157,7 @@ def test_small_preset_refuses_to_overwrite_a_full_report(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [(["--preset", "huge"], "invalid choice"),
-                                           (["--reference-workers", "-1"], "must be >= 0")])
+                                           (["--workers", "-1"], "must be >= 0")])
 def test_bad_arguments_are_rejected_clearly(args, message, tmp_path):
     proc = run_script(*args, "--run-dir", str(tmp_path / "run"))
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr

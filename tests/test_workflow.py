@@ -222,6 +222,86 @@ def test_production_continues_the_thermalisation_stream(methanol_run):
     np.testing.assert_allclose(produced["dipoles"], continuous.dipoles[50:], rtol=0, atol=1e-10)
 
 
+class Killed(Exception):
+    pass
+
+
+def kill_at(step: int):
+    """A progress callback that stops a task once it has run ``step`` steps."""
+    def progress(done, total):
+        if done >= step:
+            raise Killed
+    return progress
+
+
+# Chunks of 500 steps: killed in thermalisation (at 500 of 700) or in production (at 500 of 800).
+@pytest.mark.parametrize("kill_step, resumed_at", [(500, 700), (1200, 1500)])
+def test_killed_production_task_resumes_exactly_from_its_snapshot(methanol_run, tmp_path, monkeypatch, kill_step,
+                                                                   resumed_at):
+    import specml.checkpoint
+    from specml.workflow.md_tasks import production_task
+
+    monkeypatch.setattr(specml.checkpoint, "CHECKPOINT_INTERVAL_S", 0.0)  # a snapshot after every chunk
+    workflow, _ = methanol_run
+    models = str(workflow.dirs.final_models)
+    replicas = [Replica("CO", workflow.prepared()[0].atoms, t, seed=5 + k) for k, t in enumerate((300.0, 600.0))]
+    settings = {"thermalization_steps": 700, "production_steps": 800, "timestep_fs": 0.5, "friction_per_fs": 0.01,
+                "record_interval": 2, "uncertainty_stop": np.inf, "precision": "float64"}
+    straight = production_task((models, replicas, settings))
+    snapshot = tmp_path / "batch_0.pt"
+    with pytest.raises(Killed):
+        production_task((models, replicas, {**settings, "checkpoint": str(snapshot), "progress": kill_at(kill_step)}))
+    steps_seen = []
+    resumed = production_task((models, replicas, {**settings, "checkpoint": str(snapshot),
+                                                  "progress": lambda done, total: steps_seen.append(done)}))
+    assert steps_seen[0] == resumed_at  # the first chunk after the killed run's snapshot, not from step 0
+    for a, b in zip(straight, resumed):
+        assert len(a["dipoles"]) == 400
+        np.testing.assert_allclose(b["dipoles"], a["dipoles"], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(b["temperatures"], a["temperatures"], rtol=0, atol=1e-8)
+    # Finished: a rerun returns the saved output without running a step.
+    steps_seen.clear()
+    again = production_task((models, replicas, {**settings, "checkpoint": str(snapshot),
+                                                "progress": lambda done, total: steps_seen.append(done)}))
+    assert steps_seen == [] and np.array_equal(again[1]["dipoles"], resumed[1]["dipoles"])
+    # Other settings: the snapshot is not this task's, so it runs from the start.
+    other = production_task((models, replicas, {**settings, "production_steps": 600, "checkpoint": str(snapshot),
+                                                "progress": lambda done, total: steps_seen.append(done)}))
+    assert steps_seen[0] == 500 and len(other[0]["dipoles"]) == 300
+
+
+def test_killed_exploration_task_resumes_exactly(methanol_run, tmp_path, monkeypatch):
+    import specml.checkpoint
+
+    monkeypatch.setattr(specml.checkpoint, "CHECKPOINT_INTERVAL_S", 0.0)
+    workflow, _ = methanol_run
+    models = str(workflow.dirs.final_models)
+    replicas = [Replica("CO", workflow.prepared()[0].atoms, 500.0, seed=11)]
+    settings = {"n_steps": 1200, "timestep_fs": 0.5, "friction_per_fs": 0.01, "record_interval": 10,
+                "uncertainty_stop": np.inf, "precision": "float64"}
+    (straight,) = exploration_task((models, replicas, settings))
+    snapshot = str(tmp_path / "batch_0.pt")
+    with pytest.raises(Killed):
+        exploration_task((models, replicas, {**settings, "checkpoint": snapshot, "progress": kill_at(1000)}))
+    (resumed,) = exploration_task((models, replicas, {**settings, "checkpoint": snapshot}))
+    assert len(resumed["positions"]) == 120
+    np.testing.assert_array_equal(resumed["steps"], straight["steps"])
+    np.testing.assert_allclose(resumed["positions"], straight["positions"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(resumed["final_momenta"], straight["final_momenta"], rtol=0, atol=1e-10)
+
+
+def test_md_batches_for_workers_are_balanced_by_atoms():
+    from specml.workflow.active_learning import balanced_batches
+
+    water, ethanol = molecule("H2O"), molecule("CH3CH2OH")  # 3 and 9 atoms
+    replicas = [Replica("ethanol", ethanol, 300.0, k) for k in range(3)] + \
+               [Replica("water", water, 300.0, k) for k in range(3)]
+    batches = balanced_batches(replicas, 2)
+    assert sorted(sum(len(r.atoms) for r in b) for b in batches) == [18, 18]
+    assert sorted(r.seed for b in batches for r in b if r.molecule == "water") == [0, 1, 2]
+    assert len(balanced_batches(replicas, 10)) == 6 and balanced_batches(replicas[:1], 4) == [replicas[:1]]
+
+
 def test_run_from_before_a_new_setting_still_resumes(methanol_run):
     workflow, _ = methanol_run
     stored = json.loads(workflow.dirs.config.read_text())

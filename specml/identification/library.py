@@ -228,27 +228,13 @@ def ml_predictor() -> Callable:
 
 
 def committee_fingerprint(models_dir: Path) -> str:
-    """SHA-256 over a committee's manifest and the model files it names: the model's identity.
-
-    Keyed by content, not path, so retraining into the same directory never hits stale
-    spectra and a copied committee reuses them.
-    """
+    """The committee's content digest (:func:`specml.models.committee.committee_digest`) for a
+    run directory or a committee directory. Keyed by content, not path, so retraining into the
+    same directory never hits stale spectra and a copied committee reuses them."""
+    from specml.models.committee import committee_digest
     from specml.workflow.prediction import resolve_models_dir
 
-    directory = resolve_models_dir(models_dir)  # a run directory or the committee itself
-    manifest_path = directory / "committee.json"
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        files = list(manifest["energy_model_files"]) + [f for f in [manifest.get("dipole_model_file")] if f]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise InputError(f"{manifest_path}: not a readable committee manifest ({exc})") from exc
-    digest = hashlib.sha256(manifest_path.read_bytes())
-    for name in files:
-        try:
-            digest.update((directory / name).read_bytes())
-        except OSError as exc:
-            raise InputError(f"{directory}: model file {name} of the committee is unreadable ({exc})") from exc
-    return digest.hexdigest()
+    return committee_digest(resolve_models_dir(models_dir))
 
 
 @dataclass

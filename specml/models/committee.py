@@ -10,6 +10,7 @@ modules (``ScaleShiftMACE``/``AtomicDipolesMACE`` with ``r_max`` and
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import json
 import math
@@ -22,7 +23,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from mace.tools import get_atomic_number_table_from_zs
 
-from specml.errors import ModelError
+from specml.errors import InputError, ModelError
 
 from .data import DIPOLE_KEY, ENERGY_KEY, FORCES_KEY, check_elements, make_loader, to_atomic_data
 from .device import dtype_name, select_device, torch_dtype
@@ -256,6 +257,24 @@ class Committee:
         if committee.atomic_numbers != manifest.get("atomic_numbers"):
             raise ModelError(f"{directory}: models do not match the manifest's elements")
         return committee
+
+
+def committee_digest(directory: str | Path) -> str:
+    """SHA-256 over a saved committee's manifest and the model files it names: its identity."""
+    directory = Path(directory)
+    manifest_path = directory / "committee.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files = list(manifest["energy_model_files"]) + [f for f in [manifest.get("dipole_model_file")] if f]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise InputError(f"{manifest_path}: not a readable committee manifest ({exc})") from exc
+    digest = hashlib.sha256(manifest_path.read_bytes())
+    for name in files:
+        try:
+            digest.update((directory / name).read_bytes())
+        except OSError as exc:
+            raise InputError(f"{directory}: model file {name} of the committee is unreadable ({exc})") from exc
+    return digest.hexdigest()
 
 
 def _load_module(path: Path, device: torch.device) -> torch.nn.Module:

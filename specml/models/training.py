@@ -20,7 +20,6 @@ import copy
 import hashlib
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -36,7 +35,7 @@ from mace.modules.utils import compute_avg_num_neighbors, compute_mean_rms_energ
 from mace.tools import AtomicNumberTable, get_atomic_number_table_from_zs
 from torch_ema import ExponentialMovingAverage
 
-from specml.atomic import atomic_write
+from specml.checkpoint import PeriodicCheckpoint
 from specml.errors import ModelError
 from specml.units import E_ANGSTROM_IN_DEBYE
 
@@ -57,9 +56,6 @@ from .presets import ModelPreset, hidden_irreps
 ProgressCallback = Callable[[int, int, dict], None]
 
 _INTERACTION = "RealAgnosticResidualInteractionBlock"  # mace_run_train default
-
-#: Seconds of training between checkpoint saves (a save costs about a validation pass).
-CHECKPOINT_INTERVAL_S = 300.0
 
 
 @dataclass
@@ -233,28 +229,21 @@ def data_fingerprint(data: PreparedData) -> str:
     return digest.hexdigest()
 
 
-class Checkpoint:
+class Checkpoint(PeriodicCheckpoint):
     """The mid-fit state of one model on disk, so an interrupted fit resumes at its last saved epoch.
 
     Holds the weights, optimizer, LR scheduler, EMA, shuffling generator, best
     state and history: a resumed fit continues exactly as the uninterrupted one
-    would have. It is written at most every ``every_s`` seconds (a save costs a
-    little time) and when the fit ends. ``fingerprint`` names the fit (kind,
-    preset, seed, data); a file written for another fit is ignored.
+    would have. It is written at most every ``every_s`` seconds and when the fit
+    ends. ``fingerprint`` names the fit (kind, preset, seed, data).
     """
 
     def __init__(self, path: str | Path, fingerprint: dict, every_s: float | None = None):
-        self.path = Path(path)
-        self.fingerprint = fingerprint
-        self.every_s = CHECKPOINT_INTERVAL_S if every_s is None else float(every_s)
-        self.writable = True
+        super().__init__(path, fingerprint, every_s, what="training")
 
     def save(self, fit_state: dict, **progress) -> None:
-        if not self.writable:
-            return
         ema = fit_state["ema"]
-        payload = {
-            "fingerprint": self.fingerprint,
+        self.write({
             "model": fit_state["model"].state_dict(),
             "optimizer": fit_state["optimizer"].state_dict(),
             "scheduler": fit_state["scheduler"].state_dict(),
@@ -262,22 +251,12 @@ class Checkpoint:
             "generator": fit_state["generator"].get_state() if fit_state["generator"] is not None else None,
             "torch_rng": torch.get_rng_state(),
             **progress,
-        }
-        try:
-            atomic_write(self.path, lambda tmp: torch.save(payload, tmp))
-        except OSError as error:
-            # E.g. a Dask worker on another machine without the run directory: train on
-            # without checkpoints rather than lose the fit.
-            warnings.warn(f"cannot write training checkpoint {self.path} ({error}); continuing without")
-            self.writable = False
+        })
 
     def load(self, fit_state: dict) -> dict | None:
         """Restore ``fit_state`` in place; returns the saved progress, or None if there is none for this fit."""
-        if not self.path.exists():
-            return None
-        # weights_only=False: the file also holds plain-Python history, and it is this run's own output.
-        payload = torch.load(self.path, map_location="cpu", weights_only=False)
-        if payload.get("fingerprint") != self.fingerprint:
+        payload = self.read()
+        if payload is None:
             return None
         fit_state["model"].load_state_dict(payload["model"])
         fit_state["optimizer"].load_state_dict(payload["optimizer"])
@@ -361,7 +340,6 @@ def _fit(
             history, timers, best_state = resumed["history"], resumed["timers"], resumed["best_state"]
             best_loss, best_epoch = resumed["best_loss"], resumed["best_epoch"]
             earlier_s = resumed["elapsed_s"]
-    last_saved = clock()
     for epoch in range(first_epoch, n_epochs + 1):
         model.train()
         running, seen = 0.0, 0
@@ -403,11 +381,10 @@ def _fit(
         if state is not None:
             best_loss, best_epoch, best_state = metrics["loss"], epoch, state
         finished = epoch == n_epochs or epoch - best_epoch >= patience
-        if checkpoint is not None and (finished or clock() - last_saved >= checkpoint.every_s):
+        if checkpoint is not None and (finished or checkpoint.due()):
             checkpoint.save(fit_state, epoch=epoch, finished=finished, history=history, timers=timers,
                             best_state=best_state, best_loss=best_loss, best_epoch=best_epoch,
                             elapsed_s=earlier_s + clock() - started)
-            last_saved = clock()
         if progress is not None:
             progress(
                 epoch,

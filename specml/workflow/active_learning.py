@@ -217,7 +217,9 @@ class IRWorkflow:
                     "friction_per_fs": self.config.exploration_friction_per_fs,
                     "record_interval": self.config.exploration_record_interval,
                     "uncertainty_stop": self.config.uncertainty_stop, "precision": self.config.md_precision}
-        results = self._run_md(exploration_task, replicas, settings, f"exploration MD, iteration {iteration}")
+        snapshots = folder / "md_checkpoints"
+        results = self._run_md(exploration_task, replicas, settings, f"exploration MD, iteration {iteration}",
+                               snapshots)
         candidates, states = [], {}
         for r in results:
             n_frames = len(r["uncertainty"])
@@ -242,6 +244,7 @@ class IRWorkflow:
             a.info["key"] = c.key
             images.append(a)
         atomic_write_structures(candidates_file, images)
+        shutil.rmtree(snapshots, ignore_errors=True)
         return candidates
 
     def _continuation_states(self, iteration: int) -> dict:
@@ -259,8 +262,9 @@ class IRWorkflow:
                     states[(name, float(temperature))] = atoms
         return states
 
-    def _run_md(self, task, replicas: list[Replica], settings: dict, description: str) -> list[dict]:
-        return run_md_tasks(self.executor, self._models_for_md, task, replicas, settings, description)
+    def _run_md(self, task, replicas: list[Replica], settings: dict, description: str,
+                checkpoint_dir: Path) -> list[dict]:
+        return run_md_tasks(self.executor, self._models_for_md, task, replicas, settings, description, checkpoint_dir)
 
     # -- the loop -------------------------------------------------------------------
     def active_learning(self) -> tuple[object, list[dict]]:
@@ -323,7 +327,8 @@ class IRWorkflow:
                         "friction_per_fs": self.config.exploration_friction_per_fs, "record_interval": interval,
                         "uncertainty_stop": np.inf, "precision": self.config.md_precision}
             frames_by_molecule: dict[str, list[Atoms]] = {}
-            for r in self._run_md(exploration_task, replicas, settings, "test-set MD (300 K)"):
+            snapshots = frames_file.parent / "md_checkpoints"
+            for r in self._run_md(exploration_task, replicas, settings, "test-set MD (300 K)", snapshots):
                 frames_by_molecule.setdefault(r["molecule"], []).extend(
                     Atoms(r["symbols"], positions=p) for p in r["positions"])
             images = []
@@ -334,6 +339,7 @@ class IRWorkflow:
                     atoms.info.update(key=f"{name}:test:{j}", molecule=name, kind="test", temperature=300.0)
                     images.append(atoms)
             atomic_write_structures(frames_file, images)
+            shutil.rmtree(snapshots, ignore_errors=True)
         candidates = [Candidate(a.info.pop("key"), a, dict(a.info)) for a in read_structures_file(frames_file)]
         label_candidates(candidates, self.database, self.reference, self.executor, self.log, "labelling test set")
         labelled = [a for a in self.database.labelled_atoms(exclude_kinds=()) if a.info.get("kind") == "test"]
@@ -381,27 +387,50 @@ class IRWorkflow:
 
 
 def run_md_tasks(executor: Executor, models_dir: Path, task, replicas: list[Replica], settings: dict,
-                 description: str) -> list[dict]:
+                 description: str, checkpoint_dir: Path | None = None) -> list[dict]:
     """Run MD ``task`` over ``replicas`` through the executor: in-process all replicas go into
-    one batch; on Dask one task per molecule spreads the work over workers."""
+    one batch; on Dask they are split into one batch per worker, balanced by atoms (one batch of
+    many replicas costs far less per replica than many small ones).
+
+    With ``checkpoint_dir`` each batch snapshots itself there (``batch_K.pt``) and a rerun
+    resumes it; the caller removes the directory once it has persisted the results.
+    """
     if executor.distributed:
-        groups: dict[str, list[Replica]] = {}
-        for r in replicas:
-            groups.setdefault(r.molecule, []).append(r)
-        outcomes = executor.map(task, [(str(models_dir), chunk, settings) for chunk in groups.values()], description)
+        batches = balanced_batches(replicas, executor.n_workers())
     else:
-        # In-process all replicas share one batch, and the bar follows MD steps rather than tasks.
+        batches = [replicas]
+    items = []
+    for k, batch in enumerate(batches):
+        checkpoint = {"checkpoint": str(checkpoint_dir / f"batch_{k}.pt")} if checkpoint_dir is not None else {}
+        items.append((str(models_dir), batch, {**settings, **checkpoint}))
+    if executor.distributed:
+        outcomes = executor.map(task, items, description)
+    else:
+        # In-process the bar follows MD steps rather than tasks.
         with progress_bar(disable=not executor.show_progress) as bar:
             handle = bar.add_task(f"{description} ({len(replicas)} replicas)", total=None)
             report = lambda done, total: bar.update(handle, completed=done, total=total)  # noqa: E731
             quiet = make_executor(show_progress=False)
-            outcomes = quiet.map(task, [(str(models_dir), replicas, {**settings, "progress": report})], description)
+            models, batch, batch_settings = items[0]
+            outcomes = quiet.map(task, [(models, batch, {**batch_settings, "progress": report})], description)
     results = []
     for outcome in outcomes:
         if not outcome.ok:
             raise outcome.error
         results.extend(outcome.value)
     return results
+
+
+def balanced_batches(replicas: list[Replica], n_batches: int) -> list[list[Replica]]:
+    """Split ``replicas`` into at most ``n_batches`` non-empty batches of similar atom counts
+    (largest first into the lightest batch); each batch keeps the input order."""
+    n_batches = max(1, min(n_batches, len(replicas)))
+    loads, members = [0] * n_batches, [[] for _ in range(n_batches)]
+    for index in sorted(range(len(replicas)), key=lambda i: -len(replicas[i].atoms)):
+        lightest = loads.index(min(loads))
+        loads[lightest] += len(replicas[index].atoms)
+        members[lightest].append(index)
+    return [[replicas[i] for i in sorted(batch)] for batch in members if batch]
 
 
 def production_spectra(structures: list[tuple[str, Atoms]], models_dir: Path, temperature_k: float,
@@ -417,8 +446,9 @@ def production_spectra(structures: list[tuple[str, Atoms]], models_dir: Path, te
                     "record_interval": config.dipole_record_interval, "uncertainty_stop": config.uncertainty_stop,
                     "precision": config.md_precision}
         by_molecule: dict[str, list[dict]] = {}
+        snapshots = folder / "md_checkpoints"
         for r in run_md_tasks(executor, models_dir, production_task, replicas, settings,
-                              f"production MD at {temperature_k:.0f} K"):
+                              f"production MD at {temperature_k:.0f} K", snapshots):
             by_molecule.setdefault(r["molecule"], []).append(r)
         for name, runs in by_molecule.items():
             arrays = {}
@@ -429,6 +459,7 @@ def production_spectra(structures: list[tuple[str, Atoms]], models_dir: Path, te
                 arrays[f"mean_temperature_{k}"] = np.array(float(np.mean(r["temperatures"])) if len(r["temperatures"]) else np.nan)
             arrays["record_interval_fs"] = np.array(runs[0]["record_interval_fs"])
             atomic_write_npz(folder / f"{safe_name(name)}.npz", **arrays)
+        shutil.rmtree(snapshots, ignore_errors=True)
     spectra = {}
     lo, hi = config.spectrum_range_cm1
     for name, _ in structures:

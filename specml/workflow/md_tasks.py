@@ -1,17 +1,21 @@
 """ML-MD tasks run through the executor: exploration (active learning) and production.
 
-Each task loads the committee from its checkpoint directory, so the same
-function runs in-process or on a Dask worker; all replicas of a task advance
-together in the batched engine.
+Each task loads the committee from its model directory, so the same function
+runs in-process or on a Dask worker; all replicas of a task advance together in
+the batched engine. With ``settings["checkpoint"]`` (a file path) a task saves
+its engine state and frames every few minutes and when it ends, so a killed task
+resumes exactly where it stopped (production MD of a benchmark runs for hours).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
 
+from specml.checkpoint import PeriodicCheckpoint
 from specml.dynamics.ase_md import initialize_velocities
 from specml.dynamics.batched import BatchedMD
 
@@ -57,23 +61,61 @@ def _engine(committee, starts, replicas, friction, precision, record_interval, t
                      record_positions=record_positions, precision=precision, compile_models=compile_models)
 
 
-#: Steps per engine call when a progress callback is given (runs continue exactly across calls).
-PROGRESS_CHUNK_STEPS = 500
+#: Steps per engine call when progress is reported or snapshots are taken (runs continue
+#: exactly across calls).
+CHUNK_STEPS = 500
 
 
-def _run_with_progress(engine: BatchedMD, n_steps: int, progress, done: int = 0, total: int | None = None):
-    """``engine.run(n_steps)`` in chunks, reporting ``progress(steps_done, total)``; frames are concatenated."""
-    total = total if total is not None else n_steps
-    if progress is None or n_steps <= PROGRESS_CHUNK_STEPS:
-        trajectory = engine.run(n_steps)
+def _run_chunked(engine: BatchedMD, n_steps: int, progress=None, done: int = 0, total: int | None = None,
+                 snapshot=None, parts: list | None = None):
+    """``engine.run(n_steps)``, in chunks when ``progress(steps_done, total)`` or
+    ``snapshot(engine, parts, steps_run)`` is given; returns the frames of ``parts`` (an
+    earlier, interrupted call's) followed by this call's, concatenated."""
+    total = total if total is not None else done + n_steps
+    parts = list(parts or [])
+    chunk = n_steps if progress is None and snapshot is None else CHUNK_STEPS
+    start = 0
+    while True:
+        steps = min(chunk, n_steps - start)
+        parts.append(engine.run(steps))
+        start += steps
+        if snapshot is not None and start < n_steps:
+            snapshot(engine, parts, start)
         if progress is not None:
-            progress(done + n_steps, total)
-        return trajectory
-    parts = []
-    for start in range(0, n_steps, PROGRESS_CHUNK_STEPS):
-        parts.append(engine.run(min(PROGRESS_CHUNK_STEPS, n_steps - start)))
-        progress(done + min(start + PROGRESS_CHUNK_STEPS, n_steps), total)
-    return _concatenate(parts)
+            progress(done + start, total)
+        if start >= n_steps:
+            return _concatenate(parts)
+
+
+def _task_checkpoint(kind: str, models_dir, replicas: list[Replica], settings: dict) -> PeriodicCheckpoint | None:
+    """The snapshot file ``settings["checkpoint"]`` of one task, named by everything that shapes its frames."""
+    path = settings.get("checkpoint")
+    if path is None:
+        return None
+    from specml.models.committee import committee_digest
+
+    def start_digest(r: Replica) -> str:
+        momenta = r.atoms.get_momenta() if r.atoms.has("momenta") else np.zeros(0)
+        return hashlib.sha256(np.ascontiguousarray(r.atoms.get_positions()).tobytes()
+                              + np.ascontiguousarray(momenta).tobytes()).hexdigest()
+
+    fingerprint = {"task": kind, "committee": committee_digest(models_dir),
+                   "replicas": [(r.molecule, float(r.temperature_k), int(r.seed), start_digest(r)) for r in replicas],
+                   "settings": {k: v for k, v in settings.items() if k not in ("progress", "checkpoint")}}
+    return PeriodicCheckpoint(path, fingerprint, what="MD")
+
+
+def _snapshot_writer(checkpoint: PeriodicCheckpoint | None, phase: str, done_before: int = 0):
+    """A ``snapshot`` callback for :func:`_run_chunked` that saves the engine and frames when due."""
+    if checkpoint is None:
+        return None
+
+    def snapshot(engine: BatchedMD, parts: list, steps_run: int) -> None:
+        if checkpoint.due():
+            parts[:] = [_concatenate(parts)] if phase != "thermalization" else []  # frames are kept as one block
+            checkpoint.write({"phase": phase, "steps_done": done_before + steps_run, "state": engine.state_dict(),
+                              "frames": parts[0] if parts else None})
+    return snapshot
 
 
 def _concatenate(parts):
@@ -94,14 +136,31 @@ def _concatenate(parts):
     return replace(first, replicas=replicas, steps_run=sum(p.steps_run for p in parts))
 
 
+def _resume(checkpoint: PeriodicCheckpoint | None) -> dict:
+    """The saved progress of a task: phase, steps done, engine state and frames (empty if none)."""
+    payload = checkpoint.read() if checkpoint is not None else None
+    return payload or {"phase": None, "steps_done": 0, "state": None, "frames": None}
+
+
 def exploration_task(args) -> list[dict]:
     """Exploration MD; per replica: recorded positions and uncertainties, final state, stop info."""
     models_dir, replicas, settings = args
+    checkpoint = _task_checkpoint("exploration", models_dir, replicas, settings)
+    saved = _resume(checkpoint)
+    if saved["phase"] == "done":
+        return saved["output"]
     committee = _committee(models_dir)
-    engine = _engine(committee, [_start(r) for r in replicas], replicas, settings["friction_per_fs"],
-                     settings["precision"], settings["record_interval"], settings["timestep_fs"],
-                     settings["uncertainty_stop"], record_positions=True)
-    trajectory = _run_with_progress(engine, settings["n_steps"], settings.get("progress"))
+    if saved["phase"] == "exploration":
+        engine = BatchedMD.from_state(saved["state"], committee.energy_models,
+                                      record_interval=settings["record_interval"], record_positions=True)
+    else:
+        engine = _engine(committee, [_start(r) for r in replicas], replicas, settings["friction_per_fs"],
+                         settings["precision"], settings["record_interval"], settings["timestep_fs"],
+                         settings["uncertainty_stop"], record_positions=True)
+    done = saved["steps_done"]
+    trajectory = _run_chunked(engine, settings["n_steps"] - done, settings.get("progress"), done, settings["n_steps"],
+                              _snapshot_writer(checkpoint, "exploration", done),
+                              [saved["frames"]] if saved["frames"] is not None else None)
     out = []
     for replica, frames, final in zip(replicas, trajectory.replicas, trajectory.final_atoms):
         out.append({"molecule": replica.molecule, "temperature_k": replica.temperature_k,
@@ -109,27 +168,42 @@ def exploration_task(args) -> list[dict]:
                     "steps": frames.steps, "stopped": frames.stopped, "stop_reason": frames.stop_reason,
                     "stop_step": frames.stop_step, "final_positions": final.get_positions(),
                     "final_momenta": final.get_momenta(), "symbols": final.get_chemical_symbols()})
-    return out
+    return _finished(checkpoint, out)
 
 
 def production_task(args) -> list[dict]:
     """Thermalisation then production MD; per replica: dipoles every record interval, uncertainty."""
     models_dir, replicas, settings = args
+    checkpoint = _task_checkpoint("production", models_dir, replicas, settings)
+    saved = _resume(checkpoint)
+    if saved["phase"] == "done":
+        return saved["output"]
     committee = _committee(models_dir)
-    total = settings["thermalization_steps"] + settings["production_steps"]
+    n_thermal, n_production = settings["thermalization_steps"], settings["production_steps"]
+    total = n_thermal + n_production
     compile_models = total >= COMPILE_MIN_STEPS
-    thermalize = _engine(committee, [_start(r) for r in replicas], replicas, settings["friction_per_fs"],
-                         settings["precision"], max(1, settings["thermalization_steps"]), settings["timestep_fs"],
-                         settings["uncertainty_stop"], record_positions=False,
-                         compile_models=compile_models)
-    _run_with_progress(thermalize, settings["thermalization_steps"], settings.get("progress"), 0, total)
-    # Production continues the thermalisation exactly: same state, forces and random streams
-    # (a fresh engine with the same seeds would replay the thermalisation's Langevin kicks).
-    production = BatchedMD.from_state(thermalize.state_dict(), committee.energy_models,
+    progress = settings.get("progress")
+    if saved["phase"] != "production":
+        if saved["phase"] == "thermalization":
+            thermalize = BatchedMD.from_state(saved["state"], committee.energy_models, record_interval=max(1, n_thermal),
+                                              record_positions=False, compile_models=compile_models)
+        else:
+            thermalize = _engine(committee, [_start(r) for r in replicas], replicas, settings["friction_per_fs"],
+                                 settings["precision"], max(1, n_thermal), settings["timestep_fs"],
+                                 settings["uncertainty_stop"], record_positions=False, compile_models=compile_models)
+        done = saved["steps_done"]
+        _run_chunked(thermalize, n_thermal - done, progress, done, total,
+                     _snapshot_writer(checkpoint, "thermalization", done))
+        # Production continues the thermalisation exactly: same state, forces and random streams
+        # (a fresh engine with the same seeds would replay the thermalisation's Langevin kicks).
+        saved = {"state": thermalize.state_dict(), "steps_done": 0, "frames": None}
+    production = BatchedMD.from_state(saved["state"], committee.energy_models,
                                       dipole_model=committee.dipole_model, record_interval=settings["record_interval"],
                                       record_positions=False, compile_models=compile_models)
-    trajectory = _run_with_progress(production, settings["production_steps"], settings.get("progress"),
-                                    settings["thermalization_steps"], total)
+    done = saved["steps_done"]
+    trajectory = _run_chunked(production, n_production - done, progress, n_thermal + done, total,
+                              _snapshot_writer(checkpoint, "production", done),
+                              [saved["frames"]] if saved["frames"] is not None else None)
     out = []
     for replica, frames in zip(replicas, trajectory.replicas):
         out.append({"molecule": replica.molecule, "seed": replica.seed, "dipoles": frames.dipoles,
@@ -137,7 +211,14 @@ def production_task(args) -> list[dict]:
                     "stopped": frames.stopped, "stop_reason": frames.stop_reason,
                     "precision": trajectory.precision, "record_interval_fs": settings["record_interval"]
                     * settings["timestep_fs"]})
-    return out
+    return _finished(checkpoint, out)
+
+
+def _finished(checkpoint: PeriodicCheckpoint | None, output: list[dict]) -> list[dict]:
+    """Save a finished task's output, so a caller killed before persisting it loses nothing."""
+    if checkpoint is not None:
+        checkpoint.write({"phase": "done", "output": output})
+    return output
 
 
 def select_most_uncertain(uncertainty: np.ndarray, n: int, min_separation: int = 2) -> list[int]:
