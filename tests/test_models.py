@@ -31,24 +31,27 @@ pytestmark = pytest.mark.filterwarnings("ignore:The TorchScript type system:User
 N_STRUCTURES = 30
 
 
-def _labelled_methanol(n: int, seed: int, amplitude: float = 0.05):
-    """Rattled methanol with GFN2-xTB energy (eV), forces (eV/Å), dipole (e·Å)."""
+def _labelled(name: str, n: int, seed: int, amplitude: float = 0.05) -> list:
+    """Rattled molecules with GFN2-xTB energy (eV), forces (eV/Å), dipole (e·Å)."""
     rng = np.random.default_rng(seed)
     calc = tblite_ase.TBLite(method="GFN2-xTB", verbosity=0)
     structures = []
     for _ in range(n):
-        atoms = molecule("CH3OH")
+        atoms = molecule(name)
         atoms.positions += rng.normal(scale=amplitude, size=atoms.positions.shape)
         atoms.calc = calc
         energy = atoms.get_potential_energy()
         forces = atoms.get_forces()
         dipole = atoms.get_dipole_moment()
         atoms.calc = None
-        atoms.info["energy"] = energy
+        atoms.info.update(energy=energy, dipole=dipole, molecule=name)
         atoms.arrays["forces"] = forces
-        atoms.info["dipole"] = dipole
         structures.append(atoms)
     return structures
+
+
+def _labelled_methanol(n: int, seed: int, amplitude: float = 0.05):
+    return _labelled("CH3OH", n, seed, amplitude)
 
 
 @pytest.fixture(scope="module")
@@ -200,35 +203,70 @@ def test_step_budget_limits_training_epochs(dataset):
     assert reported == [(1, 3), (2, 3), (3, 3)]
 
 
-def test_interrupted_fit_resumes_exactly_from_its_checkpoint(dataset, tmp_path, monkeypatch):
+@pytest.mark.parametrize("killed_after", [2, 5])  # in stage one, in stage two
+def test_interrupted_fit_resumes_exactly_from_its_checkpoint(dataset, tmp_path, monkeypatch, killed_after):
     import specml.checkpoint
 
     monkeypatch.setattr(specml.checkpoint, "CHECKPOINT_INTERVAL_S", 0.0)  # save after every epoch
-    preset = get_preset("tiny", epochs=5)
+    preset = get_preset("tiny", epochs=6, stage_two_fraction=1 / 3)  # stage two from epoch 5
     straight, straight_history = train_potential(dataset, preset, seed=3)
 
     class Killed(Exception):
         pass
 
-    def kill_after_epoch_2(epoch, n_epochs, metrics):
-        if epoch == 2:
+    def kill(epoch, n_epochs, metrics):
+        if epoch == killed_after:
             raise Killed
 
     path = tmp_path / "member.pt"
     with pytest.raises(Killed):
-        train_potential(dataset, preset, seed=3, checkpoint=path, progress=kill_after_epoch_2)
+        train_potential(dataset, preset, seed=3, checkpoint=path, progress=kill)
     assert path.exists()
     epochs_seen = []
     resumed, resumed_history = train_potential(dataset, preset, seed=3, checkpoint=path,
                                                progress=lambda e, n, m: epochs_seen.append(e))
-    assert epochs_seen == [3, 4, 5]  # epochs 1-2 were not trained again
+    assert epochs_seen == list(range(killed_after + 1, 7))  # no epoch is trained twice
     assert resumed_history["valid_loss"] == pytest.approx(straight_history["valid_loss"], rel=1e-5)
     for a, b in zip(resumed.state_dict().values(), straight.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     # A checkpoint of another fit (other seed) is ignored, not resumed.
     epochs_seen.clear()
     train_potential(dataset, preset, seed=4, checkpoint=path, progress=lambda e, n, m: epochs_seen.append(e))
-    assert epochs_seen == [1, 2, 3, 4, 5]
+    assert epochs_seen == [1, 2, 3, 4, 5, 6]
+
+
+def test_stage_two_learns_the_energy_difference_between_isomers():
+    """Ethanol and dimethyl ether have the same composition, so the E0 fit cannot tell them
+    apart: their energy difference must come from the network. With the force-dominated
+    loss alone it stays hundreds of meV off; Stage Two's energy weight fixes it."""
+    from specml.models import Committee
+
+    data = _labelled("CH3CH2OH", 20, 0) + _labelled("CH3OCH3", 20, 1)
+
+    def isomer_offset_meV(fraction: float) -> tuple[float, dict]:
+        preset = get_preset("tiny", epochs=150, stage_two_fraction=fraction)
+        model, history = train_potential(data, preset, seed=0)
+        calc = Committee([model], None, preset).calculator()
+        errors = {}
+        for atoms in data:
+            probe = atoms.copy()
+            probe.calc = calc
+            errors.setdefault(atoms.info["molecule"], []).append(probe.get_potential_energy() - atoms.info["energy"])
+        return 1000 * abs(np.mean(errors["CH3CH2OH"]) - np.mean(errors["CH3OCH3"])), history
+
+    without, history_one = isomer_offset_meV(0.0)
+    with_stage_two, history_two = isomer_offset_meV(0.25)
+    assert history_one["stage_two_from_epoch"] is None
+    assert history_two["stage_two_from_epoch"] == 150 - round(0.25 * 150) + 1
+    assert without > 200 and with_stage_two < 0.25 * without
+
+
+def test_early_stopping_in_stage_one_starts_stage_two(dataset):
+    preset = get_preset("tiny", epochs=200, patience=2, stage_two_fraction=0.05)  # 10 stage-two epochs
+    _, history = train_potential(dataset, preset, seed=0)
+    start = history["stage_two_from_epoch"]
+    assert start is not None and start < 191  # stage one stopped early ...
+    assert start < history["epochs_run"] <= start + 9  # ... and stage two ran after it
 
 
 def test_unknown_learning_rate_schedule_is_a_model_error(dataset):

@@ -294,14 +294,24 @@ def _fit(
     forward_kwargs: dict,
     progress: ProgressCallback | None,
     checkpoint: Checkpoint | None = None,
+    stage_two_loss_fn: torch.nn.Module | None = None,
 ) -> tuple[torch.nn.Module, dict]:
-    """Adam (AMSGrad) + optional EMA + early stopping on the validation loss."""
+    """Adam (AMSGrad) + optional EMA + early stopping on the validation loss.
+
+    With ``stage_two_loss_fn`` the last ``preset.stage_two_fraction`` of the epochs
+    (MACE's "Stage Two") train with that loss at ``preset.stage_two_lr``; the best
+    state is then chosen on its validation loss. Early stopping in stage one starts
+    stage two at once, as ``mace_run_train`` does.
+    """
     started = time.perf_counter()
     model = model.to(device=device, dtype=data.dtype)
     loss_fn = loss_fn.to(device=device, dtype=data.dtype)
     train_loader = make_loader(data.train, preset.batch_size, shuffle=True, seed=seed)
     valid_loader = make_loader(data.valid, max(preset.batch_size, 64))
     n_epochs, patience, lr_patience = epoch_budget(preset, len(train_loader))
+    stage_two_epochs = stage_two_length(preset, n_epochs) if stage_two_loss_fn is not None else 0
+    if stage_two_epochs:
+        stage_two_loss_fn = stage_two_loss_fn.to(device=device, dtype=data.dtype)
     optimizer = torch.optim.Adam(
         model.parameters(), lr=preset.learning_rate, amsgrad=True
     )
@@ -323,8 +333,10 @@ def _fit(
         "initial_valid_mae": {k: v for k, v in initial.items() if k != "loss"},
         "train_loss": [],
         "valid_loss": [],
+        "stage_two_from_epoch": None,
     }
     best_loss, best_epoch = initial["loss"], 0
+    last_epoch = n_epochs  # moves earlier when stage one stops early
     best_state = copy.deepcopy(model.state_dict())
     # Wall time per phase (s), so benchmarks can say where training time goes.
     timers = dict.fromkeys(("data", "forward", "backward", "optimizer", "validation"), 0.0)
@@ -336,11 +348,22 @@ def _fit(
     if checkpoint is not None:
         resumed = checkpoint.load(fit_state)
         if resumed is not None:
-            first_epoch = n_epochs + 1 if resumed["finished"] else resumed["epoch"] + 1
+            first_epoch = resumed["epoch"] + 1
             history, timers, best_state = resumed["history"], resumed["timers"], resumed["best_state"]
             best_loss, best_epoch = resumed["best_loss"], resumed["best_epoch"]
             earlier_s = resumed["elapsed_s"]
-    for epoch in range(first_epoch, n_epochs + 1):
+            last_epoch = resumed["epoch"] if resumed["finished"] else resumed["last_epoch"]
+    if history.get("stage_two_from_epoch") is not None:
+        loss_fn = stage_two_loss_fn  # resumed inside stage two (its learning rate is in the optimizer state)
+    epoch = first_epoch - 1
+    while epoch < last_epoch:
+        epoch += 1
+        if stage_two_epochs and history.get("stage_two_from_epoch") is None and epoch > last_epoch - stage_two_epochs:
+            loss_fn = stage_two_loss_fn
+            for group in optimizer.param_groups:
+                group["lr"] = preset.stage_two_lr
+            history["stage_two_from_epoch"] = epoch
+            best_loss, best_epoch = math.inf, epoch - 1  # the best state is chosen on the new loss
         model.train()
         running, seen = 0.0, 0
         for batch in train_loader:
@@ -372,7 +395,9 @@ def _fit(
             improved = metrics["loss"] < best_loss
             state = copy.deepcopy(model.state_dict()) if improved else None
         timers["validation"] += clock() - t0
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        if history.get("stage_two_from_epoch") is not None:
+            pass  # stage two keeps its constant learning rate
+        elif isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(metrics["loss"])
         else:
             scheduler.step()
@@ -380,15 +405,17 @@ def _fit(
         history["valid_loss"].append(metrics["loss"])
         if state is not None:
             best_loss, best_epoch, best_state = metrics["loss"], epoch, state
-        finished = epoch == n_epochs or epoch - best_epoch >= patience
+        finished = epoch == last_epoch or epoch - best_epoch >= patience
+        if finished and stage_two_epochs and history.get("stage_two_from_epoch") is None:
+            last_epoch, finished = epoch + stage_two_epochs, False  # stage one stopped early
         if checkpoint is not None and (finished or checkpoint.due()):
             checkpoint.save(fit_state, epoch=epoch, finished=finished, history=history, timers=timers,
                             best_state=best_state, best_loss=best_loss, best_epoch=best_epoch,
-                            elapsed_s=earlier_s + clock() - started)
+                            last_epoch=last_epoch, elapsed_s=earlier_s + clock() - started)
         if progress is not None:
             progress(
                 epoch,
-                n_epochs,
+                last_epoch,
                 {
                     "train_loss": train_loss,
                     "lr": optimizer.param_groups[0]["lr"],
@@ -426,6 +453,14 @@ def epoch_budget(preset: ModelPreset, steps_per_epoch: int) -> tuple[int, int, i
     patience = max(1, round(preset.patience * ratio))
     lr_patience = max(1, round(min(50, preset.patience // 2) * ratio))
     return epochs, patience, lr_patience
+
+
+def stage_two_length(preset: ModelPreset, n_epochs: int) -> int:
+    """Epochs of MACE's Stage Two at the end of an ``n_epochs`` fit (0: none; stage one keeps
+    at least one epoch)."""
+    if not preset.stage_two_fraction or n_epochs < 2:
+        return 0
+    return min(n_epochs - 1, max(1, round(preset.stage_two_fraction * n_epochs)))
 
 
 def _lr_scheduler(optimizer, preset: ModelPreset, n_epochs: int, lr_patience: int):
@@ -491,9 +526,11 @@ def train_potential(
     torch.manual_seed(seed)
     model = init_model if init_model is not None else build_energy_model(preset, data)
     loss_fn = WeightedEnergyForcesLoss(preset.energy_weight, preset.forces_weight)
+    stage_two = WeightedEnergyForcesLoss(preset.stage_two_energy_weight, preset.stage_two_forces_weight)
     model, history = _fit(
         model, data, preset, seed, device, loss_fn, _evaluate_energy,
         {"compute_force": True}, progress, _checkpoint(checkpoint, "energy", preset, seed, data, init_model),
+        stage_two_loss_fn=stage_two,
     )
     history.update(kind="energy", warm_start=init_model is not None)
     return model, history
