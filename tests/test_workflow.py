@@ -83,6 +83,19 @@ def test_changed_settings_refuse_to_mix_into_a_run(methanol_run):
         IRWorkflow(load_molecules("CO"), workflow.dirs.root, CI.with_overrides(n_per_mode=2), show_progress=False)
 
 
+def test_stopping_settings_may_change_until_the_loop_has_ended(methanol_run, tmp_path):
+    workflow, _ = methanol_run
+    with pytest.raises(InputError, match="other settings"):  # its loop has ended: final models exist
+        IRWorkflow(load_molecules("CO"), workflow.dirs.root, CI.with_overrides(max_iterations=3), show_progress=False)
+    IRWorkflow(load_molecules("CO"), tmp_path, CI, show_progress=False)  # a run that has not ended
+    IRWorkflow(load_molecules("CO"), tmp_path, CI.with_overrides(max_iterations=3, target_harmonic_mae_cm1=2.0),
+               show_progress=False)
+    assert json.loads((tmp_path / "config.json").read_text())["config"]["max_iterations"] == 3
+    with pytest.raises(InputError, match="other settings"):  # anything else still refuses
+        IRWorkflow(load_molecules("CO"), tmp_path, CI.with_overrides(max_iterations=3, n_per_mode=2),
+                   show_progress=False)
+
+
 def test_sanity_stop_ends_trajectory_at_once(methanol_run):
     workflow, _ = methanol_run
     replicas = [Replica("CO", workflow.prepared()[0].atoms, 300.0, seed=1)]

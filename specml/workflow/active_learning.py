@@ -33,7 +33,7 @@ from specml.reference import make_reference
 from specml.spectra.autocorrelation import ir_from_trajectories
 from specml.spectra.harmonic import HarmonicResult, harmonic_from_derivatives
 from specml.spectra.spectrum import Spectrum
-from specml.workflow.config import WorkflowConfig
+from specml.workflow.config import STOPPING_SETTINGS, WorkflowConfig
 from specml.workflow.evaluation import harmonic_errors, label_errors, ml_harmonic_analysis
 from specml.workflow.labelling import Candidate, label_candidates
 from specml.workflow.md_tasks import Replica, exploration_task, production_task, select_most_uncertain
@@ -75,7 +75,9 @@ class IRWorkflow:
         self.config = config or WorkflowConfig()
         self.dirs = RunDirectory(run_dir)
         self.dirs.check_config(self.config.to_dict(), [f"{m.name}:{m.smiles or m.formula}" for m in molecules],
-                               normalise=lambda stored: WorkflowConfig.from_dict(stored).to_dict())
+                               normalise=lambda stored: WorkflowConfig.from_dict(stored).to_dict(),
+                               # Until the loop has ended, when to stop it may still change.
+                               may_change=() if self.dirs.final_models.exists() else STOPPING_SETTINGS)
         self.reference = make_reference(self.config.reference)
         for mol in molecules:
             self.reference.check_elements(mol.atoms, mol.smiles or mol.name)

@@ -82,6 +82,11 @@ class WorkflowConfig:
         return cls().with_overrides(**data)
 
 
+#: Settings that only decide when the active-learning loop stops: a run may resume with new
+#: values as long as its loop has not ended (nothing computed depends on them).
+STOPPING_SETTINGS = ("max_iterations", "target_harmonic_mae_cm1")
+
+
 #: Named settings. "ci" is for tests: tiny models, very short MD (minutes in total).
 WORKFLOW_PRESETS: dict[str, WorkflowConfig] = {
     "default": WorkflowConfig(),

@@ -113,24 +113,29 @@ class RunDirectory:
     def production(self, temperature_k: float) -> Path:
         return self.root / "production" / f"{temperature_k:.0f}K"
 
-    def check_config(self, config_dict: dict, molecules: list[str], normalise=lambda d: d) -> None:
+    def check_config(self, config_dict: dict, molecules: list[str], normalise=lambda d: d,
+                     may_change: tuple[str, ...] = ()) -> None:
         """Refuse to resume a run with different settings or molecules (it would mix data).
 
         ``normalise`` maps a stored settings dict onto the current schema, so a setting
-        added later (with its default) does not orphan existing runs.
+        added later (with its default) does not orphan existing runs. Settings named in
+        ``may_change`` only decide when the run stops; a new value is recorded, not refused.
         """
+        def comparable(record: dict) -> dict:
+            record = json.loads(json.dumps(record, default=_json_default))
+            record["config"] = {k: v for k, v in record["config"].items() if k not in may_change}
+            return record
+
         stored = {"config": config_dict, "molecules": molecules}
         if self.config.exists():
             previous = json.loads(self.config.read_text())
             previous["config"] = normalise(previous.get("config", {}))
-            if json.loads(json.dumps(previous, default=_json_default)) != json.loads(
-                    json.dumps(stored, default=_json_default)):
+            if comparable(previous) != comparable(stored):
                 raise InputError(
                     f"{self.root} holds a run with other settings or molecules; use another --run-dir "
                     "or delete it to start over"
                 )
-        else:
-            atomic_write_json(self.config, stored)
+        atomic_write_json(self.config, stored)
 
 
 def file_logger(path: Path) -> logging.Logger:
