@@ -96,6 +96,24 @@ def test_stopping_settings_may_change_until_the_loop_has_ended(methanol_run, tmp
                    show_progress=False)
 
 
+def test_stage_wall_time_is_on_disk_while_the_stage_runs(tmp_path, monkeypatch):
+    """A killed stage resumes from its snapshots, so its time must already be in timings.json."""
+    from specml.workflow import state
+
+    monkeypatch.setattr(state, "TIMING_HEARTBEAT_S", 0.05)
+    dirs = state.RunDirectory(tmp_path)
+    with dirs.timed("training"):
+        time.sleep(0.4)
+        running = json.loads(dirs.timings.read_text())["training"]  # as a SIGKILL now would leave it
+    finished = json.loads(dirs.timings.read_text())["training"]
+    assert 0.2 < running <= finished and finished >= 0.4
+    with pytest.raises(RuntimeError):
+        with dirs.timed("training"):  # time of a stage that fails still counts, once
+            time.sleep(0.1)
+            raise RuntimeError
+    assert finished + 0.1 <= dirs.total_time_s() < finished + 0.3
+
+
 def test_sanity_stop_ends_trajectory_at_once(methanol_run):
     workflow, _ = methanol_run
     replicas = [Replica("CO", workflow.prepared()[0].atoms, 300.0, seed=1)]

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,9 @@ from ase.io import read, write
 
 from specml.atomic import atomic_write
 from specml.errors import InputError
+
+#: Seconds between rewrites of a running stage's wall time in ``timings.json``.
+TIMING_HEARTBEAT_S = 60.0
 
 
 def safe_name(name: str) -> str:
@@ -87,15 +91,32 @@ class RunDirectory:
     def timed(self, stage: str):
         """Add the wall time (s) of the enclosed work to ``stage`` in ``timings.json``.
 
-        Persisted across resumed invocations, so a run's total cost survives kills
-        (time spent in an interrupted stage is lost, not double counted).
+        Persisted across resumed invocations, so a run's total cost survives kills.
+        The running total is rewritten every ``TIMING_HEARTBEAT_S`` seconds: the work of
+        a killed stage resumes from its snapshots, so its time counts too (at most one
+        heartbeat of it is lost, none is counted twice).
         """
-        started = time.perf_counter()
-        yield
-        elapsed = time.perf_counter() - started
         totals = json.loads(self.timings.read_text()) if self.timings.exists() else {}
-        totals[stage] = totals.get(stage, 0.0) + elapsed
-        atomic_write_json(self.timings, totals)
+        before = totals.get(stage, 0.0)
+        started = time.perf_counter()
+        stop = threading.Event()
+
+        def record() -> None:
+            totals[stage] = before + time.perf_counter() - started
+            atomic_write_json(self.timings, totals)
+
+        def heartbeat() -> None:
+            while not stop.wait(TIMING_HEARTBEAT_S):
+                record()
+
+        beat = threading.Thread(target=heartbeat, name=f"timing {stage}", daemon=True)
+        beat.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            beat.join()
+            record()
 
     def total_time_s(self) -> float:
         return float(sum(json.loads(self.timings.read_text()).values())) if self.timings.exists() else 0.0
