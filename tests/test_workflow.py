@@ -217,6 +217,20 @@ def test_sigkill_mid_iteration_loses_and_duplicates_nothing(tmp_path):
     assert (run_dir / "spectrum_CO_300K.csv").exists()
 
 
+def test_label_database_ignores_a_lock_file_left_by_a_killed_writer(tmp_path):
+    """ASE's lock file outlives a SIGKILLed holder; a resumed run must still be able to write."""
+    (tmp_path / "labels.db.lock").write_text("")  # as a writer killed mid-write leaves it
+    code = ("import sys, numpy as np; from ase.build import molecule; "
+            "from specml.dataset.database import LabelDatabase; "
+            "db = LabelDatabase(sys.argv[1]); a = molecule('H2O'); "
+            "db.add_label('w', a, -1.0, np.zeros((3, 3)), np.zeros(3), {'molecule': 'water'}, {}); "
+            "print(db.count(key='w'))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "labels.db")], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "1"
+
+
 def test_progress_reporting_does_not_change_the_trajectory(methanol_run):
     from specml.workflow.md_tasks import production_task
 

@@ -30,7 +30,11 @@ class LabelDatabase:
         self.location = str(location)
         if "://" not in self.location:
             Path(self.location).parent.mkdir(parents=True, exist_ok=True)
-        self._db = connect(self.location, type="db" if "://" not in self.location else "postgresql")
+        # No ASE lock file: a process killed while holding it (SIGKILL) leaves it behind and
+        # every later writer waits forever. SQLite and PostgreSQL lock by themselves, and
+        # the kernel releases SQLite's locks when a process dies.
+        self._db = connect(self.location, type="db" if "://" not in self.location else "postgresql",
+                           use_lock_file=False)
 
     def keys(self) -> set[str]:
         """Keys of every row, labelled or failed."""
