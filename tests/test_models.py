@@ -209,7 +209,11 @@ def test_interrupted_fit_resumes_exactly_from_its_checkpoint(dataset, tmp_path, 
 
     monkeypatch.setattr(specml.checkpoint, "CHECKPOINT_INTERVAL_S", 0.0)  # save after every epoch
     preset = get_preset("tiny", epochs=6, stage_two_fraction=1 / 3)  # stage two from epoch 5
+    dataset = [a.copy() for a in dataset]
+    for i, atoms in enumerate(dataset):
+        atoms.info["molecule"] = f"methanol {i % 2}"  # two tags, so that stage two runs
     straight, straight_history = train_potential(dataset, preset, seed=3)
+    assert straight_history["stage_two_from_epoch"] == 5
 
     class Killed(Exception):
         pass
@@ -261,9 +265,17 @@ def test_stage_two_learns_the_energy_difference_between_isomers():
     assert without > 200 and with_stage_two < 0.25 * without
 
 
+def test_stage_two_only_for_more_than_one_molecule(dataset):
+    _, history = train_potential(dataset, get_preset("tiny", epochs=4, stage_two_fraction=0.5), seed=0)
+    assert history["stage_two_from_epoch"] is None and history["epochs_run"] == 4  # methanol alone
+
+
 def test_early_stopping_in_stage_one_starts_stage_two(dataset):
     preset = get_preset("tiny", epochs=200, patience=2, stage_two_fraction=0.05)  # 10 stage-two epochs
-    _, history = train_potential(dataset, preset, seed=0)
+    data = [a.copy() for a in dataset]
+    for i, atoms in enumerate(data):
+        atoms.info["molecule"] = f"methanol {i % 2}"  # two tags: as if two molecules
+    _, history = train_potential(data, preset, seed=0)
     start = history["stage_two_from_epoch"]
     assert start is not None and start < 191  # stage one stopped early ...
     assert start < history["epochs_run"] <= start + 9  # ... and stage two ran after it

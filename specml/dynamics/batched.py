@@ -248,6 +248,8 @@ class BatchedMD:
             config = extract_config_mace_model(model)
             if "error" in config:
                 return None
+            # A list, as MACE's constructor expects: a tensor makes it warn on every build.
+            config["atomic_numbers"] = [int(z) for z in config["atomic_numbers"]]
             rebuilt = mace_compile.prepare(lambda: type(model)(**config))()
             keys = rebuilt.load_state_dict(model.state_dict(), strict=False)
             # the rebuilt contraction drops only its "path is zero" flags; all must be False

@@ -54,11 +54,11 @@ class ModelPreset:
     energy_weight: float = 1.0
     forces_weight: float = 100.0
     dipole_weight: float = 1.0
-    #: MACE's "Stage Two" (``mace_run_train --stage_two``) for potentials: the last
-    #: ``stage_two_fraction`` of the epochs train with these loss weights at this
-    #: learning rate. The high energy weight makes the model learn the energy offsets
-    #: between molecules of different composition, which the force-dominated stage one
-    #: leaves at hundreds of meV (0 disables it).
+    #: MACE's "Stage Two" (``mace_run_train --stage_two``) for potentials trained on more
+    #: than one molecule: the last ``stage_two_fraction`` of the epochs train with these
+    #: loss weights at this learning rate. The high energy weight makes the model learn
+    #: the energy offsets between molecules, which the force-dominated stage one leaves at
+    #: hundreds of meV (0 disables it).
     stage_two_fraction: float = 0.0
     stage_two_energy_weight: float = 1000.0
     stage_two_forces_weight: float = 100.0
@@ -154,7 +154,11 @@ energy differences between molecules, and the force term drowns the rest. On
 ethanol + dimethyl ether (isomers), tiny model, 150 epochs, the offset
 difference fell from 726 to 62 meV with Stage Two, with forces 136 -> 145 meV/Å
 (``tests/test_models.py``). MD and spectra use forces only, so Stage Two is
-about sound energies (Table 1 of the benchmark) rather than spectra.
+about sound energies (Table 1 of the benchmark) rather than spectra. It runs
+only for data of more than one molecule: for one molecule the E0 fit absorbs
+the offset, and on the quick methanol main job (30 epochs) Stage Two raised
+the harmonic MAE from 44 to 68 cm-1 and lowered the PCC against NIST from
+0.83 to 0.53.
 """
 
 PRESETS: dict[str, ModelPreset] = {
