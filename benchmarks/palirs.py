@@ -916,10 +916,13 @@ def _part2_learning(doc: _Doc) -> list[str]:
               f"reference geometries and Hessians (the harmonic-frequency yardstick) and "
               f"{fmt(r['reference_calls_test_set'])} test-set labels.", ""]
     lines += table(["iteration", "reference calls", "harmonic MAE (cm-1)", "harmonic RMSE (cm-1)",
-                    "valid E MAE (meV)", "valid F MAE (meV/Å)", "valid dipole MAE (mD)"],
+                    "valid E MAE (meV)", "valid F MAE (meV/Å)", "valid dipole MAE (mD)", "Stage Two"],
                    [[e["iteration"], fmt(e["reference_calls"]), fmt(e["harmonic_mae_cm1"]),
                      fmt(e["harmonic_rmse_cm1"]), fmt(e["valid_energy_mae_meV"]),
-                     fmt(e["valid_force_mae_meV_per_A"]), fmt(e["valid_dipole_mae_mD"])] for e in r["learning_curve"]])
+                     fmt(e["valid_force_mae_meV_per_A"]), fmt(e["valid_dipole_mae_mD"]), stage_two_text(e)]
+                    for e in r["learning_curve"]])
+    lines += ["Stage Two: whether the potentials ended with MACE's energy-weighted stage (from which epoch). "
+              "\"not recorded\" marks iterations trained before specml had it (without it).", ""]
     lines += doc.fig("learning_curves", "learning curves")
     lines += doc.fig("reference_calls", "reference calculations per molecule")
     return lines
@@ -1052,6 +1055,15 @@ def _cost(doc: _Doc) -> list[str]:
             + ", ".join(f"{k} {v:.0f} s" for k, v in r["wall_time_s_by_stage"].items())
             + f"); reference MD {fmt(r['reference_md_cpu_s'], 0)} CPU s for the training molecules at "
             f"{cfg['production_temperature_k']:.0f} K. One CPU thread per process.", ""]
+
+
+def stage_two_text(entry: dict) -> str:
+    starts = entry.get("stage_two_from_epoch")
+    if starts is None:
+        return "not recorded"
+    if not any(starts):
+        return "no"
+    return "from epoch " + "/".join(str(s) for s in starts)
 
 
 def row_note(row: dict) -> str:

@@ -192,6 +192,8 @@ class IRWorkflow:
             "valid_energy_mae_meV": float(np.mean([e.get("energy_meV", np.nan) for e in energy])),
             "valid_force_mae_meV_per_A": float(np.mean([e.get("forces_meV_per_A", np.nan) for e in energy])),
             "valid_dipole_mae_mD": float((histories.get("dipole") or {}).get("valid_mae", {}).get("dipole_mD", np.nan)),
+            # Per member: the first Stage Two epoch (None: the fit had no Stage Two).
+            "stage_two_from_epoch": [h.get("stage_two_from_epoch") for h in histories["energy"]],
             # Cumulative over resumed invocations (timings.json), so curves of interrupted runs compare.
             "run_wall_time_s": run_wall_time_s,
         }
