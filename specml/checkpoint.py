@@ -60,8 +60,5 @@ class PeriodicCheckpoint:
         payload = torch.load(self.path, map_location="cpu", weights_only=False)
         return payload if payload.get("fingerprint") == self.fingerprint else None
 
-    def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
-
 
 __all__ = ["CHECKPOINT_INTERVAL_S", "PeriodicCheckpoint"]
