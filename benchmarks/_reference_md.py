@@ -61,26 +61,18 @@ REFERENCE_PRIORITY = -10
 class ReferenceMDPool:
     """Runs :func:`reference_trajectory` tasks: on ``workers`` single-threaded Dask worker
     processes (started at construction, so they overlap with the caller's work), or, with
-    ``workers=0``, in this process when the results are collected. :meth:`executor` puts the
-    workflow's own tasks on the same workers, ahead of the reference trajectories."""
+    ``workers=0``, in this process when the results are collected. ``executor`` is the
+    specml executor of the same workers, for the workflow's own tasks, which run ahead of
+    the reference trajectories."""
 
-    def __init__(self, workers: int = 1):
+    def __init__(self, workers: int = 1, show_progress: bool = True):
+        from specml.executor import make_executor
+
         if workers < 0:
             raise ValueError(f"workers must be >= 0, got {workers}")
         self.workers = workers
-        self._client = self._cluster = None
-        if workers:
-            from dask.distributed import Client, LocalCluster
-
-            self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                         dashboard_address=None)
-            self._client = Client(self._cluster)
-
-    def executor(self, show_progress: bool = True):
-        """A specml executor on this pool's workers (in-process when ``workers=0``)."""
-        from specml.executor import make_executor
-
-        return make_executor(self._client, show_progress=show_progress)
+        self.executor = make_executor(f"local:{workers}" if workers else None, show_progress=show_progress)
+        self._client = self.executor.client()  # None in-process
 
     def submit(self, tasks: list[tuple]) -> list:
         """Start ``tasks``; returns one handle per task for :meth:`result`."""
@@ -94,10 +86,8 @@ class ReferenceMDPool:
         return handle.result() if self._client is not None else reference_trajectory(handle)
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._cluster.close()
-            self._client = self._cluster = None
+        self.executor.close()
+        self._client = None
 
     def __enter__(self) -> "ReferenceMDPool":
         return self

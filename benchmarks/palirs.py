@@ -393,8 +393,8 @@ def run(preset: str, settings: dict, run_dir: Path, workers: int, dft: bool, sho
         raise BenchmarkError(f"the temperature-series molecule {series!r} is not among the training molecules")
     temperature = config.production_temperature_k
 
-    with ReferenceMDPool(workers) as pool:
-        executor = pool.executor(show_progress)
+    with ReferenceMDPool(workers, show_progress) as pool:
+        executor = pool.executor
         workflow = IRWorkflow(train, run_dir / "xtb", config, executor=executor, console=console,
                               show_progress=show_progress)
         minima = dict(workflow.prepared_structures())
