@@ -353,12 +353,12 @@ def _fit(
             best_loss, best_epoch = resumed["best_loss"], resumed["best_epoch"]
             earlier_s = resumed["elapsed_s"]
             last_epoch = resumed["epoch"] if resumed["finished"] else resumed["last_epoch"]
-    if history.get("stage_two_from_epoch") is not None:
+    if history["stage_two_from_epoch"] is not None:
         loss_fn = stage_two_loss_fn  # resumed inside stage two (its learning rate is in the optimizer state)
     epoch = first_epoch - 1
     while epoch < last_epoch:
         epoch += 1
-        if stage_two_epochs and history.get("stage_two_from_epoch") is None and epoch > last_epoch - stage_two_epochs:
+        if stage_two_epochs and history["stage_two_from_epoch"] is None and epoch > last_epoch - stage_two_epochs:
             loss_fn = stage_two_loss_fn
             for group in optimizer.param_groups:
                 group["lr"] = preset.stage_two_lr
@@ -395,7 +395,7 @@ def _fit(
             improved = metrics["loss"] < best_loss
             state = copy.deepcopy(model.state_dict()) if improved else None
         timers["validation"] += clock() - t0
-        if history.get("stage_two_from_epoch") is not None:
+        if history["stage_two_from_epoch"] is not None:
             pass  # stage two keeps its constant learning rate
         elif isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(metrics["loss"])
@@ -406,7 +406,7 @@ def _fit(
         if state is not None:
             best_loss, best_epoch, best_state = metrics["loss"], epoch, state
         finished = epoch == last_epoch or epoch - best_epoch >= patience
-        if finished and stage_two_epochs and history.get("stage_two_from_epoch") is None:
+        if finished and stage_two_epochs and history["stage_two_from_epoch"] is None:
             last_epoch, finished = epoch + stage_two_epochs, False  # stage one stopped early
         if checkpoint is not None and (finished or checkpoint.due()):
             checkpoint.save(fit_state, epoch=epoch, finished=finished, history=history, timers=timers,

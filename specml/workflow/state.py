@@ -148,15 +148,16 @@ class RunDirectory:
             return record
 
         stored = {"config": config_dict, "molecules": molecules}
-        if self.config.exists():
-            previous = json.loads(self.config.read_text())
+        previous = json.loads(self.config.read_text()) if self.config.exists() else None
+        if previous is not None:
             previous["config"] = normalise(previous.get("config", {}))
             if comparable(previous) != comparable(stored):
                 raise InputError(
                     f"{self.root} holds a run with other settings or molecules; use another --run-dir "
                     "or delete it to start over"
                 )
-        atomic_write_json(self.config, stored)
+        if previous != json.loads(json.dumps(stored, default=_json_default)):  # new, or a changed stopping setting
+            atomic_write_json(self.config, stored)
 
 
 def file_logger(path: Path) -> logging.Logger:
