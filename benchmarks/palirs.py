@@ -971,13 +971,14 @@ def _part2_learning(doc: _Doc) -> list[str]:
               "\"not recorded\" marks iterations trained before specml had it (without it).", ""]
     t = r["final_training"]
     lines += [f"Training of the final potentials (preset `{t['preset']}`: {t['num_channels']} channels, "
-              f"L={t['max_L']}, {t['preset_epochs']} epochs, at most {fmt(t['max_steps'])} optimiser steps):", ""]
+              f"L={t['max_L']}, {t['preset_epochs']} epochs, "
+              + (f"at most {fmt(t['max_steps'])} optimiser steps):" if t["max_steps"] else "no step cap):"), ""]
     lines += table(["member", "epochs", "optimiser steps", "Stage Two from epoch", "stage-one valid loss drop, last "
                     "fifth", "valid E MAE (meV)", "valid F MAE (meV/Å)", "time (min)"],
                    [[m["seed"], m["epochs_run"], fmt(m["optimizer_steps"]), m["stage_two_from_epoch"] or "none",
                      percent(m["stage_one_valid_loss_drop_last_fifth"]),
                      fmt(m["valid_energy_mae_meV"], 1), fmt(m["valid_force_mae_meV_per_A"], 1),
-                     fmt(m["train_time_s"] / 60, 0)] for m in t["members"]])
+                     fmt(m["train_time_s"] / 60, 1)] for m in t["members"]])
     lines += doc.fig("learning_curves", "learning curves")
     lines += doc.fig("reference_calls", "reference calculations per molecule")
     return lines
