@@ -99,6 +99,12 @@ def test_every_part_is_computed(small_run):
         assert row["vs_experiment"]["files"], row  # methane and methanol both have NIST files
     assert results["n_molecules_vs_experiment"] == 2
     assert results["methanol"]["pcc_ml_vs_experiment"] is not None
+    # the final potentials' training: the CI preset's 10 epochs, one entry per committee member
+    training = results["final_training"]
+    assert [m["seed"] for m in training["members"]] == results["settings"]["workflow"]["committee_seeds"]
+    for member in training["members"]:
+        assert member["epochs_run"] == training["preset_epochs"] == 10
+        assert member["optimizer_steps"] >= member["epochs_run"] and member["valid_force_mae_meV_per_A"] > 0
     # 4: convergence, the first part of each trajectory against the whole
     conv = results["convergence"]
     assert conv["short_ps"] < conv["full_ps"] and conv["pcc_ml_short_vs_ml_full"]["n"] == 2
