@@ -9,6 +9,10 @@ the ``default`` preset (see ``specml/models/presets.py``) come from these runs.
 
     .venv/bin/python benchmarks/training_recipe.py RUN_DIR NAME 0 '{"epochs": 600}'
     .venv/bin/python benchmarks/training_recipe.py RUN_DIR NAME 0:8 '{"warm": {"epochs": 100}}'
+    .venv/bin/python benchmarks/training_recipe.py RUN_DIR NAME 2 '{"max_L": 1}' --molecule ethylene
+
+``--molecule`` takes one molecule's labels and reference frequencies from a run of several
+molecules (default: the run's first molecule, all labels).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="?", default="{}",
                         help='preset overrides as JSON; "base" (preset name), "seed" and "warm" (overrides of '
                              "the fine-tuning stage) are special")
+    parser.add_argument("--molecule", default=None, help="one molecule of a multi-molecule run (its name)")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--out", default=str(ROOT / "docs" / "results" / "training_recipe.jsonl"))
     args = parser.parse_args()
@@ -50,12 +55,15 @@ def main() -> None:
     overrides = json.loads(args.overrides)
     base, seed, warm = overrides.pop("base", "default"), overrides.pop("seed", 0), overrides.pop("warm", None)
     first, _, second = args.iterations.partition(":")
-    labels = LabelDatabase(run / "labels.db").labelled_atoms()
+    molecules = [json.loads(f.read_text()) for f in sorted((run / "molecules").glob("*.json"))]
+    molecule = next((m for m in molecules if m["name"] == args.molecule), None) if args.molecule else molecules[0]
+    if molecule is None:
+        parser.error(f"no molecule {args.molecule!r} in {run}; it has {', '.join(m['name'] for m in molecules)}")
+    labels = LabelDatabase(run / "labels.db").labelled_atoms(**({"molecule": args.molecule} if args.molecule else {}))
 
     def upto(iteration: int) -> list:
         return [a for a in labels if int(a.info.get("iteration", 0)) <= iteration]
 
-    molecule = json.loads(next((run / "molecules").glob("00_*.json")).read_text())
     minimum = Atoms(molecule["symbols"], positions=molecule["positions"])
     reference = np.array(molecule["frequencies_cm1"])
 
@@ -71,7 +79,7 @@ def main() -> None:
         times.append(time.perf_counter() - started)
     ml = ml_harmonic_analysis(Committee([model], None, get_preset(base)), minimum)
     result = {
-        "name": args.name, "run": str(run), "iterations": args.iterations, "n_structures": len(data),
+        "name": args.name, "run": str(run), "molecule": molecule["name"], "iterations": args.iterations, "n_structures": len(data),
         "base": base, "overrides": overrides, "warm": warm, "seed": seed, "dtype": args.dtype,
         "train_time_s": times, "epochs_run": history["epochs_run"], "best_epoch": history["best_epoch"],
         "valid_mae": history["valid_mae"], **harmonic_errors(ml.frequencies_cm1, reference),

@@ -167,3 +167,30 @@ def test_small_preset_refuses_to_overwrite_a_full_report(tmp_path):
 def test_bad_arguments_are_rejected_clearly(args, message, tmp_path):
     proc = run_script(*args, "--run-dir", str(tmp_path / "run"))
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_single_molecule_retraining_rows_belong_to_this_run(tmp_path, monkeypatch):
+    """Only training_recipe.py results of this run's molecules, trained from scratch, join the
+    report, each beside the same molecule's harmonic MAE in the committee at that iteration."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    import palirs
+
+    run = tmp_path / "run" / "xtb"
+    run.mkdir(parents=True)
+    recipe = {"run": str(run), "molecule": "ethylene", "iterations": "2", "overrides": {"max_L": 1},
+              "n_structures": 151, "epochs_run": 600, "train_time_s": [470.0],
+              "valid_mae": {"forces_meV_per_A": 6.4}, "mae_cm1": 5.9}
+    lines = [recipe,
+             {**recipe, "run": str(tmp_path / "other" / "xtb")},  # another run
+             {**recipe, "molecule": None},  # a single-molecule run's recipe (no --molecule)
+             {**recipe, "iterations": "0:2"}]  # a warm start, not a retraining
+    results = tmp_path / "training_recipe.jsonl"
+    results.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    monkeypatch.setattr(palirs, "TRAINING_RECIPE_RESULTS", results)
+    curve = [{"iteration": i, "harmonic_per_molecule": {"ethylene": {"mae_cm1": 60.0 - i}}} for i in range(3)]
+
+    (row,) = palirs.single_molecule_retraining(run, curve)
+    assert row["harmonic_mae_cm1_alone"] == 5.9 and row["harmonic_mae_cm1_in_committee"] == 58.0
+    assert "ethylene (max_L=1, 600 epochs) 5.9 cm-1 against 58.0 in the committee" in palirs.retraining_reason([row])
+    monkeypatch.setattr(palirs, "TRAINING_RECIPE_RESULTS", tmp_path / "missing.jsonl")
+    assert palirs.single_molecule_retraining(run, curve) == []
