@@ -576,7 +576,9 @@ def training_budget(models_dir: Path) -> dict:
     (a step cap shortens them), and whether the validation loss was still falling when stage
     one ended (the share it dropped over stage one's last fifth). Evidence for the harmonic
     MAE: a model stopped while still improving is limited by its training budget."""
-    committee = json.loads((models_dir / "committee.json").read_text())
+    from specml.models.committee import MANIFEST_NAME
+
+    committee = json.loads((models_dir / MANIFEST_NAME).read_text())
     preset = committee["preset"]
     members = []
     for h in committee["histories"]["energy"]:

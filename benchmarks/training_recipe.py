@@ -79,7 +79,9 @@ def main() -> None:
         times.append(time.perf_counter() - started)
     ml = ml_harmonic_analysis(Committee([model], None, get_preset(base)), minimum)
     result = {
-        "name": args.name, "run": str(run), "molecule": molecule["name"], "iterations": args.iterations, "n_structures": len(data),
+        # "molecule" only with --molecule: without it the labels are the whole run's
+        "name": args.name, "run": str(run), "molecule": args.molecule, "iterations": args.iterations,
+        "n_structures": len(data),
         "base": base, "overrides": overrides, "warm": warm, "seed": seed, "dtype": args.dtype,
         "train_time_s": times, "epochs_run": history["epochs_run"], "best_epoch": history["best_epoch"],
         "valid_mae": history["valid_mae"], **harmonic_errors(ml.frequencies_cm1, reference),

@@ -262,7 +262,7 @@ class Committee:
 def committee_digest(directory: str | Path) -> str:
     """SHA-256 over a saved committee's manifest and the model files it names: its identity."""
     directory = Path(directory)
-    manifest_path = directory / "committee.json"
+    manifest_path = directory / MANIFEST_NAME
     try:
         manifest = json.loads(manifest_path.read_text())
         files = list(manifest["energy_model_files"]) + [f for f in [manifest.get("dipole_model_file")] if f]
