@@ -96,6 +96,19 @@ def test_stopping_settings_may_change_until_the_loop_has_ended(methanol_run, tmp
                    show_progress=False)
 
 
+def test_test_set_settings_may_change_until_its_structures_are_chosen(methanol_run, tmp_path):
+    workflow, _ = methanol_run
+    with pytest.raises(InputError, match="other settings"):  # its test set has been chosen
+        IRWorkflow(load_molecules("CO"), workflow.dirs.root, CI.with_overrides(test_md_ps=0.2), show_progress=False)
+    IRWorkflow(load_molecules("CO"), tmp_path, CI, show_progress=False)
+    (tmp_path / "models" / "final").mkdir(parents=True)  # the loop has ended; the test set is not chosen
+    IRWorkflow(load_molecules("CO"), tmp_path, CI.with_overrides(test_md_ps=0.2, test_frames=10), show_progress=False)
+    assert json.loads((tmp_path / "config.json").read_text())["config"]["test_md_ps"] == 0.2
+    with pytest.raises(InputError, match="other settings"):  # the stopping settings are closed now
+        IRWorkflow(load_molecules("CO"), tmp_path, CI.with_overrides(test_md_ps=0.2, test_frames=10, max_iterations=3),
+                   show_progress=False)
+
+
 def test_stage_wall_time_is_on_disk_while_the_stage_runs(tmp_path, monkeypatch):
     """A killed stage resumes from its snapshots, so its time must already be in timings.json."""
     from specml.workflow import state

@@ -33,7 +33,7 @@ from specml.reference import make_reference
 from specml.spectra.autocorrelation import ir_from_trajectories
 from specml.spectra.harmonic import HarmonicResult, harmonic_from_derivatives
 from specml.spectra.spectrum import Spectrum
-from specml.workflow.config import STOPPING_SETTINGS, WorkflowConfig
+from specml.workflow.config import STOPPING_SETTINGS, TEST_SET_SETTINGS, WorkflowConfig
 from specml.workflow.evaluation import harmonic_errors, label_errors, ml_harmonic_analysis
 from specml.workflow.labelling import Candidate, label_candidates
 from specml.workflow.md_tasks import Replica, exploration_task, production_task, select_most_uncertain
@@ -76,8 +76,7 @@ class IRWorkflow:
         self.dirs = RunDirectory(run_dir)
         self.dirs.check_config(self.config.to_dict(), [f"{m.name}:{m.smiles or m.formula}" for m in molecules],
                                normalise=lambda stored: WorkflowConfig.from_dict(stored).to_dict(),
-                               # Until the loop has ended, when to stop it may still change.
-                               may_change=() if self.dirs.final_models.exists() else STOPPING_SETTINGS)
+                               may_change=self._settings_open_to_change())
         self.reference = make_reference(self.config.reference)
         for mol in molecules:
             self.reference.check_elements(mol.atoms, mol.smiles or mol.name)
@@ -88,6 +87,13 @@ class IRWorkflow:
         self.log = file_logger(self.dirs.log)
         self._prepared: list[PreparedMolecule] | None = None
         self._models_for_md: Path = self.dirs.final_models  # the checkpoint MD tasks load
+
+    def _settings_open_to_change(self) -> tuple[str, ...]:
+        """Settings that only shape stages not yet run: a resumed run records new values for them."""
+        open_settings = () if self.dirs.final_models.exists() else STOPPING_SETTINGS
+        if not self.dirs.test_set_structures.exists():
+            open_settings += TEST_SET_SETTINGS
+        return open_settings
 
     # -- messages -------------------------------------------------------------------
     def say(self, message: str) -> None:
@@ -320,7 +326,7 @@ class IRWorkflow:
             return json.loads(path.read_text())
         committee = Committee.load(self.dirs.final_models)
         self._models_for_md = self.dirs.final_models
-        frames_file = self.dirs.root / "test_set" / "candidates.extxyz"
+        frames_file = self.dirs.test_set_structures
         if not frames_file.exists():
             n_replicas = max(1, self.config.test_md_replicas)
             n_steps = int(round(self.config.test_md_ps * 1000 / self.config.timestep_fs / n_replicas))

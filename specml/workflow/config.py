@@ -86,6 +86,10 @@ class WorkflowConfig:
 #: values as long as its loop has not ended (nothing computed depends on them).
 STOPPING_SETTINGS = ("max_iterations", "target_harmonic_mae_cm1")
 
+#: Settings of the test-set stage: they may change until its structures are chosen, since
+#: nothing computed before depends on them.
+TEST_SET_SETTINGS = ("test_md_ps", "test_md_replicas", "test_frames", "test_clusters", "test_per_cluster")
+
 
 #: Named settings. "ci" is for tests: tiny models, very short MD (minutes in total).
 WORKFLOW_PRESETS: dict[str, WorkflowConfig] = {

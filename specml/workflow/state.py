@@ -86,6 +86,7 @@ class RunDirectory:
     learning_curve = property(lambda self: self.root / "learning_curve.json")
     log = property(lambda self: self.root / "specml.log")
     timings = property(lambda self: self.root / "timings.json")
+    test_set_structures = property(lambda self: self.root / "test_set" / "candidates.extxyz")
 
     @contextlib.contextmanager
     def timed(self, stage: str):
