@@ -62,3 +62,20 @@ def test_thread_count_must_be_positive():
     result = run_cli("--threads", "0", "harmonic", "CO")
     assert result.returncode == 2
     assert "--threads" in result.stderr and "greater than or equal to 1" in result.stderr
+
+
+def test_harmonic_conformer_average_of_ethanol(tmp_path):
+    from ase.build import molecule
+    from ase.io import write
+
+    proc = run_cli("harmonic", "CCO", "--conformers", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "CCO_harmonic_xtb_conformers.json").read_text())
+    conformers = summary["conformers"]
+    assert len(conformers) == 3  # trans and two mirror-image gauche forms
+    assert sum(c["population"] for c in conformers) == pytest.approx(1.0)
+    assert min(c["relative_energy_meV"] for c in conformers) == 0.0
+    assert all(len(c["frequencies_cm1"]) == 21 for c in conformers)
+    write(tmp_path / "ethanol.xyz", molecule("CH3CH2OH"))
+    assert_one_line_error(run_cli("harmonic", str(tmp_path / "ethanol.xyz"), "--conformers", "--out", str(tmp_path)),
+                          "--conformers needs SMILES")

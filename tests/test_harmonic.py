@@ -56,3 +56,25 @@ def test_linear_molecule_has_3n_minus_5_modes():
     assert 2200 < result.frequencies_cm1[3] < 2700
     assert result.frequencies_cm1[0] == pytest.approx(result.frequencies_cm1[1], abs=1.0)
     assert 500 < result.frequencies_cm1[0] < 800
+
+
+def test_conformer_average_weights_ethanol_rotamers():
+    """Ethanol: trans + two mirror-image gauche minima. Mirror images have one energy and one
+    spectrum, so they share their population; the average keeps every conformer's bands."""
+    from specml.molecules.conformers import conformers_from_smiles
+    from specml.spectra.harmonic import conformer_averaged_harmonic
+
+    result = conformer_averaged_harmonic(conformers_from_smiles("CCO"), "xtb")
+    assert len(result.results) == 3 and result.n_dropped["saddle_points"] == 0
+    assert result.weights.sum() == pytest.approx(1.0)
+    energies = result.energies_eV - result.energies_eV.min()
+    pair = [i for i in range(3) if i != int(np.argmax(energies))]  # the two of equal energy
+    assert energies[pair[0]] == pytest.approx(energies[pair[1]], abs=1e-5)
+    assert result.weights[pair[0]] == pytest.approx(result.weights[pair[1]], rel=1e-3)
+    np.testing.assert_allclose(result.results[pair[0]].frequencies_cm1, result.results[pair[1]].frequencies_cm1,
+                               atol=1.0)
+    frequencies, intensities = result.sticks()
+    assert frequencies.size == 3 * 21
+    total = sum(w * r.intensities_km_mol.sum() for w, r in zip(result.weights, result.results))
+    assert intensities.sum() == pytest.approx(total)
+    assert np.all(np.diff(result.energies_eV) >= 0)  # lowest energy first

@@ -1,5 +1,6 @@
 """Molecule input: SMILES, structure files, databases, and their errors."""
 
+import numpy as np
 import pytest
 from ase.build import molecule
 from ase.db import connect
@@ -49,3 +50,25 @@ def test_molecule_table(tmp_path, shared_dir):
     bad.write_text("name,formula\nx,H2O\n")
     with pytest.raises(InputError, match="smiles"):
         read_molecule_table(bad)
+
+
+def test_conformer_ensemble_keeps_mirror_images_and_merges_duplicates():
+    from ase import units
+
+    from specml.molecules.conformers import boltzmann_weights, conformers_from_smiles
+
+    ethanol = conformers_from_smiles("CCO")
+    assert len(ethanol.structures) == 3  # trans and the two mirror-image gauche forms
+    assert len(conformers_from_smiles("c1ccccc1").structures) == 1
+    gauche = ethanol.structures[1]
+    turned = gauche.copy()
+    turned.rotate(70, "z")
+    turned.translate([1.0, -2.0, 0.5])
+    assert ethanol.rmsd(gauche, turned) < 1e-3
+    assert ethanol.rmsd(ethanol.structures[1], ethanol.structures[2]) > 0.1  # mirror images: no rotation maps them
+    assert ethanol.distinct([gauche, turned, ethanol.structures[0]], [0.0, 1e-6, 0.05]) == [0, 2]
+    with pytest.raises(MoleculeError, match="C1CC"):
+        conformers_from_smiles("C1CC")
+    kt = units.kB * 300.0
+    # exp(-dE/kT) with dE = kT ln 2 halves the population
+    np.testing.assert_allclose(boltzmann_weights([0.0, kt * np.log(2.0), 0.0], 300.0), [0.4, 0.2, 0.4])

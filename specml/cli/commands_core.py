@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import typer
 from rich.table import Table
 
@@ -34,8 +35,12 @@ def harmonic(
     shape: str = typer.Option("lorentzian", help="lorentzian | gaussian"),
     compare: Path | None = typer.Option(None, "--compare", help="Experimental spectrum to overlay (JCAMP/CSV)."),
     wn_range: tuple[float, float] = typer.Option((500.0, 4000.0), "--range", help="Range LO HI in cm-1."),
+    conformers: bool = typer.Option(False, "--conformers", help="Boltzmann-average the spectra of the molecule's "
+                                    "RDKit conformers (SMILES input), weighted by the reference's energies."),
+    temperature: float = typer.Option(298.15, "--temperature", "-T", help="Temperature of the populations (K)."),
 ) -> None:
     """Harmonic IR spectrum (optimised geometry, finite-difference Hessian) as CSV and PNG."""
+    from specml.errors import InputError
     from specml.molecules import load_molecules
     from specml.plotting import plot_spectra
     from specml.reference import make_reference
@@ -45,27 +50,62 @@ def harmonic(
     lo, hi = sorted(wn_range)
     for mol in load_molecules(molecule):
         method.check_elements(mol.atoms, mol.smiles or mol.name)
-        with console.status(f"optimising and computing the Hessian of {mol.name} with {method.describe()}"):
-            result = optimized_harmonic_analysis(mol.atoms, method)
-        spectrum = result.spectrum(fwhm=fwhm, shape=shape, lo=lo, hi=hi).with_metadata(label=f"{mol.name} harmonic ({method.name})")
-        stem = out / f"{safe_name(mol.name)}_harmonic_{method.name}"
+        if conformers:
+            if not mol.smiles:
+                raise InputError(f"--conformers needs SMILES input; {mol.name} came from a structure file")
+            result, summary = _conformer_average(mol, method, temperature)
+            stem = out / f"{safe_name(mol.name)}_harmonic_{method.name}_conformers"
+        else:
+            with console.status(f"optimising and computing the Hessian of {mol.name} with {method.describe()}"):
+                result = optimized_harmonic_analysis(mol.atoms, method)
+            _print_modes(mol.name, method, result)
+            summary = {"frequencies_cm1": result.frequencies_cm1.tolist(),
+                       "intensities_km_mol": result.intensities_km_mol.tolist()}
+            stem = out / f"{safe_name(mol.name)}_harmonic_{method.name}"
+        summary = {"molecule": mol.name, "smiles": mol.smiles, "reference": method.describe(), **summary}
+        label = f"{mol.name} harmonic ({method.name}{', conformers' if conformers else ''})"
+        spectrum = result.spectrum(fwhm=fwhm, shape=shape, lo=lo, hi=hi).with_metadata(label=label)
         spectrum.to_csv(stem.with_suffix(".csv"))
-        table = Table(title=f"{mol.name}: harmonic modes ({method.describe()})")
-        table.add_column("mode", justify="right")
-        table.add_column("wavenumber / cm-1", justify="right")
-        table.add_column("intensity / km mol-1", justify="right")
-        for i, (nu, inten) in enumerate(zip(result.frequencies_cm1, result.intensities_km_mol), 1):
-            table.add_row(str(i), f"{nu:.1f}", f"{inten:.1f}")
-        console.print(table)
-        summary = {"molecule": mol.name, "smiles": mol.smiles, "reference": method.describe(),
-                   "frequencies_cm1": result.frequencies_cm1.tolist(),
-                   "intensities_km_mol": result.intensities_km_mol.tolist()}
         if compare is not None:
             summary["vs_experiment"] = _report_comparison(spectrum, compare, stem.with_suffix(".png"), lo, hi)
         else:
             plot_spectra([spectrum], stem.with_suffix(".png"), title=f"{mol.name}: harmonic IR ({method.name})")
         stem.with_suffix(".json").write_text(json.dumps(summary, indent=2))
         console.print(f"wrote {stem}.csv, .png and .json")
+
+
+def _print_modes(name: str, method, result) -> None:
+    table = Table(title=f"{name}: harmonic modes ({method.describe()})")
+    table.add_column("mode", justify="right")
+    table.add_column("wavenumber / cm-1", justify="right")
+    table.add_column("intensity / km mol-1", justify="right")
+    for i, (nu, inten) in enumerate(zip(result.frequencies_cm1, result.intensities_km_mol), 1):
+        table.add_row(str(i), f"{nu:.1f}", f"{inten:.1f}")
+    console.print(table)
+
+
+def _conformer_average(mol, method, temperature_k: float):
+    """Conformer-averaged harmonic analysis of a SMILES molecule, its table printed; (result, summary)."""
+    from specml.molecules.conformers import conformers_from_smiles
+    from specml.spectra.harmonic import conformer_averaged_harmonic
+
+    with console.status(f"conformers of {mol.name}: optimising and computing Hessians with {method.describe()}"):
+        result = conformer_averaged_harmonic(conformers_from_smiles(mol.smiles), method, temperature_k)
+    relative_meV = 1000.0 * (result.energies_eV - result.energies_eV.min())
+    table = Table(title=f"{mol.name}: conformers at {temperature_k:g} K ({method.describe()})")
+    for column in ("conformer", "energy / meV", "population", "strongest band / cm-1"):
+        table.add_column(column, justify="right")
+    for i, (r, de, w) in enumerate(zip(result.results, relative_meV, result.weights), 1):
+        table.add_row(str(i), f"{de:.1f}", f"{w:.3f}", f"{r.frequencies_cm1[np.argmax(r.intensities_km_mol)]:.1f}")
+    console.print(table)
+    dropped = {k: v for k, v in result.n_dropped.items() if v}
+    if dropped:
+        console.print("not in the average: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in dropped.items()))
+    summary = {"temperature_k": temperature_k, "dropped": result.n_dropped, "conformers": [
+        {"relative_energy_meV": float(de), "population": float(w), "frequencies_cm1": r.frequencies_cm1.tolist(),
+         "intensities_km_mol": r.intensities_km_mol.tolist()}
+        for r, de, w in zip(result.results, relative_meV, result.weights)]}
+    return result, summary
 
 
 @app.command("md")

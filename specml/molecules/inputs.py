@@ -28,27 +28,36 @@ class Molecule:
         return self.atoms.get_chemical_formula()
 
 
-def canonical_smiles(smiles: str) -> str:
-    """RDKit canonical SMILES; raises :class:`MoleculeError` for an invalid one."""
+def _parse_smiles(smiles: str):
     from rdkit import Chem, RDLogger
 
     RDLogger.DisableLog("rdApp.*")
     mol = Chem.MolFromSmiles(smiles) if smiles and smiles.strip() else None
     if mol is None:
         raise MoleculeError(f"invalid SMILES {smiles!r}")
-    return Chem.MolToSmiles(mol)
+    return mol
+
+
+def canonical_smiles(smiles: str) -> str:
+    """RDKit canonical SMILES; raises :class:`MoleculeError` for an invalid one."""
+    from rdkit import Chem
+
+    return Chem.MolToSmiles(_parse_smiles(smiles))
+
+
+def hydrogenated_rdkit_molecule(smiles: str):
+    """RDKit molecule of ``smiles`` with explicit hydrogens; raises :class:`MoleculeError` for an invalid one."""
+    from rdkit import Chem
+
+    return Chem.AddHs(_parse_smiles(smiles))
 
 
 def atoms_from_smiles(smiles: str, seed: int = 42) -> Atoms:
     """3D structure from SMILES: RDKit ETKDG conformer relaxed with MMFF (UFF fallback)."""
-    from rdkit import Chem, RDLogger
+    from rdkit import Chem
     from rdkit.Chem import AllChem
 
-    RDLogger.DisableLog("rdApp.*")
-    mol = Chem.MolFromSmiles(smiles) if smiles and smiles.strip() else None
-    if mol is None:
-        raise MoleculeError(f"invalid SMILES {smiles!r}")
-    mol = Chem.AddHs(mol)
+    mol = hydrogenated_rdkit_molecule(smiles)
     params = AllChem.ETKDGv3()
     params.randomSeed = seed
     if AllChem.EmbedMolecule(mol, params) != 0:

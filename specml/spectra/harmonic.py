@@ -46,15 +46,21 @@ class HarmonicResult:
     def spectrum(self, fwhm: float = 10.0, shape: str = "lorentzian", lo: float = 400.0, hi: float = 4000.0,
                  step: float = 1.0, frequency_scale: float = 1.0) -> Spectrum:
         """Broadened stick spectrum on ``lo..hi`` cm-1 (area of each line = its km/mol)."""
-        grid = np.arange(lo, hi + 0.5 * step, step)
-        real = self.frequencies_cm1 > 0
-        intensity = broaden_sticks(self.frequencies_cm1[real] * frequency_scale, self.intensities_km_mol[real],
-                                   grid, fwhm, shape)
-        return Spectrum(grid, intensity, metadata={
-            "source": "harmonic", "method": self.method, "label": f"harmonic {self.method}".strip(),
-            "formula": self.atoms.get_chemical_formula(), "intensity_units": "km/mol per cm-1",
-            "resolution_cm1": fwhm, "line_shape": shape, "frequency_scale": frequency_scale,
-        })
+        return stick_spectrum(self.frequencies_cm1, self.intensities_km_mol, self.atoms, self.method, fwhm, shape,
+                              lo, hi, step, frequency_scale)
+
+
+def stick_spectrum(frequencies_cm1, intensities_km_mol, atoms: Atoms, method: str, fwhm: float, shape: str,
+                   lo: float, hi: float, step: float, frequency_scale: float) -> Spectrum:
+    """Real sticks broadened on ``lo..hi`` cm-1 (area of each line = its km/mol); imaginary ones are left out."""
+    grid = np.arange(lo, hi + 0.5 * step, step)
+    real = frequencies_cm1 > 0
+    intensity = broaden_sticks(frequencies_cm1[real] * frequency_scale, intensities_km_mol[real], grid, fwhm, shape)
+    return Spectrum(grid, intensity, metadata={
+        "source": "harmonic", "method": method, "label": f"harmonic {method}".strip(),
+        "formula": atoms.get_chemical_formula(), "intensity_units": "km/mol per cm-1",
+        "resolution_cm1": fwhm, "line_shape": shape, "frequency_scale": frequency_scale,
+    })
 
 
 def _displaced_label(args):
@@ -175,3 +181,75 @@ def optimized_harmonic_analysis(atoms: Atoms, reference="xtb", fmax: float = 1e-
     reference = make_reference(reference)
     reference.check_elements(atoms, atoms.info.get("smiles") or atoms.get_chemical_formula())
     return harmonic_analysis(optimize_geometry(atoms, reference, fmax=fmax), reference, executor=executor)
+
+
+#: A conformer whose lowest mode is more imaginary than this (cm-1) is a saddle point, not a
+#: minimum: a torsion the force field has as a minimum and the reference has not.
+SADDLE_POINT_CM1 = -50.0
+
+
+@dataclass
+class ConformerHarmonic:
+    """Harmonic analyses of a molecule's distinct conformers (lowest energy first) and their
+    Boltzmann populations at ``temperature_k`` (from the reference's electronic energies)."""
+
+    results: list[HarmonicResult]
+    energies_eV: np.ndarray
+    weights: np.ndarray
+    temperature_k: float
+    n_dropped: dict
+
+    def sticks(self) -> tuple[np.ndarray, np.ndarray]:
+        """All conformers' bands (cm-1) with intensities (km/mol) times their populations."""
+        frequencies = np.concatenate([r.frequencies_cm1 for r in self.results])
+        intensities = np.concatenate([w * r.intensities_km_mol for w, r in zip(self.weights, self.results)])
+        return frequencies, intensities
+
+    def spectrum(self, fwhm: float = 10.0, shape: str = "lorentzian", lo: float = 400.0, hi: float = 4000.0,
+                 step: float = 1.0, frequency_scale: float = 1.0) -> Spectrum:
+        """The population-weighted sum of the conformers' broadened spectra."""
+        frequencies, intensities = self.sticks()
+        first = self.results[0]
+        spectrum = stick_spectrum(frequencies, intensities, first.atoms, first.method, fwhm, shape, lo, hi, step,
+                                  frequency_scale)
+        return spectrum.with_metadata(conformers=len(self.results), temperature_k=self.temperature_k)
+
+
+def conformer_averaged_harmonic(ensemble, reference="xtb", temperature_k: float = 298.15, fmax: float = 1e-4,
+                                energy_window_eV: float = 0.2, executor=None) -> ConformerHarmonic:
+    """Optimise every conformer of ``ensemble`` (:class:`specml.molecules.conformers.ConformerEnsemble`)
+    with the reference, merge those that reach the same minimum, and analyse those within
+    ``energy_window_eV`` of the lowest (0.2 eV: a population below 5e-4 at 298 K).
+
+    A conformer whose optimisation fails is dropped as long as another one succeeds; saddle points
+    (lowest mode below ``SADDLE_POINT_CM1``) are dropped unless nothing else is left.
+    """
+    from specml.molecules.conformers import boltzmann_weights
+    from specml.molecules.optimize import optimize_geometry
+    from specml.reference import make_reference
+
+    reference = make_reference(reference)
+    optimised, energies, first_error = [], [], None
+    for atoms in ensemble.structures:
+        reference.check_elements(atoms, ensemble.smiles)
+        try:
+            relaxed = optimize_geometry(atoms, reference, fmax=fmax)
+        except ReferenceCalculationError as error:
+            first_error = first_error or error
+            continue
+        optimised.append(relaxed)
+        energies.append(reference.label(relaxed).energy)
+    if not optimised:
+        raise first_error
+    energies = np.asarray(energies)
+    distinct = ensemble.distinct(optimised, energies)
+    kept = [i for i in distinct if energies[i] - energies[distinct[0]] <= energy_window_eV]
+    results = [harmonic_analysis(optimised[i], reference, executor=executor) for i in kept]
+    minima = [j for j, r in enumerate(results) if r.frequencies_cm1.min() > SADDLE_POINT_CM1] or [0]
+    kept_energies = energies[[kept[j] for j in minima]]
+    return ConformerHarmonic(
+        results=[results[j] for j in minima], energies_eV=kept_energies,
+        weights=boltzmann_weights(kept_energies, temperature_k), temperature_k=temperature_k,
+        n_dropped={"failed": len(ensemble.structures) - len(optimised),
+                   "same_minimum": len(optimised) - len(distinct), "above_window": len(distinct) - len(kept),
+                   "saddle_points": len(kept) - len(minima)})

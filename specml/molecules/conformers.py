@@ -1,0 +1,113 @@
+"""Conformer ensembles from SMILES: RDKit ETKDG embeddings relaxed with MMFF, duplicates removed.
+
+A gas-phase spectrum at room temperature is a Boltzmann mixture of a flexible molecule's
+conformers (ethanol: trans and two mirror-image gauche forms). Mirror images are kept as
+separate structures: they are distinct minima, and counting both gives the right weight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms, units
+
+from specml.errors import MoleculeError
+
+#: Two structures closer than this (Å, all atoms, best symmetry-equivalent alignment) are one conformer.
+SAME_CONFORMER_RMSD_A = 0.1
+#: Embeddings per rotatable bond (and for the molecule itself): enough to find every rotamer of
+#: the small molecules here (1-propanol: 9 distinct minima from 60 embeddings).
+EMBEDDINGS_PER_ROTOR = 20
+MAX_EMBEDDINGS = 100
+
+
+@dataclass
+class ConformerEnsemble:
+    """Distinct force-field minima of one molecule, lowest force-field energy first.
+
+    ``mol`` is the RDKit molecule (with hydrogens) whose atom order ``structures`` share; it is
+    kept to compare structures later (:meth:`distinct`), e.g. after a re-optimisation that may
+    have sent two conformers to the same minimum.
+    """
+
+    smiles: str
+    mol: object
+    structures: list[Atoms]
+
+    def rmsd(self, a: Atoms, b: Atoms) -> float:
+        """All-atom RMSD (Å) after the best rotation and symmetry-equivalent atom mapping (RDKit)."""
+        from rdkit import Chem
+        from rdkit.Chem import rdMolAlign
+        from rdkit.Geometry import Point3D
+
+        def with_positions(atoms: Atoms):
+            mol = Chem.Mol(self.mol, confId=0)
+            conformer = mol.GetConformer()
+            for i, p in enumerate(atoms.positions):
+                conformer.SetAtomPosition(i, Point3D(*map(float, p)))
+            return mol
+
+        return float(rdMolAlign.GetBestRMS(with_positions(a), with_positions(b)))
+
+    def distinct(self, structures: list[Atoms], energies_eV, rmsd_threshold: float = SAME_CONFORMER_RMSD_A) -> list[int]:
+        """Indices of the distinct structures, lowest energy first: a structure within
+        ``rmsd_threshold`` of a lower-energy one is a duplicate."""
+        kept: list[int] = []
+        for i in np.argsort(np.asarray(energies_eV, dtype=float), kind="stable"):
+            if all(self.rmsd(structures[i], structures[k]) > rmsd_threshold for k in kept):
+                kept.append(int(i))
+        return kept
+
+
+def conformers_from_smiles(smiles: str, seed: int = 42, max_conformers: int = 10) -> ConformerEnsemble:
+    """Up to ``max_conformers`` distinct MMFF (UFF fallback) minima of ``smiles``.
+
+    Embeddings: ``EMBEDDINGS_PER_ROTOR`` x (1 + rotatable bonds), at most ``MAX_EMBEDDINGS``,
+    ETKDGv3 with a fixed seed, so the ensemble is reproducible.
+    """
+    from rdkit import Chem
+    from rdkit.Chem import AllChem, rdMolDescriptors
+
+    from specml.molecules.inputs import hydrogenated_rdkit_molecule
+
+    mol = hydrogenated_rdkit_molecule(smiles)
+    params = AllChem.ETKDGv3()
+    params.randomSeed = seed
+    params.pruneRmsThresh = -1.0  # RDKit prunes on heavy atoms only, which merges O-H rotamers
+    n_embed = min(MAX_EMBEDDINGS, EMBEDDINGS_PER_ROTOR * (1 + rdMolDescriptors.CalcNumRotatableBonds(mol)))
+    ids = list(AllChem.EmbedMultipleConfs(mol, n_embed, params))
+    if not ids:
+        params.useRandomCoords = True
+        ids = list(AllChem.EmbedMultipleConfs(mol, n_embed, params))
+    if not ids:
+        raise MoleculeError(f"RDKit could not embed a 3D conformer for SMILES {smiles!r}")
+    if AllChem.MMFFHasAllMoleculeParams(mol):
+        relaxed = AllChem.MMFFOptimizeMoleculeConfs(mol, maxIters=2000)
+    elif AllChem.UFFHasAllMoleculeParams(mol):
+        relaxed = AllChem.UFFOptimizeMoleculeConfs(mol, maxIters=2000)
+    else:
+        relaxed = [(0, 0.0)] * len(ids)  # no force field: the embedded geometries as they are
+    symbols = [a.GetSymbol() for a in mol.GetAtoms()]
+    charge = Chem.GetFormalCharge(mol)
+    structures = []
+    for conf_id in ids:
+        atoms = Atoms(symbols, positions=mol.GetConformer(conf_id).GetPositions())
+        atoms.info["smiles"] = smiles
+        if charge:
+            atoms.info["charge"] = charge
+        structures.append(atoms)
+    ensemble = ConformerEnsemble(smiles, mol, [])
+    # Force-field energies are in kcal/mol; only their order matters here.
+    kept = ensemble.distinct(structures, [energy for _, energy in relaxed])
+    ensemble.structures = [structures[i] for i in kept[:max_conformers]]
+    return ensemble
+
+
+def boltzmann_weights(energies_eV, temperature_k: float) -> np.ndarray:
+    """Normalised Boltzmann populations exp(-(E - E_min) / kT) of the given energies (eV)."""
+    energies = np.asarray(energies_eV, dtype=float)
+    if temperature_k <= 0:
+        raise ValueError("temperature_k must be positive")
+    weights = np.exp(-(energies - energies.min()) / (units.kB * temperature_k))
+    return weights / weights.sum()
