@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms, units
 
-from specml.errors import MoleculeError
+from specml.errors import InputError, MoleculeError
 
 #: Two structures closer than this (Å, all atoms, best symmetry-equivalent alignment) are one conformer.
 SAME_CONFORMER_RMSD_A = 0.1
@@ -108,6 +108,6 @@ def boltzmann_weights(energies_eV, temperature_k: float) -> np.ndarray:
     """Normalised Boltzmann populations exp(-(E - E_min) / kT) of the given energies (eV)."""
     energies = np.asarray(energies_eV, dtype=float)
     if temperature_k <= 0:
-        raise ValueError("temperature_k must be positive")
+        raise InputError(f"temperature must be positive, got {temperature_k} K")
     weights = np.exp(-(energies - energies.min()) / (units.kB * temperature_k))
     return weights / weights.sum()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
-from specml.errors import ReferenceCalculationError
+from specml.errors import InputError, ReferenceCalculationError
 from specml.spectra.broadening import broaden_sticks
 from specml.spectra.spectrum import Spectrum
 from specml.units import E_ANGSTROM_IN_DEBYE, HESSIAN_EIGENVALUE_TO_CM1, IR_INTENSITY_D2_A2_AMU_TO_KM_PER_MOL
@@ -228,6 +228,8 @@ def conformer_averaged_harmonic(ensemble, reference="xtb", temperature_k: float 
     from specml.molecules.optimize import optimize_geometry
     from specml.reference import make_reference
 
+    if temperature_k <= 0:  # before the optimisations, not after them
+        raise InputError(f"temperature must be positive, got {temperature_k} K")
     reference = make_reference(reference)
     optimised, energies, first_error = [], [], None
     for atoms in ensemble.structures:
