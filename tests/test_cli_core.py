@@ -79,3 +79,5 @@ def test_harmonic_conformer_average_of_ethanol(tmp_path):
     write(tmp_path / "ethanol.xyz", molecule("CH3CH2OH"))
     assert_one_line_error(run_cli("harmonic", str(tmp_path / "ethanol.xyz"), "--conformers", "--out", str(tmp_path)),
                           "--conformers needs SMILES")
+    assert_one_line_error(run_cli("harmonic", "CCO", "--conformers", "-T", "-5", "--out", str(tmp_path)),
+                          "temperature must be positive")
