@@ -66,10 +66,9 @@ def conformers_from_smiles(smiles: str, seed: int = 42, max_conformers: int = 10
     Embeddings: ``EMBEDDINGS_PER_ROTOR`` x (1 + rotatable bonds), at most ``MAX_EMBEDDINGS``,
     ETKDGv3 with a fixed seed, so the ensemble is reproducible.
     """
-    from rdkit import Chem
     from rdkit.Chem import AllChem, rdMolDescriptors
 
-    from specml.molecules.inputs import hydrogenated_rdkit_molecule
+    from specml.molecules.inputs import atoms_from_rdkit_conformer, hydrogenated_rdkit_molecule
 
     mol = hydrogenated_rdkit_molecule(smiles)
     params = AllChem.ETKDGv3()
@@ -88,15 +87,7 @@ def conformers_from_smiles(smiles: str, seed: int = 42, max_conformers: int = 10
         relaxed = AllChem.UFFOptimizeMoleculeConfs(mol, maxIters=2000)
     else:
         relaxed = [(0, 0.0)] * len(ids)  # no force field: the embedded geometries as they are
-    symbols = [a.GetSymbol() for a in mol.GetAtoms()]
-    charge = Chem.GetFormalCharge(mol)
-    structures = []
-    for conf_id in ids:
-        atoms = Atoms(symbols, positions=mol.GetConformer(conf_id).GetPositions())
-        atoms.info["smiles"] = smiles
-        if charge:
-            atoms.info["charge"] = charge
-        structures.append(atoms)
+    structures = [atoms_from_rdkit_conformer(mol, smiles, conf_id) for conf_id in ids]
     ensemble = ConformerEnsemble(smiles, mol, [])
     # Force-field energies are in kcal/mol; only their order matters here.
     kept = ensemble.distinct(structures, [energy for _, energy in relaxed])

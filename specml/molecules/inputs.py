@@ -54,7 +54,6 @@ def hydrogenated_rdkit_molecule(smiles: str):
 
 def atoms_from_smiles(smiles: str, seed: int = 42) -> Atoms:
     """3D structure from SMILES: RDKit ETKDG conformer relaxed with MMFF (UFF fallback)."""
-    from rdkit import Chem
     from rdkit.Chem import AllChem
 
     mol = hydrogenated_rdkit_molecule(smiles)
@@ -68,9 +67,14 @@ def atoms_from_smiles(smiles: str, seed: int = 42) -> Atoms:
         AllChem.MMFFOptimizeMolecule(mol, maxIters=2000)
     elif AllChem.UFFHasAllMoleculeParams(mol):
         AllChem.UFFOptimizeMolecule(mol, maxIters=2000)
-    positions = mol.GetConformer().GetPositions()
-    symbols = [a.GetSymbol() for a in mol.GetAtoms()]
-    atoms = Atoms(symbols, positions=positions)
+    return atoms_from_rdkit_conformer(mol, smiles)
+
+
+def atoms_from_rdkit_conformer(mol, smiles: str, conf_id: int = -1) -> Atoms:
+    """ASE Atoms of one conformer of an RDKit molecule, with its SMILES and any net charge in ``info``."""
+    from rdkit import Chem
+
+    atoms = Atoms([a.GetSymbol() for a in mol.GetAtoms()], positions=mol.GetConformer(conf_id).GetPositions())
     atoms.info["smiles"] = smiles
     charge = Chem.GetFormalCharge(mol)
     if charge:

@@ -231,9 +231,9 @@ def conformer_averaged_harmonic(ensemble, reference="xtb", temperature_k: float 
     if temperature_k <= 0:  # before the optimisations, not after them
         raise InputError(f"temperature must be positive, got {temperature_k} K")
     reference = make_reference(reference)
+    reference.check_elements(ensemble.structures[0], ensemble.smiles)  # conformers share their elements
     optimised, energies, first_error = [], [], None
     for atoms in ensemble.structures:
-        reference.check_elements(atoms, ensemble.smiles)
         try:
             relaxed = optimize_geometry(atoms, reference, fmax=fmax)
         except ReferenceCalculationError as error:
