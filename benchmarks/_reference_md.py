@@ -100,7 +100,7 @@ def dipole_runs(path: Path, max_ps: float | None = None) -> tuple[list[np.ndarra
     """Dipole series of the trajectories in an ``.npz`` (``dipoles`` for one reference
     trajectory, or the workflow's production file, stopped runs left out), cut to their
     first ``max_ps`` picoseconds, and the record interval (fs)."""
-    from specml.workflow.active_learning import read_production_file
+    from specml.workflow.production import read_production_file
 
     with np.load(path) as data:
         if "dipoles" not in data.files:

@@ -420,8 +420,8 @@ def run(preset: str, settings: dict, run_dir: Path, workers: int, dft: bool, sho
             refs.submit(mol.name, transfer_minima[mol.name], temperature, seed=30_000 + 100 * i)
 
         result = workflow.run()
-        series_ml = temperature_series_ml(workflow, result, series, settings["temperatures_k"], run_dir)
-        transfer_ml, domain, unseen = predict_transfer(workflow, transfer, run_dir / "transfer")
+        series_ml, transfer_ml, domain, unseen = extra_ml_spectra(workflow, result, series, settings["temperatures_k"],
+                                                                  transfer, run_dir)
         if dft:
             dft_entry, dft_plot = dft_case(settings, run_dir, experiments, executor, console)
         else:
@@ -500,45 +500,43 @@ def run(preset: str, settings: dict, run_dir: Path, workers: int, dft: bool, sho
     return results, plots
 
 
-def temperature_series_ml(workflow, result, molecule: str, temperatures_k, run_dir: Path) -> dict:
-    """ML spectra of one molecule at each temperature, from the final models (no retraining)."""
-    from specml.workflow import production_spectra
-
-    config = workflow.config
-    minimum = dict(workflow.prepared_structures())[molecule]
-    spectra = {}
-    for t in temperatures_k:
-        if t == config.production_temperature_k:
-            spectra[t] = result.spectra.get(f"{molecule}@{t:.0f}K")
-        else:
-            produced = production_spectra([(molecule, minimum)], workflow.dirs.final_models, t, config,
-                                          run_dir / "temperature_series" / f"{t:.0f}K", workflow.executor,
-                                          workflow.say)
-            spectra[t] = produced.get(molecule)
-    return spectra
-
-
-def predict_transfer(workflow, molecules: list, out_dir: Path) -> tuple[dict, dict, dict]:
-    """ML spectra of never-trained molecules with the committee's domain report; molecules
-    with an element the committee does not know are listed apart, with the reason."""
+def extra_ml_spectra(workflow, result, series: str, temperatures_k, transfer: list, run_dir: Path):
+    """ML spectra from the final models, without retraining: the series molecule at each
+    temperature and the never-trained molecules at the production temperature, with the
+    committee's domain report; molecules with an element the committee does not know are
+    listed apart, with the reason. All of this MD shares batches (small batches cost far more
+    per step)."""
     from specml.errors import UnsupportedElementError
-    from specml.models import Committee
-    from specml.workflow import predict_spectra
+    from specml.workflow import ProductionJob, job_spectra, run_production
+    from specml.workflow.prediction import domain_report, load_predicting_committee, prediction_job
 
-    committee = Committee.load(workflow.dirs.final_models)
+    config, models = workflow.config, workflow.dirs.final_models
+    minimum = dict(workflow.prepared_structures())[series]
+    series_jobs = {t: ProductionJob([(series, minimum)], t, run_dir / "temperature_series" / f"{t:.0f}K")
+                   for t in temperatures_k if t != config.production_temperature_k}
+    committee = load_predicting_committee(models)
     predictable, unseen = [], {}
-    for mol in molecules:
+    for mol in transfer:
         try:
             committee.check_elements(mol.atoms)
             predictable.append(mol)
         except UnsupportedElementError as exc:
             unseen[mol.name] = str(exc)
-    if not predictable:
-        return {}, {}, unseen
-    spectra, domain = predict_spectra(workflow.dirs.final_models, predictable, out_dir,
-                                      workflow.config.production_temperature_k, workflow.config, workflow.executor,
-                                      workflow.say)
-    return spectra, domain, unseen
+    jobs = list(series_jobs.values())
+    transfer_job, domain = None, {}
+    if predictable:
+        transfer_job, domain = prediction_job(committee, predictable, run_dir / "transfer",
+                                              config.production_temperature_k)
+        jobs.append(transfer_job)
+    run_production(jobs, models, config, workflow.executor, run_dir / "extra_md_checkpoints")
+
+    series_ml = {t: (job_spectra(series_jobs[t], models, config, workflow.say).get(series) if t in series_jobs
+                     else result.spectra.get(f"{series}@{t:.0f}K")) for t in temperatures_k}
+    transfer_ml = {}
+    if transfer_job is not None:
+        transfer_ml = job_spectra(transfer_job, models, config, workflow.say)
+        domain = domain_report(domain, transfer_ml, workflow.say)
+    return series_ml, transfer_ml, domain, unseen
 
 
 def ml_against_references(mol, ml, refs: ReferenceRuns, temperature_k: float, experiments: dict) -> tuple[dict, dict]:

@@ -349,7 +349,7 @@ def test_killed_exploration_task_resumes_exactly(methanol_run, tmp_path, monkeyp
 
 
 def test_md_batches_for_workers_are_balanced_by_atoms():
-    from specml.workflow.active_learning import balanced_batches
+    from specml.workflow.md_tasks import balanced_batches
 
     water, ethanol = molecule("H2O"), molecule("CH3CH2OH")  # 3 and 9 atoms
     replicas = [Replica("ethanol", ethanol, 300.0, k) for k in range(3)] + \
@@ -385,7 +385,7 @@ def test_trained_models_predict_without_retraining(methanol_run, tmp_path):
 
 
 def test_production_file_reader_leaves_out_stopped_and_short_runs(tmp_path):
-    from specml.workflow.active_learning import read_production_file
+    from specml.workflow.production import read_production_file
 
     path = tmp_path / "mol.npz"
     lengths, stopped = (3000, 3000, 1500), (False, True, False)
@@ -405,3 +405,47 @@ def test_production_file_reader_leaves_out_stopped_and_short_runs(tmp_path):
     np.savez(path, record_interval_fs=np.array(1.0))
     with pytest.raises(InputError, match="no production trajectories"):
         read_production_file(path)
+
+
+def test_md_task_outputs_come_back_in_replica_order():
+    """On Dask, batches are balanced by atoms and so reorder the replicas; outputs must not be."""
+    from specml.executor import Executor, TaskResult
+    from specml.workflow.md_tasks import run_md_tasks
+
+    class TwoWorkers(Executor):
+        distributed = True
+
+        def n_workers(self):
+            return 2
+
+        def map(self, fn, items, description="working"):
+            return [TaskResult(i, fn(item)) for i, item in enumerate(items)]
+
+    def echo(args):
+        return [{"molecule": r.molecule, "seed": r.seed} for r in args[1]]
+
+    replicas = [Replica("water", molecule("H2O"), 300.0, k) for k in range(2)] + \
+               [Replica("ethanol", molecule("CH3CH2OH"), 300.0, k) for k in range(2, 4)]
+    outputs = run_md_tasks(TwoWorkers(show_progress=False), "models", echo, replicas, {}, "echo")
+    assert [(o["molecule"], o["seed"]) for o in outputs] == [(r.molecule, r.seed) for r in replicas]
+
+
+def test_temperatures_and_molecules_share_one_production_batch(methanol_run, tmp_path, monkeypatch):
+    import specml.workflow.production as production
+    from specml.workflow import ProductionJob, job_spectra, run_production
+
+    workflow, _ = methanol_run
+    calls = []
+    counted = production.run_md_tasks
+    monkeypatch.setattr(production, "run_md_tasks", lambda *a, **k: calls.append(len(a[3])) or counted(*a, **k))
+    structures = workflow.prepared_structures()
+    jobs = [ProductionJob(structures, t, tmp_path / f"{t:.0f}K") for t in (100.0, 900.0)]
+    run_production(jobs, workflow.dirs.final_models, CI, make_executor(show_progress=False), tmp_path / "snapshots")
+    assert calls == [2 * CI.n_trajectories]  # one batch for both temperatures
+    assert not (tmp_path / "snapshots").exists()
+    cold, hot = (job_spectra(job, workflow.dirs.final_models, CI)["CO"] for job in jobs)
+    assert cold.metadata["temperature_k"] == 100.0 and hot.metadata["temperature_k"] == 900.0
+    # Each file holds the trajectories run at its own temperature.
+    assert cold.metadata["mean_kinetic_temperature_k"] < 250.0 < 500.0 < hot.metadata["mean_kinetic_temperature_k"]
+    run_production(jobs, workflow.dirs.final_models, CI, make_executor(show_progress=False), tmp_path / "snapshots")
+    assert len(calls) == 1  # stored files are not run again

@@ -30,13 +30,13 @@ from specml.errors import InputError
 from specml.executor import Executor, make_executor, progress_bar
 from specml.molecules.inputs import Molecule
 from specml.reference import make_reference
-from specml.spectra.autocorrelation import ir_from_trajectories
 from specml.spectra.harmonic import HarmonicResult, harmonic_from_derivatives
 from specml.spectra.spectrum import Spectrum
 from specml.workflow.config import STOPPING_SETTINGS, TEST_SET_SETTINGS, WorkflowConfig
 from specml.workflow.evaluation import harmonic_errors, label_errors, ml_harmonic_analysis
 from specml.workflow.labelling import Candidate, label_candidates
-from specml.workflow.md_tasks import Replica, exploration_task, production_task, select_most_uncertain
+from specml.workflow.md_tasks import Replica, exploration_task, run_md_tasks, select_most_uncertain
+from specml.workflow.production import ProductionJob, job_spectra, run_production
 from specml.workflow.state import (RunDirectory, atomic_save_directory, safe_name, atomic_write_json, atomic_write_npz,
                                    atomic_write_structures, file_logger, read_structures_file)
 
@@ -358,11 +358,16 @@ class IRWorkflow:
         return errors
 
     # -- stage 5 --------------------------------------------------------------------
-    def production(self, temperature_k: float | None = None, models_dir: Path | None = None) -> dict[str, Spectrum]:
-        temperature_k = temperature_k or self.config.production_temperature_k
+    def production(self, temperatures_k: tuple[float, ...] | None = None,
+                   models_dir: Path | None = None) -> dict[float, dict[str, Spectrum]]:
+        """Production ML-MD spectra of every molecule at each temperature (by default the
+        configured one); all temperatures share the MD batches."""
+        temperatures_k = tuple(temperatures_k or (self.config.production_temperature_k,))
         self._models_for_md = models_dir or self.dirs.final_models
-        return production_spectra(self.prepared_structures(), self._models_for_md, temperature_k, self.config,
-                                  self.dirs.production(temperature_k), self.executor, self.say)
+        jobs = [ProductionJob(self.prepared_structures(), t, self.dirs.production(t)) for t in temperatures_k]
+        run_production(jobs, self._models_for_md, self.config, self.executor,
+                       self.dirs.production_snapshots(temperatures_k))
+        return {job.temperature_k: job_spectra(job, self._models_for_md, self.config, self.say) for job in jobs}
 
     def prepared_structures(self) -> list[tuple[str, Atoms]]:
         return [(m.name, m.atoms) for m in self.prepared()]
@@ -373,12 +378,10 @@ class IRWorkflow:
         _, curve = self.active_learning()
         with self.dirs.timed("test_set"):
             test_errors = self.test_set() if self.config.run_test_set else {}
-        spectra = {}
-        for temperature in temperatures_k or (self.config.production_temperature_k,):
-            with self.dirs.timed("production_md"):
-                produced = self.production(temperature)
-            for name, spectrum in produced.items():
-                spectra[f"{name}@{temperature:.0f}K"] = spectrum
+        with self.dirs.timed("production_md"):
+            produced = self.production(temperatures_k)
+        spectra = {f"{name}@{t:.0f}K": spectrum for t, per_molecule in produced.items()
+                   for name, spectrum in per_molecule.items()}
         summary = {
             "molecules": [m.name for m in self.molecules],
             "reference": self.reference.describe(),
@@ -394,138 +397,3 @@ class IRWorkflow:
             "wall_time_s_by_stage": json.loads(self.dirs.timings.read_text()) if self.dirs.timings.exists() else {},
         }
         return WorkflowResult(self.dirs.root, spectra, curve, summary)
-
-
-def run_md_tasks(executor: Executor, models_dir: Path, task, replicas: list[Replica], settings: dict,
-                 description: str, checkpoint_dir: Path | None = None) -> list[dict]:
-    """Run MD ``task`` over ``replicas`` through the executor: in-process all replicas go into
-    one batch; on Dask they are split into one batch per worker, balanced by atoms (one batch of
-    many replicas costs far less per replica than many small ones).
-
-    With ``checkpoint_dir`` each batch snapshots itself there (``batch_K.pt``) and a rerun
-    resumes it; the caller removes the directory once it has persisted the results.
-    """
-    if executor.distributed:
-        batches = balanced_batches(replicas, executor.n_workers())
-    else:
-        batches = [replicas]
-    items = []
-    for k, batch in enumerate(batches):
-        checkpoint = {"checkpoint": str(checkpoint_dir / f"batch_{k}.pt")} if checkpoint_dir is not None else {}
-        items.append((str(models_dir), batch, {**settings, **checkpoint}))
-    if executor.distributed:
-        outcomes = executor.map(task, items, description)
-    else:
-        # In-process the bar follows MD steps rather than tasks.
-        with progress_bar(disable=not executor.show_progress) as bar:
-            handle = bar.add_task(f"{description} ({len(replicas)} replicas)", total=None)
-            report = lambda done, total: bar.update(handle, completed=done, total=total)  # noqa: E731
-            quiet = make_executor(show_progress=False)
-            models, batch, batch_settings = items[0]
-            outcomes = quiet.map(task, [(models, batch, {**batch_settings, "progress": report})], description)
-    results = []
-    for outcome in outcomes:
-        if not outcome.ok:
-            raise outcome.error
-        results.extend(outcome.value)
-    return results
-
-
-def balanced_batches(replicas: list[Replica], n_batches: int) -> list[list[Replica]]:
-    """Split ``replicas`` into at most ``n_batches`` non-empty batches of similar atom counts
-    (largest first into the lightest batch); each batch keeps the input order."""
-    n_batches = max(1, min(n_batches, len(replicas)))
-    loads, members = [0] * n_batches, [[] for _ in range(n_batches)]
-    for index in sorted(range(len(replicas)), key=lambda i: -len(replicas[i].atoms)):
-        lightest = loads.index(min(loads))
-        loads[lightest] += len(replicas[index].atoms)
-        members[lightest].append(index)
-    return [[replicas[i] for i in sorted(batch)] for batch in members if batch]
-
-
-def production_spectra(structures: list[tuple[str, Atoms]], models_dir: Path, temperature_k: float,
-                       config: WorkflowConfig, folder: Path, executor: Executor, say=print) -> dict[str, Spectrum]:
-    """Production ML-MD spectra (mean and std over trajectories) per molecule, cached in ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    missing = [(n, a) for n, a in structures if not (folder / f"{safe_name(n)}.npz").exists()]
-    if missing:
-        replicas = [Replica(name, atoms, temperature_k, seed=config.seed + 500_000 + 10 * i + k)
-                    for i, (name, atoms) in enumerate(missing) for k in range(config.n_trajectories)]
-        settings = {"thermalization_steps": config.thermalization_steps, "production_steps": config.production_steps,
-                    "timestep_fs": config.timestep_fs, "friction_per_fs": config.production_friction_per_fs,
-                    "record_interval": config.dipole_record_interval, "uncertainty_stop": config.uncertainty_stop,
-                    "precision": config.md_precision}
-        by_molecule: dict[str, list[dict]] = {}
-        snapshots = folder / "md_checkpoints"
-        for r in run_md_tasks(executor, models_dir, production_task, replicas, settings,
-                              f"production MD at {temperature_k:.0f} K", snapshots):
-            by_molecule.setdefault(r["molecule"], []).append(r)
-        for name, runs in by_molecule.items():
-            arrays = {}
-            for k, r in enumerate(runs):
-                arrays[f"dipoles_{k}"] = np.asarray(r["dipoles"], dtype=float)
-                arrays[f"uncertainty_{k}"] = np.asarray(r["uncertainty"], dtype=float)
-                arrays[f"stopped_{k}"] = np.array(bool(r["stopped"]))
-                arrays[f"mean_temperature_{k}"] = np.array(float(np.mean(r["temperatures"])) if len(r["temperatures"]) else np.nan)
-            arrays["record_interval_fs"] = np.array(runs[0]["record_interval_fs"])
-            atomic_write_npz(folder / f"{safe_name(name)}.npz", **arrays)
-        shutil.rmtree(snapshots, ignore_errors=True)
-    spectra = {}
-    lo, hi = config.spectrum_range_cm1
-    for name, _ in structures:
-        runs = read_production_file(folder / f"{safe_name(name)}.npz")
-        usable = runs.usable_dipoles(min_fs=2 * config.max_correlation_fs)
-        if not usable:
-            say(f"[yellow]{name}: every production trajectory hit the sanity stop; no spectrum[/]")
-            continue
-        spectrum = ir_from_trajectories(usable, runs.record_interval_fs, config.max_correlation_fs, lo, hi, {
-            "label": f"{name} ML-MD {temperature_k:.0f} K", "molecule": name, "temperature_k": temperature_k,
-            "n_trajectories_stopped": len(runs.dipoles) - len(usable),
-            "mean_relative_force_uncertainty": float(np.nanmean(runs.mean_uncertainties)),
-            "mean_kinetic_temperature_k": float(np.nanmean(runs.mean_temperatures_k)),
-            "method": "ML-MD (MACE committee)", "models": str(models_dir)})
-        spectra[name] = spectrum
-    return spectra
-
-
-@dataclass
-class ProductionRuns:
-    """The production trajectories of one molecule, as :func:`production_spectra` stores them.
-
-    ``dipoles`` (e·Å, one ``(T, 3)`` series per trajectory, every ``record_interval_fs``),
-    ``uncertainties`` (relative force uncertainty per frame), ``stopped`` (sanity stop),
-    ``mean_temperatures_k`` (mean kinetic temperature per trajectory, K).
-    """
-
-    dipoles: list[np.ndarray]
-    uncertainties: list[np.ndarray]
-    stopped: list[bool]
-    mean_temperatures_k: list[float]
-    record_interval_fs: float
-
-    @property
-    def mean_uncertainties(self) -> list[float]:
-        return [float(np.nanmean(u)) if u.size else np.nan for u in self.uncertainties]
-
-    def usable_dipoles(self, min_fs: float = 0.0, max_ps: float | None = None) -> list[np.ndarray]:
-        """Dipole series of the trajectories that were not stopped and are at least ``min_fs``
-        long, cut to their first ``max_ps`` picoseconds."""
-        n = None if max_ps is None else int(round(max_ps * 1000.0 / self.record_interval_fs))
-        return [d[:n] for d, stop in zip(self.dipoles, self.stopped)
-                if not stop and len(d) * self.record_interval_fs >= min_fs]
-
-
-def read_production_file(path: Path) -> ProductionRuns:
-    """Read one molecule's production file (``dipoles_K``, ``uncertainty_K``, ``stopped_K``,
-    ``mean_temperature_K`` per trajectory K, and ``record_interval_fs``)."""
-    with np.load(path) as data:
-        n_runs = len([k for k in data.files if k.startswith("dipoles_")])
-        if not n_runs:
-            raise InputError(f"{path}: no production trajectories (no 'dipoles_K' arrays)")
-        return ProductionRuns(
-            dipoles=[np.asarray(data[f"dipoles_{k}"], dtype=float) for k in range(n_runs)],
-            uncertainties=[np.asarray(data[f"uncertainty_{k}"], dtype=float) for k in range(n_runs)],
-            stopped=[bool(data[f"stopped_{k}"]) for k in range(n_runs)],
-            mean_temperatures_k=[float(data[f"mean_temperature_{k}"]) for k in range(n_runs)],
-            record_interval_fs=float(data["record_interval_fs"]),
-        )

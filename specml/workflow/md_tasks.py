@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from ase import Atoms
@@ -18,6 +19,7 @@ from ase import Atoms
 from specml.checkpoint import PeriodicCheckpoint
 from specml.dynamics.ase_md import initialize_velocities
 from specml.dynamics.batched import BatchedMD
+from specml.executor import Executor, make_executor, progress_bar
 
 
 @dataclass
@@ -234,3 +236,50 @@ def select_most_uncertain(uncertainty: np.ndarray, n: int, min_separation: int =
         if len(chosen) == n:
             break
     return sorted(chosen)
+
+
+def run_md_tasks(executor: Executor, models_dir: Path, task, replicas: list[Replica], settings: dict,
+                 description: str, checkpoint_dir: Path | None = None) -> list[dict]:
+    """Run MD ``task`` over ``replicas`` through the executor and return one output per replica,
+    in the order of ``replicas``. In-process all replicas go into one batch; on Dask they are
+    split into one batch per worker, balanced by atoms (one batch of many replicas costs far
+    less per replica than many small ones).
+
+    With ``checkpoint_dir`` each batch snapshots itself there (``batch_K.pt``) and a rerun
+    resumes it; the caller removes the directory once it has persisted the results.
+    """
+    batches = balanced_batches(replicas, executor.n_workers()) if executor.distributed else [replicas]
+    items = []
+    for k, batch in enumerate(batches):
+        checkpoint = {"checkpoint": str(checkpoint_dir / f"batch_{k}.pt")} if checkpoint_dir is not None else {}
+        items.append((str(models_dir), batch, {**settings, **checkpoint}))
+    if executor.distributed:
+        outcomes = executor.map(task, items, description)
+    else:
+        # In-process the bar follows MD steps rather than tasks.
+        with progress_bar(disable=not executor.show_progress) as bar:
+            handle = bar.add_task(f"{description} ({len(replicas)} replicas)", total=None)
+            report = lambda done, total: bar.update(handle, completed=done, total=total)  # noqa: E731
+            quiet = make_executor(show_progress=False)
+            models, batch, batch_settings = items[0]
+            outcomes = quiet.map(task, [(models, batch, {**batch_settings, "progress": report})], description)
+    position = {id(r): i for i, r in enumerate(replicas)}
+    results: list[dict | None] = [None] * len(replicas)
+    for batch, outcome in zip(batches, outcomes):
+        if not outcome.ok:
+            raise outcome.error
+        for replica, output in zip(batch, outcome.value, strict=True):
+            results[position[id(replica)]] = output
+    return results
+
+
+def balanced_batches(replicas: list[Replica], n_batches: int) -> list[list[Replica]]:
+    """Split ``replicas`` into at most ``n_batches`` non-empty batches of similar atom counts
+    (largest first into the lightest batch); each batch keeps the input order."""
+    n_batches = max(1, min(n_batches, len(replicas)))
+    loads, members = [0] * n_batches, [[] for _ in range(n_batches)]
+    for index in sorted(range(len(replicas)), key=lambda i: -len(replicas[i].atoms)):
+        lightest = loads.index(min(loads))
+        loads[lightest] += len(replicas[index].atoms)
+        members[lightest].append(index)
+    return [[replicas[i] for i in sorted(batch)] for batch in members if batch]

@@ -13,6 +13,7 @@ from specml.executor import Executor, make_executor
 from specml.molecules.inputs import Molecule, load_molecules
 from specml.spectra.spectrum import Spectrum
 from specml.workflow.config import WorkflowConfig
+from specml.workflow.production import ProductionJob, job_spectra, run_production
 
 #: Relative force uncertainty above which a prediction is flagged as outside the
 #: committee's knowledge (the sanity stop is at 0.5).
@@ -36,19 +37,21 @@ def ml_minimum(committee, atoms: Atoms, fmax: float = 1e-2) -> Atoms:
     return Atoms(work.get_chemical_symbols(), positions=work.get_positions())
 
 
-def predict_spectra(models_dir: str | Path, molecules: list[Molecule], out_dir: str | Path,
-                    temperature_k: float = 300.0, config: WorkflowConfig | None = None,
-                    executor: Executor | None = None, say=print) -> tuple[dict[str, Spectrum], dict]:
-    """ML-MD spectra of ``molecules`` with a trained committee; returns spectra and a
-    per-molecule domain report (uncertainty at the minimum and along the trajectories)."""
+def load_predicting_committee(models_dir: str | Path):
+    """The committee of a trained model directory; it must have a dipole model."""
     from specml.models import Committee
-    from specml.workflow.active_learning import production_spectra
 
-    config = config or WorkflowConfig()
     models_dir = resolve_models_dir(models_dir)
     committee = Committee.load(models_dir)
     if committee.dipole_model is None:
         raise ModelError(f"{models_dir}: the committee has no dipole model, so it cannot give IR spectra")
+    return committee
+
+
+def prediction_job(committee, molecules: list[Molecule], out_dir: str | Path,
+                   temperature_k: float) -> tuple[ProductionJob, dict]:
+    """Production MD of new molecules from their committee minima, with the relative force
+    uncertainty at each minimum; an element the committee never saw raises first."""
     for mol in molecules:
         committee.check_elements(mol.atoms)  # raises UnsupportedElementError naming the element
     structures, report = [], {}
@@ -56,9 +59,12 @@ def predict_spectra(models_dir: str | Path, molecules: list[Molecule], out_dir: 
         minimum = ml_minimum(committee, mol.atoms)
         structures.append((mol.name, minimum))
         report[mol.name] = {"uncertainty_at_minimum": float(committee.predict([minimum])["relative_force_uncertainty"][0])}
-    folder = Path(out_dir) / "production" / f"{temperature_k:.0f}K"
-    spectra = production_spectra(structures, models_dir, temperature_k, config, folder,
-                                 executor or make_executor(), say)
+    return ProductionJob(structures, temperature_k, Path(out_dir) / "production" / f"{temperature_k:.0f}K"), report
+
+
+def domain_report(report: dict, spectra: dict[str, Spectrum], say=print) -> dict:
+    """Complete :func:`prediction_job`'s report with the uncertainty along the trajectories and
+    an out-of-domain flag (warned about) per molecule."""
     for name, entry in report.items():
         md_uncertainty = spectra[name].metadata["mean_relative_force_uncertainty"] if name in spectra else np.inf
         entry["mean_uncertainty_md"] = md_uncertainty
@@ -67,7 +73,20 @@ def predict_spectra(models_dir: str | Path, molecules: list[Molecule], out_dir: 
             say(f"[yellow]warning: {name} looks outside what the committee knows (relative force uncertainty "
                 f"{max(entry['uncertainty_at_minimum'], md_uncertainty):.2f} > {OUT_OF_DOMAIN_UNCERTAINTY}); "
                 f"treat its spectrum with caution or add it to the training set[/]")
-    return spectra, report
+    return report
+
+
+def predict_spectra(models_dir: str | Path, molecules: list[Molecule], out_dir: str | Path,
+                    temperature_k: float = 300.0, config: WorkflowConfig | None = None,
+                    executor: Executor | None = None, say=print) -> tuple[dict[str, Spectrum], dict]:
+    """ML-MD spectra of ``molecules`` with a trained committee; returns spectra and a
+    per-molecule domain report (uncertainty at the minimum and along the trajectories)."""
+    config = config or WorkflowConfig()
+    models_dir = resolve_models_dir(models_dir)
+    job, report = prediction_job(load_predicting_committee(models_dir), molecules, out_dir, temperature_k)
+    run_production([job], models_dir, config, executor or make_executor(), job.folder / "md_checkpoints")
+    spectra = job_spectra(job, models_dir, config, say)
+    return spectra, domain_report(report, spectra, say)
 
 
 def predict_spectrum(models_dir: str | Path, smiles: str, out_dir: str | Path = "specml-output",

@@ -135,6 +135,15 @@ class RunDirectory:
     def production(self, temperature_k: float) -> Path:
         return self.root / "production" / f"{temperature_k:.0f}K"
 
+    def production_snapshots(self, temperatures_k) -> Path:
+        """Snapshots of the production MD running at ``temperatures_k`` together: in the
+        temperature's own folder when there is one (where runs made before temperatures
+        shared batches keep theirs), else beside the temperature folders."""
+        temperatures_k = list(temperatures_k)
+        if len(temperatures_k) == 1:
+            return self.production(temperatures_k[0]) / "md_checkpoints"
+        return self.root / "production" / "md_checkpoints"
+
     def check_config(self, config_dict: dict, molecules: list[str], normalise=lambda d: d,
                      may_change: tuple[str, ...] = ()) -> None:
         """Refuse to resume a run with different settings or molecules (it would mix data).

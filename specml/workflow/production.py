@@ -1,0 +1,162 @@
+"""Production ML-MD and its IR spectra: thermalise, record dipoles, average over trajectories.
+
+A :class:`ProductionJob` is a set of molecules at one temperature whose trajectories are
+stored in one folder (one ``<name>.npz`` per molecule). :func:`run_production` runs every
+trajectory that several jobs still miss in one set of batched MD tasks: a batch of many
+replicas costs far less per replica than several small ones (130 against 1,145
+replica-steps/s at 3 and 72 replicas, ``docs/results/md_throughput.json``), so a
+temperature series or a list of new molecules should never run one small batch each.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from specml.errors import InputError
+from specml.executor import Executor
+from specml.spectra.autocorrelation import ir_from_trajectories
+from specml.spectra.spectrum import Spectrum
+from specml.workflow.config import WorkflowConfig
+from specml.workflow.md_tasks import Replica, production_task, run_md_tasks
+from specml.workflow.state import atomic_write_npz, safe_name
+
+#: Offset of production seeds from ``config.seed`` (exploration and test-set MD use others).
+PRODUCTION_SEED_OFFSET = 500_000
+
+
+@dataclass
+class ProductionJob:
+    """Production MD of ``structures`` (name, start) at ``temperature_k``, stored in ``folder``."""
+
+    structures: list[tuple[str, Atoms]]
+    temperature_k: float
+    folder: Path
+
+    def file(self, name: str) -> Path:
+        return Path(self.folder) / f"{safe_name(name)}.npz"
+
+    def missing(self) -> list[tuple[str, Atoms]]:
+        return [(n, a) for n, a in self.structures if not self.file(n).exists()]
+
+
+def production_settings(config: WorkflowConfig) -> dict:
+    """The settings of a production task (they name its snapshots, so keep them stable)."""
+    return {"thermalization_steps": config.thermalization_steps, "production_steps": config.production_steps,
+            "timestep_fs": config.timestep_fs, "friction_per_fs": config.production_friction_per_fs,
+            "record_interval": config.dipole_record_interval, "uncertainty_stop": config.uncertainty_stop,
+            "precision": config.md_precision}
+
+
+def run_production(jobs: list[ProductionJob], models_dir: Path, config: WorkflowConfig, executor: Executor,
+                   snapshots: Path) -> None:
+    """Run the trajectories the ``jobs`` still miss, all together, and write each molecule's file.
+
+    Batches snapshot themselves in ``snapshots``, so a killed run resumes; the folder is
+    removed once every file is written.
+    """
+    replicas, files = [], []
+    for job in jobs:
+        for i, (name, atoms) in enumerate(job.missing()):
+            for k in range(config.n_trajectories):
+                replicas.append(Replica(name, atoms, job.temperature_k,
+                                        seed=config.seed + PRODUCTION_SEED_OFFSET + 10 * i + k))
+                files.append(job.file(name))
+    if not replicas:
+        return
+    temperatures = sorted({r.temperature_k for r in replicas})
+    description = f"production MD at {', '.join(f'{t:.0f}' for t in temperatures)} K"
+    runs_per_file: dict[Path, list[dict]] = {}
+    for file, run in zip(files, run_md_tasks(executor, models_dir, production_task, replicas,
+                                             production_settings(config), description, snapshots)):
+        runs_per_file.setdefault(file, []).append(run)
+    for file, runs in runs_per_file.items():
+        write_production_file(file, runs)
+    shutil.rmtree(snapshots, ignore_errors=True)
+
+
+def write_production_file(path: Path, runs: list[dict]) -> None:
+    """One molecule's trajectories (outputs of :func:`production_task`) as read by :func:`read_production_file`."""
+    arrays = {}
+    for k, r in enumerate(runs):
+        arrays[f"dipoles_{k}"] = np.asarray(r["dipoles"], dtype=float)
+        arrays[f"uncertainty_{k}"] = np.asarray(r["uncertainty"], dtype=float)
+        arrays[f"stopped_{k}"] = np.array(bool(r["stopped"]))
+        arrays[f"mean_temperature_{k}"] = np.array(float(np.mean(r["temperatures"])) if len(r["temperatures"]) else np.nan)
+    arrays["record_interval_fs"] = np.array(runs[0]["record_interval_fs"])
+    atomic_write_npz(path, **arrays)
+
+
+def job_spectra(job: ProductionJob, models_dir: Path, config: WorkflowConfig, say=print) -> dict[str, Spectrum]:
+    """IR spectra (mean and std over trajectories) of a job's stored trajectories, per molecule;
+    a molecule whose trajectories all hit the sanity stop gets none, with a warning."""
+    spectra = {}
+    lo, hi = config.spectrum_range_cm1
+    for name, _ in job.structures:
+        runs = read_production_file(job.file(name))
+        usable = runs.usable_dipoles(min_fs=2 * config.max_correlation_fs)
+        if not usable:
+            say(f"[yellow]{name}: every production trajectory hit the sanity stop; no spectrum[/]")
+            continue
+        spectra[name] = ir_from_trajectories(usable, runs.record_interval_fs, config.max_correlation_fs, lo, hi, {
+            "label": f"{name} ML-MD {job.temperature_k:.0f} K", "molecule": name, "temperature_k": job.temperature_k,
+            "n_trajectories_stopped": len(runs.dipoles) - len(usable),
+            "mean_relative_force_uncertainty": float(np.nanmean(runs.mean_uncertainties)),
+            "mean_kinetic_temperature_k": float(np.nanmean(runs.mean_temperatures_k)),
+            "method": "ML-MD (MACE committee)", "models": str(models_dir)})
+    return spectra
+
+
+def production_spectra(structures: list[tuple[str, Atoms]], models_dir: Path, temperature_k: float,
+                       config: WorkflowConfig, folder: Path, executor: Executor, say=print) -> dict[str, Spectrum]:
+    """Production ML-MD spectra of ``structures`` at one temperature, cached in ``folder``."""
+    job = ProductionJob(structures, temperature_k, Path(folder))
+    run_production([job], models_dir, config, executor, job.folder / "md_checkpoints")
+    return job_spectra(job, models_dir, config, say)
+
+
+@dataclass
+class ProductionRuns:
+    """The production trajectories of one molecule, as :func:`run_production` stores them.
+
+    ``dipoles`` (e·Å, one ``(T, 3)`` series per trajectory, every ``record_interval_fs``),
+    ``uncertainties`` (relative force uncertainty per frame), ``stopped`` (sanity stop),
+    ``mean_temperatures_k`` (mean kinetic temperature per trajectory, K).
+    """
+
+    dipoles: list[np.ndarray]
+    uncertainties: list[np.ndarray]
+    stopped: list[bool]
+    mean_temperatures_k: list[float]
+    record_interval_fs: float
+
+    @property
+    def mean_uncertainties(self) -> list[float]:
+        return [float(np.nanmean(u)) if u.size else np.nan for u in self.uncertainties]
+
+    def usable_dipoles(self, min_fs: float = 0.0, max_ps: float | None = None) -> list[np.ndarray]:
+        """Dipole series of the trajectories that were not stopped and are at least ``min_fs``
+        long, cut to their first ``max_ps`` picoseconds."""
+        n = None if max_ps is None else int(round(max_ps * 1000.0 / self.record_interval_fs))
+        return [d[:n] for d, stop in zip(self.dipoles, self.stopped)
+                if not stop and len(d) * self.record_interval_fs >= min_fs]
+
+
+def read_production_file(path: Path) -> ProductionRuns:
+    """Read one molecule's production file (``dipoles_K``, ``uncertainty_K``, ``stopped_K``,
+    ``mean_temperature_K`` per trajectory K, and ``record_interval_fs``)."""
+    with np.load(path) as data:
+        n_runs = len([k for k in data.files if k.startswith("dipoles_")])
+        if not n_runs:
+            raise InputError(f"{path}: no production trajectories (no 'dipoles_K' arrays)")
+        return ProductionRuns(
+            dipoles=[np.asarray(data[f"dipoles_{k}"], dtype=float) for k in range(n_runs)],
+            uncertainties=[np.asarray(data[f"uncertainty_{k}"], dtype=float) for k in range(n_runs)],
+            stopped=[bool(data[f"stopped_{k}"]) for k in range(n_runs)],
+            mean_temperatures_k=[float(data[f"mean_temperature_{k}"]) for k in range(n_runs)],
+            record_interval_fs=float(data["record_interval_fs"]),
+        )
