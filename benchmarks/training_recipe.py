@@ -29,6 +29,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Every invocation appends its row here; benchmarks/palirs.py reads this run's rows from it.
+RESULTS = ROOT / "docs" / "results" / "training_recipe.jsonl"
 
 
 def main() -> None:
@@ -41,7 +43,7 @@ def main() -> None:
                              "the fine-tuning stage) are special")
     parser.add_argument("--molecule", default=None, help="one molecule of a multi-molecule run (its name)")
     parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "results" / "training_recipe.jsonl"))
+    parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     torch.set_num_threads(1)
 
