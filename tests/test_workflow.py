@@ -430,22 +430,24 @@ def test_md_task_outputs_come_back_in_replica_order():
     assert [(o["molecule"], o["seed"]) for o in outputs] == [(r.molecule, r.seed) for r in replicas]
 
 
-def test_temperatures_and_molecules_share_one_production_batch(methanol_run, tmp_path, monkeypatch):
+def test_production_temperatures_share_one_batch(methanol_run, tmp_path, monkeypatch):
+    import shutil
+
     import specml.workflow.production as production
-    from specml.workflow import ProductionJob, job_spectra, run_production
 
     workflow, _ = methanol_run
+    shutil.copytree(workflow.dirs.root, tmp_path / "run")
+    copy = IRWorkflow(load_molecules("CO"), tmp_path / "run", CI, show_progress=False)
     calls = []
     counted = production.run_md_tasks
     monkeypatch.setattr(production, "run_md_tasks", lambda *a, **k: calls.append(len(a[3])) or counted(*a, **k))
-    structures = workflow.prepared_structures()
-    jobs = [ProductionJob(structures, t, tmp_path / f"{t:.0f}K") for t in (100.0, 900.0)]
-    run_production(jobs, workflow.dirs.final_models, CI, make_executor(show_progress=False), tmp_path / "snapshots")
+    spectra = copy.production((100.0, 900.0))
     assert calls == [2 * CI.n_trajectories]  # one batch for both temperatures
-    assert not (tmp_path / "snapshots").exists()
-    cold, hot = (job_spectra(job, workflow.dirs.final_models, CI)["CO"] for job in jobs)
+    assert not (tmp_path / "run" / "production" / "md_checkpoints").exists()
+    cold, hot = spectra[100.0]["CO"], spectra[900.0]["CO"]
     assert cold.metadata["temperature_k"] == 100.0 and hot.metadata["temperature_k"] == 900.0
-    # Each file holds the trajectories run at its own temperature.
+    # Each temperature's file holds the trajectories run at that temperature.
     assert cold.metadata["mean_kinetic_temperature_k"] < 250.0 < 500.0 < hot.metadata["mean_kinetic_temperature_k"]
-    run_production(jobs, workflow.dirs.final_models, CI, make_executor(show_progress=False), tmp_path / "snapshots")
-    assert len(calls) == 1  # stored files are not run again
+    assert (tmp_path / "run" / "production" / "900K" / "CO.npz").exists()
+    copy.production((100.0, 900.0))
+    assert len(calls) == 1  # stored trajectories are not run again
