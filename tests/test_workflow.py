@@ -362,14 +362,18 @@ def test_md_batches_for_workers_are_balanced_by_atoms():
 
 def test_run_from_before_a_new_setting_still_resumes(methanol_run):
     workflow, _ = methanol_run
-    stored = json.loads(workflow.dirs.config.read_text())
-    stored["config"].pop("model_epochs")  # as written before that setting existed
-    workflow.dirs.config.write_text(json.dumps(stored))
-    IRWorkflow(load_molecules("CO"), workflow.dirs.root, CI, show_progress=False)  # no error
-    stored["config"]["no_such_setting"] = 1
-    workflow.dirs.config.write_text(json.dumps(stored))
-    with pytest.raises(InputError, match="no_such_setting"):
-        IRWorkflow(load_molecules("CO"), workflow.dirs.root, CI, show_progress=False)
+    original = workflow.dirs.config.read_text()
+    stored = json.loads(original)
+    try:
+        stored["config"].pop("model_epochs")  # as written before that setting existed
+        workflow.dirs.config.write_text(json.dumps(stored))
+        IRWorkflow(load_molecules("CO"), workflow.dirs.root, CI, show_progress=False)  # no error
+        stored["config"]["no_such_setting"] = 1
+        workflow.dirs.config.write_text(json.dumps(stored))
+        with pytest.raises(InputError, match="no_such_setting"):
+            IRWorkflow(load_molecules("CO"), workflow.dirs.root, CI, show_progress=False)
+    finally:
+        workflow.dirs.config.write_text(original)  # the run is shared by the tests of this module
 
 
 def test_trained_models_predict_without_retraining(methanol_run, tmp_path):
