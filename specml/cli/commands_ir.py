@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from specml.cli.app import app, console
-from specml.errors import ModelError
+from specml.errors import InputError, ModelError
 
 
 @app.command("ir")
@@ -35,6 +35,9 @@ def ir(
     from specml.workflow import IRWorkflow, get_workflow_config, predict_spectra
     from specml.workflow.report import write_outputs
 
+    if models is not None and len(set(temperature)) > 1:
+        raise InputError("--models predicts at one temperature per run; give one -T and run once per "
+                         "temperature (each run keeps its own --run-dir)")
     overrides = {"reference": reference, "max_iterations": max_iterations, "warm_start": warm_start,
                  "production_ps": production_ps}
     config = get_workflow_config(preset, **overrides)

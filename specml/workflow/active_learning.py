@@ -362,7 +362,8 @@ class IRWorkflow:
                    models_dir: Path | None = None) -> dict[float, dict[str, Spectrum]]:
         """Production ML-MD spectra of every molecule at each temperature (by default the
         configured one); all temperatures share the MD batches."""
-        temperatures_k = tuple(temperatures_k or (self.config.production_temperature_k,))
+        # Each temperature once: a repeated one would run its trajectories twice into one folder.
+        temperatures_k = tuple(dict.fromkeys(float(t) for t in temperatures_k or (self.config.production_temperature_k,)))
         self._models_for_md = models_dir or self.dirs.final_models
         jobs = [ProductionJob(self.prepared_structures(), t, self.dirs.production(t)) for t in temperatures_k]
         run_production(jobs, self._models_for_md, self.config, self.executor,
