@@ -13,7 +13,7 @@ from specml.executor import Executor, make_executor
 from specml.molecules.inputs import Molecule, load_molecules
 from specml.spectra.spectrum import Spectrum
 from specml.workflow.config import WorkflowConfig
-from specml.workflow.production import ProductionJob, job_spectra, run_production
+from specml.workflow.production import ProductionJob, production_spectra
 
 #: Relative force uncertainty above which a prediction is flagged as outside the
 #: committee's knowledge (the sanity stop is at 0.5).
@@ -84,8 +84,8 @@ def predict_spectra(models_dir: str | Path, molecules: list[Molecule], out_dir: 
     config = config or WorkflowConfig()
     models_dir = resolve_models_dir(models_dir)
     job, report = prediction_job(load_predicting_committee(models_dir), molecules, out_dir, temperature_k)
-    run_production([job], models_dir, config, executor or make_executor(), job.folder / "md_checkpoints")
-    spectra = job_spectra(job, models_dir, config, say)
+    spectra = production_spectra(job.structures, models_dir, temperature_k, config, job.folder,
+                                 executor or make_executor(), say)
     return spectra, domain_report(report, spectra, say)
 
 
