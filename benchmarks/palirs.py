@@ -507,11 +507,12 @@ def extra_ml_spectra(workflow, result, series: str, temperatures_k, transfer: li
     per step)."""
     from specml.errors import UnsupportedElementError
     from specml.workflow import ProductionJob, job_spectra, run_production
-    from specml.workflow.prediction import domain_report, load_predicting_committee, prediction_job
+    from specml.workflow.prediction import domain_report, load_predicting_committee, prediction_structures
+    from specml.workflow.state import temperature_folder
 
     config, models = workflow.config, workflow.dirs.final_models
     minimum = dict(workflow.prepared_structures())[series]
-    series_jobs = {t: ProductionJob([(series, minimum)], t, run_dir / "temperature_series" / f"{t:.0f}K")
+    series_jobs = {t: ProductionJob([(series, minimum)], t, temperature_folder(run_dir / "temperature_series", t))
                    for t in temperatures_k if t != config.production_temperature_k}
     committee = load_predicting_committee(models)
     predictable, unseen = [], {}
@@ -524,8 +525,10 @@ def extra_ml_spectra(workflow, result, series: str, temperatures_k, transfer: li
     jobs = list(series_jobs.values())
     transfer_job, domain = None, {}
     if predictable:
-        transfer_job, domain = prediction_job(committee, predictable, run_dir / "transfer",
-                                              config.production_temperature_k)
+        structures, domain = prediction_structures(committee, predictable)
+        transfer_t = config.production_temperature_k
+        transfer_job = ProductionJob(structures, transfer_t, temperature_folder(run_dir / "transfer" / "production",
+                                                                                transfer_t))
         jobs.append(transfer_job)
     run_production(jobs, models, config, workflow.executor, run_dir / "extra_md_checkpoints")
 
@@ -534,7 +537,7 @@ def extra_ml_spectra(workflow, result, series: str, temperatures_k, transfer: li
     transfer_ml = {}
     if transfer_job is not None:
         transfer_ml = job_spectra(transfer_job, models, config, workflow.say)
-        domain = domain_report(domain, transfer_ml, workflow.say)
+        domain = domain_report(domain, {transfer_job.temperature_k: transfer_ml}, workflow.say)
     return series_ml, transfer_ml, domain, unseen
 
 

@@ -83,8 +83,3 @@ def test_harmonic_conformer_average_of_ethanol(tmp_path):
                           "temperature must be positive")
 
 
-def test_ir_with_models_refuses_several_temperatures(tmp_path):
-    """Trained models predict at one temperature per run; a second -T must not be ignored silently."""
-    assert_one_line_error(run_cli("ir", "CO", "--models", str(tmp_path), "-T", "300", "-T", "500",
-                                  "--run-dir", str(tmp_path / "p")), "one temperature")
-    assert not (tmp_path / "p").exists()

@@ -21,6 +21,7 @@ from specml.reference import make_reference
 from specml.workflow import IRWorkflow, get_workflow_config
 from specml.workflow.labelling import Candidate, label_candidates
 from specml.workflow.md_tasks import Replica, exploration_task, select_most_uncertain
+from specml.workflow.production import read_production_file
 
 TESTS = Path(__file__).resolve().parent
 CI = get_workflow_config("ci")
@@ -380,17 +381,25 @@ def test_trained_models_predict_without_retraining(methanol_run, tmp_path):
     workflow, _ = methanol_run
     n_labels = workflow.database.count()
     proc = subprocess.run([sys.executable, "-m", "specml", "ir", "CO", "--models", str(workflow.dirs.root),
-                           "--preset", "ci", "--run-dir", str(tmp_path / "p")], capture_output=True, text=True)
+                           "--preset", "ci", "--run-dir", str(tmp_path / "p"), "-T", "100", "-T", "900"],
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "p" / "summary.json").read_text())
-    assert summary["domain"]["CO"]["uncertainty_at_minimum"] >= 0
-    assert (tmp_path / "p" / "spectrum_CO_300K.csv").exists()
+    domain = summary["domain"]["CO"]
+    assert domain["uncertainty_at_minimum"] >= 0
+    assert set(domain["mean_uncertainty_md_by_temperature_k"]) == {"100", "900"}
+    assert domain["mean_uncertainty_md"] == max(domain["mean_uncertainty_md_by_temperature_k"].values())
+    for t in (100, 900):
+        assert (tmp_path / "p" / f"spectrum_CO_{t}K.csv").exists()
+    # Each temperature's trajectories ran at that temperature.
+    cold, hot = (read_production_file(tmp_path / "p" / "production" / f"{t}K" / "CO.npz").mean_temperatures_k
+                 for t in (100, 900))
+    assert max(cold) < 250.0 < 500.0 < min(hot)
+    assert not (tmp_path / "p" / "production" / "md_checkpoints").exists()
     assert workflow.database.count() == n_labels  # no reference calls, no training
 
 
 def test_production_file_reader_leaves_out_stopped_and_short_runs(tmp_path):
-    from specml.workflow.production import read_production_file
-
     path = tmp_path / "mol.npz"
     lengths, stopped = (3000, 3000, 1500), (False, True, False)
     arrays = {"record_interval_fs": np.array(1.0)}

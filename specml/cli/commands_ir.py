@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from specml.cli.app import app, console
-from specml.errors import InputError, ModelError
+from specml.errors import ModelError
 
 
 @app.command("ir")
@@ -35,9 +35,6 @@ def ir(
     from specml.workflow import IRWorkflow, get_workflow_config, predict_spectra
     from specml.workflow.report import write_outputs
 
-    if models is not None and len(set(temperature)) > 1:
-        raise InputError("--models predicts at one temperature per run; give one -T and run once per "
-                         "temperature (each run keeps its own --run-dir)")
     overrides = {"reference": reference, "max_iterations": max_iterations, "warm_start": warm_start,
                  "production_ps": production_ps}
     config = get_workflow_config(preset, **overrides)
@@ -47,15 +44,16 @@ def ir(
     experiment = _load_experiment(compare) if compare else None
     try:
         if models is not None:
-            spectra, report = predict_spectra(models, mols, run_dir, temperature[0], config, executor, console.print)
+            produced, report = predict_spectra(models, mols, run_dir, temperature, config, executor, console.print)
             _print_domain(report)
+            spectra = {f"{name}@{t:.0f}K": spectrum for t, per_molecule in produced.items()
+                       for name, spectrum in per_molecule.items()}
             if not spectra:
                 raise ModelError(f"no spectrum: every trajectory of {', '.join(report)} hit the sanity stop; "
                                  f"the molecule(s) are outside what the committee in {models} knows")
             from specml.workflow.active_learning import WorkflowResult
 
-            result = WorkflowResult(run_dir, {f"{k}@{temperature[0]:.0f}K": v for k, v in spectra.items()}, [],
-                                    {"models": str(models), "domain": report})
+            result = WorkflowResult(run_dir, spectra, [], {"models": str(models), "domain": report})
         else:
             workflow = IRWorkflow(mols, run_dir, config, executor, database, console=console)
             console.print(f"run directory [bold]{run_dir}[/] (log: {workflow.dirs.log}); "
@@ -94,11 +92,14 @@ def _compare(result, experiment, path: Path, run_dir: Path) -> dict:
 
 
 def _print_domain(report: dict) -> None:
-    table = Table(title="committee domain check")
-    for column in ("molecule", "uncertainty at minimum", "mean uncertainty in MD", "outside domain"):
+    table = Table(title="committee domain check (relative force uncertainty)")
+    for column in ("molecule", "at minimum", "mean in MD", "outside domain"):
         table.add_column(column)
     for name, entry in report.items():
-        table.add_row(name, f"{entry['uncertainty_at_minimum']:.3f}", f"{entry['mean_uncertainty_md']:.3f}",
+        in_md = entry["mean_uncertainty_md_by_temperature_k"]
+        shown = (f"{entry['mean_uncertainty_md']:.3f}" if len(in_md) == 1
+                 else ", ".join(f"{u:.3f} ({t} K)" for t, u in in_md.items()))
+        table.add_row(name, f"{entry['uncertainty_at_minimum']:.3f}", shown,
                       "[red]yes[/]" if entry["out_of_domain"] else "no")
     console.print(table)
 

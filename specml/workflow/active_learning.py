@@ -36,7 +36,7 @@ from specml.workflow.config import STOPPING_SETTINGS, TEST_SET_SETTINGS, Workflo
 from specml.workflow.evaluation import harmonic_errors, label_errors, ml_harmonic_analysis
 from specml.workflow.labelling import Candidate, label_candidates
 from specml.workflow.md_tasks import Replica, exploration_task, run_md_tasks, select_most_uncertain
-from specml.workflow.production import ProductionJob, job_spectra, run_production
+from specml.workflow.production import production_spectra
 from specml.workflow.state import (RunDirectory, atomic_save_directory, safe_name, atomic_write_json, atomic_write_npz,
                                    atomic_write_structures, file_logger, read_structures_file)
 
@@ -362,13 +362,10 @@ class IRWorkflow:
                    models_dir: Path | None = None) -> dict[float, dict[str, Spectrum]]:
         """Production ML-MD spectra of every molecule at each temperature (by default the
         configured one); all temperatures share the MD batches."""
-        # Each temperature once: a repeated one would run its trajectories twice into one folder.
-        temperatures_k = tuple(dict.fromkeys(float(t) for t in temperatures_k or (self.config.production_temperature_k,)))
         self._models_for_md = models_dir or self.dirs.final_models
-        jobs = [ProductionJob(self.prepared_structures(), t, self.dirs.production(t)) for t in temperatures_k]
-        run_production(jobs, self._models_for_md, self.config, self.executor,
-                       self.dirs.production_snapshots(temperatures_k))
-        return {job.temperature_k: job_spectra(job, self._models_for_md, self.config, self.say) for job in jobs}
+        return production_spectra(self.prepared_structures(), self._models_for_md,
+                                  temperatures_k or (self.config.production_temperature_k,), self.config,
+                                  self.dirs.production_dir, self.executor, self.say)
 
     def prepared_structures(self) -> list[tuple[str, Atoms]]:
         return [(m.name, m.atoms) for m in self.prepared()]

@@ -13,7 +13,7 @@ from specml.executor import Executor, make_executor
 from specml.molecules.inputs import Molecule, load_molecules
 from specml.spectra.spectrum import Spectrum
 from specml.workflow.config import WorkflowConfig
-from specml.workflow.production import ProductionJob, production_spectra
+from specml.workflow.production import production_spectra
 
 #: Relative force uncertainty above which a prediction is flagged as outside the
 #: committee's knowledge (the sanity stop is at 0.5).
@@ -48,10 +48,10 @@ def load_predicting_committee(models_dir: str | Path):
     return committee
 
 
-def prediction_job(committee, molecules: list[Molecule], out_dir: str | Path,
-                   temperature_k: float) -> tuple[ProductionJob, dict]:
-    """Production MD of new molecules from their committee minima, with the relative force
-    uncertainty at each minimum; an element the committee never saw raises first."""
+def prediction_structures(committee, molecules: list[Molecule]) -> tuple[list[tuple[str, Atoms]], dict]:
+    """The molecules' committee minima, where their production MD starts, and a domain report
+    with the relative force uncertainty at each minimum; an element the committee never saw
+    raises first."""
     for mol in molecules:
         committee.check_elements(mol.atoms)  # raises UnsupportedElementError naming the element
     structures, report = [], {}
@@ -59,32 +59,39 @@ def prediction_job(committee, molecules: list[Molecule], out_dir: str | Path,
         minimum = ml_minimum(committee, mol.atoms)
         structures.append((mol.name, minimum))
         report[mol.name] = {"uncertainty_at_minimum": float(committee.predict([minimum])["relative_force_uncertainty"][0])}
-    return ProductionJob(structures, temperature_k, Path(out_dir) / "production" / f"{temperature_k:.0f}K"), report
+    return structures, report
 
 
-def domain_report(report: dict, spectra: dict[str, Spectrum], say=print) -> dict:
-    """Complete :func:`prediction_job`'s report with the uncertainty along the trajectories and
-    an out-of-domain flag (warned about) per molecule."""
+def domain_report(report: dict, spectra: dict[float, dict[str, Spectrum]], say=print) -> dict:
+    """Complete :func:`prediction_structures`' report with the uncertainty along the trajectories
+    at each temperature ({T: {name: spectrum}}) and an out-of-domain flag (warned about) per
+    molecule; the flag and ``mean_uncertainty_md`` take the worst temperature."""
     for name, entry in report.items():
-        md_uncertainty = spectra[name].metadata["mean_relative_force_uncertainty"] if name in spectra else np.inf
-        entry["mean_uncertainty_md"] = md_uncertainty
-        entry["out_of_domain"] = bool(max(entry["uncertainty_at_minimum"], md_uncertainty) > OUT_OF_DOMAIN_UNCERTAINTY)
+        by_temperature = {t: per_molecule[name].metadata["mean_relative_force_uncertainty"]
+                          if name in per_molecule else np.inf for t, per_molecule in spectra.items()}
+        worst_t = max(by_temperature, key=by_temperature.get)
+        entry["mean_uncertainty_md"] = by_temperature[worst_t]
+        entry["mean_uncertainty_md_by_temperature_k"] = {f"{t:.0f}": u for t, u in by_temperature.items()}
+        worst = max(entry["uncertainty_at_minimum"], entry["mean_uncertainty_md"])
+        entry["out_of_domain"] = bool(worst > OUT_OF_DOMAIN_UNCERTAINTY)
         if entry["out_of_domain"]:
+            where = f" (MD at {worst_t:.0f} K)" if worst == entry["mean_uncertainty_md"] else " (at its minimum)"
             say(f"[yellow]warning: {name} looks outside what the committee knows (relative force uncertainty "
-                f"{max(entry['uncertainty_at_minimum'], md_uncertainty):.2f} > {OUT_OF_DOMAIN_UNCERTAINTY}); "
+                f"{worst:.2f}{where} > {OUT_OF_DOMAIN_UNCERTAINTY}); "
                 f"treat its spectrum with caution or add it to the training set[/]")
     return report
 
 
 def predict_spectra(models_dir: str | Path, molecules: list[Molecule], out_dir: str | Path,
-                    temperature_k: float = 300.0, config: WorkflowConfig | None = None,
-                    executor: Executor | None = None, say=print) -> tuple[dict[str, Spectrum], dict]:
-    """ML-MD spectra of ``molecules`` with a trained committee; returns spectra and a
-    per-molecule domain report (uncertainty at the minimum and along the trajectories)."""
+                    temperatures_k=(300.0,), config: WorkflowConfig | None = None,
+                    executor: Executor | None = None, say=print) -> tuple[dict[float, dict[str, Spectrum]], dict]:
+    """ML-MD spectra of ``molecules`` at each temperature with a trained committee, all in one
+    set of MD batches; returns {T: {name: spectrum}} and a per-molecule domain report
+    (uncertainty at the minimum and along the trajectories)."""
     config = config or WorkflowConfig()
     models_dir = resolve_models_dir(models_dir)
-    job, report = prediction_job(load_predicting_committee(models_dir), molecules, out_dir, temperature_k)
-    spectra = production_spectra(job.structures, models_dir, temperature_k, config, job.folder,
+    structures, report = prediction_structures(load_predicting_committee(models_dir), molecules)
+    spectra = production_spectra(structures, models_dir, temperatures_k, config, Path(out_dir) / "production",
                                  executor or make_executor(), say)
     return spectra, domain_report(report, spectra, say)
 
@@ -92,8 +99,8 @@ def predict_spectra(models_dir: str | Path, molecules: list[Molecule], out_dir: 
 def predict_spectrum(models_dir: str | Path, smiles: str, out_dir: str | Path = "specml-output",
                      temperature_k: float = 300.0, config: WorkflowConfig | None = None) -> Spectrum:
     """One molecule from SMILES: the ML-MD spectrum (used by identification)."""
-    spectra, _ = predict_spectra(models_dir, load_molecules(smiles), out_dir, temperature_k, config,
+    spectra, _ = predict_spectra(models_dir, load_molecules(smiles), out_dir, (temperature_k,), config,
                                  say=lambda *_: None)
-    if not spectra:
+    if not spectra[float(temperature_k)]:
         raise ModelError(f"{smiles}: every trajectory hit the sanity stop; no spectrum")
-    return next(iter(spectra.values()))
+    return next(iter(spectra[float(temperature_k)].values()))

@@ -23,7 +23,7 @@ from specml.spectra.autocorrelation import ir_from_trajectories
 from specml.spectra.spectrum import Spectrum
 from specml.workflow.config import WorkflowConfig
 from specml.workflow.md_tasks import Replica, production_task, run_md_tasks
-from specml.workflow.state import atomic_write_npz, safe_name
+from specml.workflow.state import atomic_write_npz, safe_name, temperature_folder
 
 #: Offset of production seeds from ``config.seed`` (exploration and test-set MD use others).
 PRODUCTION_SEED_OFFSET = 500_000
@@ -111,12 +111,26 @@ def job_spectra(job: ProductionJob, models_dir: Path, config: WorkflowConfig, sa
     return spectra
 
 
-def production_spectra(structures: list[tuple[str, Atoms]], models_dir: Path, temperature_k: float,
-                       config: WorkflowConfig, folder: Path, executor: Executor, say=print) -> dict[str, Spectrum]:
-    """Production ML-MD spectra of ``structures`` at one temperature, cached in ``folder``."""
-    job = ProductionJob(structures, temperature_k, Path(folder))
-    run_production([job], models_dir, config, executor, job.folder / "md_checkpoints")
-    return job_spectra(job, models_dir, config, say)
+def snapshot_folder(production_dir: Path, temperatures_k) -> Path:
+    """Snapshots of production MD running at ``temperatures_k`` together: in the temperature's
+    own folder when there is one (where runs made before temperatures shared batches keep
+    theirs), else beside the temperature folders."""
+    temperatures_k = list(temperatures_k)
+    if len(temperatures_k) == 1:
+        return temperature_folder(production_dir, temperatures_k[0]) / "md_checkpoints"
+    return Path(production_dir) / "md_checkpoints"
+
+
+def production_spectra(structures: list[tuple[str, Atoms]], models_dir: Path, temperatures_k,
+                       config: WorkflowConfig, production_dir: Path, executor: Executor,
+                       say=print) -> dict[float, dict[str, Spectrum]]:
+    """Production ML-MD spectra of ``structures`` at each temperature, {T: {name: spectrum}};
+    all temperatures share the MD batches, each is stored in its :func:`temperature_folder`."""
+    # Each temperature once: a repeated one would run its trajectories twice into one folder.
+    temperatures_k = tuple(dict.fromkeys(float(t) for t in temperatures_k))
+    jobs = [ProductionJob(structures, t, temperature_folder(production_dir, t)) for t in temperatures_k]
+    run_production(jobs, models_dir, config, executor, snapshot_folder(production_dir, temperatures_k))
+    return {job.temperature_k: job_spectra(job, models_dir, config, say) for job in jobs}
 
 
 @dataclass

@@ -71,6 +71,11 @@ def atomic_save_directory(save, target: Path) -> None:
     os.replace(tmp, target)
 
 
+def temperature_folder(production_dir: Path, temperature_k: float) -> Path:
+    """Where the trajectories at one temperature are stored: ``<production_dir>/<T>K``."""
+    return Path(production_dir) / f"{temperature_k:.0f}K"
+
+
 class RunDirectory:
     """Paths of one workflow run."""
 
@@ -132,17 +137,12 @@ class RunDirectory:
     def iteration_dir(self, iteration: int) -> Path:
         return self.root / "iterations" / f"iter_{iteration:03d}"
 
-    def production(self, temperature_k: float) -> Path:
-        return self.root / "production" / f"{temperature_k:.0f}K"
+    @property
+    def production_dir(self) -> Path:
+        return self.root / "production"
 
-    def production_snapshots(self, temperatures_k) -> Path:
-        """Snapshots of the production MD running at ``temperatures_k`` together: in the
-        temperature's own folder when there is one (where runs made before temperatures
-        shared batches keep theirs), else beside the temperature folders."""
-        temperatures_k = list(temperatures_k)
-        if len(temperatures_k) == 1:
-            return self.production(temperatures_k[0]) / "md_checkpoints"
-        return self.root / "production" / "md_checkpoints"
+    def production(self, temperature_k: float) -> Path:
+        return temperature_folder(self.production_dir, temperature_k)
 
     def check_config(self, config_dict: dict, molecules: list[str], normalise=lambda d: d,
                      may_change: tuple[str, ...] = ()) -> None:
