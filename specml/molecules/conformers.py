@@ -68,7 +68,7 @@ def conformers_from_smiles(smiles: str, seed: int = 42, max_conformers: int = 10
     """
     from rdkit.Chem import AllChem, rdMolDescriptors
 
-    from specml.molecules.inputs import atoms_from_rdkit_conformer, hydrogenated_rdkit_molecule
+    from specml.molecules.inputs import atoms_from_rdkit_conformer, hydrogenated_rdkit_molecule, relax_with_force_field
 
     mol = hydrogenated_rdkit_molecule(smiles)
     params = AllChem.ETKDGv3()
@@ -81,12 +81,7 @@ def conformers_from_smiles(smiles: str, seed: int = 42, max_conformers: int = 10
         ids = list(AllChem.EmbedMultipleConfs(mol, n_embed, params))
     if not ids:
         raise MoleculeError(f"RDKit could not embed a 3D conformer for SMILES {smiles!r}")
-    if AllChem.MMFFHasAllMoleculeParams(mol):
-        relaxed = AllChem.MMFFOptimizeMoleculeConfs(mol, maxIters=2000)
-    elif AllChem.UFFHasAllMoleculeParams(mol):
-        relaxed = AllChem.UFFOptimizeMoleculeConfs(mol, maxIters=2000)
-    else:
-        relaxed = [(0, 0.0)] * len(ids)  # no force field: the embedded geometries as they are
+    relaxed = relax_with_force_field(mol) or [(0, 0.0)] * len(ids)  # no force field: as embedded
     structures = [atoms_from_rdkit_conformer(mol, smiles, conf_id) for conf_id in ids]
     ensemble = ConformerEnsemble(smiles, mol, [])
     # Force-field energies are in kcal/mol; only their order matters here.

@@ -63,11 +63,21 @@ def atoms_from_smiles(smiles: str, seed: int = 42) -> Atoms:
         params.useRandomCoords = True
         if AllChem.EmbedMolecule(mol, params) != 0:
             raise MoleculeError(f"RDKit could not embed a 3D conformer for SMILES {smiles!r}")
-    if AllChem.MMFFHasAllMoleculeParams(mol):
-        AllChem.MMFFOptimizeMolecule(mol, maxIters=2000)
-    elif AllChem.UFFHasAllMoleculeParams(mol):
-        AllChem.UFFOptimizeMolecule(mol, maxIters=2000)
+    relax_with_force_field(mol)
     return atoms_from_rdkit_conformer(mol, smiles)
+
+
+def relax_with_force_field(mol) -> list[tuple[int, float]] | None:
+    """Relax every conformer of an RDKit molecule in place with MMFF94, or UFF where MMFF lacks
+    parameters; returns (not converged, energy in kcal/mol) per conformer, or None when neither
+    force field covers the molecule (the conformers are left as embedded)."""
+    from rdkit.Chem import AllChem
+
+    if AllChem.MMFFHasAllMoleculeParams(mol):
+        return AllChem.MMFFOptimizeMoleculeConfs(mol, numThreads=1, maxIters=2000)
+    if AllChem.UFFHasAllMoleculeParams(mol):
+        return AllChem.UFFOptimizeMoleculeConfs(mol, numThreads=1, maxIters=2000)
+    return None
 
 
 def atoms_from_rdkit_conformer(mol, smiles: str, conf_id: int = -1) -> Atoms:
