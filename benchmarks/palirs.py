@@ -525,7 +525,7 @@ def extra_ml_spectra(workflow, result, series: str, temperatures_k, transfer: li
     jobs = list(series_jobs.values())
     transfer_job, domain = None, {}
     if predictable:
-        structures, domain = prediction_structures(committee, predictable)
+        structures, domain = prediction_structures(committee, predictable, run_dir / "transfer" / "ml_minima")
         transfer_t = config.production_temperature_k
         transfer_job = ProductionJob(structures, transfer_t, temperature_folder(run_dir / "transfer" / "production",
                                                                                 transfer_t))

@@ -396,7 +396,42 @@ def test_trained_models_predict_without_retraining(methanol_run, tmp_path):
                  for t in (100, 900))
     assert max(cold) < 250.0 < 500.0 < min(hot)
     assert not (tmp_path / "p" / "production" / "md_checkpoints").exists()
+    assert (tmp_path / "p" / "minima" / "CO.npz").exists() and (tmp_path / "p" / "prediction.json").exists()
     assert workflow.database.count() == n_labels  # no reference calls, no training
+
+
+def test_prediction_minima_are_stored_and_reused(methanol_run, tmp_path, monkeypatch):
+    """A resumed prediction must start its MD from the very same structures (its snapshots are
+    named by them), so the committee minima are stored, not relaxed again."""
+    import specml.workflow.prediction as prediction
+
+    workflow, _ = methanol_run
+    committee = prediction.load_predicting_committee(workflow.dirs.root)
+    [(_, minimum)], report = prediction.prediction_structures(committee, load_molecules("CO"), tmp_path)
+    monkeypatch.setattr(prediction, "ml_minimum", lambda *a, **k: pytest.fail("relaxed again"))
+    [(_, again)], report_again = prediction.prediction_structures(committee, load_molecules("CO"), tmp_path)
+    assert np.array_equal(again.positions, minimum.positions)
+    assert again.get_chemical_symbols() == minimum.get_chemical_symbols() and report_again == report
+
+
+def test_prediction_dir_belongs_to_one_committee_and_md_settings(methanol_run, tmp_path):
+    import shutil
+
+    from specml.workflow.prediction import claim_prediction_dir
+
+    workflow, _ = methanol_run
+    models = workflow.dirs.final_models
+    claim_prediction_dir(tmp_path / "p", models, CI)
+    claim_prediction_dir(tmp_path / "p", models, CI)  # a rerun of the same prediction
+    with pytest.raises(InputError, match="other MD settings"):
+        claim_prediction_dir(tmp_path / "p", models, get_workflow_config("ci", production_ps=CI.production_ps * 2))
+    shutil.copytree(models, tmp_path / "retrained")
+    manifest = tmp_path / "retrained" / "committee.json"
+    manifest.write_text(manifest.read_text() + "\n")
+    with pytest.raises(InputError, match="another committee"):
+        claim_prediction_dir(tmp_path / "p", tmp_path / "retrained", CI)
+    with pytest.raises(InputError, match="training run"):
+        claim_prediction_dir(workflow.dirs.root, models, CI)
 
 
 def test_production_file_reader_leaves_out_stopped_and_short_runs(tmp_path):

@@ -16,7 +16,8 @@ def ir(
     molecules: str = typer.Argument(..., help="SMILES, a CSV with a 'smiles' column, or a structure file."),
     reference: str = typer.Option("xtb", "--reference", "-r", help="xtb | pyscf[:FUNC/BASIS] | ase:module:Class"),
     run_dir: Path = typer.Option(None, "--run-dir", help="Run directory (state, models, outputs); "
-                                 "rerun the same command to resume. Default: runs/<molecules>."),
+                                 "rerun the same command to resume. Default: runs/<molecules>, or "
+                                 "runs/predictions/<molecules> with --models."),
     preset: str = typer.Option("default", "--preset", help="Workflow settings: default | paper | quick | ci"),
     models: Path | None = typer.Option(None, "--models", help="Trained model directory: predict without training."),
     temperature: list[float] = typer.Option([300.0], "--temperature", "-T", help="Production temperature(s) in K."),
@@ -39,7 +40,8 @@ def ir(
                  "production_ps": production_ps}
     config = get_workflow_config(preset, **overrides)
     mols = load_molecules(molecules)
-    run_dir = run_dir or Path("runs") / _run_name(molecules, mols)
+    # Predictions get their own default folder: a training run's folder holds its own trajectories.
+    run_dir = run_dir or Path("runs") / ("predictions" if models is not None else "") / _run_name(molecules, mols)
     executor = make_executor(scheduler)
     experiment = _load_experiment(compare) if compare else None
     try:

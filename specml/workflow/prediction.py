@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 from ase.optimize import BFGS
 
-from specml.errors import ModelError
+from specml.errors import InputError, ModelError
 from specml.executor import Executor, make_executor
 from specml.molecules.inputs import Molecule, load_molecules
 from specml.spectra.spectrum import Spectrum
 from specml.workflow.config import WorkflowConfig
-from specml.workflow.production import production_spectra
+from specml.workflow.production import production_settings, production_spectra
+from specml.workflow.state import RunDirectory, atomic_write_json, atomic_write_npz, safe_name
 
 #: Relative force uncertainty above which a prediction is flagged as outside the
 #: committee's knowledge (the sanity stop is at 0.5).
 OUT_OF_DOMAIN_UNCERTAINTY = 0.2
+
+#: The file in a prediction directory naming the committee and MD settings it belongs to.
+PREDICTION_IDENTITY = "prediction.json"
 
 
 def resolve_models_dir(path: str | Path) -> Path:
@@ -48,18 +53,65 @@ def load_predicting_committee(models_dir: str | Path):
     return committee
 
 
-def prediction_structures(committee, molecules: list[Molecule]) -> tuple[list[tuple[str, Atoms]], dict]:
+def prediction_structures(committee, molecules: list[Molecule], store: Path | None = None
+                          ) -> tuple[list[tuple[str, Atoms]], dict]:
     """The molecules' committee minima, where their production MD starts, and a domain report
     with the relative force uncertainty at each minimum; an element the committee never saw
-    raises first."""
+    raises first.
+
+    With ``store`` each minimum is kept there (``<name>.npz``, exact positions) and reused: a
+    relaxation repeated under other threading can end a few ulps away, and the MD snapshots
+    of an interrupted run are named by their start structures.
+    """
     for mol in molecules:
         committee.check_elements(mol.atoms)  # raises UnsupportedElementError naming the element
     structures, report = [], {}
     for mol in molecules:
-        minimum = ml_minimum(committee, mol.atoms)
+        path = Path(store) / f"{safe_name(mol.name)}.npz" if store is not None else None
+        saved = _stored_minimum(path, mol.atoms) if path is not None else None
+        if saved is None:
+            minimum = ml_minimum(committee, mol.atoms)
+            uncertainty = float(committee.predict([minimum])["relative_force_uncertainty"][0])
+            if path is not None:
+                atomic_write_npz(path, numbers=minimum.numbers, positions=minimum.positions,
+                                 uncertainty_at_minimum=np.array(uncertainty))
+        else:
+            minimum, uncertainty = saved
         structures.append((mol.name, minimum))
-        report[mol.name] = {"uncertainty_at_minimum": float(committee.predict([minimum])["relative_force_uncertainty"][0])}
+        report[mol.name] = {"uncertainty_at_minimum": uncertainty}
     return structures, report
+
+
+def _stored_minimum(path: Path, atoms: Atoms) -> tuple[Atoms, float] | None:
+    """A minimum stored by :func:`prediction_structures`, if there is one for these atoms."""
+    if not path.exists():
+        return None
+    with np.load(path) as data:
+        if not np.array_equal(data["numbers"], atoms.numbers):  # another molecule under this name
+            return None
+        return Atoms(numbers=data["numbers"], positions=data["positions"]), float(data["uncertainty_at_minimum"])
+
+
+def claim_prediction_dir(out_dir: str | Path, models_dir: Path, config: WorkflowConfig) -> None:
+    """Tie ``out_dir`` to one committee and one set of production settings. Stored
+    trajectories are reused by molecule name, so a rerun with another committee or other MD
+    settings would mix stale spectra in; it is refused, as is a training run's directory."""
+    from specml.models.committee import committee_digest
+
+    out_dir = Path(out_dir)
+    if RunDirectory(out_dir).config.exists():
+        raise InputError(f"{out_dir} holds a training run; give predictions their own --run-dir")
+    identity = {"committee": committee_digest(models_dir), "production": production_settings(config)}
+    path = out_dir / PREDICTION_IDENTITY
+    if not path.exists():
+        atomic_write_json(path, identity)
+        return
+    stored = json.loads(path.read_text())
+    changed = [what for key, what in (("committee", "another committee"), ("production", "other MD settings"))
+               if stored.get(key) != identity[key]]
+    if changed:
+        raise InputError(f"{out_dir} holds predictions made with {' and '.join(changed)}; "
+                         "use another --run-dir or delete it to start over")
 
 
 def domain_report(report: dict, spectra: dict[float, dict[str, Spectrum]], say=print) -> dict:
@@ -90,7 +142,9 @@ def predict_spectra(models_dir: str | Path, molecules: list[Molecule], out_dir: 
     (uncertainty at the minimum and along the trajectories)."""
     config = config or WorkflowConfig()
     models_dir = resolve_models_dir(models_dir)
-    structures, report = prediction_structures(load_predicting_committee(models_dir), molecules)
+    claim_prediction_dir(out_dir, models_dir, config)
+    structures, report = prediction_structures(load_predicting_committee(models_dir), molecules,
+                                               Path(out_dir) / "minima")
     spectra = production_spectra(structures, models_dir, temperatures_k, config, Path(out_dir) / "production",
                                  executor or make_executor(), say)
     return spectra, domain_report(report, spectra, say)
