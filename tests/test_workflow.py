@@ -412,6 +412,10 @@ def test_prediction_minima_are_stored_and_reused(methanol_run, tmp_path, monkeyp
     [(_, again)], report_again = prediction.prediction_structures(committee, load_molecules("CO"), tmp_path)
     assert np.array_equal(again.positions, minimum.positions)
     assert again.get_chemical_symbols() == minimum.get_chemical_symbols() and report_again == report
+    moved = load_molecules("CO")
+    moved[0].atoms.positions[0, 0] += 0.1  # another structure under the stored name
+    with pytest.raises(InputError, match="another structure"):
+        prediction.prediction_structures(committee, moved, tmp_path)
 
 
 def test_prediction_dir_belongs_to_one_committee_and_md_settings(methanol_run, tmp_path):

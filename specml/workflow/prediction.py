@@ -61,34 +61,36 @@ def prediction_structures(committee, molecules: list[Molecule], store: Path | No
 
     With ``store`` each minimum is kept there (``<name>.npz``, exact positions) and reused: a
     relaxation repeated under other threading can end a few ulps away, and the MD snapshots
-    of an interrupted run are named by their start structures.
+    of an interrupted run are named by their start structures. A stored name whose input
+    structure has changed is refused, since its trajectories would be stale too.
     """
     for mol in molecules:
         committee.check_elements(mol.atoms)  # raises UnsupportedElementError naming the element
     structures, report = [], {}
     for mol in molecules:
         path = Path(store) / f"{safe_name(mol.name)}.npz" if store is not None else None
-        saved = _stored_minimum(path, mol.atoms) if path is not None else None
-        if saved is None:
+        if path is not None and path.exists():
+            minimum, uncertainty = _stored_minimum(path, mol)
+        else:
             minimum = ml_minimum(committee, mol.atoms)
             uncertainty = float(committee.predict([minimum])["relative_force_uncertainty"][0])
             if path is not None:
                 atomic_write_npz(path, numbers=minimum.numbers, positions=minimum.positions,
-                                 uncertainty_at_minimum=np.array(uncertainty))
-        else:
-            minimum, uncertainty = saved
+                                 uncertainty_at_minimum=np.array(uncertainty),
+                                 start_numbers=mol.atoms.numbers, start_positions=mol.atoms.positions)
         structures.append((mol.name, minimum))
         report[mol.name] = {"uncertainty_at_minimum": uncertainty}
     return structures, report
 
 
-def _stored_minimum(path: Path, atoms: Atoms) -> tuple[Atoms, float] | None:
-    """A minimum stored by :func:`prediction_structures`, if there is one for these atoms."""
-    if not path.exists():
-        return None
+def _stored_minimum(path: Path, mol: Molecule) -> tuple[Atoms, float]:
+    """The minimum :func:`prediction_structures` stored for ``mol``."""
     with np.load(path) as data:
-        if not np.array_equal(data["numbers"], atoms.numbers):  # another molecule under this name
-            return None
+        same_start = (np.array_equal(data["start_numbers"], mol.atoms.numbers)
+                      and np.array_equal(data["start_positions"], mol.atoms.positions))
+        if not same_start:
+            raise InputError(f"{path}: {mol.name!r} was predicted here from another structure; rename the "
+                             "molecule, use another --run-dir or delete it to start over")
         return Atoms(numbers=data["numbers"], positions=data["positions"]), float(data["uncertainty_at_minimum"])
 
 
