@@ -340,6 +340,7 @@ def dft_case(settings: dict, run_dir: Path, experiments: dict, executor, console
     equivalent DFT MD (s per call x thermalisation + production steps) and Exp-ML agreement."""
     from specml.molecules.inputs import canonical_smiles, molecule_from_smiles
     from specml.workflow import IRWorkflow, get_workflow_config
+    from specml.workflow.production import spectrum_key
 
     config = get_workflow_config(settings["dft_workflow_preset"], reference=settings["dft_reference"],
                                  **settings["dft_overrides"])
@@ -350,7 +351,7 @@ def dft_case(settings: dict, run_dir: Path, experiments: dict, executor, console
     timing = seconds_per_call(config.reference, minimum, settings["dft_timing_calls"],
                               run_dir / "dft_methanol" / "seconds_per_call.json")
     result = workflow.run()
-    spectrum = result.spectra.get(f"methanol@{config.production_temperature_k:.0f}K")
+    spectrum = result.spectra.get(spectrum_key(methanol.name, config.production_temperature_k))
     vs_exp, shown = against_experiment(spectrum, experiments.get(canonical_smiles("CO"), [])) \
         if spectrum is not None else ({"pcc": None, "wd_cm1": None, "files": []}, None)
     steps = config.thermalization_steps + config.production_steps
@@ -387,6 +388,7 @@ def run(preset: str, settings: dict, run_dir: Path, workers: int, dft: bool, sho
     from rich.console import Console
 
     from specml.workflow import IRWorkflow, get_workflow_config
+    from specml.workflow.production import spectrum_key
 
     torch.set_num_threads(1)
     started = time.perf_counter()
@@ -438,7 +440,7 @@ def run(preset: str, settings: dict, run_dir: Path, workers: int, dft: bool, sho
     # Tables 2 and 3, with the convergence of part 4.
     train_rows = []
     for mol in train:
-        ml = result.spectra.get(f"{mol.name}@{temperature:.0f}K")
+        ml = result.spectra.get(spectrum_key(mol.name, temperature))
         row, plots["train"][mol.name] = ml_against_references(mol, ml, refs, temperature, experiments)
         conv, plots["train"][mol.name]["ml_short"] = (
             convergence_entry(mol.name, ml, ml_production_file(workflow.dirs.production(temperature), mol.name),
@@ -507,6 +509,7 @@ def extra_ml_spectra(workflow, result, series: str, temperatures_k, transfer: li
     per step)."""
     from specml.errors import UnsupportedElementError
     from specml.workflow import ProductionJob, job_spectra, run_production
+    from specml.workflow.production import spectrum_key
     from specml.workflow.prediction import domain_report, load_predicting_committee, prediction_structures
     from specml.workflow.state import temperature_folder
 
@@ -533,7 +536,7 @@ def extra_ml_spectra(workflow, result, series: str, temperatures_k, transfer: li
     run_production(jobs, models, config, workflow.executor, run_dir / "extra_md_checkpoints")
 
     series_ml = {t: (job_spectra(series_jobs[t], models, config, workflow.say).get(series) if t in series_jobs
-                     else result.spectra.get(f"{series}@{t:.0f}K")) for t in temperatures_k}
+                     else result.spectra.get(spectrum_key(series, t))) for t in temperatures_k}
     transfer_ml = {}
     if transfer_job is not None:
         transfer_ml = job_spectra(transfer_job, models, config, workflow.say)

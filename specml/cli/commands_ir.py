@@ -34,6 +34,7 @@ def ir(
     from specml.executor import make_executor
     from specml.molecules import load_molecules
     from specml.workflow import IRWorkflow, get_workflow_config, predict_spectra
+    from specml.workflow.production import keyed_spectra
     from specml.workflow.report import write_outputs
 
     overrides = {"reference": reference, "max_iterations": max_iterations, "warm_start": warm_start,
@@ -48,8 +49,7 @@ def ir(
         if models is not None:
             produced, report = predict_spectra(models, mols, run_dir, temperature, config, executor, console.print)
             _print_domain(report)
-            spectra = {f"{name}@{t:.0f}K": spectrum for t, per_molecule in produced.items()
-                       for name, spectrum in per_molecule.items()}
+            spectra = keyed_spectra(produced)
             if not spectra:
                 raise ModelError(f"no spectrum: every trajectory of {', '.join(report)} hit the sanity stop; "
                                  f"the molecule(s) are outside what the committee in {models} knows")

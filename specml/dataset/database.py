@@ -66,9 +66,12 @@ class LabelDatabase:
 
     def labelled_atoms(self, exclude_kinds: tuple[str, ...] = ("test",), **selection) -> list[Atoms]:
         """Successful labels as Atoms with ``info['energy']``, ``arrays['forces']``, ``info['dipole']``
-        (the training-data convention of :mod:`specml.models.data`)."""
+        (the training-data convention of :mod:`specml.models.data`), sorted by key.
+
+        Sorted because rows arrive in the order the executor finishes them: in row order,
+        the same labels gave another train/validation split and other models on every run."""
         images = []
-        for row in self._db.select(status="ok", **selection):
+        for row in sorted(self._db.select(status="ok", **selection), key=lambda r: r.key):
             if row.get("kind") in exclude_kinds:
                 continue
             atoms = row.toatoms()

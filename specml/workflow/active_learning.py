@@ -35,8 +35,8 @@ from specml.spectra.spectrum import Spectrum
 from specml.workflow.config import STOPPING_SETTINGS, TEST_SET_SETTINGS, WorkflowConfig
 from specml.workflow.evaluation import harmonic_errors, label_errors, ml_harmonic_analysis
 from specml.workflow.labelling import Candidate, label_candidates
-from specml.workflow.md_tasks import Replica, exploration_task, run_md_tasks, select_most_uncertain
-from specml.workflow.production import production_spectra
+from specml.workflow.md_tasks import Replica, exploration_task, replica_seed, run_md_tasks, select_most_uncertain
+from specml.workflow.production import keyed_spectra, production_spectra
 from specml.workflow.state import (RunDirectory, atomic_save_directory, safe_name, atomic_write_json, atomic_write_npz,
                                    atomic_write_structures, file_logger, read_structures_file)
 
@@ -218,11 +218,12 @@ class IRWorkflow:
             return [Candidate(a.info.pop("key"), a, dict(a.info)) for a in read_structures_file(candidates_file)]
         previous = self._continuation_states(iteration - 1)
         replicas = []
-        for m, mol in enumerate(self.prepared()):
-            for t, temperature in enumerate(self.config.temperatures_k):
+        for mol in self.prepared():
+            for temperature in self.config.temperatures_k:
                 start = previous.get((mol.name, temperature), mol.atoms)
                 replicas.append(Replica(mol.name, start, temperature,
-                                        seed=self.config.seed + 100_000 * iteration + 100 * m + t))
+                                        seed=replica_seed(self.config.seed, f"exploration:{iteration}", mol.name,
+                                                          temperature, 0)))
         settings = {"n_steps": self.config.exploration_steps, "timestep_fs": self.config.timestep_fs,
                     "friction_per_fs": self.config.exploration_friction_per_fs,
                     "record_interval": self.config.exploration_record_interval,
@@ -331,8 +332,8 @@ class IRWorkflow:
             n_replicas = max(1, self.config.test_md_replicas)
             n_steps = int(round(self.config.test_md_ps * 1000 / self.config.timestep_fs / n_replicas))
             interval = max(1, n_steps * n_replicas // self.config.test_frames)
-            replicas = [Replica(m.name, m.atoms, 300.0, seed=self.config.seed + 900_000 + 10 * i + k)
-                        for i, m in enumerate(self.prepared()) for k in range(n_replicas)]
+            replicas = [Replica(m.name, m.atoms, 300.0, seed=replica_seed(self.config.seed, "test_set", m.name, 300.0, k))
+                        for m in self.prepared() for k in range(n_replicas)]
             settings = {"n_steps": n_steps, "timestep_fs": self.config.timestep_fs,
                         "friction_per_fs": self.config.exploration_friction_per_fs, "record_interval": interval,
                         "uncertainty_stop": np.inf, "precision": self.config.md_precision}
@@ -378,8 +379,7 @@ class IRWorkflow:
             test_errors = self.test_set() if self.config.run_test_set else {}
         with self.dirs.timed("production_md"):
             produced = self.production(temperatures_k)
-        spectra = {f"{name}@{t:.0f}K": spectrum for t, per_molecule in produced.items()
-                   for name, spectrum in per_molecule.items()}
+        spectra = keyed_spectra(produced)
         summary = {
             "molecules": [m.name for m in self.molecules],
             "reference": self.reference.describe(),

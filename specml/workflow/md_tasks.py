@@ -32,6 +32,16 @@ class Replica:
     seed: int
 
 
+def replica_seed(base_seed: int, stage: str, molecule: str, temperature_k: float, index: int) -> int:
+    """The seed of one MD replica's random stream, distinct for every stage (``exploration:<i>``,
+    ``test_set``, ``production``), molecule, temperature and replica index, and the same whatever
+    else runs in its batch. Offsets added to one base seed collided: exploration of iteration 5
+    replayed production's streams, and every production temperature shared one set."""
+    # sha256, not hash(): Python's string hash differs between processes.
+    text = f"{base_seed}|{stage}|{molecule}|{float(temperature_k):.6g}|{index}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
 def _start(replica: Replica) -> Atoms:
     atoms = Atoms(replica.atoms.get_chemical_symbols(), positions=replica.atoms.get_positions())
     momenta = replica.atoms.get_momenta() if replica.atoms.has("momenta") else None

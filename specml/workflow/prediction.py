@@ -53,6 +53,13 @@ def load_predicting_committee(models_dir: str | Path):
     return committee
 
 
+def check_known_elements(committee, molecules: list[Molecule]) -> None:
+    """Raise :class:`~specml.errors.UnsupportedElementError`, naming the element, when a molecule
+    has one the committee never saw."""
+    for mol in molecules:
+        committee.check_elements(mol.atoms)
+
+
 def prediction_structures(committee, molecules: list[Molecule], store: Path | None = None
                           ) -> tuple[list[tuple[str, Atoms]], dict]:
     """The molecules' committee minima, where their production MD starts, and a domain report
@@ -64,8 +71,7 @@ def prediction_structures(committee, molecules: list[Molecule], store: Path | No
     of an interrupted run are named by their start structures. A stored name whose input
     structure has changed is refused, since its trajectories would be stale too.
     """
-    for mol in molecules:
-        committee.check_elements(mol.atoms)  # raises UnsupportedElementError naming the element
+    check_known_elements(committee, molecules)
     structures, report = [], {}
     for mol in molecules:
         path = Path(store) / f"{safe_name(mol.name)}.npz" if store is not None else None
@@ -144,9 +150,10 @@ def predict_spectra(models_dir: str | Path, molecules: list[Molecule], out_dir: 
     (uncertainty at the minimum and along the trajectories)."""
     config = config or WorkflowConfig()
     models_dir = resolve_models_dir(models_dir)
+    committee = load_predicting_committee(models_dir)
+    check_known_elements(committee, molecules)  # before the claim: a refused molecule leaves no trace
     claim_prediction_dir(out_dir, models_dir, config)
-    structures, report = prediction_structures(load_predicting_committee(models_dir), molecules,
-                                               Path(out_dir) / "minima")
+    structures, report = prediction_structures(committee, molecules, Path(out_dir) / "minima")
     spectra = production_spectra(structures, models_dir, temperatures_k, config, Path(out_dir) / "production",
                                  executor or make_executor(), say)
     return spectra, domain_report(report, spectra, say)
@@ -155,8 +162,9 @@ def predict_spectra(models_dir: str | Path, molecules: list[Molecule], out_dir: 
 def predict_spectrum(models_dir: str | Path, smiles: str, out_dir: str | Path = "specml-output",
                      temperature_k: float = 300.0, config: WorkflowConfig | None = None) -> Spectrum:
     """One molecule from SMILES: the ML-MD spectrum (used by identification)."""
-    spectra, _ = predict_spectra(models_dir, load_molecules(smiles), out_dir, (temperature_k,), config,
-                                 say=lambda *_: None)
-    if not spectra[float(temperature_k)]:
+    produced, _ = predict_spectra(models_dir, load_molecules(smiles), out_dir, (temperature_k,), config,
+                                  say=lambda *_: None)
+    spectra = produced[float(temperature_k)]
+    if not spectra:
         raise ModelError(f"{smiles}: every trajectory hit the sanity stop; no spectrum")
-    return next(iter(spectra[float(temperature_k)].values()))
+    return next(iter(spectra.values()))

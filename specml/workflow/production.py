@@ -22,12 +22,8 @@ from specml.executor import Executor
 from specml.spectra.autocorrelation import ir_from_trajectories
 from specml.spectra.spectrum import Spectrum
 from specml.workflow.config import WorkflowConfig
-from specml.workflow.md_tasks import Replica, production_task, run_md_tasks
+from specml.workflow.md_tasks import Replica, production_task, replica_seed, run_md_tasks
 from specml.workflow.state import atomic_write_npz, safe_name, temperature_folder
-
-#: Offset of production seeds from ``config.seed`` (exploration and test-set MD use others).
-PRODUCTION_SEED_OFFSET = 500_000
-
 
 @dataclass
 class ProductionJob:
@@ -61,10 +57,10 @@ def run_production(jobs: list[ProductionJob], models_dir: Path, config: Workflow
     """
     replicas, files = [], []
     for job in jobs:
-        for i, (name, atoms) in enumerate(job.missing()):
+        for name, atoms in job.missing():
             for k in range(config.n_trajectories):
                 replicas.append(Replica(name, atoms, job.temperature_k,
-                                        seed=config.seed + PRODUCTION_SEED_OFFSET + 10 * i + k))
+                                        seed=replica_seed(config.seed, "production", name, job.temperature_k, k)))
                 files.append(job.file(name))
     if not replicas:
         return
@@ -131,6 +127,17 @@ def production_spectra(structures: list[tuple[str, Atoms]], models_dir: Path, te
     jobs = [ProductionJob(structures, t, temperature_folder(production_dir, t)) for t in temperatures_k]
     run_production(jobs, models_dir, config, executor, snapshot_folder(production_dir, temperatures_k))
     return {job.temperature_k: job_spectra(job, models_dir, config, say) for job in jobs}
+
+
+def spectrum_key(name: str, temperature_k: float) -> str:
+    """The key of one molecule's spectrum at one temperature in a result: ``name@<T>K``."""
+    return f"{name}@{temperature_k:.0f}K"
+
+
+def keyed_spectra(produced: dict[float, dict[str, Spectrum]]) -> dict[str, Spectrum]:
+    """:func:`production_spectra`'s {T: {name: spectrum}} as one mapping by :func:`spectrum_key`."""
+    return {spectrum_key(name, t): spectrum for t, per_molecule in produced.items()
+            for name, spectrum in per_molecule.items()}
 
 
 @dataclass
