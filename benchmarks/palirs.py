@@ -946,8 +946,8 @@ def _header(doc: _Doc, json_path: Path) -> list[str]:
         f"`{os.path.relpath(json_path, doc.base)}`. The paper's numbers are at DFT level.", "",
     ]
     if smoke:
-        lines += ["> **This report comes from the `small` preset (a smoke test).** The full benchmark has not "
-                  "been run yet on this machine: every section is pending it.", ""]
+        lines += ["> **This report comes from the `small` preset (a smoke test).** No full run has finished "
+                  "(the README's *Paper reproduction* says why): every section is pending it.", ""]
     lines += [
         "## How to run", "",
         "```bash",
