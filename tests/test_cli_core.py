@@ -1,11 +1,13 @@
 """The CLI: a real harmonic run, and one-line errors for bad input."""
 
 import json
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 
@@ -83,3 +85,31 @@ def test_harmonic_conformer_average_of_ethanol(tmp_path):
                           "temperature must be positive")
 
 
+
+
+def test_reference_md_resumes_after_a_failed_reference_call(tmp_path):
+    tests_dir = Path(__file__).resolve().parent
+    calls = tmp_path / "calls.log"
+    command = [sys.executable, "-m", "specml", "md", "O", "--reference",
+               'ase:reference_doubles:XTBFailingOnRequest@{"fail_at": 150}', "--time", "0.1",
+               "--thermalization", "0.02", "--max-correlation", "20", "--out", str(tmp_path / "out")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests_dir), os.environ.get("PYTHONPATH", "")]),
+           "SPECML_TEST_CALL_LOG": str(calls)}
+    failed = subprocess.run(command, env={**env, "SPECML_TEST_FAIL": "1"}, capture_output=True, text=True,
+                            timeout=600)
+    assert_one_line_error(failed, "failed: SCF not converged", "rerun to continue")
+    snapshot = tmp_path / "out" / "O_md_300K_checkpoint.pt"
+    assert snapshot.exists()
+    first_calls = len(calls.read_text().splitlines())
+    calls.unlink()
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert not snapshot.exists()
+    trajectory = np.load(tmp_path / "out" / "O_md_300K_trajectory.npz")
+    assert trajectory["dipoles_eA"].shape == (200, 3)  # 0.1 ps at 0.5 fs, every step recorded
+    assert (tmp_path / "out" / "O_md_300K.csv").exists()
+    # Both runs optimise the start first (the same calls). The MD's 150th call failed: the first step
+    # costs 2 calls and every later one 1, so steps 1-148 were complete and saved. The rerun costs
+    # the forces at the saved state plus steps 149-240, not the 241 calls of the whole MD.
+    optimisation_calls = first_calls - 150
+    assert len(calls.read_text().splitlines()) == optimisation_calls + 1 + (240 - 148)

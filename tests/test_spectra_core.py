@@ -138,3 +138,40 @@ def test_md_runner_nve_conserves_energy_and_sanity_stop():
     # A force ceiling of zero stops the run at the first step, without an exception.
     stopped = run_ase_md(atoms, calc, temperature_k=600.0, n_steps=50, seed=1, max_force_ev_per_a=0.0)
     assert stopped.stopped_at_step == 1 and "blow-up" in stopped.stop_reason
+
+
+class FailingWell(HarmonicWell):
+    """A harmonic well whose ``fail_at``-th call raises, like an SCF that does not converge."""
+
+    def __init__(self, fail_at=None, **kwargs):
+        super().__init__(**kwargs)
+        self.fail_at, self.calls = fail_at, 0
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise RuntimeError("SCF not converged")
+        super().calculate(atoms, properties, system_changes)
+
+
+def test_md_resumes_after_a_failed_call_exactly_where_it_stopped(tmp_path):
+    from specml.errors import DynamicsError
+
+    atoms = Atoms("OH", positions=[[0.05, 0, 0], [0, 0.05, 1.0]])
+    well = {"origin": [[0, 0, 0], [0, 0, 1.0]], "k": 30.0}
+    settings = {"temperature_k": 300.0, "n_steps": 300, "thermalization_steps": 40, "seed": 2,
+                "calculator_identity": "well"}
+    whole = run_ase_md(atoms, FailingWell(**well), **settings)
+    snapshot = tmp_path / "md.pt"
+    with pytest.raises(DynamicsError, match=r"step 200 of 340 failed: SCF not converged; the state after step 199"):
+        run_ase_md(atoms, FailingWell(fail_at=201, **well), checkpoint_path=snapshot, **settings)  # call 1: start
+    assert snapshot.exists()
+    resumed_calc = FailingWell(**well)
+    resumed = run_ase_md(atoms, resumed_calc, checkpoint_path=snapshot, **settings)
+    assert resumed_calc.calls == 340 - 199 + 1  # the 199 completed steps are not run again
+    np.testing.assert_array_equal(resumed.dipoles, whole.dipoles)  # same stream, same frames
+    np.testing.assert_array_equal(resumed.times_fs, whole.times_fs)
+    # A snapshot of another run (other seed) is not used.
+    other_calc = FailingWell(**well)
+    run_ase_md(atoms, other_calc, checkpoint_path=snapshot, **{**settings, "seed": 3})
+    assert other_calc.calls == 341

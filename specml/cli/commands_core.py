@@ -13,12 +13,14 @@ from specml.cli.app import app, console
 from specml.workflow.state import safe_name
 
 
-def _report_comparison(spectrum, experimental_path: Path, out_png: Path, lo: float, hi: float) -> dict:
+def _report_comparison(spectrum, experimental_path: Path, out_png: Path, lo: float, hi: float,
+                       experiment=None) -> dict:
+    """Compare with the experimental spectrum (``experiment``: already loaded from the path)."""
     from specml.comparison import compare_spectra
     from specml.experiment.preprocess import load_absorbance
     from specml.plotting import plot_comparison
 
-    experiment = load_absorbance(experimental_path)
+    experiment = experiment if experiment is not None else load_absorbance(experimental_path)
     result = compare_spectra(experiment, spectrum, lo, hi)
     plot_comparison(result, out_png, title=f"{spectrum.label} vs {experimental_path.name}")
     console.print(f"vs experiment [bold]{experimental_path.name}[/]: PCC {result.pcc:.3f}, "
@@ -122,25 +124,38 @@ def reference_md(
     out: Path = typer.Option(Path("specml-output"), "--out", "-o", help="Output directory."),
     compare: Path | None = typer.Option(None, "--compare", help="Experimental spectrum to overlay."),
 ) -> None:
-    """IR spectrum from MD driven directly by the reference method (the "AIMD" baseline)."""
+    """IR spectrum from MD driven directly by the reference method (the "AIMD" baseline).
+
+    Resumable: the run snapshots itself every few minutes and when a reference call fails, and the
+    same command continues from there. The dipole trajectory is kept beside the spectrum."""
     from specml.dynamics import run_reference_md
     from specml.executor import progress_bar
+    from specml.experiment.preprocess import load_absorbance
     from specml.molecules import load_molecules, optimize_geometry
     from specml.plotting import plot_spectra
+    from specml.workflow.state import atomic_write_npz
 
+    experiment = load_absorbance(compare) if compare is not None else None  # a bad file fails before the MD
     for mol in load_molecules(molecule):
         start = optimize_geometry(mol.atoms, reference, fmax=0.01)
         n_steps = int(round(time_ps * 1000 / timestep))
         n_therm = int(round(thermalization_ps * 1000 / timestep))
+        stem = out / f"{safe_name(mol.name)}_md_{temperature:.0f}K"
+        snapshot = stem.with_name(stem.name + "_checkpoint.pt")
         with progress_bar() as bar:
             task = bar.add_task(f"reference MD {mol.name} {temperature:.0f} K", total=n_steps + n_therm)
             traj = run_reference_md(start, reference, temperature, n_steps, n_therm, timestep, friction, seed=seed,
-                                    progress=lambda i, n: bar.update(task, completed=i))
+                                    progress=lambda i, n: bar.update(task, completed=i), checkpoint_path=snapshot)
+        atomic_write_npz(stem.with_name(stem.name + "_trajectory.npz"), times_fs=traj.times_fs, dipoles_eA=traj.dipoles,
+                         temperatures_k=traj.temperatures_k, potential_energies_ev=traj.potential_energies,
+                         symbols=np.array(traj.symbols), final_positions_a=traj.final_positions,
+                         final_velocities_a_per_fs=traj.final_velocities)
         spectrum = traj.ir_spectrum(max_correlation).with_metadata(label=f"{mol.name} reference MD {temperature:.0f} K")
-        stem = out / f"{safe_name(mol.name)}_md_{temperature:.0f}K"
         spectrum.to_csv(stem.with_suffix(".csv"))
         if compare is not None:
-            _report_comparison(spectrum, compare, stem.with_suffix(".png"), 500, 4000)
+            _report_comparison(spectrum, compare, stem.with_suffix(".png"), 500, 4000, experiment)
         else:
             plot_spectra([spectrum], stem.with_suffix(".png"))
-        console.print(f"mean temperature {traj.temperatures_k.mean():.0f} K; wrote {stem}.csv and .png")
+        snapshot.unlink(missing_ok=True)
+        console.print(f"mean temperature {traj.temperatures_k.mean():.0f} K; wrote {stem}.csv, .png and "
+                      f"{stem.name}_trajectory.npz (dipoles in e·Å)")

@@ -15,6 +15,7 @@ Units as in :mod:`specml.dynamics.batched` (Å, eV, eV/Å, fs, K, e·Å).
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from ase import Atoms, units
@@ -22,6 +23,7 @@ from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
 from ase.md.verlet import VelocityVerlet
 
+from specml.checkpoint import PeriodicCheckpoint
 from specml.dynamics.trajectory import DipoleTrajectory, ReplicaTrajectory
 from specml.errors import DynamicsError
 
@@ -63,6 +65,7 @@ def ase_md_loop(
     max_force_ev_per_a: float | None = None,
     record_positions: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    checkpoint: PeriodicCheckpoint | None = None,
 ) -> tuple[ReplicaTrajectory, Atoms]:
     """Langevin (``ase.md.langevin.Langevin``, ``fixcm=False``) or, with
     ``friction_per_fs=None``, NVE (``VelocityVerlet``) MD of a copy of ``atoms``
@@ -79,50 +82,82 @@ def ase_md_loop(
     Returns the frames as a :class:`ReplicaTrajectory` (``steps`` count from the
     end of the unrecorded steps, ``stop_step`` counts all steps; uncertainties
     NaN without ``uncertainty``) and the final Atoms (momenta set, no calculator).
+
+    With ``checkpoint`` the loop saves its state (positions, momenta, the Langevin
+    stream, the frames so far) every few minutes, and when a step raises (an SCF
+    that does not converge, Ctrl-C) the state after the last completed step; a
+    rerun with the same checkpoint continues from there. An exception from a step
+    becomes a :class:`DynamicsError` naming the step. The caller removes the
+    checkpoint once the trajectory is safely stored.
     """
     if n_steps < 0 or unrecorded_steps < 0 or record_interval < 1:
         raise DynamicsError("n_steps and unrecorded_steps must be >= 0, record_interval >= 1")
     work = atoms.copy()
     work.calc = calculator
     dt = timestep_fs * units.fs
+    rng = rng if rng is not None else np.random.default_rng(0)
     if friction_per_fs is None:
         dyn = VelocityVerlet(work, timestep=dt)
     else:
         if temperature_k is None:
             raise DynamicsError("Langevin dynamics needs temperature_k")
         dyn = Langevin(work, timestep=dt, temperature_K=temperature_k, friction=friction_per_fs / units.fs,
-                       fixcm=False, rng=rng if rng is not None else np.random.default_rng(0))
-    frames = {k: [] for k in ("step", "E", "T", "rel", "std", "dip", "pos")}
+                       fixcm=False, rng=rng)
+    frames = {k: [] for k in FRAME_KEYS}
+    done = 0  # steps completed (restored ones included)
+    saved = checkpoint.read() if checkpoint is not None else None
+    if saved is not None:
+        done = dyn.nsteps = int(saved["step"])
+        work.set_positions(saved["positions"])
+        work.set_momenta(saved["momenta"])
+        rng.bit_generator.state = saved["rng_state"]
+        frames = {k: list(saved["frames"][k]) for k in FRAME_KEYS}
+    last = _loop_state(done, work, rng) if checkpoint is not None else None
     stop_step = stop_reason = None
     total = unrecorded_steps + n_steps
-    for step in range(1, total + 1):
-        dyn.step()
-        dyn.nsteps += 1
-        res = calculator.results
-        forces = res["forces"]
-        if not np.all(np.isfinite(work.positions)) or not np.all(np.isfinite(forces)):
-            stop_step, stop_reason = step, "non-finite positions or forces"
-            break
-        rel, std = uncertainty(res) if uncertainty is not None else (np.nan, np.nan)
-        own = step - unrecorded_steps
-        if own > 0 and own % record_interval == 0:
-            frames["step"].append(own)
-            frames["E"].append(float(res["energy"]))
-            frames["T"].append(work.get_temperature())
-            frames["rel"].append(rel)
-            frames["std"].append(std)
-            if dipole is not None:
-                frames["dip"].append(np.asarray(dipole(work), dtype=np.float64))
-            if record_positions:
-                frames["pos"].append(work.positions.copy())
-        if max_force_ev_per_a is not None and np.abs(forces).max() > max_force_ev_per_a:
-            stop_step, stop_reason = step, f"force above {max_force_ev_per_a} eV/Å (blow-up)"
-        elif uncertainty_limit is not None and rel > uncertainty_limit:
-            stop_step, stop_reason = step, f"relative force uncertainty {rel:.2f} > {uncertainty_limit}"
-        if progress is not None:
-            progress(step, total)
-        if stop_reason:
-            break
+    current = done
+    if progress is not None and done:
+        progress(done, total)
+    try:
+        for step in range(done + 1, total + 1):
+            current = step
+            dyn.step()
+            dyn.nsteps += 1
+            res = calculator.results
+            forces = res["forces"]
+            if not np.all(np.isfinite(work.positions)) or not np.all(np.isfinite(forces)):
+                stop_step, stop_reason = step, "non-finite positions or forces"
+                break
+            rel, std = uncertainty(res) if uncertainty is not None else (np.nan, np.nan)
+            own = step - unrecorded_steps
+            if own > 0 and own % record_interval == 0:
+                frame = {"step": own, "E": float(res["energy"]), "T": work.get_temperature(), "rel": rel, "std": std}
+                if dipole is not None:
+                    frame["dip"] = np.asarray(dipole(work), dtype=np.float64)
+                if record_positions:
+                    frame["pos"] = work.positions.copy()
+                for key, value in frame.items():  # all at once: a failing dipole leaves no half frame
+                    frames[key].append(value)
+            if max_force_ev_per_a is not None and np.abs(forces).max() > max_force_ev_per_a:
+                stop_step, stop_reason = step, f"force above {max_force_ev_per_a} eV/Å (blow-up)"
+            elif uncertainty_limit is not None and rel > uncertainty_limit:
+                stop_step, stop_reason = step, f"relative force uncertainty {rel:.2f} > {uncertainty_limit}"
+            if progress is not None:
+                progress(step, total)
+            if stop_reason:
+                break
+            if checkpoint is not None:
+                last = _loop_state(step, work, rng)
+                if checkpoint.due():
+                    checkpoint.write({**last, "frames": _frame_arrays(frames, own)})
+    except BaseException as error:
+        kept = ""
+        if checkpoint is not None and last["step"] > 0:
+            checkpoint.write({**last, "frames": _frame_arrays(frames, last["step"] - unrecorded_steps)})
+            kept = f"; the state after step {last['step']} is saved in {checkpoint.path}: rerun to continue"
+        if isinstance(error, Exception):
+            raise DynamicsError(f"MD step {current} of {total} failed: {error}{kept}") from error
+        raise
     final = work.copy()
     final.calc = None
     steps = np.asarray(frames["step"], dtype=np.int64)
@@ -140,12 +175,30 @@ def ase_md_loop(
     return traj, final
 
 
+#: The per-frame records of :func:`ase_md_loop`.
+FRAME_KEYS = ("step", "E", "T", "rel", "std", "dip", "pos")
+
+
+def _loop_state(step: int, atoms: Atoms, rng: np.random.Generator) -> dict:
+    """What continues a trajectory exactly after ``step`` completed steps (frames apart)."""
+    return {"step": step, "positions": atoms.get_positions(), "momenta": atoms.get_momenta(),
+            "rng_state": rng.bit_generator.state}
+
+
+def _frame_arrays(frames: dict, last_own_step: int) -> dict:
+    """The frames up to ``last_own_step`` (counted after the unrecorded steps) as arrays; an
+    interruption can leave a later frame half appended."""
+    n = int(np.searchsorted(np.asarray(frames["step"], dtype=np.int64), last_own_step, side="right"))
+    return {k: np.asarray(v[:n]) for k, v in frames.items()}
+
+
 def run_ase_md(atoms: Atoms, calculator, temperature_k: float = 300.0, n_steps: int = 1000,
                thermalization_steps: int = 0, timestep_fs: float = 0.5,
                friction_per_fs: float | None = PRODUCTION_FRICTION_PER_FS, record_interval: int = 1,
                seed: int = 0, velocities: np.ndarray | None = None,
                uncertainty_limit: float | None = None, progress: Callable[[int, int], None] | None = None,
-               max_force_ev_per_a: float = 50.0) -> DipoleTrajectory:
+               max_force_ev_per_a: float = 50.0, checkpoint_path: str | Path | None = None,
+               calculator_identity: str | None = None) -> DipoleTrajectory:
     """Run Langevin (or NVE with ``friction_per_fs=None``) MD recording the calculator's dipoles.
 
     Starts from ``velocities`` (Å/fs) or Maxwell-Boltzmann velocities drawn with
@@ -154,17 +207,33 @@ def run_ase_md(atoms: Atoms, calculator, temperature_k: float = 300.0, n_steps: 
     positions, ``results["relative_force_uncertainty"]`` above
     ``uncertainty_limit``): the trajectory up to that point is returned with
     ``stop_reason`` set.
+
+    With ``checkpoint_path`` the run snapshots itself there (see :func:`ase_md_loop`)
+    and continues from a snapshot of the same run: same start, settings and
+    ``calculator_identity`` (e.g. the reference's description). The caller removes
+    the file once the trajectory is stored.
     """
     work = Atoms(atoms.get_chemical_symbols(), positions=atoms.get_positions())
     if velocities is not None:
         work.set_velocities(np.asarray(velocities) * units.fs)  # Å/fs -> ASE units
     else:
         initialize_velocities(work, temperature_k, seed)
+    checkpoint = None
+    if checkpoint_path is not None:
+        # Start rounded to 1e-4 Å: a start optimised again on resume may differ in the last digits.
+        fingerprint = {
+            "calculator": calculator_identity or type(calculator).__name__, "numbers": work.numbers.tolist(),
+            "start": np.round(atoms.get_positions(), 4).tolist(),
+            "velocities": None if velocities is None else np.round(np.asarray(velocities), 8).tolist(),
+            "temperature_k": temperature_k, "n_steps": n_steps, "thermalization_steps": thermalization_steps,
+            "timestep_fs": timestep_fs, "friction_per_fs": friction_per_fs, "record_interval": record_interval,
+            "seed": seed, "uncertainty_limit": uncertainty_limit, "max_force_ev_per_a": max_force_ev_per_a}
+        checkpoint = PeriodicCheckpoint(checkpoint_path, fingerprint, what="MD")
     frames, final = ase_md_loop(work, calculator, n_steps, timestep_fs=timestep_fs, temperature_k=temperature_k,
                          friction_per_fs=friction_per_fs, rng=np.random.default_rng(seed + 7919),
                          unrecorded_steps=thermalization_steps, record_interval=record_interval,
                          dipole=lambda a: a.get_dipole_moment(), uncertainty_limit=uncertainty_limit,
-                         max_force_ev_per_a=max_force_ev_per_a, progress=progress)
+                         max_force_ev_per_a=max_force_ev_per_a, progress=progress, checkpoint=checkpoint)
     return DipoleTrajectory(
         times_fs=frames.times_fs, dipoles=frames.dipoles,
         temperatures_k=frames.temperatures, potential_energies=frames.energies,
@@ -179,18 +248,21 @@ def run_ase_md(atoms: Atoms, calculator, temperature_k: float = 300.0, n_steps: 
 def run_reference_md(atoms: Atoms, reference="xtb", temperature_k: float = 300.0, n_steps: int = 1000,
                      thermalization_steps: int = 0, timestep_fs: float = 0.5,
                      friction_per_fs: float | None = PRODUCTION_FRICTION_PER_FS, record_interval: int = 1,
-                     seed: int = 0, progress=None) -> DipoleTrajectory:
+                     seed: int = 0, progress=None, checkpoint_path: str | Path | None = None) -> DipoleTrajectory:
     """MD driven directly by the reference method: the "AIMD" baseline ML spectra are judged against.
 
     Raises :class:`DynamicsError` if the run blows up (no partial spectrum is
-    silently returned from a broken reference trajectory).
+    silently returned from a broken reference trajectory) or a reference call
+    fails. With ``checkpoint_path`` a long run (DFT: hours) resumes where it was
+    killed or failed; see :func:`run_ase_md`.
     """
     from specml.reference import make_reference
 
     reference = make_reference(reference)
     reference.check_elements(atoms, atoms.get_chemical_formula())
     traj = run_ase_md(atoms, reference.calculator(), temperature_k, n_steps, thermalization_steps, timestep_fs,
-                      friction_per_fs, record_interval, seed, progress=progress)
+                      friction_per_fs, record_interval, seed, progress=progress, checkpoint_path=checkpoint_path,
+                      calculator_identity=reference.describe())
     if traj.stop_reason:
         raise DynamicsError(f"reference MD of {atoms.get_chemical_formula()} stopped at step "
                             f"{traj.stopped_at_step}: {traj.stop_reason}")
