@@ -165,7 +165,6 @@ def main() -> None:
     with MOLECULES_CSV.open() as fh:
         rows = list(csv.DictReader(fh))
     mols = [embed(r["smiles"]) for r in rows]
-    names = [r["name"] for r in rows]
     temps3 = (300.0, 500.0, 700.0)
     setups = {
         1: ([mols[1]], [300.0]),  # methanol

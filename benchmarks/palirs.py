@@ -1106,9 +1106,9 @@ def _part6_transfer(doc: _Doc) -> list[str]:
     r = doc.r
     tr = r["transferability"]
     lines = doc.section("6. Transferability (transfer8, never trained on)")
-    lines += [f"ML spectra of the trained committee on molecules it never saw, against reference MD and, where a "
-              f"NIST file exists, experiment. Uncertainty: mean relative force uncertainty of the committee along "
-              f"the ML-MD (flagged out of domain above the `predict_spectra` threshold).", ""]
+    lines += ["ML spectra of the trained committee on molecules it never saw, against reference MD and, where a "
+              "NIST file exists, experiment. Uncertainty: mean relative force uncertainty of the committee along "
+              "the ML-MD (flagged out of domain above the `predict_spectra` threshold).", ""]
     lines += table(["molecule", "uncertainty (MD)", "uncertainty (minimum)", "flagged", "PCC vs ref",
                     "WD vs ref (cm-1)", "PCC vs exp", "note"],
                    [[row["molecule"], fmt(row["uncertainty"], 3), fmt(row["uncertainty_at_minimum"], 3),

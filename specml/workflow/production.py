@@ -25,6 +25,7 @@ from specml.workflow.config import WorkflowConfig
 from specml.workflow.md_tasks import Replica, production_task, replica_seed, run_md_tasks
 from specml.workflow.state import atomic_write_npz, safe_name, temperature_folder
 
+
 @dataclass
 class ProductionJob:
     """Production MD of ``structures`` (name, start) at ``temperature_k``, stored in ``folder``."""
