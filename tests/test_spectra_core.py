@@ -155,6 +155,10 @@ class FailingWell(HarmonicWell):
 
 
 def test_md_resumes_after_a_failed_call_exactly_where_it_stopped(tmp_path):
+    import time
+
+    import torch
+
     from specml.errors import DynamicsError
 
     atoms = Atoms("OH", positions=[[0.05, 0, 0], [0, 0.05, 1.0]])
@@ -166,8 +170,12 @@ def test_md_resumes_after_a_failed_call_exactly_where_it_stopped(tmp_path):
     with pytest.raises(DynamicsError, match=r"step 200 of 340 failed: SCF not converged; the state after step 199"):
         run_ase_md(atoms, FailingWell(fail_at=201, **well), checkpoint_path=snapshot, **settings)  # call 1: start
     assert snapshot.exists()
+    interrupted_s = torch.load(snapshot, weights_only=False)["wall_time_s"]
     resumed_calc = FailingWell(**well)
+    started = time.perf_counter()
     resumed = run_ase_md(atoms, resumed_calc, checkpoint_path=snapshot, **settings)
+    # The wall time counts the interrupted run's loop too, and this call's loop at most its own length.
+    assert 0 < interrupted_s < resumed.info["wall_time_s"] <= interrupted_s + (time.perf_counter() - started)
     assert resumed_calc.calls == 340 - 199 + 1  # the 199 completed steps are not run again
     np.testing.assert_array_equal(resumed.dipoles, whole.dipoles)  # same stream, same frames
     np.testing.assert_array_equal(resumed.times_fs, whole.times_fs)

@@ -14,6 +14,7 @@ Units as in :mod:`specml.dynamics.batched` (Å, eV, eV/Å, fs, K, e·Å).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -105,14 +106,16 @@ def ase_md_loop(
                        fixcm=False, rng=rng)
     frames = {k: [] for k in FRAME_KEYS}
     done = 0  # steps completed (restored ones included)
+    earlier_s, started = 0.0, time.perf_counter()  # wall time of earlier, interrupted runs; this run's start
     saved = checkpoint.read() if checkpoint is not None else None
     if saved is not None:
+        earlier_s = float(saved.get("wall_time_s", 0.0))
         done = dyn.nsteps = int(saved["step"])
         work.set_positions(saved["positions"])
         work.set_momenta(saved["momenta"])
         rng.bit_generator.state = saved["rng_state"]
         frames = {k: list(saved["frames"][k]) for k in FRAME_KEYS}
-    last = _loop_state(done, work, rng) if checkpoint is not None else None
+    last = _loop_state(done, work, rng, earlier_s) if checkpoint is not None else None
     stop_step = stop_reason = None
     total = unrecorded_steps + n_steps
     current = done
@@ -147,7 +150,7 @@ def ase_md_loop(
             if stop_reason:
                 break
             if checkpoint is not None:
-                last = _loop_state(step, work, rng)
+                last = _loop_state(step, work, rng, earlier_s + time.perf_counter() - started)
                 if checkpoint.due():
                     checkpoint.write({**last, "frames": _frame_arrays(frames, own)})
     except BaseException as error:
@@ -171,6 +174,7 @@ def ase_md_loop(
         dipoles=np.asarray(frames["dip"], dtype=np.float64).reshape(-1, 3) if dipole is not None else None,
         positions=np.asarray(frames["pos"], dtype=np.float64).reshape(-1, len(work), 3) if record_positions else None,
         stopped=stop_step is not None, stop_step=stop_step, stop_reason=stop_reason,
+        wall_time_s=earlier_s + time.perf_counter() - started,
     )
     return traj, final
 
@@ -179,10 +183,11 @@ def ase_md_loop(
 FRAME_KEYS = ("step", "E", "T", "rel", "std", "dip", "pos")
 
 
-def _loop_state(step: int, atoms: Atoms, rng: np.random.Generator) -> dict:
-    """What continues a trajectory exactly after ``step`` completed steps (frames apart)."""
+def _loop_state(step: int, atoms: Atoms, rng: np.random.Generator, wall_time_s: float) -> dict:
+    """What continues a trajectory exactly after ``step`` completed steps (frames apart), and the
+    wall time it has cost so far."""
     return {"step": step, "positions": atoms.get_positions(), "momenta": atoms.get_momenta(),
-            "rng_state": rng.bit_generator.state}
+            "rng_state": rng.bit_generator.state, "wall_time_s": wall_time_s}
 
 
 def _frame_arrays(frames: dict, last_own_step: int) -> dict:
@@ -241,7 +246,7 @@ def run_ase_md(atoms: Atoms, calculator, temperature_k: float = 300.0, n_steps: 
         symbols=final.get_chemical_symbols(), target_temperature_k=temperature_k, timestep_fs=timestep_fs,
         stopped_at_step=frames.stop_step, stop_reason=frames.stop_reason, uncertainties=frames.rel_uncertainty,
         info={"integrator": "VelocityVerlet" if friction_per_fs is None else "Langevin",
-              "friction_per_fs": friction_per_fs, "seed": seed},
+              "friction_per_fs": friction_per_fs, "seed": seed, "wall_time_s": frames.wall_time_s},
     )
 
 

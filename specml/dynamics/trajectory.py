@@ -68,3 +68,4 @@ class ReplicaTrajectory:
     stopped: bool
     stop_step: int | None
     stop_reason: str | None
+    wall_time_s: float | None = None  # summed over resumed runs (ase_md_loop with a checkpoint)
