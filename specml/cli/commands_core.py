@@ -33,13 +33,17 @@ def harmonic(
     molecule: str = typer.Argument(..., help="SMILES, a CSV of SMILES, or a structure file (xyz/extxyz/db)."),
     reference: str = typer.Option("xtb", "--reference", "-r", help="xtb | pyscf[:FUNC/BASIS] | ase:module:Class"),
     out: Path = typer.Option(Path("specml-output"), "--out", "-o", help="Output directory."),
-    fwhm: float = typer.Option(10.0, help="Line width (FWHM, cm-1)."),
-    shape: str = typer.Option("lorentzian", help="lorentzian | gaussian"),
+    fwhm: float = typer.Option(10.0, help="Line width (FWHM, cm-1); with --gas-contour, the Gaussian resolution."),
+    shape: str | None = typer.Option(None, help="lorentzian (default) | gaussian (default with --gas-contour)"),
     compare: Path | None = typer.Option(None, "--compare", help="Experimental spectrum to overlay (JCAMP/CSV)."),
     wn_range: tuple[float, float] = typer.Option((500.0, 4000.0), "--range", help="Range LO HI in cm-1."),
     conformers: bool = typer.Option(False, "--conformers", help="Boltzmann-average the spectra of the molecule's "
                                     "RDKit conformers (SMILES input), weighted by the reference's energies."),
-    temperature: float = typer.Option(298.15, "--temperature", "-T", help="Temperature of the populations (K)."),
+    temperature: float = typer.Option(298.15, "--temperature", "-T",
+                                      help="Temperature of the conformer populations and rotational contours (K)."),
+    gas_contour: bool = typer.Option(False, "--gas-contour", help="Spread every band over its gas-phase rotational "
+                                     "contour (P/Q/R branches of a classical rigid rotor at --temperature), "
+                                     "for comparison with gas-phase measurements."),
 ) -> None:
     """Harmonic IR spectrum (optimised geometry, finite-difference Hessian) as CSV and PNG."""
     from specml.errors import InputError
@@ -50,6 +54,13 @@ def harmonic(
 
     method = make_reference(reference)
     lo, hi = sorted(wn_range)
+    shape = shape or ("gaussian" if gas_contour else "lorentzian")
+    if gas_contour and shape != "gaussian":  # before any calculation
+        raise InputError(f"--gas-contour combines the rotational contour with a Gaussian resolution; "
+                         f"--shape {shape} is not supported with it")
+    if gas_contour and temperature <= 0:
+        raise InputError(f"--temperature must be positive for --gas-contour, got {temperature} K")
+    rotational_temperature = temperature if gas_contour else None
     for mol in load_molecules(molecule):
         method.check_elements(mol.atoms, mol.smiles or mol.name)
         if conformers:
@@ -64,9 +75,12 @@ def harmonic(
             summary = {"frequencies_cm1": result.frequencies_cm1.tolist(),
                        "intensities_km_mol": result.intensities_km_mol.tolist()}
             stem = out / f"{safe_name(mol.name)}_harmonic_{method.name}"
-        summary = {"molecule": mol.name, "smiles": mol.smiles, "reference": method.describe(), **summary}
-        label = f"{mol.name} harmonic ({method.name}{', conformers' if conformers else ''})"
-        spectrum = result.spectrum(fwhm=fwhm, shape=shape, lo=lo, hi=hi).with_metadata(label=label)
+        summary = {"molecule": mol.name, "smiles": mol.smiles, "reference": method.describe(), **summary,
+                   "line_shape": shape, "fwhm_cm1": fwhm, "rotational_contour_k": rotational_temperature}
+        details = (", conformers" if conformers else "") + (f", gas {temperature:g} K" if gas_contour else "")
+        label = f"{mol.name} harmonic ({method.name}{details})"
+        spectrum = result.spectrum(fwhm=fwhm, shape=shape, lo=lo, hi=hi,
+                                   rotational_temperature_k=rotational_temperature).with_metadata(label=label)
         spectrum.to_csv(stem.with_suffix(".csv"))
         if compare is not None:
             summary["vs_experiment"] = _report_comparison(spectrum, compare, stem.with_suffix(".png"), lo, hi)

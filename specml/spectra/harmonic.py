@@ -43,23 +43,58 @@ class HarmonicResult:
     dipole_derivatives: np.ndarray
     method: str = ""
 
+    @property
+    def transition_dipoles(self) -> np.ndarray:
+        """d mu / d Q of every mode in e / sqrt(amu), (n_modes, 3), in the frame of ``atoms``."""
+        return transition_dipoles(self.atoms, self.mass_weighted_modes, self.dipole_derivatives)
+
     def spectrum(self, fwhm: float = 10.0, shape: str = "lorentzian", lo: float = 400.0, hi: float = 4000.0,
-                 step: float = 1.0, frequency_scale: float = 1.0) -> Spectrum:
-        """Broadened stick spectrum on ``lo..hi`` cm-1 (area of each line = its km/mol)."""
+                 step: float = 1.0, frequency_scale: float = 1.0,
+                 rotational_temperature_k: float | None = None) -> Spectrum:
+        """Broadened stick spectrum on ``lo..hi`` cm-1 (area of each line = its km/mol).
+
+        With ``rotational_temperature_k``, every band is spread over its gas-phase rotational
+        contour at that temperature (:mod:`specml.spectra.rotational_contour`, from the
+        transition dipole's direction in the principal-axis frame), and ``fwhm`` is a Gaussian
+        resolution on top of it.
+        """
+        axis_weights = None
+        if rotational_temperature_k is not None:
+            from specml.spectra.rotational_contour import band_axis_weights
+
+            axis_weights = band_axis_weights(self.atoms, self.transition_dipoles)
         return stick_spectrum(self.frequencies_cm1, self.intensities_km_mol, self.atoms, self.method, fwhm, shape,
-                              lo, hi, step, frequency_scale)
+                              lo, hi, step, frequency_scale, axis_weights, rotational_temperature_k)
 
 
 def stick_spectrum(frequencies_cm1, intensities_km_mol, atoms: Atoms, method: str, fwhm: float, shape: str,
-                   lo: float, hi: float, step: float, frequency_scale: float) -> Spectrum:
-    """Real sticks broadened on ``lo..hi`` cm-1 (area of each line = its km/mol); imaginary ones are left out."""
+                   lo: float, hi: float, step: float, frequency_scale: float, axis_weights=None,
+                   rotational_temperature_k: float | None = None) -> Spectrum:
+    """Real sticks broadened on ``lo..hi`` cm-1 (area of each line = its km/mol); imaginary ones are left out.
+
+    With ``rotational_temperature_k`` (and the bands' ``axis_weights``), each band has the
+    rotational contour of ``atoms`` convolved with a Gaussian of ``fwhm``; ``shape`` must then be gaussian.
+    """
     grid = np.arange(lo, hi + 0.5 * step, step)
     real = frequencies_cm1 > 0
-    intensity = broaden_sticks(frequencies_cm1[real] * frequency_scale, intensities_km_mol[real], grid, fwhm, shape)
+    positions = frequencies_cm1[real] * frequency_scale
+    if rotational_temperature_k is None:
+        intensity = broaden_sticks(positions, intensities_km_mol[real], grid, fwhm, shape)
+    else:
+        from specml.spectra.rotational_contour import contour_broadened_sticks, principal_axes
+
+        if shape != "gaussian":
+            raise InputError(f"a rotational contour is combined with a Gaussian resolution; got line shape {shape!r}")
+        if rotational_temperature_k <= 0:
+            raise InputError(f"rotational temperature must be positive, got {rotational_temperature_k} K")
+        moments, _ = principal_axes(atoms)
+        intensity = contour_broadened_sticks(positions, intensities_km_mol[real], np.asarray(axis_weights)[real],
+                                             moments, grid, fwhm, rotational_temperature_k)
     return Spectrum(grid, intensity, metadata={
         "source": "harmonic", "method": method, "label": f"harmonic {method}".strip(),
         "formula": atoms.get_chemical_formula(), "intensity_units": "km/mol per cm-1",
         "resolution_cm1": fwhm, "line_shape": shape, "frequency_scale": frequency_scale,
+        "rotational_temperature_k": rotational_temperature_k,
     })
 
 
@@ -162,15 +197,19 @@ def harmonic_from_derivatives(atoms: Atoms, hessian: np.ndarray, dipole_derivati
                               project: bool = True, method: str = "") -> HarmonicResult:
     """Normal modes and IR intensities from a Hessian and dipole derivatives (any source, e.g. ML)."""
     wavenumbers, mw_vectors = normal_modes(atoms, hessian, project)
-    inv_sqrt_m = 1.0 / np.sqrt(np.repeat(atoms.get_masses(), 3))
-    # d mu / d Q_k = sum_i (d mu / d x_i) e_ki / sqrt(m_i): e / sqrt(amu)
-    dmu_dq = (mw_vectors * inv_sqrt_m[None, :]) @ dipole_derivatives
-    intensities = (dmu_dq * E_ANGSTROM_IN_DEBYE) ** 2  # (D/Å)^2 / amu
+    intensities = (transition_dipoles(atoms, mw_vectors, dipole_derivatives) * E_ANGSTROM_IN_DEBYE) ** 2  # (D/Å)^2/amu
     intensities = intensities.sum(axis=1) * IR_INTENSITY_D2_A2_AMU_TO_KM_PER_MOL
+    inv_sqrt_m = 1.0 / np.sqrt(np.repeat(atoms.get_masses(), 3))
     cartesian = (mw_vectors * inv_sqrt_m[None, :]).reshape(len(wavenumbers), len(atoms), 3)
     cartesian /= np.linalg.norm(cartesian.reshape(len(wavenumbers), -1), axis=1)[:, None, None]
     return HarmonicResult(atoms.copy(), wavenumbers, intensities, cartesian, mw_vectors, hessian,
                           dipole_derivatives, method)
+
+
+def transition_dipoles(atoms: Atoms, mass_weighted_modes: np.ndarray, dipole_derivatives: np.ndarray) -> np.ndarray:
+    """d mu / d Q_k = sum_i (d mu / d x_i) e_ki / sqrt(m_i), in e / sqrt(amu), (n_modes, 3)."""
+    inv_sqrt_m = 1.0 / np.sqrt(np.repeat(atoms.get_masses(), 3))
+    return (mass_weighted_modes * inv_sqrt_m[None, :]) @ dipole_derivatives
 
 
 def optimized_harmonic_analysis(atoms: Atoms, reference="xtb", fmax: float = 1e-4, executor=None) -> HarmonicResult:
@@ -206,12 +245,19 @@ class ConformerHarmonic:
         return frequencies, intensities
 
     def spectrum(self, fwhm: float = 10.0, shape: str = "lorentzian", lo: float = 400.0, hi: float = 4000.0,
-                 step: float = 1.0, frequency_scale: float = 1.0) -> Spectrum:
-        """The population-weighted sum of the conformers' broadened spectra."""
-        frequencies, intensities = self.sticks()
-        first = self.results[0]
-        spectrum = stick_spectrum(frequencies, intensities, first.atoms, first.method, fwhm, shape, lo, hi, step,
-                                  frequency_scale)
+                 step: float = 1.0, frequency_scale: float = 1.0,
+                 rotational_temperature_k: float | None = None) -> Spectrum:
+        """The population-weighted sum of the conformers' broadened spectra (see :meth:`HarmonicResult.spectrum`)."""
+        if rotational_temperature_k is not None:  # each conformer rotates with its own moments of inertia
+            parts = [r.spectrum(fwhm, shape, lo, hi, step, frequency_scale, rotational_temperature_k)
+                     for r in self.results]
+            spectrum = Spectrum(parts[0].wavenumber, sum(w * p.intensity for w, p in zip(self.weights, parts)),
+                                metadata=parts[0].metadata)
+        else:
+            frequencies, intensities = self.sticks()
+            first = self.results[0]
+            spectrum = stick_spectrum(frequencies, intensities, first.atoms, first.method, fwhm, shape, lo, hi, step,
+                                      frequency_scale)
         return spectrum.with_metadata(conformers=len(self.results), temperature_k=self.temperature_k)
 
 
