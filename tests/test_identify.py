@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from specml.errors import InputError, SpectrumFormatError
+from specml.experiment import load_absorbance
 from specml.identification import Candidate, LibraryEntry, Method, SpectralLibrary, band_evidence, ensemble_name, \
     fill_library, group_agreement, identify, load_parameters, methods_for, supported_groups
 from specml.identification.calibration import fit_weights, ranks
@@ -419,3 +420,33 @@ def _copy_tree(source: Path, target: Path) -> Path:
     import shutil
 
     return Path(shutil.copytree(source, target))
+
+
+def test_condensed_phase_queries_are_flagged(shared_dir):
+    """Band evidence alone (the declared state removed) flags exactly the two condensed-phase NIST files."""
+    nist = shared_dir / "data" / "nist-ir"
+    params = load_parameters()
+    flagged = set()
+    for row in csv.DictReader((nist / "index.csv").open()):
+        measured = load_absorbance(nist / row["file"])
+        undeclared = Spectrum(measured.wavenumber, measured.intensity,
+                              metadata={k: v for k, v in measured.metadata.items() if k != "state"})
+        caution = prepare_query(undeclared, params).condensed_phase
+        if caution is not None:
+            assert "hydrogen-bonded O-H" in caution
+            flagged.add(row["file"])
+    assert flagged == {"ethanol2.jdx", "isopropanol_ASDF.jdx"}
+    # A declared state wins over band evidence, both ways.
+    ethanol2 = load_absorbance(nist / "ethanol2.jdx")
+    assert prepare_query(ethanol2.with_metadata(state="GAS"), params).condensed_phase is None
+    methanol = load_absorbance(nist / "methanol.jdx")
+    assert methanol.metadata["state"] == "GAS"
+    assert "'liquid film'" in prepare_query(methanol.with_metadata(state="liquid film"), params).condensed_phase
+
+
+def test_cli_identify_cautions_about_a_condensed_phase_query(workspace, shared_dir):
+    done = run_cli("identify", shared_dir / "data" / "nist-ir" / "ethanol2.jdx", "--candidates",
+                   workspace["candidates"], "--library", workspace["library"], "--reference", "xtb",
+                   cwd=workspace["tmp"])
+    assert done.returncode == 0, done.stderr
+    assert "caution:" in done.stdout and "hydrogen-bonded O-H" in done.stdout

@@ -46,6 +46,8 @@ def identify(
                                   executor=executor, retry_failed=retry_failed, ml_preset=preset)
     finally:
         executor.close()
+    for caution in result.cautions:
+        console.print(f"[yellow]caution:[/] {caution}")
     console.print(ranking_table(result, top))
     groups = ", ".join(g for g, ok in result.supported_groups.items() if ok) or "none"
     console.print(f"bands support: {groups}   [dim]({GROUP_HELP.format(tol=result.parameters.tolerances[0])})[/]")

@@ -164,8 +164,9 @@ def _to_spectrum(path: Path, block: dict) -> Spectrum:
         "data_type": _data_type(block),
         "origin": _header_text(block, "origin"),
     }
-    if _header_text(block, "molform"):
-        metadata["molform"] = _header_text(block, "molform")
+    for key in ("molform", "state"):  # the sample state (gas, liquid, solution, ...) where the file gives it
+        if _header_text(block, key):
+            metadata[key] = _header_text(block, key)
     try:
         spectrum = Spectrum(wavenumber, y, metadata=metadata)
     except SpectrumFormatError as exc:

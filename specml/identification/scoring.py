@@ -179,6 +179,7 @@ class PreparedQuery:
     dilated: dict[float, np.ndarray]  # tolerance -> maximum of ``fine`` within +-tolerance
     supported: dict  # functional group -> band evidence present (None: window not measured)
     spectrum: Spectrum  # the query at fwhm_cm1 on the grid, max-normalised (for plots)
+    condensed_phase: str | None = None  # why the query looks like a liquid/solid spectrum, if it does
 
 
 def prepare_query(query: Spectrum, params: ScoringParameters) -> PreparedQuery:
@@ -186,6 +187,7 @@ def prepare_query(query: Spectrum, params: ScoringParameters) -> PreparedQuery:
     from specml.experiment import to_common_grid
     from specml.experiment.preprocess import broaden_to
     from specml.identification.functional_groups import supported_groups
+    from specml.identification.sample_phase import condensed_phase_caution
 
     coarse, fine = (to_common_grid([broaden_to(query, width)], params.lo_cm1, params.hi_cm1, params.step_cm1)[0]
                     for width in (params.fwhm_cm1, GROUP_RESOLUTION_CM1))
@@ -196,7 +198,7 @@ def prepare_query(query: Spectrum, params: ScoringParameters) -> PreparedQuery:
     grid = coarse.wavenumber
     return PreparedQuery(grid, _compress(coarse.intensity, params.intensity_power), fine_compressed,
                          {t: dilate(grid, fine_compressed, t) for t in params.tolerances},
-                         supported_groups(fine), coarse)
+                         supported_groups(fine), coarse, condensed_phase_caution(query, fine))
 
 
 def predicted_curves(entry: LibraryEntry, params: ScoringParameters, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
