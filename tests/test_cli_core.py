@@ -99,6 +99,8 @@ def test_harmonic_gas_contour_matches_the_gas_phase_measurement_better(tmp_path,
                           "--gas-contour", "Gaussian")
     assert_one_line_error(run_cli("harmonic", "CO", "--gas-contour", "-T", "0", "--out", str(tmp_path)),
                           "must be positive")
+    assert_one_line_error(run_cli("harmonic", "CO", "--gas-contour", "--fwhm", "0.5", "--out", str(tmp_path)),
+                          "at least 1 cm-1")
 
 
 def test_reference_md_resumes_after_a_failed_reference_call(tmp_path):

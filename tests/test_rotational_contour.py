@@ -121,6 +121,8 @@ def test_gas_phase_harmonic_spectrum_keeps_band_areas_and_needs_a_gaussian(carbo
         carbon_monoxide_xtb.spectrum(fwhm=10.0, shape="lorentzian", rotational_temperature_k=298.0)
     with pytest.raises(InputError, match="positive"):
         carbon_monoxide_xtb.spectrum(fwhm=10.0, shape="gaussian", rotational_temperature_k=0.0)
+    with pytest.raises(InputError, match="at least 1 cm-1"):
+        carbon_monoxide_xtb.spectrum(fwhm=0.2, shape="gaussian", rotational_temperature_k=298.0)
     # Conformers: the population-weighted sum of each conformer's own gas-phase spectrum.
     pair = ConformerHarmonic([carbon_monoxide_xtb, carbon_monoxide_xtb], np.zeros(2), np.array([0.3, 0.7]), 298.0, {})
     mixed = pair.spectrum(fwhm=10.0, shape="gaussian", lo=1500, hi=3000, rotational_temperature_k=298.0)

@@ -58,8 +58,14 @@ def harmonic(
     if gas_contour and shape != "gaussian":  # before any calculation
         raise InputError(f"--gas-contour combines the rotational contour with a Gaussian resolution; "
                          f"--shape {shape} is not supported with it")
-    if gas_contour and temperature <= 0:
-        raise InputError(f"--temperature must be positive for --gas-contour, got {temperature} K")
+    if gas_contour:
+        from specml.spectra.rotational_contour import MIN_FWHM_CM1
+
+        if temperature <= 0:
+            raise InputError(f"--temperature must be positive for --gas-contour, got {temperature} K")
+        if fwhm < MIN_FWHM_CM1:
+            raise InputError(f"--gas-contour needs --fwhm of at least {MIN_FWHM_CM1:g} cm-1 (got {fwhm}): "
+                             "the classical contour is the envelope of the rotational lines")
     rotational_temperature = temperature if gas_contour else None
     for mol in load_molecules(molecule):
         method.check_elements(mol.atoms, mol.smiles or mol.name)

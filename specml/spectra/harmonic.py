@@ -85,8 +85,6 @@ def stick_spectrum(frequencies_cm1, intensities_km_mol, atoms: Atoms, method: st
 
         if shape != "gaussian":
             raise InputError(f"a rotational contour is combined with a Gaussian resolution; got line shape {shape!r}")
-        if rotational_temperature_k <= 0:
-            raise InputError(f"rotational temperature must be positive, got {rotational_temperature_k} K")
         moments, _ = principal_axes(atoms)
         intensity = contour_broadened_sticks(positions, intensities_km_mol[real], np.asarray(axis_weights)[real],
                                              moments, grid, fwhm, rotational_temperature_k)

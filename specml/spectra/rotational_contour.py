@@ -34,6 +34,7 @@ import numpy as np
 from ase import Atoms
 from ase import units as ase_units
 
+from specml.errors import InputError
 from specml.units import KB_EV_PER_K, SPEED_OF_LIGHT_CM_PER_FS
 
 N_ROTORS = 400  # directions of the angular momentum sampled (speeds are integrated, not sampled)
@@ -44,6 +45,9 @@ STEPS_PER_PERIOD = 60  # integration steps per rotation of the fastest reference
 MAX_TIMESTEP_FS = 10.0
 GAUSSIAN_TAIL = 1e-6  # the correlation is followed until the Gaussian's time envelope drops below this
 LINEAR_TOLERANCE = 1e-3  # a moment below this x the largest is the axis of a linear molecule
+# The classical contour is an envelope: finer resolutions would show rotational lines it does not
+# have, and the rotors would have to be followed for ever longer (time ~ 1 / FWHM).
+MIN_FWHM_CM1 = 1.0
 
 
 def principal_axes(atoms: Atoms) -> tuple[np.ndarray, np.ndarray]:
@@ -176,6 +180,11 @@ def band_profiles(moments_amu_a2, temperature_k: float, fwhm_cm1: float,
     Returns offsets from the band centre (cm-1) and the three shapes, (n,) and (3, n), each of
     unit area. Cached per molecule (moments rounded to 1e-4 amu Å^2), temperature and width.
     """
+    if not fwhm_cm1 >= MIN_FWHM_CM1:
+        raise InputError(f"a rotational contour needs a resolution of at least {MIN_FWHM_CM1:g} cm-1 FWHM "
+                         f"(got {fwhm_cm1}): it is the envelope of the rotational lines, not the lines")
+    if not temperature_k > 0:
+        raise InputError(f"rotational temperature must be positive, got {temperature_k} K")
     moments = tuple(round(float(m), 4) for m in np.sort(np.asarray(moments_amu_a2, dtype=float)))
     return _band_profiles_cached(moments, float(temperature_k), float(fwhm_cm1), float(step_cm1))
 
