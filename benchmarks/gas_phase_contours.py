@@ -14,7 +14,7 @@ in two ways, side by side in one run:
 against ``lorentzian_30`` it also includes how forgiving a wide line is of misplaced bands.
 PCC and Wasserstein distance use specml.comparison.compare_spectra over 500-4000 cm-1. The
 P-R maximum separation of the isolated CO fundamental is also compared with the
-measurement. Writes docs/results/gas_phase_contours.json.
+measurement. Writes docs/results/gas_phase_contours.json and, for methanol, gas_phase_contours.png.
 
     python benchmarks/gas_phase_contours.py
 """
@@ -34,6 +34,7 @@ NIST = ROOT.parent / "shared" / "data" / "nist-ir"
 RANGE_CM1 = (500.0, 4000.0)
 TEMPERATURE_K = 298.0
 WIDTHS_CM1 = (10.0, 30.0)
+FIGURE_FILE = "methanol.jdx"
 
 
 def gas_phase_files() -> list[tuple[str, str, str]]:
@@ -45,6 +46,32 @@ def gas_phase_files() -> list[tuple[str, str, str]]:
             if "##STATE=GAS" in header.replace(" ", ""):
                 rows.append((row["file"], row["name"], row["smiles"]))
     return rows
+
+
+def figure(by_model: dict, path: Path) -> None:
+    """Methanol: NIST against 30 cm-1 Lorentzians and contours, whole range and the C-O stretch band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from specml.plotting import draw_spectra
+
+    shown = ("lorentzian_30", "contour_10")
+    # The measurement as the contour comparison sees it (10 cm-1), so the band shapes can be compared.
+    spectra = [by_model["contour_10"].a] + [by_model[k].b for k in shown]
+    labels = ["NIST (gas, 10 cm-1)"] + [f"GFN2-xTB, {k.replace('_', ' ')} cm-1 (PCC {by_model[k].pcc:.2f})"
+                                        for k in shown]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [2, 1]})
+    for ax in axes:
+        draw_spectra(ax, spectra, labels)
+    axes[1].set_xlim(1120, 950)  # the C-O stretch: P, Q and R branches
+    axes[1].get_legend().remove()
+    axes[0].set_title("methanol, harmonic GFN2-xTB (unscaled) vs NIST")
+    axes[1].set_title("C-O stretch band")
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
 
 
 def band_maxima(spectrum, lo: float, hi: float) -> list[float]:
@@ -78,6 +105,8 @@ def main() -> None:
             models[f"contour_{width:g}"] = harmonic.spectrum(fwhm=width, shape="gaussian", lo=lo, hi=hi,
                                                              rotational_temperature_k=TEMPERATURE_K)
         by_model = {label: compare_spectra(experiment, spectrum, lo, hi) for label, spectrum in models.items()}
+        if file == FIGURE_FILE:
+            figure(by_model, ROOT / "docs" / "results" / "gas_phase_contours.png")
         rows.append({"file": file, "compound": name, "seconds_all_spectra": time.perf_counter() - start,
                      **{f"pcc_{k}": v.pcc for k, v in by_model.items()},
                      **{f"wd_cm1_{k}": v.wd_cm1 for k, v in by_model.items()}})
