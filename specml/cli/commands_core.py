@@ -55,12 +55,12 @@ def harmonic(
     method = make_reference(reference)
     lo, hi = sorted(wn_range)
     shape = shape or ("gaussian" if gas_contour else "lorentzian")
-    if gas_contour and shape != "gaussian":  # before any calculation
-        raise InputError(f"--gas-contour combines the rotational contour with a Gaussian resolution; "
-                         f"--shape {shape} is not supported with it")
-    if gas_contour:
+    if gas_contour:  # settings checked before any calculation
         from specml.spectra.rotational_contour import MIN_FWHM_CM1
 
+        if shape != "gaussian":
+            raise InputError(f"--gas-contour combines the rotational contour with a Gaussian resolution; "
+                             f"--shape {shape} is not supported with it")
         if temperature <= 0:
             raise InputError(f"--temperature must be positive for --gas-contour, got {temperature} K")
         if fwhm < MIN_FWHM_CM1:
