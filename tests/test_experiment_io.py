@@ -273,6 +273,33 @@ def test_zero_transmittance_is_floored():
     np.testing.assert_allclose(a.intensity[1:], [4.0, 4.0])
 
 
+def test_saturated_bands_are_recorded_and_named(shared_dir):
+    from specml.experiment.yunits import saturation_caution
+
+    x = np.arange(900.0, 1100.0, 1.0)
+    # A saturated band (flat at 0.2 % transmittance, below 1 % over 1000 +- 6 cm-1) and a weaker one at 950.
+    band = np.clip(1.0 - 1.5 * np.exp(-(((x - 1000.0) / 10.0) ** 2)), 0.002, None)
+    t = band - 0.5 * np.exp(-(((x - 950.0) / 6.0) ** 2))
+    a = to_absorbance(Spectrum(x, t, metadata={"yunits": "TRANSMITTANCE"}))
+    assert a.metadata["saturated_cm1"] == [[994.0, 1006.0]]
+    assert "994-1006 cm-1" in saturation_caution(a, 500, 4000)
+    assert saturation_caution(a, 1100, 4000) is None  # outside the compared window
+    # NIST: ethylene's CH2 wag reaches zero transmittance; the ethanol file never drops below 14 %.
+    nist = shared_dir / "data" / "nist-ir"
+    ethylene = load_absorbance(nist / "ethylene.jdx")
+    assert ethylene.metadata["saturated_cm1"] and 940 < ethylene.metadata["saturated_cm1"][0][0] < 955
+    assert load_absorbance(nist / "ethanol.jdx").metadata["saturated_cm1"] == []
+
+
+def test_a_loaded_spectrum_saved_as_csv_loads_back_unchanged(shared_dir, tmp_path):
+    """Transmittance -> absorbance and the baseline happen once, not again on the saved copy."""
+    first = load_absorbance(shared_dir / "data" / "nist-ir" / "ethylene.jdx")
+    again = load_absorbance(first.to_csv(tmp_path / "ethylene.csv"))
+    np.testing.assert_allclose(again.wavenumber, first.wavenumber)
+    np.testing.assert_allclose(again.intensity, first.intensity, rtol=1e-6, atol=1e-9)
+    assert again.metadata["saturated_cm1"] == first.metadata["saturated_cm1"]
+
+
 def test_absorbance_unchanged_and_unknown_units_rejected():
     s = _spectrum([0.1, 0.2, 0.3], "ABSORBANCE")
     np.testing.assert_array_equal(to_absorbance(s).intensity, s.intensity)

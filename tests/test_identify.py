@@ -450,3 +450,11 @@ def test_cli_identify_cautions_about_a_condensed_phase_query(workspace, shared_d
                    cwd=workspace["tmp"])
     assert done.returncode == 0, done.stderr
     assert "caution:" in done.stdout and "hydrogen-bonded O-H" in done.stdout
+
+
+def test_saturated_query_bands_are_a_caution_not_an_error(workspace, shared_dir):
+    with SpectralLibrary(workspace["library"]) as library:
+        result = identify(shared_dir / "data" / "nist-ir" / "ethylene.jdx", workspace["candidates"],
+                          reference="xtb", library=library)
+    assert result.ranking[0].name == "ethylene"
+    assert len(result.cautions) == 1 and "saturated" in result.cautions[0] and "946-950 cm-1" in result.cautions[0]

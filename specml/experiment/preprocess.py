@@ -53,7 +53,8 @@ def correct_baseline(spectrum: Spectrum, method: str = "arpls", **kwargs) -> Spe
 def load_absorbance(path: str | Path) -> Spectrum:
     """Read an experimental spectrum and return non-negative, baseline-corrected absorbance."""
     spectrum = to_absorbance(read_spectrum(path))
-    corrected = correct_baseline(spectrum)
+    # A spectrum saved after this function (Spectrum.to_csv keeps the metadata) is not corrected twice.
+    corrected = spectrum if spectrum.metadata.get("baseline") else correct_baseline(spectrum)
     if not np.any(corrected.intensity > 0):
         raise SpectrumFormatError(f"{path}: no absorption left after baseline correction")
     return corrected

@@ -39,7 +39,7 @@ class Identification:
     library_hits: int = 0
     library_misses: int = 0
     extra: dict = field(default_factory=dict)
-    cautions: list[str] = field(default_factory=list)  # about the query, e.g. a condensed-phase spectrum
+    cautions: list[str] = field(default_factory=list)  # about the query: condensed phase, saturated bands
 
     def top(self, k: int = 3) -> list[RankedCandidate]:
         return self.ranking[:k]
@@ -105,7 +105,10 @@ def identify(query: Spectrum | str | Path, candidates: Iterable[tuple[str, str]]
     ranking = [RankedCandidate(c.name, c.smiles, s, float(p), m, a, g)
                for (c, s, m, a, g), p in zip(results, confidence)]
     ranking.sort(key=lambda r: -r.score)
-    cautions = [prepared.condensed_phase] if prepared.condensed_phase else []
+    from specml.experiment.yunits import saturation_caution
+
+    saturation = saturation_caution(query, params.lo_cm1, params.hi_cm1)
+    cautions = [note for note in (prepared.condensed_phase, saturation) if note]
     return Identification(prepared.spectrum, ranking, warnings, prepared.supported, method_name, params,
                           hits, misses, cautions=cautions)
 
