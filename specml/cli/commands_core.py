@@ -56,16 +56,12 @@ def harmonic(
     lo, hi = sorted(wn_range)
     shape = shape or ("gaussian" if gas_contour else "lorentzian")
     if gas_contour:  # settings checked before any calculation
-        from specml.spectra.rotational_contour import MIN_FWHM_CM1
+        from specml.spectra.rotational_contour import check_contour_settings
 
         if shape != "gaussian":
             raise InputError(f"--gas-contour combines the rotational contour with a Gaussian resolution; "
                              f"--shape {shape} is not supported with it")
-        if temperature <= 0:
-            raise InputError(f"--temperature must be positive for --gas-contour, got {temperature} K")
-        if fwhm < MIN_FWHM_CM1:
-            raise InputError(f"--gas-contour needs --fwhm of at least {MIN_FWHM_CM1:g} cm-1 (got {fwhm}): "
-                             "the classical contour is the envelope of the rotational lines")
+        check_contour_settings(fwhm, temperature)
     rotational_temperature = temperature if gas_contour else None
     for mol in load_molecules(molecule):
         method.check_elements(mol.atoms, mol.smiles or mol.name)

@@ -173,6 +173,15 @@ def _band_profiles_cached(moments: tuple, temperature_k: float, fwhm_cm1: float,
     return offsets, profiles
 
 
+def check_contour_settings(fwhm_cm1: float, temperature_k: float) -> None:
+    """Raise :class:`InputError` unless a contour can be computed at this resolution and temperature."""
+    if not fwhm_cm1 >= MIN_FWHM_CM1:
+        raise InputError(f"a rotational contour needs a resolution of at least {MIN_FWHM_CM1:g} cm-1 FWHM "
+                         f"(got {fwhm_cm1}): it is the envelope of the rotational lines, not the lines")
+    if not temperature_k > 0:
+        raise InputError(f"rotational temperature must be positive, got {temperature_k} K")
+
+
 def band_profiles(moments_amu_a2, temperature_k: float, fwhm_cm1: float,
                   step_cm1: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Line shapes of a-, b- and c-type bands: the rotational contour convolved with a Gaussian of ``fwhm_cm1``.
@@ -180,11 +189,7 @@ def band_profiles(moments_amu_a2, temperature_k: float, fwhm_cm1: float,
     Returns offsets from the band centre (cm-1) and the three shapes, (n,) and (3, n), each of
     unit area. Cached per molecule (moments rounded to 1e-4 amu Å^2), temperature and width.
     """
-    if not fwhm_cm1 >= MIN_FWHM_CM1:
-        raise InputError(f"a rotational contour needs a resolution of at least {MIN_FWHM_CM1:g} cm-1 FWHM "
-                         f"(got {fwhm_cm1}): it is the envelope of the rotational lines, not the lines")
-    if not temperature_k > 0:
-        raise InputError(f"rotational temperature must be positive, got {temperature_k} K")
+    check_contour_settings(fwhm_cm1, temperature_k)
     moments = tuple(round(float(m), 4) for m in np.sort(np.asarray(moments_amu_a2, dtype=float)))
     return _band_profiles_cached(moments, float(temperature_k), float(fwhm_cm1), float(step_cm1))
 
