@@ -129,7 +129,11 @@ def main() -> None:
 
     library = SpectralLibrary(args.library)
     start = time.perf_counter()
-    entries = fill_ensemble(library, candidates, methods, make_executor(args.scheduler))
+    executor = make_executor(args.scheduler)
+    try:
+        entries = fill_ensemble(library, candidates, methods, executor)
+    finally:
+        executor.close()
     fill_seconds = time.perf_counter() - start
     usable_candidates = [c for c in candidates if ensemble_error(entries[c.smiles]) is None]
     usable = [entries[c.smiles] for c in usable_candidates]
@@ -175,10 +179,14 @@ def main() -> None:
     # Cold timing: one query against an empty library (every candidate computed).
     import tempfile
 
+    executor = make_executor(args.scheduler, show_progress=False)
     with tempfile.TemporaryDirectory() as tmp, SpectralLibrary(Path(tmp) / "cold.sqlite") as empty:
         start = time.perf_counter()
-        identify(queries[0].spectrum, [(c.name, c.smiles) for c in candidates], reference=args.reference,
-                 library=empty, parameters=params, executor=make_executor(args.scheduler, show_progress=False))
+        try:
+            identify(queries[0].spectrum, [(c.name, c.smiles) for c in candidates], reference=args.reference,
+                     library=empty, parameters=params, executor=executor)
+        finally:
+            executor.close()
         cold = time.perf_counter() - start
 
     names = {c.smiles: c.name for c in candidates}

@@ -17,7 +17,7 @@ __all__ = ["ASECalculatorReference", "Label", "PySCFCalculator", "PySCFReference
 def make_reference(spec: str | ReferenceMethod = "xtb", **options) -> ReferenceMethod:
     """Build a reference method from a short specification.
 
-    - ``"xtb"`` / ``"gfn2-xtb"`` / ``"gfn1-xtb"``: tblite (default GFN2-xTB);
+    - ``"xtb"`` / ``"gfn2-xtb"`` / ``"gfn1-xtb"`` / ``"ipea1-xtb"``: tblite (default GFN2-xTB);
     - ``"pyscf"`` or ``"pyscf:FUNCTIONAL/BASIS"``, e.g. ``"pyscf:pbe0/def2-svp"``;
     - ``"ase:package.module:ClassName"`` plus keyword arguments for the calculator
       (or a JSON object after ``@``: ``"ase:pkg.mod:Calc@{\\"xc\\": \\"PBE\\"}"``).
@@ -30,6 +30,8 @@ def make_reference(spec: str | ReferenceMethod = "xtb", **options) -> ReferenceM
         return XTBReference("GFN2-xTB", **options)
     if lower in ("gfn1-xtb", "gfn1"):
         return XTBReference("GFN1-xTB", **options)
+    if lower in ("ipea1-xtb", "ipea1"):
+        return XTBReference("IPEA1-xTB", **options)
     if lower == "pyscf" or lower.startswith("pyscf:"):
         _, _, level = text.partition(":")
         if level:
