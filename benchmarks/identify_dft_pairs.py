@@ -8,8 +8,8 @@ GFN2+GFN1 reference. Both use the shipped scoring parameters, which were fitted 
 (DFT falls back to them). A full DFT library of all 62 candidates is out of reach on 2 cores
 (toluene alone: 29 s per B3LYP/def2-SVP call, 90 calls for its Hessian), so this compares pairs
 only; it tests the claim that the reference's frequency errors, not the scorer, decide these
-cases. Molecules above ``--max-atoms`` atoms are left out (cost), as are the two condensed-phase
-files (no gas-phase prediction matches them).
+cases. Molecules above ``--max-atoms`` atoms are left out (cost), as are queries that ``identify``
+flags as condensed-phase spectra (no gas-phase prediction matches them).
 
     python benchmarks/identify_dft_pairs.py [--scheduler local:2] [--library PATH]
 
@@ -32,6 +32,7 @@ from specml.experiment import load_absorbance  # noqa: E402
 from specml.identification import (  # noqa: E402
     SpectralLibrary, fill_ensemble, identify, methods_for, resolve_candidates)
 from specml.identification.library import ensemble_error  # noqa: E402
+from specml.identification.scoring import load_parameters, prepare_query  # noqa: E402
 from specml.molecules import atoms_from_smiles, read_molecule_table  # noqa: E402
 
 NIST = ROOT.parent / "shared" / "data" / "nist-ir"
@@ -40,15 +41,15 @@ XTB_RESULTS = ROOT / "docs" / "results" / "identify.json"
 OUT = ROOT / "docs" / "results" / "identify_dft_pairs.json"
 DFT = "pyscf:b3lyp/def2-svp"
 XTB = "gfn2+gfn1"
-CONDENSED_PHASE_FILES = ("ethanol2.jdx", "isopropanol_ASDF.jdx")  # docs/identify.md, sample_phase.py
 
 
 def confusion_pairs(max_atoms: int) -> list[dict]:
     """(file, truth, confuser) of every LOCO confusion of the xTB benchmark, small enough for DFT."""
     names = dict(read_molecule_table(NIST / "index.csv") + read_molecule_table(DECOYS))
+    params = load_parameters()
     pairs = []
     for row in json.loads(XTB_RESULTS.read_text())["confusions"]:
-        if row["file"] in CONDENSED_PHASE_FILES:
+        if prepare_query(load_absorbance(NIST / row["file"]), params).condensed_phase:
             continue
         truth, confuser = names[row["compound"]], names[row["top1"]]
         atoms = max(len(atoms_from_smiles(s)) for s in (truth, confuser))

@@ -9,6 +9,14 @@ from specml.errors import InputError, SCFConvergenceError, UnsupportedElementErr
 from specml.reference import ASECalculatorReference, PySCFReference, XTBReference, make_reference
 
 
+def central_difference_force(energy, atoms, atom: int, axis: int, h: float) -> float:
+    """-dE/dx of one coordinate (eV/Å) by central differences of ``energy(atoms) -> eV``."""
+    plus, minus = atoms.copy(), atoms.copy()
+    plus.positions[atom, axis] += h
+    minus.positions[atom, axis] -= h
+    return -(energy(plus) - energy(minus)) / (2 * h)
+
+
 def test_make_reference_parses_specifications():
     assert isinstance(make_reference("xtb"), XTBReference)
     assert make_reference("gfn1-xtb").method == "GFN1-xTB"
@@ -29,12 +37,8 @@ def test_xtb_label_units_and_consistency():
     label = make_reference("xtb").label(atoms)
     assert label.forces.shape == (3, 3)
     # Forces are -dE/dx (eV/Å): check one coordinate by central differences.
-    h = 1e-4
-    plus, minus = atoms.copy(), atoms.copy()
-    plus.positions[0, 2] += h
-    minus.positions[0, 2] -= h
     ref = make_reference("xtb")
-    numeric = -(ref.label(plus).energy - ref.label(minus).energy) / (2 * h)
+    numeric = central_difference_force(lambda a: ref.label(a).energy, atoms, 0, 2, h=1e-4)
     assert label.forces[0, 2] == pytest.approx(numeric, abs=2e-3)
     # Water's dipole lies along its C2 axis (z in ase.build) and is about 2 D at GFN2-xTB level.
     assert abs(label.dipole[0]) < 1e-6 and abs(label.dipole[1]) < 1e-6
@@ -90,11 +94,7 @@ def test_pyscf_forces_dipole_and_scf_failure():
     ref = PySCFReference(functional="lda", basis="sto-3g", density_fit=False)
     atoms = molecule("H2O")
     label = ref.label(atoms)
-    h = 1e-3
-    plus, minus = atoms.copy(), atoms.copy()
-    plus.positions[1, 1] += h
-    minus.positions[1, 1] -= h
-    numeric = -(ref.label(plus).energy - ref.label(minus).energy) / (2 * h)
+    numeric = central_difference_force(lambda a: ref.label(a).energy, atoms, 1, 1, h=1e-3)
     assert label.forces[1, 1] == pytest.approx(numeric, abs=5e-3)
     assert np.linalg.norm(label.dipole) > 0.1  # e·Å; STO-3G water has a sizeable dipole
     assert abs(label.dipole[0]) < 1e-6
@@ -111,19 +111,15 @@ def test_pyscf_forces_include_the_grid_response():
     """
     from specml.reference import PySCFCalculator
 
-    def energy_and_forces(atoms):
+    def on_coarse_grid(atoms):
         atoms = atoms.copy()
         atoms.calc = PySCFCalculator(functional="lda", basis="sto-3g", grid_level=0)
-        return atoms.get_potential_energy(), atoms.get_forces()
+        return atoms
 
     atoms = molecule("H2O")
     atoms.positions[0, 0] += 0.05  # off the symmetric geometry, so the x force is not zero by symmetry
-    _, forces = energy_and_forces(atoms)
-    h = 1e-3
-    plus, minus = atoms.copy(), atoms.copy()
-    plus.positions[0, 0] += h
-    minus.positions[0, 0] -= h
-    numeric = -(energy_and_forces(plus)[0] - energy_and_forces(minus)[0]) / (2 * h)
+    forces = on_coarse_grid(atoms).get_forces()
+    numeric = central_difference_force(lambda a: on_coarse_grid(a).get_potential_energy(), atoms, 0, 0, h=1e-3)
     assert abs(forces[0, 0]) > 0.1
     assert forces[0, 0] == pytest.approx(numeric, abs=1e-4)
 
