@@ -78,3 +78,70 @@ def test_conformer_average_weights_ethanol_rotamers():
     total = sum(w * r.intensities_km_mol.sum() for w, r in zip(result.weights, result.results))
     assert intensities.sum() == pytest.approx(total)
     assert np.all(np.diff(result.energies_eV) >= 0)  # lowest energy first
+
+
+@pytest.fixture(scope="module")
+def methane_isotopologues():
+    """GFN2-xTB harmonic analyses of CH4 and CD4: one potential, two sets of masses."""
+    from specml.molecules.inputs import atoms_from_smiles
+    from specml.spectra.harmonic import optimized_harmonic_analysis
+
+    return (optimized_harmonic_analysis(atoms_from_smiles("C"), "xtb"),
+            optimized_harmonic_analysis(atoms_from_smiles("[2H]C([2H])([2H])[2H]"), "xtb"))
+
+
+def test_deuteration_scales_frequencies_by_reduced_mass(methane_isotopologues):
+    """Same Hessian, other masses: frequencies follow sqrt(mass) ratios (masses in amu)."""
+    ch4, cd4 = methane_isotopologues
+    m_c, m_h, m_d = 12.011, 1.008, 2.014102
+    deuterium = cd4.atoms.numbers == 1
+    np.testing.assert_allclose(cd4.atoms.get_masses()[deuterium], m_d, atol=1e-5)  # survives optimisation
+    # Highest band (C-H / C-D stretch): the C-H oscillator's sqrt(mu_CD / mu_CH) = 1.362, within 1 %
+    # (the carbon takes part in the asymmetric stretch, so it is not a pure C-H oscillator).
+    oscillator = np.sqrt((m_d * m_c / (m_d + m_c)) / (m_h * m_c / (m_h + m_c)))
+    assert ch4.frequencies_cm1[-1] / cd4.frequencies_cm1[-1] == pytest.approx(oscillator, rel=0.01)
+    # Symmetric stretch (the lowest of the four stretches): the carbon stays at rest, so the
+    # ratio is exactly sqrt(m_D / m_H).
+    ch_stretch, cd_stretch = (r.frequencies_cm1[r.frequencies_cm1 > 2000].min() for r in (ch4, cd4))
+    assert ch_stretch / cd_stretch == pytest.approx(np.sqrt(m_d / m_h), rel=1e-3)
+
+
+def test_ase_md_moves_the_isotope_masses(methane_isotopologues):
+    """Same velocities (Å/fs), H or D: the kinetic temperature scales with the mass, m_D / m_H."""
+    from specml.dynamics import run_ase_md
+
+    temperatures = []
+    for result in methane_isotopologues:
+        atoms = result.atoms
+        hydrogens = atoms.numbers == 1
+        bonds = atoms.positions[hydrogens] - atoms.positions[~hydrogens]
+        # Breathing motion of the hydrogens, 0.01 Å/fs each (carbon at rest: no net momentum).
+        velocities = np.zeros_like(atoms.positions)
+        velocities[hydrogens] = 0.01 * bonds / np.linalg.norm(bonds, axis=1, keepdims=True)
+        traj = run_ase_md(atoms, make_reference("xtb").calculator(), n_steps=1, timestep_fs=0.01,
+                          friction_per_fs=None, velocities=velocities)
+        temperatures.append(traj.temperatures_k[0])
+    assert temperatures[1] / temperatures[0] == pytest.approx(2.014102 / 1.008, rel=1e-3)
+
+
+def test_batched_md_starts_keep_isotope_masses():
+    from specml.molecules.inputs import atoms_from_smiles
+    from specml.workflow.md_tasks import Replica, _start
+
+    cd4 = atoms_from_smiles("[2H]C([2H])([2H])[2H]")
+    start = _start(Replica("CD4", cd4, 300.0, seed=0))
+    np.testing.assert_array_equal(start.get_masses(), cd4.get_masses())  # BatchedMD reads these
+
+
+def test_optimisation_leaves_a_saddle_point():
+    """GFN2-xTB from RDKit's acetone conformer stops on a methyl-torsion saddle point (-63 cm-1);
+    one step along that mode and a new optimisation reach the minimum."""
+    from specml.molecules import atoms_from_smiles
+    from specml.spectra.harmonic import optimized_harmonic_analysis
+
+    stuck = optimized_harmonic_analysis(atoms_from_smiles("CC(C)=O", seed=42), "xtb", max_saddle_escapes=0)
+    assert stuck.frequencies_cm1[0] < -30
+    result = optimized_harmonic_analysis(atoms_from_smiles("CC(C)=O", seed=42), "xtb")
+    assert result.atoms.info["saddle_escapes"] >= 1
+    assert result.frequencies_cm1[0] > 0  # a minimum: every mode real
+    assert len(result.frequencies_cm1) == 24

@@ -72,3 +72,36 @@ def test_conformer_ensemble_keeps_mirror_images_and_merges_duplicates():
     kt = units.kB * 300.0
     # exp(-dE/kT) with dE = kT ln 2 halves the population
     np.testing.assert_allclose(boltzmann_weights([0.0, kt * np.log(2.0), 0.0], 300.0), [0.4, 0.2, 0.4])
+
+
+def test_isotope_labels_set_masses_not_geometry():
+    from specml.molecules.inputs import atoms_from_smiles
+
+    cd4, ch4 = atoms_from_smiles("[2H]C([2H])([2H])[2H]"), atoms_from_smiles("C")
+    deuterium = cd4.numbers == 1
+    np.testing.assert_allclose(cd4.get_masses()[deuterium], 2.014, atol=1e-3)  # amu
+    assert cd4.get_masses()[~deuterium] == pytest.approx(12.011)  # unlabelled: natural abundance
+    assert not ch4.has("masses")  # no labels: ASE's defaults
+    # The same molecule otherwise (atom order follows the SMILES): elements and all distances (Å).
+    assert sorted(cd4.get_chemical_symbols()) == sorted(ch4.get_chemical_symbols())
+    np.testing.assert_allclose(np.sort(cd4.get_all_distances(), axis=None),
+                               np.sort(ch4.get_all_distances(), axis=None), atol=1e-4)
+    assert atoms_from_smiles("[13CH4]").get_masses()[0] == pytest.approx(13.003, abs=1e-3)
+    assert atoms_from_smiles("[37Cl]Cl").get_masses()[0] == pytest.approx(36.966, abs=1e-3)
+    assert canonical_smiles("C([2H])([2H])O") == "[2H]C([2H])O"
+
+
+def test_isotope_masses_survive_files_and_copies(tmp_path):
+    from specml.molecules.conformers import conformers_from_smiles
+    from specml.molecules.inputs import atoms_from_smiles, center_of_mass_frame
+
+    cd3od = atoms_from_smiles("[2H]OC([2H])([2H])[2H]")
+    write(tmp_path / "cd3od.extxyz", cd3od)  # a masses column
+    with connect(tmp_path / "cd3od.db") as con:
+        con.write(cd3od)
+    for path in ("cd3od.extxyz", "cd3od.db"):  # extxyz keeps 8 decimals
+        np.testing.assert_allclose(load_molecules(tmp_path / path)[0].atoms.get_masses(), cd3od.get_masses(), atol=1e-7)
+    np.testing.assert_array_equal(center_of_mass_frame(cd3od).get_masses(), cd3od.get_masses())
+    ch3od = atoms_from_smiles("[2H]OC")
+    for conformer in conformers_from_smiles("[2H]OC").structures:
+        np.testing.assert_array_equal(conformer.get_masses(), ch3od.get_masses())

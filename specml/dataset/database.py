@@ -18,6 +18,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.db import connect
 
 from specml.models.data import DIPOLE_KEY, ENERGY_KEY, FORCES_KEY
+from specml.molecules.inputs import bare_copy
 
 #: Provenance columns stored as ASE key-value pairs (simple types only).
 PROVENANCE_KEYS = ("molecule", "iteration", "kind", "temperature", "uncertainty", "reference")
@@ -51,7 +52,7 @@ class LabelDatabase:
         """Store one successful label (a no-op if ``key`` is already present)."""
         if key in self:
             return
-        stored = Atoms(atoms.get_chemical_symbols(), positions=atoms.get_positions())
+        stored = bare_copy(atoms)
         stored.calc = SinglePointCalculator(stored, energy=energy, forces=forces, dipole=dipole)
         self._db.write(stored, key=key, status="ok", **_provenance(provenance),
                        data={"reference_settings": json.dumps(reference_settings, default=str)})
@@ -60,7 +61,7 @@ class LabelDatabase:
         """Record a structure the reference could not label."""
         if key in self:
             return
-        stored = Atoms(atoms.get_chemical_symbols(), positions=atoms.get_positions())
+        stored = bare_copy(atoms)
         self._db.write(stored, key=key, status="failed", error=str(error)[:500], **_provenance(provenance),
                        data={"reference_settings": json.dumps(reference_settings, default=str)})
 

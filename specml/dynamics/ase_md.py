@@ -27,6 +27,7 @@ from ase.md.verlet import VelocityVerlet
 from specml.checkpoint import PeriodicCheckpoint
 from specml.dynamics.trajectory import DipoleTrajectory, ReplicaTrajectory
 from specml.errors import DynamicsError
+from specml.molecules.inputs import bare_copy
 
 #: Langevin friction for exploration MD (1/fs), as in the PALIRS protocol.
 EXPLORATION_FRICTION_PER_FS = 0.01
@@ -218,7 +219,7 @@ def run_ase_md(atoms: Atoms, calculator, temperature_k: float = 300.0, n_steps: 
     ``calculator_identity`` (e.g. the reference's description). The caller removes
     the file once the trajectory is stored.
     """
-    work = Atoms(atoms.get_chemical_symbols(), positions=atoms.get_positions())
+    work = bare_copy(atoms)  # isotope masses set the dynamics
     if velocities is not None:
         work.set_velocities(np.asarray(velocities) * units.fs)  # Å/fs -> ASE units
     else:
@@ -233,6 +234,8 @@ def run_ase_md(atoms: Atoms, calculator, temperature_k: float = 300.0, n_steps: 
             "temperature_k": temperature_k, "n_steps": n_steps, "thermalization_steps": thermalization_steps,
             "timestep_fs": timestep_fs, "friction_per_fs": friction_per_fs, "record_interval": record_interval,
             "seed": seed, "uncertainty_limit": uncertainty_limit, "max_force_ev_per_a": max_force_ev_per_a}
+        if work.has("masses"):  # an isotopologue is another run; unlabelled runs keep their fingerprint
+            fingerprint["masses"] = np.round(work.get_masses(), 6).tolist()
         checkpoint = PeriodicCheckpoint(checkpoint_path, fingerprint, what="MD")
     frames, final = ase_md_loop(work, calculator, n_steps, timestep_fs=timestep_fs, temperature_k=temperature_k,
                          friction_per_fs=friction_per_fs, rng=np.random.default_rng(seed + 7919),

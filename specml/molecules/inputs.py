@@ -84,12 +84,41 @@ def atoms_from_rdkit_conformer(mol, smiles: str, conf_id: int = -1) -> Atoms:
     """ASE Atoms of one conformer of an RDKit molecule, with its SMILES and any net charge in ``info``."""
     from rdkit import Chem
 
-    atoms = Atoms([a.GetSymbol() for a in mol.GetAtoms()], positions=mol.GetConformer(conf_id).GetPositions())
+    atoms = Atoms([a.GetSymbol() for a in mol.GetAtoms()], positions=mol.GetConformer(conf_id).GetPositions(),
+                  masses=isotope_masses(mol))
     atoms.info["smiles"] = smiles
     charge = Chem.GetFormalCharge(mol)
     if charge:
         atoms.info["charge"] = charge
     return atoms
+
+
+def isotope_masses(mol) -> np.ndarray | None:
+    """Atomic masses (amu) of an RDKit molecule: the isotope's own mass (RDKit) where the SMILES
+    labels one ([2H], [13C], [37Cl]), ASE's natural-abundance mean otherwise; None when no atom is
+    labelled, so unlabelled molecules keep ASE's default masses (and no explicit masses array)."""
+    from ase.data import atomic_masses
+    from rdkit import Chem
+
+    if not any(a.GetIsotope() for a in mol.GetAtoms()):
+        return None
+    table = Chem.GetPeriodicTable()
+    return np.array([table.GetMassForIsotope(a.GetSymbol(), a.GetIsotope()) if a.GetIsotope()
+                     else atomic_masses[a.GetAtomicNum()] for a in mol.GetAtoms()])
+
+
+def explicit_masses(atoms: Atoms) -> np.ndarray | None:
+    """The masses (amu) ``atoms`` sets itself (isotope labels, a file's masses column), None where
+    ASE's natural-abundance defaults apply; saving None keeps an unlabelled structure as it was."""
+    return atoms.get_masses() if atoms.has("masses") else None
+
+
+def bare_copy(atoms: Atoms, positions: np.ndarray | None = None) -> Atoms:
+    """Elements, positions (Å; ``positions`` instead when given) and explicit masses (amu) of
+    ``atoms``, nothing else (no calculator, info or velocities). The masses carry isotope labels,
+    which harmonic frequencies and MD depend on (a C-D stretch is ~1/1.36 of a C-H one)."""
+    return Atoms(numbers=atoms.numbers, positions=atoms.positions if positions is None else positions,
+                 masses=explicit_masses(atoms))
 
 
 def molecule_from_smiles(smiles: str, name: str | None = None, seed: int = 42) -> Molecule:
@@ -125,7 +154,7 @@ def read_structures(path: str | Path) -> list[Molecule]:
     for name, atoms in zip(names, images):
         if len(atoms) == 0:
             raise MoleculeError(f"{path}: structure {name!r} has no atoms")
-        clean = Atoms(atoms.get_chemical_symbols(), positions=atoms.get_positions())
+        clean = bare_copy(atoms)  # keeps a file's masses column (isotopes)
         clean.info.update({k: v for k, v in atoms.info.items() if k in ("name", "smiles", "charge")})
         molecules.append(Molecule(str(name), clean, atoms.info.get("smiles")))
     return molecules

@@ -18,7 +18,8 @@ def make_reference(spec: str | ReferenceMethod = "xtb", **options) -> ReferenceM
     """Build a reference method from a short specification.
 
     - ``"xtb"`` / ``"gfn2-xtb"`` / ``"gfn1-xtb"`` / ``"ipea1-xtb"``: tblite (default GFN2-xTB);
-    - ``"pyscf"`` or ``"pyscf:FUNCTIONAL/BASIS"``, e.g. ``"pyscf:pbe0/def2-svp"``;
+    - ``"pyscf"`` or ``"pyscf:FUNCTIONAL/BASIS"``, e.g. ``"pyscf:pbe0/def2-svp"``; a dispersion
+      correction as a suffix of the functional, e.g. ``"pyscf:b3lyp-d3bj/def2-svp"`` (D3(BJ), D4: ``-d4``);
     - ``"ase:package.module:ClassName"`` plus keyword arguments for the calculator
       (or a JSON object after ``@``: ``"ase:pkg.mod:Calc@{\\"xc\\": \\"PBE\\"}"``).
     """

@@ -31,6 +31,12 @@ class ReferenceMethod(abc.ABC):
     """Base class: subclasses define :meth:`calculator` and :attr:`name`."""
 
     name: str = "reference"
+    #: A cheap reference (a name for :func:`specml.reference.make_reference`) whose minimum starts
+    #: this method's geometry optimisations; None: start from the structure as given.
+    prerelax: str | None = None
+    #: ``optimize(atoms, fmax, max_steps) -> Atoms`` when the method has an optimiser of its own
+    #: (e.g. internal coordinates); None: :func:`specml.molecules.optimize_geometry` uses ASE's BFGS.
+    optimize = None
 
     @property
     @abc.abstractmethod
@@ -55,6 +61,11 @@ class ReferenceMethod(abc.ABC):
                 f"{what}: element(s) {', '.join(unknown)} not supported by reference method {self.describe()}",
                 unknown,
             )
+
+    def second_derivatives(self, atoms: Atoms) -> tuple[np.ndarray, np.ndarray] | None:
+        """Analytic Hessian (eV/Å^2, (3N, 3N)) and dipole derivatives (e, (3N, 3)) of ``atoms`` when
+        the method has them; None, the default, makes harmonic analysis use finite differences."""
+        return None
 
     def describe(self) -> str:
         extra = ", ".join(f"{k}={v}" for k, v in self.settings.items() if k != "method")

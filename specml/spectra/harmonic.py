@@ -1,10 +1,12 @@
-"""Harmonic IR: finite-difference Hessian and dipole derivatives from any reference.
+"""Harmonic IR: Hessian and dipole derivatives from any reference, analytic where it has them.
 
-Written here rather than with ``ase.vibrations.Infrared`` because one reference
-call gives forces and dipole together, the 6N displaced calculations fan out
-through specml's executor (Dask when configured), and translations/rotations are
-projected out (Eckart) so low-frequency modes are clean. The result agrees
-with ASE's ``Vibrations`` (tested).
+A reference with analytic second derivatives (PySCF DFT: the Hessian and the dipole
+derivatives from one nuclear CPKS response) gives them in one call. Every other reference
+goes through central finite differences, written here rather than with
+``ase.vibrations.Infrared`` because one reference call gives forces and dipole together,
+the 6N displaced calculations fan out through specml's executor (Dask when configured), and
+translations/rotations are projected out (Eckart) so low-frequency modes are clean. The
+result agrees with ASE's ``Vibrations`` (tested).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class HarmonicResult:
         mass_weighted_modes: orthonormal eigenvectors of the mass-weighted Hessian, (n_modes, 3N).
         hessian: Cartesian Hessian in eV/Å^2, (3N, 3N).
         dipole_derivatives: d mu / d x in e (e·Å per Å), (3N, 3).
+        derivatives: how they were obtained, "analytic" or "finite differences".
     """
 
     atoms: Atoms
@@ -42,6 +45,7 @@ class HarmonicResult:
     hessian: np.ndarray
     dipole_derivatives: np.ndarray
     method: str = ""
+    derivatives: str = "finite differences"
 
     @property
     def transition_dipoles(self) -> np.ndarray:
@@ -183,10 +187,19 @@ def normal_modes(atoms: Atoms, hessian: np.ndarray, project: bool = True):
 
 def harmonic_analysis(atoms: Atoms, reference="xtb", delta: float = 0.01, project: bool = True,
                       executor=None) -> HarmonicResult:
-    """Harmonic frequencies and IR intensities of ``atoms`` (which should be optimised)."""
+    """Harmonic frequencies and IR intensities of ``atoms`` (which should be optimised).
+
+    Analytic second derivatives when the reference has them, else central differences of
+    step ``delta`` Å through ``executor``.
+    """
     from specml.reference import make_reference
 
     reference = make_reference(reference)
+    analytic = reference.second_derivatives(atoms)
+    if analytic is not None:
+        result = harmonic_from_derivatives(atoms, *analytic, project, reference.describe())
+        result.derivatives = "analytic"
+        return result
     hessian, dmu_dx = finite_differences(atoms, reference, delta, executor)
     return harmonic_from_derivatives(atoms, hessian, dmu_dx, project, reference.describe())
 
@@ -210,14 +223,36 @@ def transition_dipoles(atoms: Atoms, mass_weighted_modes: np.ndarray, dipole_der
     return (mass_weighted_modes * inv_sqrt_m[None, :]) @ dipole_derivatives
 
 
-def optimized_harmonic_analysis(atoms: Atoms, reference="xtb", fmax: float = 1e-4, executor=None) -> HarmonicResult:
-    """Optimise ``atoms`` tightly with the reference, then run :func:`harmonic_analysis`."""
+#: A minimum's lowest mode may be slightly imaginary from numerical noise or a nearly free rotor
+#: (2-butyne's methyl torsion: -22 cm-1 with GFN2-xTB); below this (cm-1) the optimiser has stopped
+#: on a saddle point (acetone from RDKit's conformer: a methyl torsion at -63 cm-1).
+ESCAPE_SADDLE_BELOW_CM1 = -30.0
+#: Length (Å, over all atoms) of the step along the imaginary mode that leaves a saddle point.
+SADDLE_ESCAPE_STEP_A = 0.3
+
+
+def optimized_harmonic_analysis(atoms: Atoms, reference="xtb", fmax: float = 1e-4, executor=None,
+                                max_saddle_escapes: int = 2) -> HarmonicResult:
+    """Optimise ``atoms`` tightly with the reference (:func:`specml.molecules.optimize_geometry`:
+    internal coordinates from the xTB minimum for DFT), then run :func:`harmonic_analysis`.
+
+    When the optimiser stops on a saddle point (a mode below ``ESCAPE_SADDLE_BELOW_CM1``), the
+    structure is displaced along that mode and optimised again, up to ``max_saddle_escapes``
+    times; the number of escapes is recorded in ``result.atoms.info["saddle_escapes"]``.
+    """
     from specml.molecules.optimize import optimize_geometry
     from specml.reference import make_reference
 
     reference = make_reference(reference)
-    reference.check_elements(atoms, atoms.info.get("smiles") or atoms.get_chemical_formula())
-    return harmonic_analysis(optimize_geometry(atoms, reference, fmax=fmax), reference, executor=executor)
+    result = harmonic_analysis(optimize_geometry(atoms, reference, fmax=fmax), reference, executor=executor)
+    escapes = 0
+    while result.frequencies_cm1[0] < ESCAPE_SADDLE_BELOW_CM1 and escapes < max_saddle_escapes:
+        escapes += 1
+        displaced = result.atoms.copy()
+        displaced.positions += SADDLE_ESCAPE_STEP_A * result.modes[0]
+        result = harmonic_analysis(optimize_geometry(displaced, reference, fmax=fmax), reference, executor=executor)
+    result.atoms.info["saddle_escapes"] = escapes
+    return result
 
 
 #: A conformer whose lowest mode is more imaginary than this (cm-1) is a saddle point, not a

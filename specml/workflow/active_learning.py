@@ -28,7 +28,7 @@ from specml.dataset.database import LabelDatabase
 from specml.dataset.sampling import sample_normal_modes
 from specml.errors import InputError
 from specml.executor import Executor, make_executor, progress_bar
-from specml.molecules.inputs import Molecule
+from specml.molecules.inputs import Molecule, bare_copy, explicit_masses
 from specml.reference import make_reference
 from specml.spectra.harmonic import HarmonicResult, harmonic_from_derivatives
 from specml.spectra.spectrum import Spectrum
@@ -115,7 +115,7 @@ class IRWorkflow:
         path = self.dirs.molecules / f"{index:02d}_{safe_name(molecule.name)}.json"
         if path.exists():
             data = json.loads(path.read_text())
-            atoms = Atoms(data["symbols"], positions=data["positions"])
+            atoms = Atoms(data["symbols"], positions=data["positions"], masses=data.get("masses"))  # isotopes
             harmonic = harmonic_from_derivatives(atoms, np.array(data["hessian"]),
                                                  np.array(data["dipole_derivatives"]), method=data["reference"])
             return PreparedMolecule(molecule.name, atoms, harmonic, data["reference_calls"])
@@ -125,7 +125,8 @@ class IRWorkflow:
         harmonic = harmonic_from_derivatives(atoms, hessian, dmu, method=self.reference.describe())
         calls = 6 * len(atoms) + int(atoms.info.get("optimizer_steps", 0))
         atomic_write_json(path, {"name": molecule.name, "smiles": molecule.smiles, "symbols": atoms.get_chemical_symbols(),
-                                 "positions": atoms.positions, "hessian": hessian, "dipole_derivatives": dmu,
+                                 "positions": atoms.positions, "masses": explicit_masses(atoms),
+                                 "hessian": hessian, "dipole_derivatives": dmu,
                                  "frequencies_cm1": harmonic.frequencies_cm1, "reference": self.reference.describe(),
                                  "reference_calls": calls})
         return PreparedMolecule(molecule.name, atoms, harmonic, calls)
@@ -267,8 +268,8 @@ class IRWorkflow:
             for key in data.files:
                 if key.endswith("|pos"):
                     name, temperature = key[:-4].rsplit("|", 1)
-                    symbols = next(m.atoms.get_chemical_symbols() for m in self.prepared() if m.name == name)
-                    atoms = Atoms(symbols, positions=data[key])
+                    start = next(m.atoms for m in self.prepared() if m.name == name)
+                    atoms = bare_copy(start, data[key])  # its masses, which the stored momenta belong to
                     atoms.set_momenta(data[key[:-4] + "|mom"])
                     states[(name, float(temperature))] = atoms
         return states

@@ -6,6 +6,7 @@ import numpy as np
 from ase import Atoms
 from ase.optimize import BFGS
 
+from specml.molecules.inputs import bare_copy
 from specml.spectra.harmonic import (HarmonicResult, derivatives_from_displacements, displaced_structures,
                                      harmonic_from_derivatives)
 from specml.units import E_ANGSTROM_IN_DEBYE
@@ -14,10 +15,10 @@ from specml.units import E_ANGSTROM_IN_DEBYE
 def ml_harmonic_analysis(committee, atoms: Atoms, fmax: float = 1e-3, delta: float = 0.01) -> HarmonicResult:
     """Harmonic analysis with the committee mean: relax with the ML potential, then one batched
     prediction over the 6N displaced structures."""
-    work = Atoms(atoms.get_chemical_symbols(), positions=atoms.get_positions())
+    work = bare_copy(atoms)
     work.calc = committee.calculator()
     BFGS(work, logfile=None).run(fmax=fmax, steps=500)
-    minimum = Atoms(work.get_chemical_symbols(), positions=work.get_positions())
+    minimum = bare_copy(work)  # isotope masses set the frequencies
     prediction = committee.predict(displaced_structures(minimum, delta))
     dipoles = prediction.get("dipole")
     if dipoles is None:

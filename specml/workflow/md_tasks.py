@@ -20,6 +20,7 @@ from specml.checkpoint import PeriodicCheckpoint
 from specml.dynamics.ase_md import initialize_velocities
 from specml.dynamics.batched import BatchedMD
 from specml.executor import Executor, make_executor, progress_bar
+from specml.molecules.inputs import bare_copy
 
 
 @dataclass
@@ -43,7 +44,7 @@ def replica_seed(base_seed: int, stage: str, molecule: str, temperature_k: float
 
 
 def _start(replica: Replica) -> Atoms:
-    atoms = Atoms(replica.atoms.get_chemical_symbols(), positions=replica.atoms.get_positions())
+    atoms = bare_copy(replica.atoms)  # isotope masses set the dynamics
     momenta = replica.atoms.get_momenta() if replica.atoms.has("momenta") else None
     if momenta is not None and np.any(momenta):
         atoms.set_momenta(momenta)
@@ -108,8 +109,9 @@ def _task_checkpoint(kind: str, models_dir, replicas: list[Replica], settings: d
 
     def start_digest(r: Replica) -> str:
         momenta = r.atoms.get_momenta() if r.atoms.has("momenta") else np.zeros(0)
-        return hashlib.sha256(np.ascontiguousarray(r.atoms.get_positions()).tobytes()
-                              + np.ascontiguousarray(momenta).tobytes()).hexdigest()
+        masses = r.atoms.get_masses() if r.atoms.has("masses") else np.zeros(0)  # an isotopologue is another start
+        return hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes()
+                                       for a in (r.atoms.get_positions(), momenta, masses))).hexdigest()
 
     fingerprint = {"task": kind, "committee": committee_digest(models_dir),
                    "replicas": [(r.molecule, float(r.temperature_k), int(r.seed), start_digest(r)) for r in replicas],

@@ -11,7 +11,7 @@ from ase.optimize import BFGS
 
 from specml.errors import InputError, ModelError
 from specml.executor import Executor, make_executor
-from specml.molecules.inputs import Molecule, load_molecules
+from specml.molecules.inputs import Molecule, bare_copy, load_molecules
 from specml.spectra.spectrum import Spectrum
 from specml.workflow.config import WorkflowConfig
 from specml.workflow.production import production_settings, production_spectra
@@ -36,10 +36,10 @@ def resolve_models_dir(path: str | Path) -> Path:
 
 def ml_minimum(committee, atoms: Atoms, fmax: float = 1e-2) -> Atoms:
     """Structure relaxed with the committee mean potential."""
-    work = Atoms(atoms.get_chemical_symbols(), positions=atoms.get_positions())
+    work = bare_copy(atoms)
     work.calc = committee.calculator()
     BFGS(work, logfile=None).run(fmax=fmax, steps=500)
-    return Atoms(work.get_chemical_symbols(), positions=work.get_positions())
+    return bare_copy(work)  # isotope masses go on to the production MD
 
 
 def load_predicting_committee(models_dir: str | Path):
@@ -97,7 +97,8 @@ def _stored_minimum(path: Path, mol: Molecule) -> tuple[Atoms, float]:
         if not same_start:
             raise InputError(f"{path}: {mol.name!r} was predicted here from another structure; rename the "
                              "molecule, use another --run-dir or delete it to start over")
-        return Atoms(numbers=data["numbers"], positions=data["positions"]), float(data["uncertainty_at_minimum"])
+        # Same start, so same elements; masses (isotopes) from the input, as a minimum does not depend on them.
+        return bare_copy(mol.atoms, data["positions"]), float(data["uncertainty_at_minimum"])
 
 
 def claim_prediction_dir(out_dir: str | Path, models_dir: Path, config: WorkflowConfig) -> None:

@@ -1,0 +1,669 @@
+"""Harmonic wavenumbers of specml's reference methods against experimental gas-phase fundamentals.
+
+What is compared. The 150 species of ../shared/data/fundamentals (Shimanouchi's tables, NIST SRD 69;
+82 distinct parents once isotopes are removed). For every (method, parent SMILES) one harmonic
+calculation: ``atoms_from_smiles(parent, seed=42)``, then ``optimized_harmonic_analysis`` as specml
+does it for that method (optimisation to fmax 1e-4 eV/Å, then the Hessian and dipole
+derivatives: finite differences, or analytic where the method has them). Isotopologues
+reuse their parent's Hessian (the Born-Oppenheimer surface does not depend on the masses) with
+their own masses, from ``atoms_from_smiles(species SMILES)`` and mapped onto the parent's atoms by
+an RDKit graph match, through ``harmonic_from_derivatives``.
+
+Matching rule. Each experimental mode counts as many times as its degeneracy (e and Π 2, f 3);
+modes without a value are dropped (2-butyne's torsion), and of methanol's two selected values of
+mode 12 only variant 1 (295 cm-1) is kept. The real calculated harmonic wavenumbers (3N-6, or
+3N-5 if linear; imaginary ones are left out and counted) are assigned to the experimental
+fundamentals by ``scipy.optimize.linear_sum_assignment`` on |omega - nu|, on unscaled values. For
+equal counts that is the pairing of the two sorted lists; for incomplete species (complete=0)
+or a structure with imaginary modes it is the best rectangular assignment. Symmetry species are
+NOT matched: where calculated modes cross (a mode lands on another's experimental value) the
+sorted or optimal assignment pairs the wrong modes with smaller differences, so the errors
+reported here can only be underestimates.
+
+Scaling and cross-validation. Scale factors are least-squares fits of nu ~ s * omega (cm-1): one
+``global`` factor, and a ``split_2000`` pair (``below_2000`` / ``above_2000``, split on the
+calculated harmonic wavenumber). Both are judged by leave-one-parent-out cross-validation: the
+factors are fitted on all other parents (a parent's isotopologues are held out together) and
+predict the held-out parent's modes; rms and MAE are over those out-of-sample predictions, every
+mode weighing the same. The scheme with the lower cross-validated rms is reported as
+``rms_scaled_cm1`` / ``mae_scaled_cm1`` (both schemes are under ``cross_validated``), next to
+the unscaled errors and the factors fitted on all data (``scale_factors``). ``common`` repeats
+the comparison over the species that every method finished, so that methods are compared on the
+same molecules.
+
+Cache. Every finished (method, parent) is written at once to
+benchmarks/data/fundamentals/<method>.json: geometry, Hessian upper triangle, dipole
+derivatives, wall seconds, cores, program versions, or the error. A rerun computes only what is
+missing, so a run may be killed at any point and resumed in a later session.
+
+    python benchmarks/fundamentals.py --methods xtb gfn1-xtb pyscf:b3lyp/def2-svp [--scheduler local:N]
+        [--max-heavy-atoms N] [--only-molecules SMILES ...] [--report-only] [--retry-failed]
+        [--out-stem PATH]
+
+Writes docs/results/fundamentals.json and .png, and the results section of docs/fundamentals.md
+(``--out-stem`` writes STEM.json and STEM.png instead and leaves the docs page alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import functools
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from scipy.optimize import linear_sum_assignment
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from specml.atomic import atomic_write  # noqa: E402
+from specml.errors import MoleculeError, SpecmlError, UnsupportedElementError  # noqa: E402
+from specml.executor import make_executor  # noqa: E402
+from specml.molecules import atoms_from_smiles, canonical_smiles  # noqa: E402
+from specml.molecules.inputs import hydrogenated_rdkit_molecule  # noqa: E402
+from specml.reference import ReferenceMethod, XTBReference, make_reference  # noqa: E402
+from specml.spectra.harmonic import harmonic_from_derivatives, optimized_harmonic_analysis  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "fundamentals"
+CACHE_DIR = ROOT / "benchmarks" / "data" / "fundamentals"
+RESULTS_STEM = ROOT / "docs" / "results" / "fundamentals"
+DOCS_PAGE = ROOT / "docs" / "fundamentals.md"
+TABLE_BEGIN = "<!-- begin: written by benchmarks/fundamentals.py, do not edit -->"
+TABLE_END = "<!-- end: written by benchmarks/fundamentals.py -->"
+
+SEED = 42
+SPLIT_CM1 = 2000.0  # split_2000 uses one factor below and one above this calculated wavenumber
+DFT_MAX_HEAVY_ATOMS = 10  # default size limit for every method that is not xTB (cost)
+RECOMMEND_MIN_SPECIES = 60  # a method must cover this many species to be recommended
+SCHEMES = ("global", "split_2000")
+SCOTT_RADOM = {"method": "B3LYP/6-31G(d)", "scale_factor": 0.9614, "rms_cm1": 34,
+               "reference": "A. P. Scott, L. Radom, J. Phys. Chem. 100, 16502 (1996): 1066 fundamentals "
+                            "of 122 molecules"}
+
+
+# --- experimental data --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Species:
+    """One row of molecules.csv with its fundamentals (cm-1, expanded by degeneracy, ascending)."""
+
+    molecule_id: str
+    name: str
+    smiles: str  # isotopes explicit; empty for the two polymers
+    parent: str  # isotopes removed: the structure that is computed
+    experimental_cm1: np.ndarray = field(compare=False)
+
+
+def experimental_fundamentals(modes: list[dict]) -> np.ndarray:
+    """Observed fundamentals of one species (cm-1), each repeated by its degeneracy; modes
+    without a value are dropped and, of a mode with several selected values (methanol's
+    torsion), only variant 1 is kept."""
+    kept = [m for m in modes if m["wavenumber_cm1"] and m["variant"] == "1"]
+    values = np.repeat([float(m["wavenumber_cm1"]) for m in kept], [int(m["degeneracy"]) for m in kept])
+    return np.sort(values)
+
+
+def read_species(only_parents: set[str] | None = None) -> list[Species]:
+    modes: dict[str, list[dict]] = {}
+    with (DATA / "fundamentals.csv").open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            modes.setdefault(row["molecule_id"], []).append(row)
+    with (DATA / "molecules.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return [Species(r["molecule_id"], r["name"], r["smiles"], r["smiles_parent"],
+                    experimental_fundamentals(modes.get(r["molecule_id"], [])))
+            for r in rows if only_parents is None or r["smiles_parent"] in only_parents]
+
+
+def parent_set(smiles: list[str] | None) -> set[str] | None:
+    """--only-molecules as the data's parent SMILES (RDKit canonical, as in molecules.csv)."""
+    if smiles is None:
+        return None
+
+    def canonical(s: str) -> str:
+        try:
+            return canonical_smiles(s)
+        except MoleculeError:  # diborane is not sanitisable: take it as written
+            return s
+
+    return {canonical(s) for s in smiles}
+
+
+# --- provenance ---------------------------------------------------------------------------------
+
+@functools.cache
+def specml_commit() -> str:
+    """HEAD of the checkout, marked ``+dirty`` when specml/ has uncommitted changes."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    try:
+        return git("rev-parse", "HEAD") + ("+dirty" if git("status", "--porcelain", "--", "specml") else "")
+    except OSError:
+        return "unknown"
+
+
+def program_versions() -> dict:
+    versions = {"specml": specml_commit()}
+    for package in ("tblite", "pyscf"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+# --- cache of harmonic calculations --------------------------------------------------------------
+
+def rounded(values, decimals: int) -> list:
+    """Nested lists rounded to ``decimals`` (no ``-0.0``): small on disk, exact enough for wavenumbers."""
+    return (np.round(np.asarray(values, dtype=float), decimals) + 0.0).tolist()
+
+
+def cache_entry(result, seconds: float) -> dict:
+    """The compact record of one harmonic calculation. Units: Å, eV/Å^2, e (e·Å per Å).
+
+    The Hessian is kept to 1e-5 eV/Å^2, far below the accuracy of any method here: no wavenumber
+    of butane, ethane or CI4 (xTB) moved by more than 0.005 cm-1.
+    """
+    n3 = 3 * len(result.atoms)
+    return {"symbols": result.atoms.get_chemical_symbols(),
+            "positions_angstrom": rounded(result.atoms.positions, 6),
+            "hessian_upper_ev_per_angstrom2": rounded(result.hessian[np.triu_indices(n3)], 5),
+            "dipole_derivatives_e": rounded(result.dipole_derivatives, 6),
+            "derivatives": getattr(result, "derivatives", "finite differences"),  # analytic for PySCF DFT
+            "seconds": round(seconds, 2), "cores": usable_cores(), "versions": program_versions()}
+
+
+def compute_entry(task: tuple[str, str]) -> dict:
+    """One (method, parent SMILES) optimisation and harmonic analysis, as a cache entry (on a worker)."""
+    method, parent = task
+    start = time.perf_counter()
+    result = optimized_harmonic_analysis(atoms_from_smiles(parent, seed=SEED), method)
+    return cache_entry(result, time.perf_counter() - start)
+
+
+def hessian_from_entry(entry: dict) -> np.ndarray:
+    n3 = 3 * len(entry["symbols"])
+    upper = np.zeros((n3, n3))
+    upper[np.triu_indices(n3)] = entry["hessian_upper_ev_per_angstrom2"]
+    return upper + np.triu(upper, 1).T
+
+
+def slug(method: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "_", method.lower().replace("*", "star")).strip("_")
+
+
+class ResultCache:
+    """One method's finished parents, benchmarks/data/fundamentals/<method>.json (committed).
+
+    Each entry is stored as soon as it arrives: merged with what is on disk (another process may
+    fill the same file), then written to a temporary file and renamed into place, so a run killed
+    at any point loses only the calculations in flight.
+    """
+
+    def __init__(self, method: str, reference):
+        self.path = CACHE_DIR / f"{slug(method)}.json"
+        # Round-tripped through JSON so that it compares equal to what is read back.
+        self.header = json.loads(json.dumps(
+            {"method": method, "settings": reference.settings,
+             "protocol": f"atoms_from_smiles(parent, seed={SEED}); optimized_harmonic_analysis(atoms, method)"}))
+        self.entries = self._read()
+
+    def _read(self) -> dict:
+        if not self.path.exists():
+            return {}
+        data = json.loads(self.path.read_text())
+        if data["settings"] != self.header["settings"]:
+            raise SystemExit(f"error: {self.path} holds results for settings {data['settings']}, not "
+                             f"{self.header['settings']}; move it away to recompute")
+        return data["entries"]
+
+    def store(self, parent: str, entry: dict) -> None:
+        self.entries = {**self._read(), parent: entry}
+        atomic_write(self.path, lambda tmp: tmp.write_text(self._text()))
+
+    def _text(self) -> str:
+        # One entry a line: compact, and a resumed run shows up as added lines in git.
+        head = [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in self.header.items()]
+        body = [f"{json.dumps(p)}: {json.dumps(e, separators=(',', ':'))}" for p, e in sorted(self.entries.items())]
+        return "{\n" + ",\n".join(head) + ',\n"entries": {\n' + ",\n".join(body) + "\n}\n}\n"
+
+
+# --- what each method computes -----------------------------------------------------------------
+
+@dataclass
+class MethodPlan:
+    method: str
+    reference: ReferenceMethod
+    cache: ResultCache
+    max_heavy_atoms: int | None
+    parent_skips: dict[str, str]  # parent SMILES -> why it is not computed
+    todo: list[str]  # parent SMILES still to compute, smallest first
+
+    @property
+    def is_xtb(self) -> bool:
+        return isinstance(self.reference, XTBReference)
+
+
+def parent_skip_reason(parent: str, method: str, reference, max_heavy_atoms: int | None) -> str | None:
+    if not parent:
+        return "no SMILES (crystalline polymer, not a molecule)"
+    try:
+        atoms = atoms_from_smiles(parent, seed=SEED)
+    except MoleculeError as exc:
+        return f"specml cannot build the parent: {exc}"
+    heavy = sum(symbol != "H" for symbol in atoms.get_chemical_symbols())
+    if max_heavy_atoms is not None and heavy > max_heavy_atoms:
+        return f"{heavy} heavy atoms > --max-heavy-atoms {max_heavy_atoms}"
+    try:
+        reference.check_elements(atoms, parent)
+    except UnsupportedElementError as exc:
+        return f"element(s) {', '.join(exc.elements)} not supported by {method}"
+    return None
+
+
+def plan_method(method: str, species: list[Species], max_heavy_atoms: int | None, retry_failed: bool) -> MethodPlan:
+    try:
+        reference = make_reference(method)
+    except SpecmlError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    if max_heavy_atoms is None and not isinstance(reference, XTBReference):
+        max_heavy_atoms = DFT_MAX_HEAVY_ATOMS
+    cache = ResultCache(method, reference)
+    parents = list(dict.fromkeys(s.parent for s in species))
+    skips = {p: reason for p in parents if (reason := parent_skip_reason(p, method, reference, max_heavy_atoms))}
+    todo = [p for p in parents if p not in skips
+            and (p not in cache.entries or (retry_failed and "error" in cache.entries[p]))]
+    todo.sort(key=lambda p: hydrogenated_rdkit_molecule(p).GetNumAtoms())
+    return MethodPlan(method, reference, cache, max_heavy_atoms, skips, todo)
+
+
+def failure_entry(error: BaseException) -> dict | None:
+    """The cached record of a failed calculation, or None for an error that may not recur (a bug,
+    a lost worker): those are not cached, so the next run tries again."""
+    if not isinstance(error, SpecmlError):
+        return None
+    return {"error": f"{type(error).__name__}: {error}", "cores": usable_cores(), "versions": program_versions()}
+
+
+def compute(plans: list[MethodPlan], scheduler: str | None) -> None:
+    tasks = [(plan, parent) for plan in plans for parent in plan.todo]
+    if not tasks:
+        return
+    executor = make_executor(scheduler)
+    try:
+        items = [(plan.method, parent) for plan, parent in tasks]
+        for result in executor.imap(compute_entry, items, description="harmonic calculations"):
+            plan, parent = tasks[result.index]
+            entry = result.value if result.ok else failure_entry(result.error)
+            if entry is None:
+                print(f"{plan.method} {parent}: {type(result.error).__name__}: {result.error} (not cached)", flush=True)
+                continue
+            plan.cache.store(parent, entry)
+            outcome = entry.get("error") or f"{entry['seconds']:.1f} s"
+            print(f"{plan.method} {parent}: {outcome}", flush=True)
+    finally:
+        executor.close()
+
+
+# --- matching -----------------------------------------------------------------------------------
+
+@dataclass
+class Match:
+    """The calculated harmonic wavenumbers of one species paired with its fundamentals (cm-1)."""
+
+    species: Species
+    calculated_cm1: np.ndarray
+    experimental_cm1: np.ndarray
+    imaginary_cm1: np.ndarray  # left out of the matching; negative
+
+
+@functools.cache
+def species_masses(smiles: str, parent: str) -> np.ndarray:
+    """Atomic masses (amu) of the species ``smiles`` (isotope labels honoured) in the atom order of
+    ``atoms_from_smiles(parent)``. The two SMILES order their atoms differently ([2H]OC against
+    CO), so the species' atoms are mapped onto the parent's by an RDKit graph match. Every
+    labelled set in the data covers all graph-equivalent positions or sits on an atom whose
+    hydrogens are all labelled alike, so which of the graph's automorphisms is used does not matter."""
+    from rdkit import Chem
+
+    labelled = hydrogenated_rdkit_molecule(smiles)
+    masses = atoms_from_smiles(smiles, seed=SEED).get_masses()
+    wrong = [a.GetSymbol() for a in labelled.GetAtoms()
+             if a.GetIsotope() and abs(masses[a.GetIdx()] - a.GetMass()) > 1e-3]
+    if wrong:
+        raise MoleculeError(f"{smiles}: atoms_from_smiles did not give the labelled isotopes' masses ({wrong})")
+    unlabelled = Chem.Mol(labelled)
+    for atom in unlabelled.GetAtoms():
+        atom.SetIsotope(0)  # isotope labels would block the match against the parent
+    match = hydrogenated_rdkit_molecule(parent).GetSubstructMatch(unlabelled)
+    if len(match) != len(masses):
+        raise MoleculeError(f"{smiles} does not map onto its parent {parent}")
+    ordered = np.empty_like(masses)
+    ordered[list(match)] = masses
+    return ordered
+
+
+def harmonic_wavenumbers(entry: dict, masses: np.ndarray) -> np.ndarray:
+    """Harmonic wavenumbers (cm-1, ascending, imaginary negative) of the cached parent with ``masses``."""
+    atoms = Atoms(entry["symbols"], positions=entry["positions_angstrom"], masses=masses)
+    dipole_derivatives = np.reshape(entry["dipole_derivatives_e"], (-1, 3))
+    return harmonic_from_derivatives(atoms, hessian_from_entry(entry), dipole_derivatives).frequencies_cm1
+
+
+def assign(calculated: np.ndarray, experimental: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (calculated, experimental) minimising the summed |omega - nu|; rectangular when the counts differ."""
+    rows, columns = linear_sum_assignment(np.abs(calculated[:, None] - experimental[None, :]))
+    return calculated[rows], experimental[columns]
+
+
+def match_species(species: Species, entry: dict) -> Match:
+    wavenumbers = harmonic_wavenumbers(entry, species_masses(species.smiles, species.parent))
+    real = wavenumbers[wavenumbers > 0]
+    calculated, experimental = assign(real, species.experimental_cm1)
+    return Match(species, calculated, experimental, wavenumbers[wavenumbers <= 0])
+
+
+def species_skip_reason(species: Species, plan: MethodPlan) -> str | None:
+    if species.parent in plan.parent_skips:
+        return plan.parent_skips[species.parent]
+    entry = plan.cache.entries.get(species.parent)
+    if entry is None:
+        return "not computed yet"
+    if "error" in entry:
+        return f"calculation failed: {entry['error']}"
+    return None
+
+
+def match_method(plan: MethodPlan, species: list[Species]) -> tuple[list[Match], list[dict]]:
+    matches, skipped = [], []
+    for s in species:
+        reason = species_skip_reason(s, plan)
+        if reason is None:
+            try:
+                matches.append(match_species(s, plan.cache.entries[s.parent]))
+                continue
+            except MoleculeError as exc:
+                reason = str(exc)
+        skipped.append({"molecule_id": s.molecule_id, "name": s.name, "smiles": s.smiles, "reason": reason})
+    return matches, skipped
+
+
+# --- statistics ---------------------------------------------------------------------------------
+
+def least_squares_factor(calculated: np.ndarray, experimental: np.ndarray) -> float:
+    """s minimising sum (nu - s * omega)^2."""
+    denominator = float(calculated @ calculated)
+    return float(calculated @ experimental) / denominator if denominator else float("nan")
+
+
+def fit_factors(calculated: np.ndarray, experimental: np.ndarray) -> dict:
+    below = calculated < SPLIT_CM1
+    return {"global": least_squares_factor(calculated, experimental),
+            "below_2000": least_squares_factor(calculated[below], experimental[below]),
+            "above_2000": least_squares_factor(calculated[~below], experimental[~below])}
+
+
+def scaled(calculated: np.ndarray, factors: dict, scheme: str) -> np.ndarray:
+    if scheme == "global":
+        return factors["global"] * calculated
+    return np.where(calculated < SPLIT_CM1, factors["below_2000"], factors["above_2000"]) * calculated
+
+
+def error_stats(predicted: np.ndarray, experimental: np.ndarray) -> dict:
+    error = predicted - experimental
+    if not len(error):
+        return {"rms_cm1": float("nan"), "mae_cm1": float("nan")}
+    return {"rms_cm1": float(np.sqrt(np.mean(error ** 2))), "mae_cm1": float(np.mean(np.abs(error)))}
+
+
+def pooled(matches: list[Match]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(calculated, experimental, parent) of every matched mode."""
+    if not matches:
+        return np.zeros(0), np.zeros(0), np.zeros(0, dtype=object)
+    calculated = np.concatenate([m.calculated_cm1 for m in matches])
+    experimental = np.concatenate([m.experimental_cm1 for m in matches])
+    parents = np.concatenate([[m.species.parent] * len(m.calculated_cm1) for m in matches])
+    return calculated, experimental, parents
+
+
+def cross_validated(matches: list[Match], scheme: str) -> np.ndarray:
+    """Leave-one-parent-out predictions of every matched mode (cm-1), in the order of :func:`pooled`."""
+    calculated, experimental, parents = pooled(matches)
+    predicted = np.empty_like(calculated)
+    for parent in np.unique(parents):
+        held_out = parents == parent
+        factors = fit_factors(calculated[~held_out], experimental[~held_out])
+        predicted[held_out] = scaled(calculated[held_out], factors, scheme)
+    return predicted
+
+
+def summarize(matches: list[Match]) -> dict:
+    calculated, experimental, parents = pooled(matches)
+    cv = {scheme: error_stats(cross_validated(matches, scheme), experimental) for scheme in SCHEMES}
+    chosen = min(SCHEMES, key=lambda scheme: np.nan_to_num(cv[scheme]["rms_cm1"], nan=np.inf))
+    unscaled = error_stats(calculated, experimental)
+    return {"n_molecules": len(matches), "n_parents": len(set(parents)), "n_modes": len(calculated),
+            "rms_cm1": unscaled["rms_cm1"], "mae_cm1": unscaled["mae_cm1"],
+            "scheme": chosen, "rms_scaled_cm1": cv[chosen]["rms_cm1"], "mae_scaled_cm1": cv[chosen]["mae_cm1"],
+            "cross_validated": cv, "scale_factors": fit_factors(calculated, experimental)}
+
+
+def method_result(plan: MethodPlan, matches: list[Match], skipped: list[dict]) -> dict:
+    used = {m.species.parent for m in matches}
+    seconds = [plan.cache.entries[p]["seconds"] for p in used]
+    summary = summarize(matches)
+    predicted = cross_validated(matches, summary["scheme"])
+    per_species, start = {}, 0
+    for m in matches:  # out-of-sample rms per species, to find the worst ones
+        stop = start + len(m.calculated_cm1)
+        per_species[m.species.molecule_id] = round(error_stats(predicted[start:stop], m.experimental_cm1)["rms_cm1"], 1)
+        start = stop
+    return {"settings": plan.reference.settings, "is_xtb": plan.is_xtb,
+            "cache": str(plan.cache.path.relative_to(ROOT)), "max_heavy_atoms": plan.max_heavy_atoms, **summary,
+            "seconds_per_molecule": float(np.mean(seconds)) if seconds else None,
+            "cores": sorted({plan.cache.entries[p]["cores"] for p in used}),
+            "imaginary_modes": [{"molecule_id": m.species.molecule_id, "name": m.species.name,
+                                 "wavenumbers_cm1": rounded(m.imaginary_cm1, 1)}
+                                for m in matches if len(m.imaginary_cm1)],
+            "rms_scaled_cv_by_species_cm1": per_species,
+            "skipped": skipped}
+
+
+def recommended(methods: dict) -> str | None:
+    """The non-xTB method with the lowest cross-validated scaled rms among those covering enough species."""
+    eligible = [m for m, r in methods.items() if not r["is_xtb"] and r["n_molecules"] >= RECOMMEND_MIN_SPECIES]
+    return min(eligible, key=lambda m: methods[m]["rms_scaled_cm1"], default=None)
+
+
+def evaluate(plans: list[MethodPlan], species: list[Species]) -> tuple[dict, dict[str, list[Match]]]:
+    """The results document, and the matched modes of every method (for the figure)."""
+    matched = {plan.method: match_method(plan, species) for plan in plans}
+    methods = {plan.method: method_result(plan, *matched[plan.method]) for plan in plans}
+    common_ids = set.intersection(*({m.species.molecule_id for m in matched[p.method][0]} for p in plans))
+    common = {method: summarize([m for m in matches if m.species.molecule_id in common_ids])
+              for method, (matches, _) in matched.items()}
+    results = {
+        "benchmark": "harmonic wavenumbers against experimental gas-phase fundamentals (benchmarks/fundamentals.py)",
+        "date": datetime.date.today().isoformat(), "git_commit": specml_commit(),
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cores": usable_cores()},
+        "data": "../shared/data/fundamentals (Shimanouchi, NSRDS-NBS 39 via NIST SRD 69)",
+        "protocol": {"structure": f"atoms_from_smiles(parent, seed={SEED}), optimized_harmonic_analysis "
+                                  "(fmax 1e-4 eV/Å)",
+                     "matching": "modes expanded by degeneracy; real harmonic wavenumbers assigned to fundamentals "
+                                 "by linear_sum_assignment on |omega - nu| (unscaled); no symmetry matching",
+                     "scaling": "least squares nu ~ s omega: global, or split at 2000 cm-1 calculated",
+                     "cross_validation": "leave-one-parent-out (isotopologues held out together)"},
+        "recommended": recommended(methods),
+        "recommendation_rule": f"non-xTB method with the lowest cross-validated scaled rms among those with "
+                               f">= {RECOMMEND_MIN_SPECIES} species evaluated",
+        "anchor_scott_radom_1996": SCOTT_RADOM,
+        "methods": methods,
+        "common": {"n_molecules": len(common_ids), "molecule_ids": sorted(common_ids), "methods": common},
+    }
+    return results, {method: matches for method, (matches, _) in matched.items()}
+
+
+# --- report -------------------------------------------------------------------------------------
+
+def fmt(value, digits: int = 1) -> str:
+    return "–" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+
+
+def table(summaries: dict, with_cost: bool) -> list[str]:
+    lines = ["| method | species | modes | rms | MAE | CV rms global | CV rms split | CV MAE (chosen) "
+             "| s global | s < 2000 / ≥ 2000 |" + (" s per parent |" if with_cost else ""),
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if with_cost else "")]
+    for method, r in summaries.items():
+        cv, s = r["cross_validated"], r["scale_factors"]
+        row = (f"| `{method}` | {r['n_molecules']} | {r['n_modes']} | {fmt(r['rms_cm1'])} | {fmt(r['mae_cm1'])} "
+               f"| {fmt(cv['global']['rms_cm1'])} | {fmt(cv['split_2000']['rms_cm1'])} "
+               f"| {fmt(r['mae_scaled_cm1'])} ({r['scheme']}) | {fmt(s['global'], 4)} "
+               f"| {fmt(s['below_2000'], 4)} / {fmt(s['above_2000'], 4)} |")
+        if with_cost:
+            seconds = r["seconds_per_molecule"]
+            row += f" {seconds:.3g} |" if seconds is not None else " – |"
+        lines.append(row)
+    return lines
+
+
+def skipped_lines(methods: dict) -> list[str]:
+    lines = []
+    for method, r in methods.items():
+        reasons: dict[str, list[str]] = {}
+        for s in r["skipped"]:
+            reasons.setdefault(s["reason"], []).append(s["name"])
+        parts = [f"{', '.join(names) if len(names) <= 10 else f'{len(names)} species'} ({reason})"
+                 for reason, names in reasons.items()]
+        lines.append(f"- `{method}`: {len(r['skipped'])} skipped" + (": " + "; ".join(parts) if parts else ""))
+    return lines
+
+
+def imaginary_lines(methods: dict) -> list[str]:
+    lines = []
+    for method, r in methods.items():
+        found = [f"{m['name']} ({', '.join(f'{w:g}' for w in m['wavenumbers_cm1'])})" for m in r["imaginary_modes"]]
+        lines.append(f"- `{method}`: " + ("; ".join(found) if found else "none"))
+    return lines
+
+
+def report_markdown(results: dict) -> str:
+    common = results["common"]
+    if results["recommended"]:
+        recommendation = (f"Recommended DFT method (lowest CV scaled rms, ≥ {RECOMMEND_MIN_SPECIES} species): "
+                          f"`{results['recommended']}`.")
+    else:
+        recommendation = f"Recommended DFT method: none yet (none has ≥ {RECOMMEND_MIN_SPECIES} species evaluated)."
+    commit = results["git_commit"][:12] + results["git_commit"][40:]  # keeps a "+dirty" mark
+    lines = [f"Measured {results['date']} at commit `{commit}` on "
+             f"{results['machine']['processor']} ({results['machine']['cores']} cores). Wavenumber errors in cm-1; "
+             "`CV` = leave-one-parent-out; `s` = scale factors fitted on all modes; `s per parent` = mean wall "
+             "seconds of one optimisation and Hessian.", "",
+             "**Each method on every species it finished:**", "", *table(results["methods"], with_cost=True), "",
+             f"**Common set** ({common['n_molecules']} species that every method finished; CV and factors refitted "
+             "on these):", "", *table(common["methods"], with_cost=False), "",
+             recommendation, "",
+             "Optimised structures with imaginary modes (cm-1; saddle points, left out of the matching):", "",
+             *imaginary_lines(results["methods"]), "", "Species not evaluated:", "", *skipped_lines(results["methods"])]
+    return "\n".join(lines) + "\n"
+
+
+def write_docs_table(markdown: str, page: Path = DOCS_PAGE) -> None:
+    text = page.read_text()
+    start, end = text.find(TABLE_BEGIN), text.find(TABLE_END)
+    if start < 0 or end < start:
+        raise SystemExit(f"error: {page} lacks the markers {TABLE_BEGIN!r} ... {TABLE_END!r}")
+    new = text[:start + len(TABLE_BEGIN)] + "\n" + markdown + text[end:]
+    atomic_write(page, lambda tmp: tmp.write_text(new))
+
+
+def figure(matched: dict[str, list[Match]], results: dict, path: Path) -> None:
+    """Out-of-sample scaled error against the experimental wavenumber, one panel per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(matched)
+    columns = min(n, 3)
+    rows = -(-n // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False, sharey=True)
+    for ax, (method, matches) in zip(axes.flat, matched.items()):
+        r = results["methods"][method]
+        _, experimental, _ = pooled(matches)
+        error = cross_validated(matches, r["scheme"]) - experimental
+        ax.scatter(experimental, error, s=6, alpha=0.5, lw=0)
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_title(f"{method}: {r['n_molecules']} species, CV rms {fmt(r['rms_scaled_cm1'])}", fontsize=9)
+        ax.set_xlabel("experimental fundamental (cm-1)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("scaled harmonic - experiment (cm-1)")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.suptitle("Leave-one-parent-out scaled harmonic wavenumbers vs gas-phase fundamentals", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def write_results(results: dict, path: Path) -> None:
+    def clean(value):  # NaN is not JSON: null
+        if isinstance(value, float) and not np.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(clean(results), indent=1) + "\n"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", nargs="+", required=True,
+                        help="reference names: xtb gfn1-xtb pyscf:b3lyp/def2-svp ...")
+    parser.add_argument("--max-heavy-atoms", type=int, default=None,
+                        help=f"skip larger parents (default {DFT_MAX_HEAVY_ATOMS} for non-xTB methods, none for xTB)")
+    parser.add_argument("--only-molecules", nargs="+", default=None, metavar="SMILES", help="parent SMILES to include")
+    parser.add_argument("--scheduler", default=None, help="tcp://host:port or local:N (default: in-process)")
+    parser.add_argument("--report-only", action="store_true", help="evaluate the caches, compute nothing")
+    parser.add_argument("--retry-failed", action="store_true", help="recompute cached failures")
+    parser.add_argument("--out-stem", type=Path, default=None,
+                        help="write STEM.json and STEM.png; the docs page is left alone")
+    args = parser.parse_args()
+
+    species = read_species(parent_set(args.only_molecules))
+    plans = [plan_method(m, species, args.max_heavy_atoms, args.retry_failed) for m in args.methods]
+    if not args.report_only:
+        compute(plans, args.scheduler)
+    results, matched = evaluate(plans, species)
+    stem = args.out_stem or RESULTS_STEM
+    write_results(results, stem.with_suffix(".json"))
+    figure(matched, results, stem.with_suffix(".png"))
+    markdown = report_markdown(results)
+    if args.out_stem is None:
+        write_docs_table(markdown)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()

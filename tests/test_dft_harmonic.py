@@ -1,0 +1,64 @@
+"""The fast DFT harmonic path: analytic Hessian and dipole derivatives, geomeTRIC optimisation."""
+
+import numpy as np
+import pytest
+from ase.build import molecule
+
+from specml.errors import InputError
+from specml.molecules import atoms_from_smiles, optimize_geometry
+from specml.reference import PySCFReference, make_reference
+from specml.spectra.harmonic import harmonic_analysis, harmonic_from_derivatives, finite_differences
+
+SMALL = "pyscf:b3lyp/sto-3g"
+
+
+@pytest.fixture(scope="module")
+def formaldehyde_dft():
+    """Formaldehyde at its B3LYP/STO-3G minimum (geomeTRIC from the xTB minimum), analytic and
+    finite-difference harmonic analyses."""
+    reference = make_reference(SMALL)
+    atoms = optimize_geometry(atoms_from_smiles("C=O"), reference, fmax=1e-4)
+    analytic = harmonic_analysis(atoms, reference)
+    hessian, dmu_dx = finite_differences(atoms, reference, delta=0.005)
+    numeric = harmonic_from_derivatives(atoms, hessian, dmu_dx, method=reference.describe())
+    return reference, atoms, analytic, numeric
+
+
+def test_geometric_optimisation_reaches_tight_forces(formaldehyde_dft):
+    _, atoms, _, _ = formaldehyde_dft
+    forces = PySCFReference("b3lyp", "sto-3g", conv_tol=1e-12).label(atoms).forces  # SCF error << 1e-4
+    assert np.abs(forces).max() < 1e-4  # eV/Å, the threshold asked for
+    assert atoms.info["optimizer_steps"] < 30  # internal coordinates from the xTB minimum
+
+
+def test_analytic_frequencies_equal_finite_differences(formaldehyde_dft):
+    _, _, analytic, numeric = formaldehyde_dft
+    assert analytic.derivatives == "analytic" and numeric.derivatives == "finite differences"
+    assert len(analytic.frequencies_cm1) == 6 and np.all(analytic.frequencies_cm1 > 0)
+    np.testing.assert_allclose(analytic.frequencies_cm1, numeric.frequencies_cm1, atol=1.0)
+
+
+def test_analytic_intensities_equal_dipole_finite_differences(formaldehyde_dft):
+    _, _, analytic, numeric = formaldehyde_dft
+    strong = numeric.intensities_km_mol > 1.0  # km/mol; weaker bands are compared absolutely
+    np.testing.assert_allclose(analytic.intensities_km_mol[strong], numeric.intensities_km_mol[strong], rtol=0.01)
+    np.testing.assert_allclose(analytic.intensities_km_mol[~strong], numeric.intensities_km_mol[~strong], atol=0.01)
+    # The atomic polar tensors sum to zero over atoms (a translation does not change a neutral dipole).
+    apt = analytic.dipole_derivatives.reshape(len(analytic.atoms), 3, 3)
+    assert np.abs(apt.sum(axis=0)).max() < 1e-3
+
+
+def test_open_shell_falls_back_to_finite_differences():
+    assert PySCFReference(basis="sto-3g", spin=1).second_derivatives(molecule("OH")) is None
+
+
+def test_dispersion_is_a_functional_suffix():
+    plain = make_reference("pyscf:pbe/sto-3g")
+    d3 = make_reference("pyscf:pbe-d3bj/sto-3g")
+    assert (d3.functional, d3.dispersion) == ("pbe", "d3bj")
+    assert "dispersion" not in plain.settings and d3.settings["dispersion"] == "d3bj"
+    atoms = molecule("CH4")
+    dispersion = d3.label(atoms).energy - plain.label(atoms).energy
+    assert -0.05 < dispersion < 0  # eV: D3(BJ) binds, weakly for one small molecule
+    with pytest.raises(InputError, match="dispersion"):
+        PySCFReference(dispersion="d9")
