@@ -50,12 +50,10 @@ import argparse
 import csv
 import datetime
 import functools
-import importlib.metadata
 import json
 import os
 import platform
 import re
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -71,6 +69,7 @@ sys.path.insert(0, str(ROOT))
 from specml.atomic import atomic_write  # noqa: E402
 from specml.errors import MoleculeError, SpecmlError, UnsupportedElementError  # noqa: E402
 from specml.executor import make_executor  # noqa: E402
+from specml.provenance import program_versions, specml_commit  # noqa: E402
 from specml.molecules import atoms_from_smiles, canonical_smiles  # noqa: E402
 from specml.molecules.inputs import hydrogenated_rdkit_molecule  # noqa: E402
 from specml.reference import ReferenceMethod, XTBReference, make_reference  # noqa: E402
@@ -144,27 +143,6 @@ def parent_set(smiles: list[str] | None) -> set[str] | None:
 # --- provenance ---------------------------------------------------------------------------------
 
 @functools.cache
-def specml_commit() -> str:
-    """HEAD of the checkout, marked ``+dirty`` when specml/ has uncommitted changes."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-
-    try:
-        return git("rev-parse", "HEAD") + ("+dirty" if git("status", "--porcelain", "--", "specml") else "")
-    except OSError:
-        return "unknown"
-
-
-def program_versions() -> dict:
-    versions = {"specml": specml_commit()}
-    for package in ("tblite", "pyscf"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
-    return versions
-
-
 def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 

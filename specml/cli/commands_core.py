@@ -50,7 +50,6 @@ def harmonic(
     from specml.molecules import load_molecules
     from specml.plotting import plot_spectra
     from specml.reference import make_reference
-    from specml.spectra.harmonic import optimized_harmonic_analysis
 
     method = make_reference(reference)
     lo, hi = sorted(wn_range)
@@ -71,8 +70,7 @@ def harmonic(
             result, summary = _conformer_average(mol, method, temperature)
             stem = out / f"{safe_name(mol.name)}_harmonic_{method.name}_conformers"
         else:
-            with console.status(f"optimising and computing the Hessian of {mol.name} with {method.describe()}"):
-                result = optimized_harmonic_analysis(mol.atoms, method)
+            result = _harmonic_with_progress(mol, method)
             _print_modes(mol.name, method, result)
             summary = {"frequencies_cm1": result.frequencies_cm1.tolist(),
                        "intensities_km_mol": result.intensities_km_mol.tolist()}
@@ -90,6 +88,24 @@ def harmonic(
             plot_spectra([spectrum], stem.with_suffix(".png"), title=f"{mol.name}: harmonic IR ({method.name})")
         stem.with_suffix(".json").write_text(json.dumps(summary, indent=2))
         console.print(f"wrote {stem}.csv, .png and .json")
+
+
+def _harmonic_with_progress(mol, method):
+    """:func:`optimized_harmonic_analysis` of one molecule with a bar through its stages."""
+    from specml.executor import progress_bar
+    from specml.spectra.harmonic import HARMONIC_STAGES, optimized_harmonic_analysis
+
+    stages = [s for s in HARMONIC_STAGES if s != "pre-relaxation" or method.prerelax]
+    with progress_bar() as bar:
+        task = bar.add_task(f"{mol.name}: starting", total=len(stages))
+
+        def on_stage(stage: str) -> None:
+            done = next((i for i, s in enumerate(stages) if stage.startswith(s)), 0)
+            bar.update(task, completed=done, description=f"{mol.name}: {stage}")
+
+        result = optimized_harmonic_analysis(mol.atoms, method, on_stage=on_stage)
+        bar.update(task, completed=len(stages), description=f"{mol.name}: done")
+    return result
 
 
 def _print_modes(name: str, method, result) -> None:

@@ -97,9 +97,14 @@ class LibraryEntry:
 
 
 class SpectralLibrary:
-    """SQLite store of :class:`LibraryEntry`. ``hits``/``misses`` count lookups in this session."""
+    """SQLite store of :class:`LibraryEntry`. ``hits``/``misses`` count lookups in this session.
 
-    def __init__(self, path: str | Path | None = None):
+    A lookup that misses the SQLite file falls back to the spectra shipped with specml
+    (:mod:`specml.identification.shipped_library`) unless ``shipped`` is False.
+    """
+
+    def __init__(self, path: str | Path | None = None, shipped: bool = True):
+        self.shipped = shipped
         self.path = Path(path).expanduser() if path is not None else default_library_path()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,11 +134,18 @@ class SpectralLibrary:
             (entry_key(smiles, method, settings),),
         ).fetchone()
         if row is None:
-            return None
+            return self._shipped(smiles, method, settings)
         smiles, method, settings_text, status, error, kind, x, y, xyz, seconds = row
         return LibraryEntry(smiles, method, json.loads(settings_text), status,
                             np.array(json.loads(x or "[]"), dtype=float), np.array(json.loads(y or "[]"), dtype=float),
                             kind, error, xyz, seconds)
+
+    def _shipped(self, smiles: str, method: str, settings: dict) -> LibraryEntry | None:
+        if not self.shipped:
+            return None
+        from specml.identification.shipped_library import shipped_entries
+
+        return shipped_entries().get(entry_key(smiles, method, settings))
 
     def put(self, entry: LibraryEntry) -> None:
         """Insert or replace ``entry`` and commit at once."""
@@ -254,7 +266,7 @@ class Method:
         # Named by the Hamiltonian where the reference has several (GFN1-/GFN2-xTB), so that each
         # gets its own fitted scoring parameters. The optimisation threshold changes the sticks,
         # so it is keyed along with the method.
-        variant = str(reference.settings.get("method", reference.name)).lower()
+        variant = str(getattr(reference, "level", None) or reference.settings.get("method", reference.name)).lower()
         return cls(f"harmonic:{variant}", {**reference.settings, "geometry_fmax": HARMONIC_FMAX},
                    compute_harmonic_entry, reference)
 
@@ -276,6 +288,21 @@ class Method:
         settings = {"committee_sha256": committee_fingerprint(models_dir), "preset": preset,
                     "temperature_k": float(temperature_k), "md": md}
         return cls("ml-md", settings, compute_ml_entry, (str(models_dir), preset, float(temperature_k)))
+
+
+#: The DFT method of the spectra shipped with specml (benchmarks/dft_library.py). B3LYP/def2-SVP:
+#: the affordable level that put the true compound first in 6 of 6 xTB confusions
+#: (docs/results/identify_dft_pairs.json); see docs/fundamentals.md for its frequency errors.
+DFT_REFERENCE = "pyscf:b3lyp/def2-svp"
+
+
+def shipped_library_path(method: "Method"):
+    """Where the shipped spectra of ``method`` live: ``specml/data/library/<method name>.json.gz``."""
+    import re
+
+    from specml.identification.shipped_library import SHIPPED_DIR
+
+    return SHIPPED_DIR / (re.sub(r"[^a-z0-9.-]+", "_", method.name.lower()) + ".json.gz")
 
 
 # GFN2- and GFN1-xTB together: their harmonic errors differ by mode (GFN1 gets C-Cl and S=O

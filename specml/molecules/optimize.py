@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ase import Atoms
 from ase.optimize import BFGS
 
@@ -14,20 +16,26 @@ from specml.molecules.inputs import bare_copy
 PRERELAX_FMAX = 5e-3
 
 
-def optimize_geometry(atoms: Atoms, reference, fmax: float = 1e-3, max_steps: int = 1000) -> Atoms:
+def optimize_geometry(atoms: Atoms, reference, fmax: float = 1e-3, max_steps: int = 1000,
+                      on_stage: Callable[[str], None] | None = None) -> Atoms:
     """Relaxed copy of ``atoms`` with the reference method (``fmax`` in eV/Å).
 
     A reference with an optimiser of its own (``reference.optimize``, e.g. geomeTRIC in internal
     coordinates for PySCF) uses it; any other goes through ASE's BFGS. An expensive reference
     (``reference.prerelax``, e.g. DFT) starts from the minimum of a cheap one (GFN2-xTB).
     Tight ``fmax`` matters: harmonic frequencies from an unrelaxed geometry are wrong at low
-    wavenumbers.
+    wavenumbers. ``on_stage`` is told when the pre-relaxation and the optimisation start (for
+    progress bars).
     """
     from specml.reference import make_reference
 
     reference = make_reference(reference)
     reference.check_elements(atoms, atoms.info.get("smiles") or atoms.get_chemical_formula())
+    report = on_stage or (lambda stage: None)
+    if reference.prerelax:
+        report(f"pre-relaxation ({reference.prerelax})")
     start = prerelaxed(atoms, reference)
+    report("optimisation")
     native = getattr(reference, "optimize", None)
     work = native(start, fmax, max_steps) if native is not None else _ase_bfgs(start, reference, fmax, max_steps)
     result = bare_copy(work)  # isotope masses survive the optimisation

@@ -11,6 +11,7 @@ result agrees with ASE's ``Vibrations`` (tested).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -231,26 +232,39 @@ ESCAPE_SADDLE_BELOW_CM1 = -30.0
 SADDLE_ESCAPE_STEP_A = 0.3
 
 
+#: What :func:`optimized_harmonic_analysis` reports to ``on_stage``, in order (for progress bars).
+HARMONIC_STAGES = ("pre-relaxation", "optimisation", "second derivatives")
+
+
 def optimized_harmonic_analysis(atoms: Atoms, reference="xtb", fmax: float = 1e-4, executor=None,
-                                max_saddle_escapes: int = 2) -> HarmonicResult:
+                                max_saddle_escapes: int = 2,
+                                on_stage: Callable[[str], None] | None = None) -> HarmonicResult:
     """Optimise ``atoms`` tightly with the reference (:func:`specml.molecules.optimize_geometry`:
     internal coordinates from the xTB minimum for DFT), then run :func:`harmonic_analysis`.
 
     When the optimiser stops on a saddle point (a mode below ``ESCAPE_SADDLE_BELOW_CM1``), the
     structure is displaced along that mode and optimised again, up to ``max_saddle_escapes``
     times; the number of escapes is recorded in ``result.atoms.info["saddle_escapes"]``.
+    ``on_stage`` is told when each stage of :data:`HARMONIC_STAGES` starts.
     """
     from specml.molecules.optimize import optimize_geometry
     from specml.reference import make_reference
 
     reference = make_reference(reference)
-    result = harmonic_analysis(optimize_geometry(atoms, reference, fmax=fmax), reference, executor=executor)
+    report = on_stage or (lambda stage: None)
+
+    def optimised_and_analysed(start: Atoms, note: str = "") -> HarmonicResult:
+        relaxed = optimize_geometry(start, reference, fmax=fmax, on_stage=lambda stage: report(stage + note))
+        report("second derivatives" + note)
+        return harmonic_analysis(relaxed, reference, executor=executor)
+
+    result = optimised_and_analysed(atoms)
     escapes = 0
     while result.frequencies_cm1[0] < ESCAPE_SADDLE_BELOW_CM1 and escapes < max_saddle_escapes:
         escapes += 1
         displaced = result.atoms.copy()
         displaced.positions += SADDLE_ESCAPE_STEP_A * result.modes[0]
-        result = harmonic_analysis(optimize_geometry(displaced, reference, fmax=fmax), reference, executor=executor)
+        result = optimised_and_analysed(displaced, f", leaving a saddle point ({escapes})")
     result.atoms.info["saddle_escapes"] = escapes
     return result
 

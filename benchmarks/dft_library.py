@@ -1,0 +1,73 @@
+"""Build the spectral library that ships with specml: DFT harmonic spectra of the identification
+candidates (the NIST gas-phase compounds of ../shared/data/nist-ir and the decoys of
+benchmarks/data/identify_decoys.csv), with the recommended default method.
+
+    python benchmarks/dft_library.py [--reference pyscf:b3lyp/def2-svp] [--scheduler local:2]
+                                     [--chunk 4] [--work runs/dft_library.sqlite]
+
+Resumable at two levels: every finished molecule is committed to the SQLite work file at once,
+and after every ``--chunk`` molecules all finished entries are written to the shipped file
+specml/data/library/<method>.json.gz. Entries already shipped are never recomputed (the library
+consults the shipped files), so a build continued on a fresh clone computes only what is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from specml.executor import make_executor  # noqa: E402
+from specml.identification import SpectralLibrary, fill_library, resolve_candidates  # noqa: E402
+from specml.identification.library import DFT_REFERENCE, HARMONIC_FMAX, Method, shipped_library_path  # noqa: E402
+from specml.identification.shipped_library import write_library_file  # noqa: E402
+from specml.molecules import read_molecule_table  # noqa: E402
+from specml.provenance import program_versions  # noqa: E402
+
+NIST_INDEX = ROOT.parent / "shared" / "data" / "nist-ir" / "index.csv"
+DECOYS = ROOT / "benchmarks" / "data" / "identify_decoys.csv"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reference", default=DFT_REFERENCE)
+    parser.add_argument("--scheduler", default=None, help="e.g. local:2 (one molecule per worker)")
+    parser.add_argument("--chunk", type=int, default=4, help="molecules between writes of the shipped file")
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "dft_library.sqlite")
+    args = parser.parse_args()
+
+    method = Method.harmonic(args.reference)
+    candidates, warnings = resolve_candidates(read_molecule_table(NIST_INDEX) + read_molecule_table(DECOYS))
+    for warning in warnings:
+        print(f"skipped {warning.name}: {warning.reason}")
+    target = shipped_library_path(method)
+    provenance = {"produced_by": "benchmarks/dft_library.py", "reference": args.reference,
+                  "protocol": "RDKit conformer (seed 42) -> GFN2-xTB pre-relaxation -> geomeTRIC optimisation "
+                              f"to fmax {HARMONIC_FMAX} eV/Å (saddle points left along the imaginary mode) -> "
+                              "analytic Hessian and dipole derivatives (specml.spectra.harmonic."
+                              "optimized_harmonic_analysis)",
+                  "candidates": f"{NIST_INDEX.name} compounds + {DECOYS.relative_to(ROOT)}"}
+    executor = make_executor(args.scheduler)
+    try:
+        with SpectralLibrary(args.work) as library:
+            for start in range(0, len(candidates), args.chunk):
+                chunk = candidates[start:start + args.chunk]
+                fill_library(library, chunk, method, executor)
+                done = [library.get(c.smiles, method.name, method.settings) for c in candidates[:start + len(chunk)]]
+                ok = [e for e in done if e is not None and e.ok]
+                for entry in done:
+                    if entry is not None and not entry.ok:
+                        print(f"failed {entry.smiles}: {entry.error}", flush=True)
+                write_library_file(target, ok, {**provenance, "versions": program_versions(),
+                                                "date": datetime.date.today().isoformat()})
+                print(f"{len(ok)}/{len(candidates)} entries in {target.relative_to(ROOT)}", flush=True)
+    finally:
+        executor.close()
+
+
+if __name__ == "__main__":
+    main()
