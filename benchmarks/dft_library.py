@@ -32,6 +32,40 @@ NIST_INDEX = ROOT.parent / "shared" / "data" / "nist-ir" / "index.csv"
 DECOYS = ROOT / "benchmarks" / "data" / "identify_decoys.csv"
 
 
+def from_fundamentals(library: SpectralLibrary, candidates, method: Method, reference: str) -> int:
+    """Store the candidates that benchmarks/fundamentals.py already computed with ``reference`` (the
+    same protocol: ``optimized_harmonic_analysis`` of ``atoms_from_smiles(smiles, seed=42)``), rebuilt
+    from its cached Hessian and dipole derivatives instead of recomputed. Returns how many."""
+    import json
+
+    import numpy as np
+    from ase import Atoms
+
+    from benchmarks.fundamentals import CACHE_DIR, hessian_from_entry, slug
+    from specml.identification.library import LibraryEntry, atoms_to_xyz
+    from specml.molecules import canonical_smiles
+    from specml.spectra.harmonic import harmonic_from_derivatives
+
+    cache = CACHE_DIR / f"{slug(reference)}.json"
+    if not cache.is_file():
+        return 0
+    data = json.loads(cache.read_text())
+    if {**data["settings"], "geometry_fmax": HARMONIC_FMAX} != method.settings:
+        return 0
+    computed = {canonical_smiles(parent): entry for parent, entry in data["entries"].items() if "error" not in entry}
+    stored = 0
+    for candidate in candidates:
+        entry = computed.get(candidate.smiles)
+        if entry is None or library.get(candidate.smiles, method.name, method.settings) is not None:
+            continue
+        atoms = Atoms(entry["symbols"], positions=entry["positions_angstrom"])
+        result = harmonic_from_derivatives(atoms, hessian_from_entry(entry), np.asarray(entry["dipole_derivatives_e"]))
+        library.put(LibraryEntry(candidate.smiles, method.name, method.settings, "ok", result.frequencies_cm1,
+                                 result.intensities_km_mol, "sticks", None, atoms_to_xyz(atoms), entry["seconds"]))
+        stored += 1
+    return stored
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reference", default=DFT_REFERENCE)
@@ -54,6 +88,8 @@ def main() -> None:
     executor = make_executor(args.scheduler)
     try:
         with SpectralLibrary(args.work) as library:
+            print(f"{from_fundamentals(library, candidates, method, args.reference)} entries taken from "
+                  f"benchmarks/fundamentals.py's cache", flush=True)
             for start in range(0, len(candidates), args.chunk):
                 chunk = candidates[start:start + args.chunk]
                 fill_library(library, chunk, method, executor)

@@ -33,8 +33,8 @@ from specml.identification import DEFAULT_REFERENCE, SpectralLibrary, ensemble_n
     methods_for, resolve_candidates  # noqa: E402
 from specml.identification.library import ensemble_error  # noqa: E402
 from specml.identification.calibration import (  # noqa: E402
-    GRID_KEYS, L2_PENALTY, Query, build_feature_table, fit, fit_weights, grid_description, leave_one_compound_out,
-    parameter_grid, ranks, table_for)
+    GRID_KEYS, L2_PENALTY, XTB_RECIPE, Query, ScoringRecipe, dft_recipe, fit, fit_weights, leave_one_compound_out,
+    ranks, table_for, tables_for_recipe)
 from specml.identification.scoring import DEFAULT_PARAMETERS_PATH, ScoringParameters  # noqa: E402
 from specml.molecules import canonical_smiles, read_molecule_table  # noqa: E402
 
@@ -61,6 +61,25 @@ def git_commit() -> str:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     except OSError:
         return "unknown"
+
+
+def recipe_for(methods) -> ScoringRecipe:
+    """XTB_RECIPE for xTB methods; for one DFT method, the DFT recipe with the frequency scales of
+    the fundamentals benchmark (docs/results/fundamentals.json), never fitted on these queries."""
+    if not any(m.name.startswith("harmonic:") and "/" in m.name for m in methods):
+        return XTB_RECIPE
+    if len(methods) != 1:
+        raise SystemExit("error: the DFT recipe scores one DFT method at a time")
+    fundamentals = RESULTS / "fundamentals.json"
+    level = methods[0].name.removeprefix("harmonic:")
+    table = json.loads(fundamentals.read_text())["methods"] if fundamentals.is_file() else {}
+    entry = next((v for k, v in table.items() if k.lower() == f"pyscf:{level}"), None)
+    if entry is None:
+        raise SystemExit(f"error: no scale factors for {level} in {fundamentals.relative_to(ROOT)}; "
+                         f"run benchmarks/fundamentals.py --methods pyscf:{level} first")
+    factors = entry["scale_factors"]
+    return dft_recipe(factors["below_2000"], factors["above_2000"],
+                      f"{fundamentals.relative_to(ROOT)} ({entry['n_molecules']} species, least squares)")
 
 
 def confusion_figure(queries, candidates, cv, path: Path, method_name: str) -> None:
@@ -100,7 +119,7 @@ def limit_diagnostics(table, files: list[str]) -> dict:
     """
     resubstitution = {}
     for penalty in (L2_PENALTY, 1e-3):
-        weights, _ = fit_weights(table.features, table.truth, penalty)
+        weights, _ = fit_weights(table.features, table.truth, penalty, table.params.features)
         rank, _ = ranks(table.features, table.truth, weights)
         resubstitution[f"l2_penalty_{penalty:g}"] = {"top1": float(np.mean(rank == 1)), "top3": float(np.mean(rank <= 3))}
     pearson = np.nan_to_num(table.features[..., 0], nan=-np.inf)
@@ -139,11 +158,11 @@ def main() -> None:
     usable = [entries[c.smiles] for c in usable_candidates]
     failed = [(c.name, ensemble_error(entries[c.smiles])) for c in candidates if c not in usable_candidates]
 
-    grid = list(parameter_grid())
-    print(f"{len(queries)} queries, {len(usable)} candidates ({n_decoys} decoys); fitting on "
-          f"{len(grid)} grid points", flush=True)
+    recipe = recipe_for(methods)
+    print(f"{len(queries)} queries, {len(usable)} candidates ({n_decoys} decoys); fitting "
+          f"{recipe.n_fitted_parameters()} parameters over {len(list(recipe.points()))} grid points", flush=True)
     start = time.perf_counter()
-    tables = [build_feature_table(queries, usable, p) for p in grid]
+    tables = tables_for_recipe(queries, usable, recipe)
     feature_seconds = time.perf_counter() - start
     groups = [q.group for q in queries]
     cv = leave_one_compound_out(tables, groups)
@@ -156,7 +175,7 @@ def main() -> None:
         "method_settings": {m.name: m.settings for m in methods},
         "training_data": "../shared/data/nist-ir (all files of index.csv)",
         "candidates": f"index.csv compounds + {DECOYS.relative_to(ROOT)}", "n_candidates": len(usable),
-        "grid": grid_description(),
+        "recipe": recipe.describe(),
         "l2_penalty": L2_PENALTY, "training_loss": all_fit.provenance["training_loss"],
         "selection": "grid point by leave-one-compound-out likelihood (nested inside every benchmark fold)",
         "cross_validated_nll": all_fit.provenance["cross_validated_nll"],
@@ -176,7 +195,8 @@ def main() -> None:
                  library=library, parameters=params)
     warm = (time.perf_counter() - start) / 5
     library.close()
-    # Cold timing: one query against an empty library (every candidate computed).
+    # Cold timing: one query against an empty user library: every candidate computed, or for a
+    # method that ships with specml, read from the shipped files (a fresh installation).
     import tempfile
 
     executor = make_executor(args.scheduler, show_progress=False)
@@ -200,11 +220,13 @@ def main() -> None:
         "n_decoys": n_decoys, "failed_candidates": failed,
         "seconds_per_query_warm": warm,
         "seconds_per_query_cold": cold,
+        "seconds_per_candidate_prediction": float(np.mean([m.seconds for ms in usable for m in ms if m.seconds])),
         "seconds_library_fill_this_run": fill_seconds, "seconds_feature_grid": feature_seconds,
         "mean_confidence_correct": float(cv.confidence[correct].mean()) if correct.any() else None,
         "mean_confidence_wrong": float(cv.confidence[~correct].mean()) if (~correct).any() else None,
         "confusions": [r for r in per_query if r["rank"] != 1], "per_query": per_query,
-        "fitted_on_all": {k: params.to_json()[k] for k in GRID_KEYS + ("weights",)},
+        "n_fitted_parameters": recipe.n_fitted_parameters(), "recipe": recipe.describe(),
+        "fitted_on_all": {k: params.to_json()[k] for k in GRID_KEYS + ("features", "weights")},
         "folds": cv.fold_parameters, "diagnostics": diagnostics,
         "cpu_note": "2 shared cores, contended by other jobs",
     }

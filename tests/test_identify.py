@@ -458,3 +458,66 @@ def test_saturated_query_bands_are_a_caution_not_an_error(workspace, shared_dir)
                           reference="xtb", library=library)
     assert result.ranking[0].name == "ethylene"
     assert len(result.cautions) == 1 and "saturated" in result.cautions[0] and "946-950 cm-1" in result.cautions[0]
+
+
+def test_shipped_library_is_a_read_only_fallback(tmp_path):
+    """Entries written to a shipped file are found by a library whose own cache is empty, counted as
+    hits, and not recomputed; the file keeps its provenance."""
+    import gzip
+    import json
+
+    from specml.identification.shipped_library import read_library_file, write_library_file
+
+    xtb = Method.harmonic(XTBReference())
+    candidates = [Candidate("water", "O"), Candidate("methane", "C")]
+    with SpectralLibrary(tmp_path / "build.sqlite", shipped=False) as build:
+        built = fill_library(build, candidates, xtb)
+    shipped_dir = tmp_path / "shipped"
+    path = write_library_file(shipped_dir / "xtb.json.gz", list(built.values()), {"date": "today"})
+    with gzip.open(path, "rt") as fh:
+        provenance = json.load(fh)["provenance"]
+    assert provenance["method"] == xtb.name and provenance["n_entries"] == 2 and provenance["date"] == "today"
+    assert [e.smiles for e in read_library_file(path)] == ["C", "O"]
+    CountingXTB.calls = 0
+    counting = Method.harmonic(CountingXTB())
+    with SpectralLibrary(tmp_path / "user.sqlite", shipped=shipped_dir) as user:
+        found = fill_library(user, candidates, counting)
+        assert (user.hits, user.misses, CountingXTB.calls) == (2, 0, 0)
+        assert len(user) == 0  # the user's cache is not filled with shipped entries
+    np.testing.assert_allclose(found["O"].x, np.round(built["O"].x, 2))
+    with SpectralLibrary(tmp_path / "other.sqlite", shipped=False) as plain:
+        assert plain.get("O", xtb.name, xtb.settings) is None
+
+
+def test_killed_library_build_resumes_without_recomputing(tmp_path):
+    """SIGKILL a library build once its first entries are committed; the rerun computes only the rest."""
+    import signal
+    import sqlite3
+    import time
+
+    rows = [("water", "O"), ("methane", "C"), ("ethane", "CC"), ("ethylene", "C=C"), ("methanol", "CO"),
+            ("acetaldehyde", "CC=O"), ("propane", "CCC"), ("ethanol", "CCO")]
+    candidates = write_candidates(tmp_path / "c.csv", rows)
+    library = tmp_path / "lib.sqlite"
+    command = [sys.executable, "-m", "specml", "library", "build", str(candidates), "--library", str(library),
+               "--reference", "xtb"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "SPECML_LIBRARY": str(library)})
+
+    def committed() -> int:
+        try:
+            with sqlite3.connect(library) as db:
+                return int(db.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
+        except sqlite3.Error:  # not created yet
+            return 0
+
+    deadline = time.time() + 120
+    while committed() < 2 and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = committed()
+    assert 2 <= before < len(rows), "the build must be killed part-way"
+    done = run_cli("library", "build", candidates, "--library", library, "--reference", "xtb", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"{before} already present, {len(rows) - before} computed now" in done.stdout

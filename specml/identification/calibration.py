@@ -1,7 +1,12 @@
 """Fitting the scorer: frequency map, line widths, intensity compression and feature weights.
 
-For every point of a small grid over (scale below 2000 cm-1, scale above, comparison FWHM,
-rotational-contour factor, intensity power) the features of every (query, candidate) pair
+What the fit may choose is a :class:`ScoringRecipe`: candidate values per setting (one value
+means fixed) and candidate feature sets. xTB's recipe searches its frequency scales, widths and
+intensity power and weighs all features; the DFT recipe fixes the frequency scales to those of
+the fundamentals benchmark (independent data) and the rotational contour, and weighs few
+features, so that far fewer parameters are fitted on the identification queries.
+
+For every point of the recipe's grid the features of every (query, candidate) pair
 are computed once, with the same :func:`~specml.identification.scoring.prepare_query` and
 :func:`~specml.identification.scoring.compare` that :func:`specml.identification.identify`
 uses. The weights are then fitted as a conditional-logit model:
@@ -37,6 +42,51 @@ CONTOUR_GRID = (0.0, 1.0)  # 0: one width for all molecules; 1: + the P-R separa
 POWER_GRID = (0.5, 0.25)  # 1.0 (raw intensities) lost clearly in a first fit (docs/identify.md)
 GRID_KEYS = ("scale_low", "scale_high", "fwhm_cm1", "contour_factor", "intensity_power")
 L2_PENALTY = 0.05  # on the mean per-query log-likelihood scale
+
+
+@dataclass(frozen=True)
+class ScoringRecipe:
+    """What a fit may choose: candidate values per :data:`GRID_KEYS` setting (a single value: fixed,
+    not fitted) and candidate feature sets (each a tuple of :data:`FEATURES` names)."""
+
+    grid: dict
+    feature_sets: tuple = (FEATURES,)
+    fixed_from: str = ""  # where single-valued settings come from, for the provenance
+
+    def points(self, base: ScoringParameters | None = None):
+        """Scoring parameters (zero weights) for every grid point and feature set."""
+        template = base.to_json() if base else {}
+        values = [self.grid[key] for key in GRID_KEYS]
+        for combination in itertools.product(*values):
+            for features in self.feature_sets:
+                yield ScoringParameters.from_json({**template, **dict(zip(GRID_KEYS, combination)),
+                                                   "features": tuple(features), "weights": {}})
+
+    def n_fitted_parameters(self) -> int:
+        """Settings chosen among several values, the choice of feature set, and the weights."""
+        chosen = sum(len(self.grid[key]) > 1 for key in GRID_KEYS) + (len(self.feature_sets) > 1)
+        return chosen + max(len(features) for features in self.feature_sets)
+
+    def describe(self) -> dict:
+        return {"grid": {key: list(self.grid[key]) for key in GRID_KEYS},
+                "feature_sets": [list(f) for f in self.feature_sets], "fixed_from": self.fixed_from,
+                "n_fitted_parameters": self.n_fitted_parameters()}
+
+
+XTB_RECIPE = ScoringRecipe({"scale_low": SCALE_LOW_GRID, "scale_high": SCALE_HIGH_GRID, "fwhm_cm1": FWHM_GRID_CM1,
+                            "contour_factor": CONTOUR_GRID, "intensity_power": POWER_GRID})
+# DFT: widths on top of each molecule's rotational contour (its P-R separation, contour 1, fixed:
+# physics, not a fit), and three features: the spectra's shape (PCC) and band matching both ways.
+DFT_FWHM_GRID_CM1 = (16.0, 32.0, 64.0)
+DFT_POWER_GRID = (0.5, 1.0)
+DFT_FEATURE_SETS = (("pearson",), ("pearson", "bands_found_narrow", "query_explained_narrow"))
+
+
+def dft_recipe(scale_low: float, scale_high: float, source: str) -> ScoringRecipe:
+    """The recipe for DFT spectra, its frequency scales (below/above 2000 cm-1) taken from ``source``."""
+    return ScoringRecipe({"scale_low": (scale_low,), "scale_high": (scale_high,), "fwhm_cm1": DFT_FWHM_GRID_CM1,
+                          "contour_factor": (1.0,), "intensity_power": DFT_POWER_GRID},
+                         DFT_FEATURE_SETS, fixed_from=source)
 
 
 @dataclass
@@ -92,9 +142,14 @@ def _loss_and_grad(w: np.ndarray, x: np.ndarray, truth: np.ndarray, penalty: flo
     return nll + penalty * w @ w, grad + 2 * penalty * w
 
 
-def fit_weights(features: np.ndarray, truth: np.ndarray, penalty: float = L2_PENALTY) -> tuple[np.ndarray, float]:
-    """Conditional-logit weights (scipy L-BFGS) and the penalised loss they reach."""
+def fit_weights(features: np.ndarray, truth: np.ndarray, penalty: float = L2_PENALTY,
+                used: tuple[str, ...] | None = None) -> tuple[np.ndarray, float]:
+    """Conditional-logit weights (scipy L-BFGS) and the penalised loss they reach. With ``used``
+    (names of :data:`FEATURES`, the columns' order), the other features get weight 0: their columns
+    are zeroed, so neither the loss nor its gradient sees them."""
     x = np.nan_to_num(features, nan=0.0)
+    if used is not None:
+        x = x * np.isin(FEATURES, used)
     # Standardise features for the optimiser, then map weights back to raw features.
     mean, std = x.reshape(-1, x.shape[-1]).mean(axis=0), x.reshape(-1, x.shape[-1]).std(axis=0)
     std[std == 0] = 1.0
@@ -109,7 +164,8 @@ def cross_validated_nll(table: FeatureTable, train: np.ndarray, groups: np.ndarr
     losses = []
     for group in dict.fromkeys(groups[train]):
         held = train & (groups == group)
-        weights, _ = fit_weights(table.features[train & ~held], table.truth[train & ~held], penalty)
+        weights, _ = fit_weights(table.features[train & ~held], table.truth[train & ~held], penalty,
+                                 table.params.features)
         _, probabilities = ranks(table.features[held], table.truth[held], weights)
         losses.extend(-np.log(probabilities[np.arange(held.sum()), table.truth[held]] + 1e-12))
     return float(np.mean(losses))
@@ -127,7 +183,7 @@ def fit(tables: list[FeatureTable], train: np.ndarray, groups: list[str],
     groups = np.asarray(groups)
     scores = [cross_validated_nll(table, train, groups, penalty) for table in tables]
     table = tables[int(np.argmin(scores))]
-    weights, loss = fit_weights(table.features[train], table.truth[train], penalty)
+    weights, loss = fit_weights(table.features[train], table.truth[train], penalty, table.params.features)
     return ScoringParameters.from_json({**table.params.to_json(),
                                         "weights": dict(zip(FEATURES, map(float, weights))),
                                         "provenance": {"training_loss": loss,
@@ -171,23 +227,26 @@ def leave_one_compound_out(tables: list[FeatureTable], groups: list[str],
         rank[held] = r
         top_candidate[held] = p.argmax(axis=1)
         confidence[held] = p.max(axis=1)
-        folds.append({"held_out": group, **{k: params.to_json()[k] for k in GRID_KEYS}, "weights": params.weights})
+        folds.append({"held_out": group, **{k: params.to_json()[k] for k in GRID_KEYS},
+                      "features": list(params.features), "weights": params.weights})
     return CrossValidation(rank, top_candidate, confidence, folds)
 
 
 def table_for(tables: list[FeatureTable], params: ScoringParameters) -> FeatureTable:
-    """The feature table computed at ``params``' grid point."""
-    return next(t for t in tables if all(getattr(t.params, k) == getattr(params, k) for k in GRID_KEYS))
+    """The feature table computed at ``params``' grid point and feature set."""
+    return next(t for t in tables if all(getattr(t.params, k) == getattr(params, k) for k in GRID_KEYS)
+                and t.params.features == params.features)
 
 
-def parameter_grid(base: ScoringParameters | None = None, scales_low=SCALE_LOW_GRID, scales_high=SCALE_HIGH_GRID,
-                   fwhms=FWHM_GRID_CM1, contours=CONTOUR_GRID, powers=POWER_GRID):
-    """Scoring parameters (zero weights) for every grid point."""
-    template = base.to_json() if base else {}
-    for values in itertools.product(scales_low, scales_high, fwhms, contours, powers):
-        yield ScoringParameters.from_json({**template, **dict(zip(GRID_KEYS, values)), "weights": {}})
-
-
-def grid_description() -> dict:
-    return {"scale_low": SCALE_LOW_GRID, "scale_high": SCALE_HIGH_GRID, "fwhm_cm1": FWHM_GRID_CM1,
-            "contour_factor": CONTOUR_GRID, "intensity_power": POWER_GRID}
+def tables_for_recipe(queries: list[Query], candidates: list[list[LibraryEntry]],
+                      recipe: ScoringRecipe) -> list[FeatureTable]:
+    """Feature tables of every grid point and feature set. Features are computed once per grid
+    point; a feature set only changes which of them the weights may use."""
+    tables, computed = [], {}
+    for params in recipe.points():
+        key = tuple(getattr(params, k) for k in GRID_KEYS)
+        if key not in computed:
+            computed[key] = build_feature_table(queries, candidates, params)
+        table = computed[key]
+        tables.append(FeatureTable(params, table.features, table.truth))
+    return tables

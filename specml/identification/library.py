@@ -100,10 +100,11 @@ class SpectralLibrary:
     """SQLite store of :class:`LibraryEntry`. ``hits``/``misses`` count lookups in this session.
 
     A lookup that misses the SQLite file falls back to the spectra shipped with specml
-    (:mod:`specml.identification.shipped_library`) unless ``shipped`` is False.
+    (:mod:`specml.identification.shipped_library`), or to those in the directory ``shipped``
+    names; ``shipped=False`` turns the fallback off.
     """
 
-    def __init__(self, path: str | Path | None = None, shipped: bool = True):
+    def __init__(self, path: str | Path | None = None, shipped: bool | str | Path = True):
         self.shipped = shipped
         self.path = Path(path).expanduser() if path is not None else default_library_path()
         try:
@@ -141,11 +142,12 @@ class SpectralLibrary:
                             kind, error, xyz, seconds)
 
     def _shipped(self, smiles: str, method: str, settings: dict) -> LibraryEntry | None:
-        if not self.shipped:
+        if self.shipped is False:
             return None
-        from specml.identification.shipped_library import shipped_entries
+        from specml.identification.shipped_library import SHIPPED_DIR, shipped_entries
 
-        return shipped_entries().get(entry_key(smiles, method, settings))
+        directory = SHIPPED_DIR if self.shipped is True else Path(self.shipped)
+        return shipped_entries(directory).get(entry_key(smiles, method, settings))
 
     def put(self, entry: LibraryEntry) -> None:
         """Insert or replace ``entry`` and commit at once."""

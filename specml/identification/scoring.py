@@ -66,6 +66,7 @@ class ScoringParameters:
     intensity_power: float = 1.0  # intensities**power before comparing; <1 lessens the strongest band's say
     contour_factor: float = 0.0  # x the molecule's rotational P-R separation as extra band width (sticks only)
     tolerances: tuple[float, float] = (0.03, 0.10)  # relative band-matching tolerances (narrow, wide)
+    features: tuple[str, ...] = FEATURES  # the features scored; the others weigh nothing
     temperature_k: float = 298.0  # of the rotational contour
     shape: str = "gaussian"
     split_cm1: float = 2000.0  # separates X-H / triple-bond stretches from the rest
@@ -81,13 +82,14 @@ class ScoringParameters:
         if not 0 < self.intensity_power <= 1 or self.contour_factor < 0:
             raise InputError(f"scoring parameters: need 0 < intensity_power <= 1 and contour_factor >= 0 "
                              f"(got {self.intensity_power}, {self.contour_factor})")
-        unknown = set(self.weights) - set(FEATURES)
+        unknown = (set(self.weights) | set(self.features)) - set(FEATURES)
         if unknown:
-            raise InputError(f"scoring parameters: unknown feature weights {sorted(unknown)}; known: {FEATURES}")
+            raise InputError(f"scoring parameters: unknown features {sorted(unknown)}; known: {FEATURES}")
         object.__setattr__(self, "tolerances", tuple(float(t) for t in self.tolerances))
+        object.__setattr__(self, "features", tuple(self.features))
 
     def weight_vector(self) -> np.ndarray:
-        return np.array([self.weights.get(name, 0.0) for name in FEATURES])
+        return np.array([self.weights.get(name, 0.0) if name in self.features else 0.0 for name in FEATURES])
 
     def to_json(self) -> dict:
         return asdict(self)
