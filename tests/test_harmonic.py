@@ -145,3 +145,21 @@ def test_optimisation_leaves_a_saddle_point():
     assert result.atoms.info["saddle_escapes"] >= 1
     assert result.frequencies_cm1[0] > 0  # a minimum: every mode real
     assert len(result.frequencies_cm1) == 24
+
+
+def test_a_nearly_linear_molecule_keeps_both_components_of_its_bend():
+    """An optimised linear molecule is straight only to ~1e-4 Å; it still has 3N-5 modes with a
+    doubly degenerate bend (CO2: 4 modes, the two bends equal)."""
+    from ase import Atoms
+
+    from specml.spectra.harmonic import harmonic_from_derivatives
+
+    reference = make_reference("xtb")
+    co2 = optimize_geometry(Atoms("CO2", positions=[[0, 0, 0], [0, 0, 1.16], [0, 0, -1.16]]), reference, fmax=1e-4)
+    co2.positions[0, 0] += 1e-4  # Å: as straight as a DFT optimisation leaves it
+    exact = harmonic_analysis(co2, reference)
+    assert len(exact.frequencies_cm1) == 4
+    bend = exact.frequencies_cm1[:2]
+    assert abs(bend[0] - bend[1]) < 1.0 and 500 < bend[0] < 800  # cm-1
+    again = harmonic_from_derivatives(co2, exact.hessian, exact.dipole_derivatives)
+    np.testing.assert_allclose(again.frequencies_cm1, exact.frequencies_cm1)
