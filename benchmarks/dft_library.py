@@ -3,11 +3,10 @@ candidates (the NIST gas-phase compounds of ../shared/data/nist-ir and the decoy
 benchmarks/data/identify_decoys.csv), with the recommended default method.
 
     python benchmarks/dft_library.py [--reference pyscf:b3lyp/def2-svp] [--scheduler local:2]
-                                     [--chunk 4] [--work runs/dft_library.sqlite]
+                                     [--work runs/dft_library.sqlite]
 
 Resumable at two levels: every finished molecule is committed to the SQLite work file at once,
-and after every ``--chunk`` molecules all finished entries are written to the shipped file
-specml/data/library/<method>.json.gz. Entries already shipped are never recomputed (the library
+and then all finished entries are written to the shipped file specml/data/library/<method>.json.gz. Entries already shipped are never recomputed (the library
 consults the shipped files), so a build continued on a fresh clone computes only what is missing.
 """
 
@@ -70,7 +69,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reference", default=DFT_REFERENCE)
     parser.add_argument("--scheduler", default=None, help="e.g. local:2 (one molecule per worker)")
-    parser.add_argument("--chunk", type=int, default=4, help="molecules between writes of the shipped file")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "dft_library.sqlite")
     args = parser.parse_args()
 
@@ -90,17 +88,19 @@ def main() -> None:
         with SpectralLibrary(args.work) as library:
             print(f"{from_fundamentals(library, candidates, method, args.reference)} entries taken from "
                   f"benchmarks/fundamentals.py's cache", flush=True)
-            for start in range(0, len(candidates), args.chunk):
-                chunk = candidates[start:start + args.chunk]
-                fill_library(library, chunk, method, executor)
-                done = [library.get(c.smiles, method.name, method.settings) for c in candidates[:start + len(chunk)]]
-                ok = [e for e in done if e is not None and e.ok]
-                for entry in done:
-                    if entry is not None and not entry.ok:
-                        print(f"failed {entry.smiles}: {entry.error}", flush=True)
+
+            def export(_=None) -> None:
+                found = [library.get(c.smiles, method.name, method.settings) for c in candidates]
+                ok = [e for e in found if e is not None and e.ok]
                 write_library_file(target, ok, {**provenance, "versions": program_versions(),
                                                 "date": datetime.date.today().isoformat()})
                 print(f"{len(ok)}/{len(candidates)} entries in {target.relative_to(ROOT)}", flush=True)
+
+            entries = fill_library(library, candidates, method, executor, on_entry=export)
+            export()
+            for entry in entries.values():
+                if not entry.ok:
+                    print(f"failed {entry.smiles}: {entry.error}", flush=True)
     finally:
         executor.close()
 

@@ -383,10 +383,12 @@ def ensemble_error(entries: list[LibraryEntry]) -> str | None:
 
 
 def fill_library(library: SpectralLibrary, candidates: list[Candidate], method: Method, executor=None,
-                 retry_failed: bool = False) -> dict[str, LibraryEntry]:
+                 retry_failed: bool = False,
+                 on_entry: Callable[[LibraryEntry], None] | None = None) -> dict[str, LibraryEntry]:
     """Entries of all ``candidates``, computing the missing ones through ``executor``.
 
-    Results are written (and committed) as they arrive. Returns ``{smiles: entry}``, failed ones included.
+    Results are written (and committed) as they arrive, and each computed one is then passed to
+    ``on_entry``. Returns ``{smiles: entry}``, failed ones included.
     """
     from specml.executor import make_executor
 
@@ -418,4 +420,6 @@ def fill_library(library: SpectralLibrary, candidates: list[Candidate], method: 
             entry = LibraryEntry(smiles, method.name, method.settings, "failed", error=message)
         library.put(entry)
         entries[smiles] = entry
+        if on_entry is not None:
+            on_entry(entry)
     return entries
