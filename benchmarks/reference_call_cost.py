@@ -31,7 +31,7 @@ from ase.build import molecule  # noqa: E402
 from tblite.ase import TBLite  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-import specml.dynamics  # noqa: F401,E402  -- what a reference-MD worker imports
+import specml.dynamics.ase_md  # noqa: F401,E402  -- what a reference-MD worker imports
 from specml.reference import XTBReference  # noqa: E402
 
 MOLECULES = ["CH4", "CH3OH", "CH3CH2OH", "C6H6"]

@@ -7,6 +7,7 @@ In-process by default; a Dask distributed cluster when given a scheduler address
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -69,16 +70,10 @@ class Executor:
 
             if isinstance(self.scheduler, Client):
                 self._client = self.scheduler
-            elif isinstance(self.scheduler, str) and (self.scheduler == "local" or self.scheduler.startswith("local:")):
-                # Not startswith("local"): "localhost:8786" is a scheduler address.
+            elif isinstance(self.scheduler, str) and _is_local(self.scheduler):
                 # "local:N": N single-threaded worker processes on this machine.
-                _, _, count = self.scheduler.partition(":")
-                try:
-                    n_workers = int(count) if count else None
-                except ValueError:
-                    raise InputError(f"--scheduler {self.scheduler!r}: expected local or local:N") from None
-                self._cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                             dashboard_address=None)
+                self._cluster = LocalCluster(n_workers=local_workers(self.scheduler), threads_per_worker=1,
+                                             processes=True, dashboard_address=None)
                 self._client = Client(self._cluster)
             else:
                 self._client = Client(self.scheduler)
@@ -123,6 +118,38 @@ class Executor:
         if self._cluster is not None:
             self._cluster.close()
         self._client = self._cluster = None
+
+
+# A Dask scheduler address: [protocol://]host:port, the host a name, an IPv4 or a bracketed IPv6 address.
+_ADDRESS = re.compile(r"(?:[a-z][a-z0-9+.-]*://)?(?:\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(\d{1,5})")
+
+
+def _is_local(scheduler: str) -> bool:
+    # Not startswith("local"): "localhost:8786" is a scheduler address.
+    return scheduler == "local" or scheduler.startswith("local:")
+
+
+def local_workers(scheduler: str) -> int | None:
+    """N of ``local:N`` (None for ``local``: Dask's default); InputError unless N is a whole number >= 1."""
+    _, _, count = scheduler.partition(":")
+    if count and not (count.isdecimal() and int(count) >= 1):
+        raise InputError(f"--scheduler {scheduler!r}: expected local or local:N with N >= 1 worker processes")
+    return int(count) if count else None
+
+
+def check_scheduler(scheduler: str | None) -> str | None:
+    """``scheduler`` if specml can use it (None: in-process; ``local``, ``local:N``, or an address
+    ``[tcp://]host:port``), else :class:`InputError`. Nothing is started or connected to."""
+    if scheduler is None:
+        return None
+    if _is_local(scheduler):
+        local_workers(scheduler)
+        return scheduler
+    address = _ADDRESS.fullmatch(scheduler)
+    if address is None or not 0 < int(address.group(1)) < 65536:
+        raise InputError(f"--scheduler {scheduler!r}: expected local, local:N or a scheduler address "
+                         "host:port (e.g. tcp://10.0.0.5:8786)")
+    return scheduler
 
 
 def make_executor(scheduler: str | Any | None = None, show_progress: bool = True) -> Executor:

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from specml.comparison.compare import ComparisonResult
 
 WAVENUMBER_LABEL = "Wavenumber (cm$^{-1}$)"
+#: File types a plot can be saved as (matplotlib picks the format from the suffix).
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 
 def _literal(text: str) -> str:
@@ -59,6 +61,8 @@ def plot_spectra(
     if len(labels) != len(spectra):
         raise InputError(f"{len(labels)} labels given for {len(spectra)} spectra")
     path = Path(path)
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise InputError(f"{path}: a plot is saved as {', '.join(PLOT_SUFFIXES)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     try:
@@ -82,4 +86,4 @@ def plot_comparison(result: "ComparisonResult", path: str | Path, title: str | N
     return plot_spectra([result.a, result.b], path, title=heading, normalize=True)
 
 
-__all__ = ["plot_comparison", "plot_spectra", "WAVENUMBER_LABEL"]
+__all__ = ["PLOT_SUFFIXES", "plot_comparison", "plot_spectra", "WAVENUMBER_LABEL"]

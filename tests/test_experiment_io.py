@@ -1,5 +1,6 @@
 """Reading experimental spectra: NIST IR files, the JCAMP conformance suite, bad input."""
 
+import json
 import re
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from specml.experiment import (
     to_common_grid,
 )
 from specml.spectra.spectrum import Spectrum
+from spectrum_files import nist_like_jcamp
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 NIST_FILES = sorted((SHARED / "data" / "nist-ir").glob("*.jdx"))
@@ -388,3 +390,33 @@ def test_micrometre_axis_converted_to_wavenumber(tmp_path):
     s = read_spectrum(_write(tmp_path, "um.jdx", text))
     np.testing.assert_allclose(s.wavenumber, [1000.0, 1250.0, 2000.0, 4000.0])
     np.testing.assert_allclose(s.intensity, [0.4, 0.3, 0.2, 0.1])
+
+
+def test_deltax_a_few_percent_off_loads_with_a_caution(tmp_path):
+    """As in real NIST files: ##DELTAX 4 % off the spacing that FIRSTX, LASTX and NPOINTS give."""
+    spectrum = load_absorbance(_write(tmp_path, "nist_like.jdx", nist_like_jcamp(1.04)))
+    (caution,) = spectrum.metadata["cautions"]
+    assert "nist_like.jdx" in caution and "##DELTAX=2.08" in caution and "4.0%" in caution
+    assert spectrum.wavenumber[0] == pytest.approx(450.0) and spectrum.wavenumber[-1] == pytest.approx(3970.0)
+    assert abs(spectrum.wavenumber[np.argmax(spectrum.intensity)] - 1030) <= 2  # the axis is right
+    assert "cautions" not in read_spectrum(_write(tmp_path, "exact.jdx", nist_like_jcamp(1.0))).metadata
+
+
+def test_deltax_far_off_and_undecodable_data_are_still_refused(tmp_path):
+    with pytest.raises(SpectrumFormatError, match=r"##DELTAX=2\.4 by 20%"):
+        read_spectrum(_write(tmp_path, "far.jdx", nist_like_jcamp(1.2)))
+    broken = nist_like_jcamp(1.04).replace("\n450.000 ", "\n450.000 x!? ", 1)
+    with pytest.raises(SpectrumFormatError, match="broken.jdx"):
+        read_spectrum(_write(tmp_path, "broken.jdx", broken))
+
+
+def test_cli_shows_the_caution_of_a_loaded_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from specml.cli import app
+
+    path = _write(tmp_path, "nist_like.jdx", nist_like_jcamp(1.04))
+    result = CliRunner().invoke(app, ["compare", str(path), str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("caution: nist_like.jdx: point spacing")
+    assert len(json.loads(result.stdout)["cautions"]) == 2

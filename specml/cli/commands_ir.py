@@ -5,67 +5,111 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
-from specml.cli.app import app, console
+from specml import checks
+from specml.cli.app import app, checked_options, console, emit_json, output_format, titled_table
+from specml.cli.commands_core import REFERENCE_OPTION_HELP, load_experiment, molecules_for
 from specml.errors import ModelError
+
+IR_JSON_HELP = ("Print a JSON object instead of the summary: {run_dir, spectra: {KEY: csv path}, summary (with "
+                "--models: the domain check), vs_experiment: {KEY: metrics} or null}, KEY being "
+                "molecule@temperature (docs/cli_output.md).")
 
 
 @app.command("ir")
 def ir(
     molecules: str = typer.Argument(..., help="SMILES, a CSV with a 'smiles' column, or a structure file."),
-    reference: str = typer.Option("xtb", "--reference", "-r", help="xtb | pyscf[:FUNC/BASIS] | ase:module:Class"),
+    reference: str = typer.Option("xtb", "--reference", "-r", help=REFERENCE_OPTION_HELP),
     run_dir: Path = typer.Option(None, "--run-dir", help="Run directory (state, models, outputs); "
                                  "rerun the same command to resume. Default: runs/<molecules>, or "
                                  "runs/predictions/<molecules> with --models."),
     preset: str = typer.Option("default", "--preset", help="Workflow settings: default | paper | quick | ci"),
     models: Path | None = typer.Option(None, "--models", help="Trained model directory: predict without training."),
-    temperature: list[float] = typer.Option([300.0], "--temperature", "-T", help="Production temperature(s) in K."),
+    temperature: list[float] = typer.Option([300.0], "--temperature", "-T",
+                                            help="Production temperature(s) in K (0 < T <= 10000)."),
     compare: Path | None = typer.Option(None, "--compare", help="Experimental spectrum (JCAMP/CSV) to overlay."),
     scheduler: str | None = typer.Option(
         None, "--scheduler", help="Dask scheduler address (tcp://host:port), or local:N for N local worker "
         "processes (reference labels, MD and committee training then run in parallel)."),
-    max_iterations: int | None = typer.Option(None, "--max-iterations", help="Active-learning iterations at most."),
+    max_iterations: int | None = typer.Option(None, "--max-iterations", help="Active-learning iterations at most "
+                                              "(>= 0)."),
     warm_start: bool | None = typer.Option(None, "--warm-start/--from-scratch", help="Fine-tune instead of retraining."),
-    production_ps: float | None = typer.Option(None, "--production-ps", help="Production time per trajectory (ps)."),
+    production_ps: float | None = typer.Option(None, "--production-ps",
+                                               help="Production time per trajectory (ps, > 0)."),
     database: str | None = typer.Option(None, "--database", help="ASE database path or postgresql:// URL."),
+    json_out: bool = typer.Option(False, "--json", help=IR_JSON_HELP),
 ) -> None:
     """Learn MACE potentials + dipole model by active learning, then predict ML-MD IR spectra."""
-    from specml.executor import make_executor
+    from specml.executor import check_scheduler, make_executor
     from specml.molecules import load_molecules
-    from specml.workflow import IRWorkflow, get_workflow_config, predict_spectra
-    from specml.workflow.production import keyed_spectra
-    from specml.workflow.report import write_outputs
+    from specml.reference import make_reference
+    from specml.workflow.config import get_workflow_config
 
-    overrides = {"reference": reference, "max_iterations": max_iterations, "warm_start": warm_start,
-                 "production_ps": production_ps}
-    config = get_workflow_config(preset, **overrides)
-    mols = load_molecules(molecules)
-    # Predictions get their own default folder: a training run's folder holds its own trajectories.
-    run_dir = run_dir or Path("runs") / ("predictions" if models is not None else "") / _run_name(molecules, mols)
+    with checked_options():  # nothing is computed and no run folder claimed before these pass
+        machine = output_format(json_out)
+        overrides = {"reference": reference, "max_iterations": max_iterations, "warm_start": warm_start,
+                     "production_ps": production_ps}
+        config = get_workflow_config(preset, **overrides)
+        temperatures = checks.temperatures("--temperature", temperature)
+        method = make_reference(config.reference)
+        check_scheduler(scheduler)
+        if models is not None:
+            checks.existing_dir(models, "--models")
+        experiment = _load_experiment(compare) if compare else None
+        # Trained models check their own elements (before their prediction folder is claimed).
+        mols = load_molecules(molecules) if models is not None else molecules_for(molecules, method)
+        # Predictions get their own default folder: a training run's folder holds its own trajectories.
+        run_dir = run_dir or Path("runs") / ("predictions" if models is not None else "") / _run_name(molecules, mols)
+        checks.output_dir(run_dir, "--run-dir")
+        if database is not None and "://" not in database:  # a file; postgresql:// URLs are checked on connect
+            checks.output_file(database, "--database")
     executor = make_executor(scheduler)
-    experiment = _load_experiment(compare) if compare else None
     try:
         if models is not None:
-            produced, report = predict_spectra(models, mols, run_dir, temperature, config, executor, console.print)
-            _print_domain(report)
-            spectra = keyed_spectra(produced)
-            if not spectra:
-                raise ModelError(f"no spectrum: every trajectory of {', '.join(report)} hit the sanity stop; "
-                                 f"the molecule(s) are outside what the committee in {models} knows")
-            from specml.workflow.active_learning import WorkflowResult
-
-            result = WorkflowResult(run_dir, spectra, [], {"models": str(models), "domain": report})
+            result = _predict(models, mols, run_dir, temperatures, config, executor)
         else:
-            workflow = IRWorkflow(mols, run_dir, config, executor, database, console=console)
-            console.print(f"run directory [bold]{run_dir}[/] (log: {workflow.dirs.log}); "
-                          "rerun the same command to resume")
-            result = workflow.run(tuple(temperature))
+            result = _train(mols, run_dir, config, executor, database, temperatures)
     finally:
         executor.close()
+    _finish(result, run_dir, experiment, compare, machine)
+
+
+def _predict(models: Path, mols, run_dir: Path, temperatures, config, executor):
+    """ML-MD spectra from a trained committee, its domain check shown; a WorkflowResult without learning curve."""
+    from specml.workflow.active_learning import WorkflowResult
+    from specml.workflow.prediction import predict_spectra
+    from specml.workflow.production import keyed_spectra
+
+    produced, report = predict_spectra(models, mols, run_dir, temperatures, config, executor, console.print)
+    _print_domain(report)
+    spectra = keyed_spectra(produced)
+    if not spectra:
+        raise ModelError(f"no spectrum: every trajectory of {', '.join(report)} hit the sanity stop; "
+                         f"the molecule(s) are outside what the committee in {models} knows")
+    return WorkflowResult(run_dir, spectra, [], {"models": str(models), "domain": report})
+
+
+def _train(mols, run_dir: Path, config, executor, database, temperatures):
+    """The active-learning workflow, resumed where an earlier run of the same command stopped."""
+    from specml.workflow.active_learning import IRWorkflow
+
+    workflow = IRWorkflow(mols, run_dir, config, executor, database, console=console)
+    console.print(f"run directory [bold]{escape(str(run_dir))}[/] (log: {escape(str(workflow.dirs.log))}); "
+                  "rerun the same command to resume", highlight=False)
+    return workflow.run(tuple(temperatures))
+
+
+def _finish(result, run_dir: Path, experiment, compare: Path | None, machine: str | None) -> None:
+    """Comparison with the experiment, the output files, and the summary for people or programs."""
+    from specml.workflow.report import write_outputs
+
     comparison = _compare(result, experiment, compare, run_dir) if experiment is not None else None
-    write_outputs(result, run_dir, experiment, comparison)
-    _print_summary(result, run_dir)
+    files = write_outputs(result, run_dir, experiment, comparison)
+    if machine:
+        emit_json({"run_dir": str(run_dir), "spectra": files, "summary": result.summary, "vs_experiment": comparison})
+    else:
+        _print_summary(result, run_dir)
 
 
 def _run_name(text: str, mols) -> str:
@@ -75,9 +119,7 @@ def _run_name(text: str, mols) -> str:
 
 
 def _load_experiment(path: Path):
-    from specml.cli.commands_compare import load_for_comparison
-
-    return load_for_comparison(path).with_metadata(label=f"experiment ({path.name})")
+    return load_experiment(path).with_metadata(label=f"experiment ({path.name})")
 
 
 def _compare(result, experiment, path: Path, run_dir: Path) -> dict:
@@ -89,19 +131,20 @@ def _compare(result, experiment, path: Path, run_dir: Path) -> dict:
         comparison = compare_spectra(experiment, spectrum)
         plot_comparison(comparison, run_dir / f"compare_{key.replace('@', '_')}.png", title=f"{key} vs {path.name}")
         out[key] = comparison.as_dict()
-        console.print(f"{key} vs {path.name}: PCC [bold]{comparison.pcc:.3f}[/], WD {comparison.wd_cm1:.1f} cm-1")
+        console.print(f"{escape(key)} vs {escape(path.name)}: PCC [bold]{comparison.pcc:.3f}[/], "
+                      f"WD {comparison.wd_cm1:.1f} cm-1", highlight=False)
     return out
 
 
 def _print_domain(report: dict) -> None:
-    table = Table(title="committee domain check (relative force uncertainty)")
+    table = titled_table("committee domain check (relative force uncertainty)")
     for column in ("molecule", "at minimum", "mean in MD", "outside domain"):
         table.add_column(column)
     for name, entry in report.items():
         in_md = entry["mean_uncertainty_md_by_temperature_k"]
         shown = (f"{entry['mean_uncertainty_md']:.3f}" if len(in_md) == 1
                  else ", ".join(f"{u:.3f} ({t} K)" for t, u in in_md.items()))
-        table.add_row(name, f"{entry['uncertainty_at_minimum']:.3f}", shown,
+        table.add_row(escape(name), f"{entry['uncertainty_at_minimum']:.3f}", shown,
                       "[red]yes[/]" if entry["out_of_domain"] else "no")
     console.print(table)
 
@@ -112,4 +155,5 @@ def _print_summary(result, run_dir: Path) -> None:
         console.print(f"harmonic MAE {summary['final_harmonic_mae_cm1']:.2f} cm-1 after {summary['iterations']} "
                       f"iteration(s), {summary['reference_calls']} reference calculations for training "
                       f"(+{summary['reference_calls_evaluation']} for geometry and reference Hessian)")
-    console.print(f"wrote spectra (CSV, PNG), learning curves and summary to [bold]{run_dir}[/]")
+    console.print(f"wrote spectra (CSV, PNG), learning curves and summary to [bold]{escape(str(run_dir))}[/]",
+                  highlight=False)

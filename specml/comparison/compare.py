@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from specml import checks
 from specml.comparison.metrics import cosine, pearson, spectral_information_similarity, wasserstein
 from specml.experiment.preprocess import DEFAULT_RANGE_CM1, preprocess_pair
 from specml.spectra.spectrum import Spectrum
@@ -24,6 +25,12 @@ class ComparisonResult:
         return {"pcc": self.pcc, "wd_cm1": self.wd_cm1, "sis": self.sis, "cosine": self.cosine}
 
 
+def check_comparison_settings(lo: float, hi: float, step: float) -> tuple[float, float, float]:
+    """``(lo, hi, step)`` in cm-1 if they make a comparison grid, else :class:`~specml.errors.InputError`."""
+    lo, hi = checks.wavenumber_range("range", lo, hi)
+    return lo, hi, checks.grid("step", lo, hi, step)
+
+
 def compare_spectra(
     a: Spectrum,
     b: Spectrum,
@@ -32,6 +39,7 @@ def compare_spectra(
     step: float = 1.0,
 ) -> ComparisonResult:
     """Resolution-match, co-grid and normalise ``a`` and ``b``, then compute all metrics."""
+    lo, hi, step = check_comparison_settings(lo, hi, step)
     pa, pb = preprocess_pair(a, b, lo, hi, step)
     return ComparisonResult(
         pcc=pearson(pa, pb),

@@ -25,6 +25,8 @@ import math
 
 import torch
 
+import specml.models  # noqa: F401  -- imports MACE first, its import-time notice kept off stdout
+
 try:  # the MACE modules these replace (mace first: it makes e3nn's constants loadable)
     from mace.modules.symmetric_contraction import Contraction
     from e3nn.o3 import TensorProduct

@@ -5,6 +5,8 @@ X/Y-check failures instead of raising, builds the x axis from FIRSTX/LASTX/NPOIN
 whatever the number of decoded ordinates, and mis-expands DUP counts that follow
 an SQZ token. This module therefore validates everything it returns and turns
 every problem into a :class:`~specml.errors.SpectrumFormatError` naming the file.
+Small header inconsistencies that real files have (a ##DELTAX a few percent off the actual
+spacing) load with a note in ``metadata["cautions"]``, which the CLI shows.
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ _IR_TYPE = re.compile(r"INFRARED|\b(FT-?)?N?IR\b|\bFTIR\b", re.IGNORECASE)
 _SQZ_THEN_DUP = re.compile(r"[@A-Ia-i][0-9.]*[S-Zs]")
 _DATA_HEADER = re.compile(r"^##(XYDATA|XYPOINTS|PEAK ?TABLE|DATA ?TABLE)\s*=", re.IGNORECASE)
 _LEADING_NUMBER = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(.*)$")
+# ##DELTAX against the decoded point spacing (relative): within rounding it passes silently; up
+# to the limit it loads with a caution (real NIST files differ by about 4 %); beyond, the
+# header and the data describe different axes and the file is refused.
+DELTAX_ROUNDING = 0.01
+DELTAX_LIMIT = 0.10
 
 
 def read_jcamp(path: str | Path) -> Spectrum:
@@ -167,6 +174,9 @@ def _to_spectrum(path: Path, block: dict) -> Spectrum:
     for key in ("molform", "state"):  # the sample state (gas, liquid, solution, ...) where the file gives it
         if _header_text(block, key):
             metadata[key] = _header_text(block, key)
+    cautions = _axis_cautions(block, x)
+    if cautions:
+        metadata["cautions"] = [f"{path.name}: {note}" for note in cautions]
     try:
         spectrum = Spectrum(wavenumber, y, metadata=metadata)
     except SpectrumFormatError as exc:
@@ -176,7 +186,7 @@ def _to_spectrum(path: Path, block: dict) -> Spectrum:
 
 
 def _check_axis_headers(path: Path, block: dict, x: np.ndarray) -> None:
-    """FIRSTX/LASTX and DELTAX must agree with the decoded axis."""
+    """FIRSTX/LASTX must agree with the decoded axis, and DELTAX within :data:`DELTAX_LIMIT`."""
     first, last = _number(block, "firstx"), _number(block, "lastx")
     step = abs(float(np.median(np.diff(x))))
     tol = 0.51 * step
@@ -184,9 +194,32 @@ def _check_axis_headers(path: Path, block: dict, x: np.ndarray) -> None:
         raise SpectrumFormatError(f"{path}: first x {x[0]:g} disagrees with ##FIRSTX={first:g}")
     if last is not None and abs(x[-1] - last) > tol:
         raise SpectrumFormatError(f"{path}: last x {x[-1]:g} disagrees with ##LASTX={last:g}")
+    mismatch = _deltax_mismatch(block, x)
+    if mismatch is not None and mismatch[2] > DELTAX_LIMIT:
+        delta, spacing, relative = mismatch
+        raise SpectrumFormatError(f"{path}: point spacing {spacing:g} disagrees with ##DELTAX={delta:g} "
+                                  f"by {relative:.0%} (more than {DELTAX_LIMIT:.0%})")
+
+
+def _deltax_mismatch(block: dict, x: np.ndarray) -> tuple[float, float, float] | None:
+    """(##DELTAX, actual point spacing, their relative difference); None without a DELTAX for XYDATA."""
     delta = _number(block, "deltax")
-    if delta is not None and "xydata" in block and abs(abs(delta) - step) > 0.01 * step:
-        raise SpectrumFormatError(f"{path}: point spacing {step:g} disagrees with ##DELTAX={delta:g}")
+    spacing = abs(float(np.median(np.diff(x))))
+    if delta is None or "xydata" not in block or spacing == 0:
+        return None
+    return delta, spacing, abs(abs(delta) - spacing) / spacing
+
+
+def _axis_cautions(block: dict, x: np.ndarray) -> list[str]:
+    """What a reader of the spectrum should know about its axis: a ##DELTAX that differs from
+    the actual spacing (FIRSTX to LASTX over NPOINTS) by more than rounding but within
+    :data:`DELTAX_LIMIT`, as in some NIST files. The axis follows FIRSTX/LASTX/NPOINTS."""
+    mismatch = _deltax_mismatch(block, x)
+    if mismatch is None or mismatch[2] <= DELTAX_ROUNDING:
+        return []
+    delta, spacing, relative = mismatch
+    return [f"point spacing {spacing:.6g} differs from ##DELTAX={delta:g} by {relative:.1%}; "
+            "the axis follows ##FIRSTX, ##LASTX and ##NPOINTS"]
 
 
 def _check_first_y(path: Path, block: dict, y: np.ndarray) -> None:

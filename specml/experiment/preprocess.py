@@ -9,7 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from pybaselines import Baseline
 
 from specml.errors import SpectrumFormatError
 from specml.experiment.readers import read_spectrum
@@ -40,6 +39,8 @@ def correct_baseline(spectrum: Spectrum, method: str = "arpls", **kwargs) -> Spe
 
     ``kwargs`` go to the pybaselines method; ``lam`` defaults to :func:`baseline_lam`.
     """
+    from pybaselines import Baseline  # about 1 s to import: only where a baseline is fitted
+
     if method not in BASELINE_METHODS:
         raise ValueError(f"unknown baseline method {method!r}; choose one of {BASELINE_METHODS}")
     kwargs.setdefault("lam", baseline_lam(spectrum))

@@ -108,7 +108,9 @@ def identify(query: Spectrum | str | Path, candidates: Iterable[tuple[str, str]]
     from specml.experiment.yunits import saturation_caution
 
     saturation = saturation_caution(query, params.lo_cm1, params.hi_cm1)
-    cautions = [note for note in (prepared.condensed_phase, saturation) if note]
+    # The file's own cautions (e.g. a ##DELTAX a few percent off), then what the spectrum shows.
+    shown = [note for note in (prepared.condensed_phase, saturation) if note]
+    cautions = list(query.metadata.get("cautions", [])) + shown
     return Identification(prepared.spectrum, ranking, warnings, prepared.supported, method_name, params,
                           hits, misses, cautions=cautions)
 

@@ -165,16 +165,19 @@ def read_molecule_table(path: str | Path) -> list[tuple[str, str]]:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        fields = {f.lower().strip(): f for f in (reader.fieldnames or [])}
-        if "smiles" not in fields:
-            raise InputError(f"{path}: a molecule table needs a 'smiles' column (found {reader.fieldnames})")
-        rows = []
-        for i, row in enumerate(reader):
-            smiles = (row.get(fields["smiles"]) or "").strip()
-            name = (row.get(fields.get("name", ""), "") or "").strip() or smiles or f"row{i + 1}"
-            rows.append((name, smiles))
+    try:
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            fields = {f.lower().strip(): f for f in (reader.fieldnames or [])}
+            if "smiles" not in fields:
+                raise InputError(f"{path}: a molecule table needs a 'smiles' column (found {reader.fieldnames})")
+            rows = []
+            for i, row in enumerate(reader):
+                smiles = (row.get(fields["smiles"]) or "").strip()
+                name = (row.get(fields.get("name", ""), "") or "").strip() or smiles or f"row{i + 1}"
+                rows.append((name, smiles))
+    except (UnicodeDecodeError, csv.Error) as exc:  # a binary file, NUL bytes
+        raise InputError(f"{path}: not a CSV table of molecules ({type(exc).__name__}: {exc})") from None
     if not rows:
         raise MoleculeError(f"{path}: no molecules listed")
     return rows

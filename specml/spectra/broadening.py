@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from specml import checks
+
 LINE_SHAPES = ("lorentzian", "gaussian")
+
+
+def check_line_settings(fwhm_cm1: float, shape: str) -> tuple[float, str]:
+    """``(fwhm_cm1, shape)`` if the width is in (0, 20000] cm-1 and the shape is one of
+    :data:`LINE_SHAPES`; else :class:`~specml.errors.InputError`."""
+    fwhm = checks.positive("line width (FWHM)", fwhm_cm1, "cm-1", checks.MAX_WAVENUMBER_CM1)
+    return fwhm, checks.choice("line shape", shape, LINE_SHAPES)
 
 
 def line_shape(offset: np.ndarray, fwhm: float, shape: str = "lorentzian") -> np.ndarray:

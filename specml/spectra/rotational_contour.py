@@ -34,6 +34,7 @@ import numpy as np
 from ase import Atoms
 from ase import units as ase_units
 
+from specml import checks
 from specml.errors import InputError
 from specml.units import KB_EV_PER_K, SPEED_OF_LIGHT_CM_PER_FS
 
@@ -178,8 +179,7 @@ def check_contour_settings(fwhm_cm1: float, temperature_k: float) -> None:
     if not fwhm_cm1 >= MIN_FWHM_CM1:
         raise InputError(f"a rotational contour needs a resolution of at least {MIN_FWHM_CM1:g} cm-1 FWHM "
                          f"(got {fwhm_cm1}): it is the envelope of the rotational lines, not the lines")
-    if not temperature_k > 0:
-        raise InputError(f"rotational temperature must be positive, got {temperature_k} K")
+    checks.temperature("rotational temperature", temperature_k)
 
 
 def band_profiles(moments_amu_a2, temperature_k: float, fwhm_cm1: float,

@@ -7,7 +7,17 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from specml import checks
 from specml.errors import InputError
+
+# Settings by the check they must pass (units in the names); see WorkflowConfig.check.
+_TEMPERATURES = ("sampling_temperature_k", "production_temperature_k")
+_POSITIVE = ("timestep_fs", "uncertainty_stop", "production_ps", "max_correlation_fs", "test_md_ps")
+_NON_NEGATIVE = ("exploration_friction_per_fs", "target_harmonic_mae_cm1", "thermalization_ps",
+                 "production_friction_per_fs")
+_COUNTS = ("n_committee", "warm_start_epochs", "n_per_mode", "exploration_steps", "exploration_record_interval",
+           "n_select_per_temperature", "n_trajectories", "dipole_record_interval", "test_md_replicas",
+           "test_frames", "test_clusters", "test_per_cluster")
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,24 @@ class WorkflowConfig:
         clean = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None}
         return replace(self, **clean)
 
+    def check(self) -> "WorkflowConfig":
+        """This config if every setting is in its range, else :class:`InputError` naming the first that is not:
+        temperatures in (0, 10000] K, times, steps and widths > 0, frictions >= 0, counts >= 1."""
+        checks.temperatures("temperatures_k", self.temperatures_k)
+        for name in _TEMPERATURES:
+            checks.temperature(name, getattr(self, name))
+        for name in _POSITIVE:
+            checks.positive(name, getattr(self, name))
+        for name in _NON_NEGATIVE:
+            checks.non_negative(name, getattr(self, name))
+        for name in _COUNTS:
+            checks.count(name, getattr(self, name))
+        checks.count("max_iterations", self.max_iterations, minimum=0)
+        if self.model_epochs is not None:
+            checks.count("model_epochs", self.model_epochs)
+        checks.wavenumber_range("spectrum_range_cm1", *self.spectrum_range_cm1)
+        return self
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -110,6 +138,7 @@ WORKFLOW_PRESETS: dict[str, WorkflowConfig] = {
 
 
 def get_workflow_config(name: str = "default", **overrides) -> WorkflowConfig:
+    """The settings of preset ``name`` with ``overrides`` (None values ignored), checked (:meth:`WorkflowConfig.check`)."""
     if name not in WORKFLOW_PRESETS:
         raise InputError(f"unknown workflow preset {name!r}; choose one of {', '.join(WORKFLOW_PRESETS)}")
-    return WORKFLOW_PRESETS[name].with_overrides(**overrides)
+    return WORKFLOW_PRESETS[name].with_overrides(**overrides).check()
