@@ -24,7 +24,7 @@ from specml.executor import make_executor  # noqa: E402
 from specml.identification import SpectralLibrary, fill_library, resolve_candidates  # noqa: E402
 from specml.identification.library import DFT_REFERENCE, HARMONIC_FMAX, Method, shipped_library_path  # noqa: E402
 from specml.identification.shipped_library import write_library_file  # noqa: E402
-from specml.molecules import read_molecule_table  # noqa: E402
+from specml.molecules import atoms_from_smiles, read_molecule_table  # noqa: E402
 from specml.provenance import program_versions  # noqa: E402
 
 NIST_INDEX = ROOT.parent / "shared" / "data" / "nist-ir" / "index.csv"
@@ -96,7 +96,9 @@ def main() -> None:
                                                 "date": datetime.date.today().isoformat()})
                 print(f"{len(ok)}/{len(candidates)} entries in {target.relative_to(ROOT)}", flush=True)
 
-            entries = fill_library(library, candidates, method, executor, on_entry=export)
+            # Smallest molecules first: a build stopped at a session's end loses only what is in flight.
+            by_size = sorted(candidates, key=lambda c: len(atoms_from_smiles(c.smiles)))
+            entries = fill_library(library, by_size, method, executor, on_entry=export)
             export()
             for entry in entries.values():
                 if not entry.ok:

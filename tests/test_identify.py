@@ -125,7 +125,7 @@ def test_unscaled_harmonic_query_of_another_molecule(workspace):
     unit_scale = type(workspace["params"]).from_json({**workspace["params"].to_json(), "scale_low": 1.0,
                                                       "scale_high": 1.0, "fwhm_cm1": 15.0, "contour_factor": 0.0})
     with SpectralLibrary(workspace["library"]) as library:
-        result = identify(query, SMALL_MOLECULES, library=library, parameters=unit_scale)
+        result = identify(query, SMALL_MOLECULES, reference="gfn2+gfn1", library=library, parameters=unit_scale)
     assert result.ranking[0].smiles == "CO"
 
 
@@ -166,7 +166,7 @@ def run_cli(*args, cwd: Path):
 def test_cli_identify_prints_table_and_writes_overlay(workspace):
     out = workspace["tmp"] / "overlay.png"
     done = run_cli("identify", workspace["query"], "--candidates", workspace["candidates"], "--library",
-                   workspace["library"], "--out", out, cwd=workspace["tmp"])
+                   workspace["library"], "--reference", "gfn2+gfn1", "--out", out, cwd=workspace["tmp"])
     assert done.returncode == 0, done.stderr
     assert "acetaldehyde" in done.stdout and "confidence" in done.stdout and "Skipped candidates" in done.stdout
     first_row = next(line for line in done.stdout.splitlines() if line.strip().startswith("│ 1"))
@@ -183,13 +183,13 @@ def test_cli_malformed_query_is_one_line_error(workspace):
     assert done.stderr.strip().startswith("error:") and "Traceback" not in done.stderr
 
 
-def test_default_reference_scores_both_xtb_hamiltonians(workspace):
-    """The default reference is GFN2+GFN1: GFN1 entries are stored next to the GFN2 ones and scored with them."""
-    methods = methods_for()  # the default
+def test_xtb_ensemble_scores_both_xtb_hamiltonians(workspace):
+    """GFN2+GFN1: GFN1 entries are stored next to the GFN2 ones and scored with them."""
+    methods = methods_for("gfn2+gfn1")
     assert [m.settings["method"] for m in methods] == ["GFN2-xTB", "GFN1-xTB"]
     assert ensemble_name(methods) == DEFAULT_METHOD and load_parameters().provenance.get("fallback") is None
     with SpectralLibrary(workspace["library"]) as library:
-        result = identify(workspace["query"], workspace["candidates"], library=library)
+        result = identify(workspace["query"], workspace["candidates"], reference="gfn2+gfn1", library=library)
         assert all(library.get("CC=O", m.name, m.settings).ok for m in methods)
     assert result.method == DEFAULT_METHOD
     assert result.ranking[0].smiles == "CC=O"
@@ -521,3 +521,4 @@ def test_killed_library_build_resumes_without_recomputing(tmp_path):
     done = run_cli("library", "build", candidates, "--library", library, "--reference", "xtb", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert f"{before} already present, {len(rows) - before} computed now" in done.stdout
+
