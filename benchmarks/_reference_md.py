@@ -36,21 +36,39 @@ def reference_trajectory(args) -> str:
     config = WorkflowConfig.from_dict(config_dict)
     temperature_k = config.production_temperature_k if temperature_k is None else float(temperature_k)
     snapshot = path.with_name(path.stem + "_checkpoint.pt")  # a killed trajectory continues mid-way
-    traj = run_reference_md(atoms, config.reference, temperature_k, config.production_steps,
-                            config.thermalization_steps, config.timestep_fs, config.production_friction_per_fs,
-                            record_interval=config.dipole_record_interval, seed=seed, checkpoint_path=snapshot)
-    atomic_write_npz(path, dipoles=traj.dipoles, temperatures=traj.temperatures_k, temperature_k=temperature_k,
-                     record_interval_fs=config.dipole_record_interval * config.timestep_fs,
-                     wall_time_s=traj.info["wall_time_s"])  # summed over resumed runs
+    traj = run_reference_md(
+        atoms,
+        config.reference,
+        temperature_k,
+        config.production_steps,
+        config.thermalization_steps,
+        config.timestep_fs,
+        config.production_friction_per_fs,
+        record_interval=config.dipole_record_interval,
+        seed=seed,
+        checkpoint_path=snapshot,
+    )
+    atomic_write_npz(
+        path,
+        dipoles=traj.dipoles,
+        temperatures=traj.temperatures_k,
+        temperature_k=temperature_k,
+        record_interval_fs=config.dipole_record_interval * config.timestep_fs,
+        wall_time_s=traj.info["wall_time_s"],
+    )  # summed over resumed runs
     snapshot.unlink(missing_ok=True)
     return str(path)
 
 
-def trajectory_tasks(folder: Path, atoms, config, seed: int, temperature_k: float | None = None) -> list[tuple]:
+def trajectory_tasks(
+    folder: Path, atoms, config, seed: int, temperature_k: float | None = None
+) -> list[tuple]:
     """The ``config.n_trajectories`` tasks of one molecule (files ``folder/traj_K.npz``)."""
     folder = Path(folder)
-    return [(str(folder / f"traj_{k}.npz"), atoms, config.to_dict(), seed + k, temperature_k)
-            for k in range(config.n_trajectories)]
+    return [
+        (str(folder / f"traj_{k}.npz"), atoms, config.to_dict(), seed + k, temperature_k)
+        for k in range(config.n_trajectories)
+    ]
 
 
 #: Dask priority of reference trajectories: below the workflow's tasks (priority 0), so they fill
@@ -78,8 +96,10 @@ class ReferenceMDPool:
         """Start ``tasks``; returns one handle per task for :meth:`result`."""
         if self._client is None:
             return list(tasks)
-        return [self._client.submit(reference_trajectory, task, pure=False, priority=REFERENCE_PRIORITY)
-                for task in tasks]
+        return [
+            self._client.submit(reference_trajectory, task, pure=False, priority=REFERENCE_PRIORITY)
+            for task in tasks
+        ]
 
     def result(self, handle) -> str:
         """The trajectory file of one task (raises the task's error)."""

@@ -83,11 +83,25 @@ def trajectory_plan(n_traj: int) -> list[dict]:
     plan = []
     for k in range(2 * n_traj):  # batched: velocities and Langevin stream from one seed (Replica.seed)
         name = f"batched_{'ab'[k // n_traj]}_{k % n_traj}"
-        plan.append({"name": name, "engine": "batched", "velocity_seed": 1000 + k,
-                     "seed_thermalization": 1000 + k, "seed_production": 1000 + k})
+        plan.append(
+            {
+                "name": name,
+                "engine": "batched",
+                "velocity_seed": 1000 + k,
+                "seed_thermalization": 1000 + k,
+                "seed_production": 1000 + k,
+            }
+        )
     for k in range(n_traj):
-        plan.append({"name": f"ase_{k}", "engine": "ase", "velocity_seed": 2000 + k,
-                     "seed_thermalization": 3000 + k, "seed_production": 4000 + k})
+        plan.append(
+            {
+                "name": f"ase_{k}",
+                "engine": "ase",
+                "velocity_seed": 2000 + k,
+                "seed_thermalization": 3000 + k,
+                "seed_production": 4000 + k,
+            }
+        )
     return plan
 
 
@@ -99,17 +113,43 @@ def fresh_state(entry: dict, protocol: dict) -> dict:
     atoms = molecule("CH3OH")
     initialize_velocities(atoms, protocol["temperature_K"], entry["velocity_seed"])
     phase = THERM if protocol["thermalization_steps"] > 0 else PROD
-    return {**entry, "protocol": protocol, "phase": phase, "steps": {THERM: 0, PROD: 0},
-            "rng_state": rng_state(entry[f"seed_{phase}"]), "numbers": atoms.numbers.copy(),
-            "masses": atoms.get_masses(), "positions": atoms.positions.copy(), "momenta": atoms.get_momenta(),
-            "forces": None, "stopped": False, "stop_reason": None,
-            "dipoles": np.zeros((0, 3)), "temperatures": np.zeros(0), "uncertainty": np.zeros(0)}
+    return {
+        **entry,
+        "protocol": protocol,
+        "phase": phase,
+        "steps": {THERM: 0, PROD: 0},
+        "rng_state": rng_state(entry[f"seed_{phase}"]),
+        "numbers": atoms.numbers.copy(),
+        "masses": atoms.get_masses(),
+        "positions": atoms.positions.copy(),
+        "momenta": atoms.get_momenta(),
+        "forces": None,
+        "stopped": False,
+        "stop_reason": None,
+        "dipoles": np.zeros((0, 3)),
+        "temperatures": np.zeros(0),
+        "uncertainty": np.zeros(0),
+    }
 
 
 def save_state(work_dir: Path, state: dict) -> None:
     """Write ``<name>.npz`` atomically (the workflow's own temporary-file + ``os.replace``)."""
-    meta = {k: state[k] for k in ("name", "engine", "velocity_seed", "seed_thermalization", "seed_production",
-                                  "protocol", "phase", "steps", "rng_state", "stopped", "stop_reason")}
+    meta = {
+        k: state[k]
+        for k in (
+            "name",
+            "engine",
+            "velocity_seed",
+            "seed_thermalization",
+            "seed_production",
+            "protocol",
+            "phase",
+            "steps",
+            "rng_state",
+            "stopped",
+            "stop_reason",
+        )
+    }
     arrays = {k: np.asarray(state[k]) for k in ("numbers", "masses", "positions", "momenta") + FRAME_KEYS}
     arrays["velocities_A_per_fs"] = state["momenta"] / state["masses"][:, None] * units.fs  # for reading only
     if state["forces"] is not None:
@@ -136,8 +176,10 @@ def load_or_create(work_dir: Path, plan: list[dict], protocol: dict) -> list[dic
         state = load_state(path)
         saved = {**{k: state[k] for k in entry}, **{"protocol": state["protocol"]}}
         if saved != {**entry, "protocol": protocol}:
-            raise SystemExit(f"{path} was written with another protocol, seeds or models:\n  saved "
-                             f"{saved}\n  now   {({**entry, 'protocol': protocol})}\nuse another --work-dir")
+            raise SystemExit(
+                f"{path} was written with another protocol, seeds or models:\n  saved "
+                f"{saved}\n  now   { ({**entry, 'protocol': protocol}) }\nuse another --work-dir"
+            )
         states.append(state)
     return states
 
@@ -150,14 +192,17 @@ def position(state: dict) -> tuple[int, int]:
     return (0 if state["phase"] == THERM else 1, state["steps"][state["phase"]])
 
 
-def finish_segment(work_dir: Path, state: dict, n: int, frames: dict, stopped: bool, stop_reason,
-                   targets: dict) -> None:
+def finish_segment(
+    work_dir: Path, state: dict, n: int, frames: dict, stopped: bool, stop_reason, targets: dict
+) -> None:
     """Book ``n`` steps (and the production frames) into ``state``, switch phase if due, save."""
     phase = state["phase"]
     state["steps"][phase] += n
     if phase == PROD:
         for key in FRAME_KEYS:
-            state[key] = np.concatenate([state[key], np.asarray(frames[key]).reshape((-1,) + state[key].shape[1:])])
+            state[key] = np.concatenate(
+                [state[key], np.asarray(frames[key]).reshape((-1,) + state[key].shape[1:])]
+            )
     state["stopped"], state["stop_reason"] = bool(stopped), stop_reason
     if phase == THERM and state["steps"][THERM] >= targets[THERM]:
         state["phase"] = PROD
@@ -169,33 +214,60 @@ def log_segment(work_dir: Path, **record) -> None:
     record.update(time=time.strftime("%Y-%m-%d %H:%M:%S"), load_1min=os.getloadavg()[0])
     with open(work_dir / "segments.jsonl", "a") as fh:
         fh.write(json.dumps(record) + "\n")
-    print(f"[{record['time']}] {record['side']} {record['phase']} {record['names']}: {record['steps']} steps in "
-          f"{record['wall_s']:.0f} s ({record['steps'] / max(record['wall_s'], 1e-9):.1f} steps/s per "
-          f"trajectory) -> {record['reached']}", flush=True)
+    print(
+        f"[{record['time']}] {record['side']} {record['phase']} {record['names']}: {record['steps']} steps in "
+        f"{record['wall_s']:.0f} s ({record['steps'] / max(record['wall_s'], 1e-9):.1f} steps/s per "
+        f"trajectory) -> {record['reached']}",
+        flush=True,
+    )
 
 
 def reached(states: list[dict]) -> str:
-    return ", ".join(f"{s['name']} {s['phase'][:5]} {s['steps'][s['phase']]}" + (" STOPPED" if s["stopped"] else "")
-                     for s in states)
+    return ", ".join(
+        f"{s['name']} {s['phase'][:5]} {s['steps'][s['phase']]}" + (" STOPPED" if s["stopped"] else "")
+        for s in states
+    )
 
 
 # ---------------------------------------------------------------- batched side
 def batched_engine(group: list[dict], committee, protocol: dict, segment_steps: int, compile_models: bool):
     """A :class:`BatchedMD` continuing ``group`` (same phase and step), configured as production_task's."""
     phase = group[0]["phase"]
-    replicas = [{"numbers": s["numbers"], "masses": s["masses"], "positions": s["positions"],
-                 "momenta": s["momenta"], "forces": s["forces"], "rng_state": s["rng_state"],
-                 "seed": s[f"seed_{phase}"], "temperature_K": protocol["temperature_K"],
-                 "friction_per_fs": protocol["friction_per_fs"],
-                 "uncertainty_threshold": protocol["uncertainty_stop"], "stopped": False, "stop_step": None,
-                 "stop_reason": None} for s in group]
-    state = {"version": 1, "step": group[0]["steps"][phase], "ensemble": "langevin",
-             "timestep_fs": protocol["timestep_fs"], "precision": protocol["precision"], "replicas": replicas}
+    replicas = [
+        {
+            "numbers": s["numbers"],
+            "masses": s["masses"],
+            "positions": s["positions"],
+            "momenta": s["momenta"],
+            "forces": s["forces"],
+            "rng_state": s["rng_state"],
+            "seed": s[f"seed_{phase}"],
+            "temperature_K": protocol["temperature_K"],
+            "friction_per_fs": protocol["friction_per_fs"],
+            "uncertainty_threshold": protocol["uncertainty_stop"],
+            "stopped": False,
+            "stop_step": None,
+            "stop_reason": None,
+        }
+        for s in group
+    ]
+    state = {
+        "version": 1,
+        "step": group[0]["steps"][phase],
+        "ensemble": "langevin",
+        "timestep_fs": protocol["timestep_fs"],
+        "precision": protocol["precision"],
+        "replicas": replicas,
+    }
     production = phase == PROD
     return BatchedMD.from_state(
-        state, committee.energy_models, dipole_model=committee.dipole_model if production else None,
+        state,
+        committee.energy_models,
+        dipole_model=committee.dipole_model if production else None,
         record_interval=protocol["record_interval"] if production else segment_steps,
-        record_positions=False, compile_models=compile_models)
+        record_positions=False,
+        compile_models=compile_models,
+    )
 
 
 def advance_batched(work_dir, states, committee, protocol, targets, segment_steps, compile_models, budget):
@@ -219,15 +291,38 @@ def advance_batched(work_dir, states, committee, protocol, targets, segment_step
         saved = engine.state_dict()["replicas"]
         for state, frames, rep in zip(group, trajectory.replicas, saved):
             done = rep["stop_step"] - state["steps"][phase] if rep["stopped"] else n
-            state.update(positions=rep["positions"], momenta=rep["momenta"], forces=rep["forces"],
-                         rng_state=rep["rng_state"])
-            finish_segment(work_dir, state, done, {"dipoles": frames.dipoles, "temperatures": frames.temperatures,
-                                                "uncertainty": frames.rel_uncertainty},
-                           rep["stopped"], rep["stop_reason"], targets)
+            state.update(
+                positions=rep["positions"],
+                momenta=rep["momenta"],
+                forces=rep["forces"],
+                rng_state=rep["rng_state"],
+            )
+            finish_segment(
+                work_dir,
+                state,
+                done,
+                {
+                    "dipoles": frames.dipoles,
+                    "temperatures": frames.temperatures,
+                    "uncertainty": frames.rel_uncertainty,
+                },
+                rep["stopped"],
+                rep["stop_reason"],
+                targets,
+            )
         budget["segments"] -= 1
-        log_segment(work_dir, side="batched", phase=phase, names=[s["name"] for s in group], steps=n,
-                    replica_steps=n * len(group), wall_s=wall, cpu_s=cpu, engine_built=built,
-                    reached=reached(states))
+        log_segment(
+            work_dir,
+            side="batched",
+            phase=phase,
+            names=[s["name"] for s in group],
+            steps=n,
+            replica_steps=n * len(group),
+            wall_s=wall,
+            cpu_s=cpu,
+            engine_built=built,
+            reached=reached(states),
+        )
 
 
 # ---------------------------------------------------------------- ASE side
@@ -241,8 +336,9 @@ def advance_ase(work_dir, states, committee, protocol, targets, segment_steps, b
         state = min(pending, key=position)
         if calc is None:
             calc = mace_calculator(committee.energy_models, precision=protocol["precision"])
-            dcalc = mace_calculator([committee.dipole_model], model_type="DipoleMACE",
-                                    precision=protocol["precision"])
+            dcalc = mace_calculator(
+                [committee.dipole_model], model_type="DipoleMACE", precision=protocol["precision"]
+            )
         phase = state["phase"]
         production = phase == PROD
         n = min(segment_steps, targets[phase] - state["steps"][phase])
@@ -252,21 +348,52 @@ def advance_ase(work_dir, states, committee, protocol, targets, segment_steps, b
         rng.bit_generator.state = state["rng_state"]
         t0, c0 = time.perf_counter(), time.process_time()
         frames, final = run_mace_replica(
-            committee.energy_models, atoms, n, temperature_K=protocol["temperature_K"],
-            timestep_fs=protocol["timestep_fs"], friction_per_fs=protocol["friction_per_fs"], rng=rng,
+            committee.energy_models,
+            atoms,
+            n,
+            temperature_K=protocol["temperature_K"],
+            timestep_fs=protocol["timestep_fs"],
+            friction_per_fs=protocol["friction_per_fs"],
+            rng=rng,
             record_interval=protocol["record_interval"] if production else n,
-            dipole_model=committee.dipole_model if production else None, dipole_calculator=dcalc,
-            uncertainty_threshold=protocol["uncertainty_stop"], uncertainty_eps=FORCE_UNCERTAINTY_EPS,
-            calculator=calc, precision=protocol["precision"])
+            dipole_model=committee.dipole_model if production else None,
+            dipole_calculator=dcalc,
+            uncertainty_threshold=protocol["uncertainty_stop"],
+            uncertainty_eps=FORCE_UNCERTAINTY_EPS,
+            calculator=calc,
+            precision=protocol["precision"],
+        )
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        state.update(positions=final.positions.copy(), momenta=final.get_momenta(), rng_state=rng.bit_generator.state)
+        state.update(
+            positions=final.positions.copy(), momenta=final.get_momenta(), rng_state=rng.bit_generator.state
+        )
         done = frames.stop_step if frames.stopped else n
-        finish_segment(work_dir, state, done, {"dipoles": frames.dipoles, "temperatures": frames.temperatures,
-                                               "uncertainty": frames.rel_uncertainty},
-                       frames.stopped, frames.stop_reason, targets)
+        finish_segment(
+            work_dir,
+            state,
+            done,
+            {
+                "dipoles": frames.dipoles,
+                "temperatures": frames.temperatures,
+                "uncertainty": frames.rel_uncertainty,
+            },
+            frames.stopped,
+            frames.stop_reason,
+            targets,
+        )
         budget["segments"] -= 1
-        log_segment(work_dir, side="ase", phase=phase, names=[state["name"]], steps=done, replica_steps=done,
-                    wall_s=wall, cpu_s=cpu, engine_built=False, reached=reached(states))
+        log_segment(
+            work_dir,
+            side="ase",
+            phase=phase,
+            names=[state["name"]],
+            steps=done,
+            replica_steps=done,
+            wall_s=wall,
+            cpu_s=cpu,
+            engine_built=False,
+            reached=reached(states),
+        )
 
 
 # ---------------------------------------------------------------- report
@@ -279,9 +406,14 @@ def throughput(work_dir: Path) -> dict:
         rows = [r for r in records if r["side"] == side]
         wall, cpu = sum(r["wall_s"] for r in rows), sum(r["cpu_s"] for r in rows)
         steps, replica_steps = sum(r["steps"] for r in rows), sum(r["replica_steps"] for r in rows)
-        out[side] = {"wall_s": wall, "cpu_s": cpu, "engine_steps": steps, "replica_steps": replica_steps,
-                     "replica_steps_per_s": replica_steps / wall if wall else None,
-                     "replica_steps_per_cpu_s": replica_steps / cpu if cpu else None}
+        out[side] = {
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "engine_steps": steps,
+            "replica_steps": replica_steps,
+            "replica_steps_per_s": replica_steps / wall if wall else None,
+            "replica_steps_per_cpu_s": replica_steps / cpu if cpu else None,
+        }
     return out
 
 
@@ -292,22 +424,31 @@ def existing_production_ps(out: Path) -> float:
     return float(old.get("production_ps_reached", old.get("trajectory", {}).get("production_ps", 0.0)))
 
 
-def report(args, cfg: WorkflowConfig, states: list[dict], protocol: dict, committee_info: dict,
-           load_start: float) -> dict | None:
+def report(
+    args, cfg: WorkflowConfig, states: list[dict], protocol: dict, committee_info: dict, load_start: float
+) -> dict | None:
     """Spectra from the production dipoles of all sides at equal length; writes the JSON and PNG."""
     n_traj, dt, rec = args.n_traj, protocol["timestep_fs"], protocol["record_interval"]
     dt_rec = dt * rec
-    sides = {"set_a": [s for s in states if s["name"].startswith("batched_a")],
-             "set_b": [s for s in states if s["name"].startswith("batched_b")],
-             "ase": [s for s in states if s["engine"] == "ase"]}
+    sides = {
+        "set_a": [s for s in states if s["name"].startswith("batched_a")],
+        "set_b": [s for s in states if s["name"].startswith("batched_b")],
+        "ase": [s for s in states if s["engine"] == "ase"],
+    }
     usable = {k: [s for s in v if not s["stopped"]] for k, v in sides.items()}
     lengths = [len(s["dipoles"]) for v in usable.values() for s in v]
     n_common = min(lengths) if lengths and all(usable.values()) else 0
     production_ps = n_common * dt_rec / 1000.0
-    print(f"production reached on all sides: {production_ps:.2f} ps ({n_common} frames per trajectory)", flush=True)
+    print(
+        f"production reached on all sides: {production_ps:.2f} ps ({n_common} frames per trajectory)",
+        flush=True,
+    )
     if n_common * dt_rec < 2 * args.max_correlation_fs:
-        print(f"not enough common production data for a {args.max_correlation_fs:.0f} fs correlation depth "
-              f"(need {2 * args.max_correlation_fs / 1000:.1f} ps); no report written", flush=True)
+        print(
+            f"not enough common production data for a {args.max_correlation_fs:.0f} fs correlation depth "
+            f"(need {2 * args.max_correlation_fs / 1000:.1f} ps); no report written",
+            flush=True,
+        )
         return None
 
     def dipoles(*names):
@@ -316,16 +457,23 @@ def report(args, cfg: WorkflowConfig, states: list[dict], protocol: dict, commit
     def spectrum(names, depth):
         return ir_from_trajectories(dipoles(*names), dt_rec, depth, *cfg.spectrum_range_cm1)
 
-    pairs = {"batched_vs_ase": (("set_a",), ("ase",)), "batched_all_vs_ase": (("set_a", "set_b"), ("ase",)),
-             "noise_floor_batched_vs_batched": (("set_a",), ("set_b",))}
+    pairs = {
+        "batched_vs_ase": (("set_a",), ("ase",)),
+        "batched_all_vs_ase": (("set_a", "set_b"), ("ase",)),
+        "noise_floor_batched_vs_batched": (("set_a",), ("set_b",)),
+    }
     metrics, short = {}, {}
     for name, (x, y) in pairs.items():
         for depth, into in ((args.max_correlation_fs, metrics), (args.short_depth_fs, short)):
             sx, sy = spectrum(x, depth), spectrum(y, depth)
             into[f"pcc_{name}"] = pearson(sx, sy)
             into[f"wasserstein_cm1_{name}"] = wasserstein(sx, sy)
-    full = (protocol["thermalization_steps"] == cfg.thermalization_steps and n_common * rec >= cfg.production_steps
-            and n_traj >= cfg.n_trajectories and args.max_correlation_fs == cfg.max_correlation_fs)
+    full = (
+        protocol["thermalization_steps"] == cfg.thermalization_steps
+        and n_common * rec >= cfg.production_steps
+        and n_traj >= cfg.n_trajectories
+        and args.max_correlation_fs == cfg.max_correlation_fs
+    )
     batched, ase = sides["set_a"] + sides["set_b"], sides["ase"]
 
     def mean_of(group, key):
@@ -339,40 +487,73 @@ def report(args, cfg: WorkflowConfig, states: list[dict], protocol: dict, commit
         f"at_max_correlation_{args.short_depth_fs:.0f}_fs": short,
         "production_ps_reached": production_ps,
         "full_protocol": bool(full),
-        "n_trajectories": {"ase": len(usable["ase"]), "batched_set_a": len(usable["set_a"]),
-                           "batched_set_b": len(usable["set_b"])},
+        "n_trajectories": {
+            "ase": len(usable["ase"]),
+            "batched_set_a": len(usable["set_a"]),
+            "batched_set_b": len(usable["set_b"]),
+        },
         "stopped": {"ase": sum(s["stopped"] for s in ase), "batched": sum(s["stopped"] for s in batched)},
-        "mean_temperature_K": {"ase": mean_of(ase, "temperatures"), "batched": mean_of(batched, "temperatures")},
-        "mean_relative_force_uncertainty": {"ase": mean_of(ase, "uncertainty"),
-                                            "batched": mean_of(batched, "uncertainty")},
-        "trajectory": {"thermalization_ps": protocol["thermalization_steps"] * dt / 1000.0,
-                       "production_ps": production_ps,
-                       "target_production_ps": args.production_ps,
-                       "protocol_target": {"thermalization_ps": cfg.thermalization_ps,
-                                           "production_ps": cfg.production_ps, "n_trajectories": cfg.n_trajectories},
-                       "note": "accumulated across runs in segments (resumable); every trajectory is truncated to "
-                               "the shortest common production length; thermalisation is not used"},
-        "progress": {s["name"]: {"thermalization_ps": s["steps"][THERM] * dt / 1000.0,
-                                 "production_ps": s["steps"][PROD] * dt / 1000.0, "stopped": s["stopped"],
-                                 "stop_reason": s["stop_reason"]} for s in states},
-        "protocol": {"molecule": "methanol (ase.build.molecule('CH3OH'))", "temperature_K": protocol["temperature_K"],
-                     "timestep_fs": dt, "friction_per_fs": protocol["friction_per_fs"],
-                     "dipole_record_interval_steps": rec, "max_correlation_fs": args.max_correlation_fs,
-                     "spectrum_range_cm1": list(cfg.spectrum_range_cm1), "precision": protocol["precision"],
-                     "uncertainty_stop": protocol["uncertainty_stop"], "forces": "committee mean",
-                     "spectra": "ir_from_trajectories (ir_from_dipoles per trajectory, averaged)",
-                     "initial_velocities": "Maxwell-Boltzmann (no COM motion/rotation); different seeds "
-                                           "and Langevin streams on each side",
-                     "continuation": "segments of the saved state (positions, momenta, generator state): exact; "
-                                     "batched production restarts its stream from the seed as production_task does"},
+        "mean_temperature_K": {
+            "ase": mean_of(ase, "temperatures"),
+            "batched": mean_of(batched, "temperatures"),
+        },
+        "mean_relative_force_uncertainty": {
+            "ase": mean_of(ase, "uncertainty"),
+            "batched": mean_of(batched, "uncertainty"),
+        },
+        "trajectory": {
+            "thermalization_ps": protocol["thermalization_steps"] * dt / 1000.0,
+            "production_ps": production_ps,
+            "target_production_ps": args.production_ps,
+            "protocol_target": {
+                "thermalization_ps": cfg.thermalization_ps,
+                "production_ps": cfg.production_ps,
+                "n_trajectories": cfg.n_trajectories,
+            },
+            "note": "accumulated across runs in segments (resumable); every trajectory is truncated to "
+            "the shortest common production length; thermalisation is not used",
+        },
+        "progress": {
+            s["name"]: {
+                "thermalization_ps": s["steps"][THERM] * dt / 1000.0,
+                "production_ps": s["steps"][PROD] * dt / 1000.0,
+                "stopped": s["stopped"],
+                "stop_reason": s["stop_reason"],
+            }
+            for s in states
+        },
+        "protocol": {
+            "molecule": "methanol (ase.build.molecule('CH3OH'))",
+            "temperature_K": protocol["temperature_K"],
+            "timestep_fs": dt,
+            "friction_per_fs": protocol["friction_per_fs"],
+            "dipole_record_interval_steps": rec,
+            "max_correlation_fs": args.max_correlation_fs,
+            "spectrum_range_cm1": list(cfg.spectrum_range_cm1),
+            "precision": protocol["precision"],
+            "uncertainty_stop": protocol["uncertainty_stop"],
+            "forces": "committee mean",
+            "spectra": "ir_from_trajectories (ir_from_dipoles per trajectory, averaged)",
+            "initial_velocities": "Maxwell-Boltzmann (no COM motion/rotation); different seeds "
+            "and Langevin streams on each side",
+            "continuation": "segments of the saved state (positions, momenta, generator state): exact; "
+            "batched production restarts its stream from the seed as production_task does",
+        },
         "models": committee_info,
-        "engines": {"batched": "specml.dynamics.batched.BatchedMD as production_task configures it "
-                               f"(compile_models={protocol['compile_models']})",
-                    "ase": "ase.md.langevin.Langevin(fixcm=False) + mace.calculators.MACECalculator"},
-        "timing_s": {"batched_wall": timing["batched"]["wall_s"], "batched_cpu": timing["batched"]["cpu_s"],
-                     "batched_trajectories": len(batched), "ase_wall": timing["ase"]["wall_s"],
-                     "ase_cpu": timing["ase"]["cpu_s"], "ase_trajectories": len(ase),
-                     "note": "sums over all segments of all runs, thermalisation included"},
+        "engines": {
+            "batched": "specml.dynamics.batched.BatchedMD as production_task configures it "
+            f"(compile_models={protocol['compile_models']})",
+            "ase": "ase.md.langevin.Langevin(fixcm=False) + mace.calculators.MACECalculator",
+        },
+        "timing_s": {
+            "batched_wall": timing["batched"]["wall_s"],
+            "batched_cpu": timing["batched"]["cpu_s"],
+            "batched_trajectories": len(batched),
+            "ase_wall": timing["ase"]["wall_s"],
+            "ase_cpu": timing["ase"]["cpu_s"],
+            "ase_trajectories": len(ase),
+            "note": "sums over all segments of all runs, thermalisation included",
+        },
         "throughput": timing,
         "threads": args.threads,
         "load_average_1min": {"start": load_start, "end": os.getloadavg()[0]},
@@ -383,13 +564,21 @@ def report(args, cfg: WorkflowConfig, states: list[dict], protocol: dict, commit
     out = Path(args.out)
     previous = existing_production_ps(out)
     if previous > production_ps and not args.force_write:
-        print(f"{out} holds a longer production ({previous:.2f} ps > {production_ps:.2f} ps); kept "
-              f"(--force-write overrides)", flush=True)
+        print(
+            f"{out} holds a longer production ({previous:.2f} ps > {production_ps:.2f} ps); kept "
+            f"(--force-write overrides)",
+            flush=True,
+        )
         return result
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    plot(out.with_suffix(".png"), result, spectrum(("set_a",), args.max_correlation_fs),
-         spectrum(("ase",), args.max_correlation_fs), spectrum(("set_b",), args.max_correlation_fs))
+    plot(
+        out.with_suffix(".png"),
+        result,
+        spectrum(("set_a",), args.max_correlation_fs),
+        spectrum(("ase",), args.max_correlation_fs),
+        spectrum(("set_b",), args.max_correlation_fs),
+    )
     print(f"wrote {out} and {out.with_suffix('.png')}", flush=True)
     return result
 
@@ -402,15 +591,20 @@ def plot(png: Path, result: dict, s_a, s_ase, s_b) -> None:
 
     n = result["n_trajectories"]
     fig, ax = plt.subplots(figsize=(8, 4))
-    for s, label, style in ((s_a, f"batched engine ({n['batched_set_a']} traj.)", "-"),
-                            (s_ase, f"ASE loop ({n['ase']} traj.)", "--"),
-                            (s_b, f"batched, other seeds ({n['batched_set_b']} traj.)", ":")):
+    for s, label, style in (
+        (s_a, f"batched engine ({n['batched_set_a']} traj.)", "-"),
+        (s_ase, f"ASE loop ({n['ase']} traj.)", "--"),
+        (s_b, f"batched, other seeds ({n['batched_set_b']} traj.)", ":"),
+    ):
         ax.plot(s.wavenumber, s.intensity / s.intensity.max(), style, lw=1.2, label=label)
     ax.set_xlabel("wavenumber (cm$^{-1}$)")
     ax.set_ylabel("IR intensity (normalised)")
-    ax.set_title(f"methanol, trained committee, 300 K, {result['production_ps_reached']:.1f} ps production per "
-                 f"trajectory: PCC batched vs ASE = {result['pcc_batched_vs_ase']:.3f} "
-                 f"(noise floor {result['pcc_noise_floor_batched_vs_batched']:.3f})", fontsize=8)
+    ax.set_title(
+        f"methanol, trained committee, 300 K, {result['production_ps_reached']:.1f} ps production per "
+        f"trajectory: PCC batched vs ASE = {result['pcc_batched_vs_ase']:.3f} "
+        f"(noise floor {result['pcc_noise_floor_batched_vs_batched']:.3f})",
+        fontsize=8,
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(png, dpi=130)
@@ -423,15 +617,22 @@ def main(argv: list[str] | None = None) -> dict | None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default=DEFAULT_MODELS, help="trained committee directory (Committee.save)")
     ap.add_argument("--work-dir", default=DEFAULT_WORK_DIR, help="per-trajectory states (resumed from)")
-    ap.add_argument("--n-traj", type=int, default=cfg.n_trajectories,
-                    help="trajectories per side (and per batched set)")
+    ap.add_argument(
+        "--n-traj", type=int, default=cfg.n_trajectories, help="trajectories per side (and per batched set)"
+    )
     ap.add_argument("--thermalization-ps", type=float, default=cfg.thermalization_ps)
     ap.add_argument("--production-ps", type=float, default=cfg.production_ps)
     ap.add_argument("--segment-ps", type=float, default=2.5, help="state saved after every segment")
-    ap.add_argument("--max-segments", type=int, default=None, help="stop after this many segments (all sides)")
+    ap.add_argument(
+        "--max-segments", type=int, default=None, help="stop after this many segments (all sides)"
+    )
     ap.add_argument("--max-correlation-fs", type=float, default=cfg.max_correlation_fs)
-    ap.add_argument("--short-depth-fs", type=float, default=200.0,
-                    help="second, shorter correlation depth reported alongside the production one")
+    ap.add_argument(
+        "--short-depth-fs",
+        type=float,
+        default=200.0,
+        help="second, shorter correlation depth reported alongside the production one",
+    )
     ap.add_argument("--no-compile", action="store_true", help="eager batched models even for long runs")
     ap.add_argument("--report-only", action="store_true", help="no MD: report from the saved states")
     ap.add_argument("--force-write", action="store_true", help="write the report even over a longer result")
@@ -440,15 +641,24 @@ def main(argv: list[str] | None = None) -> dict | None:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     dt, rec = cfg.timestep_fs, cfg.dipole_record_interval
-    targets = {THERM: int(round(args.thermalization_ps * 1000 / dt)), PROD: int(round(args.production_ps * 1000 / dt))}
+    targets = {
+        THERM: int(round(args.thermalization_ps * 1000 / dt)),
+        PROD: int(round(args.production_ps * 1000 / dt)),
+    }
     segment_steps = int(round(args.segment_ps * 1000 / dt))
     if segment_steps < 1 or segment_steps % rec or targets[PROD] % rec:
         raise SystemExit(f"segment and production lengths must be positive multiples of {rec} steps")
-    protocol = {"temperature_K": cfg.production_temperature_k, "timestep_fs": dt,
-                "friction_per_fs": cfg.production_friction_per_fs, "record_interval": rec,
-                "precision": cfg.md_precision, "uncertainty_stop": cfg.uncertainty_stop,
-                "thermalization_steps": targets[THERM], "models": str(Path(args.models).resolve()),
-                "compile_models": (not args.no_compile) and sum(targets.values()) >= COMPILE_MIN_STEPS}
+    protocol = {
+        "temperature_K": cfg.production_temperature_k,
+        "timestep_fs": dt,
+        "friction_per_fs": cfg.production_friction_per_fs,
+        "record_interval": rec,
+        "precision": cfg.md_precision,
+        "uncertainty_stop": cfg.uncertainty_stop,
+        "thermalization_steps": targets[THERM],
+        "models": str(Path(args.models).resolve()),
+        "compile_models": (not args.no_compile) and sum(targets.values()) >= COMPILE_MIN_STEPS,
+    }
     work_dir = Path(args.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     load_start = os.getloadavg()[0]
@@ -457,11 +667,30 @@ def main(argv: list[str] | None = None) -> dict | None:
     print(f"work dir {work_dir}: {reached(states)}", flush=True)
     if not args.report_only:
         budget = {"segments": args.max_segments if args.max_segments is not None else float("inf")}
-        advance_batched(work_dir, [s for s in states if s["engine"] == "batched"], committee, protocol, targets,
-                        segment_steps, protocol["compile_models"], budget)
-        advance_ase(work_dir, [s for s in states if s["engine"] == "ase"], committee, protocol, targets,
-                    segment_steps, budget)
-    info = {"dir": str(args.models), "n_committee": len(committee.energy_models), "preset": committee.preset.name}
+        advance_batched(
+            work_dir,
+            [s for s in states if s["engine"] == "batched"],
+            committee,
+            protocol,
+            targets,
+            segment_steps,
+            protocol["compile_models"],
+            budget,
+        )
+        advance_ase(
+            work_dir,
+            [s for s in states if s["engine"] == "ase"],
+            committee,
+            protocol,
+            targets,
+            segment_steps,
+            budget,
+        )
+    info = {
+        "dir": str(args.models),
+        "n_committee": len(committee.energy_models),
+        "preset": committee.preset.name,
+    }
     return report(args, cfg, states, protocol, info, load_start)
 
 

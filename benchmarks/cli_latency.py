@@ -35,8 +35,14 @@ from specml.provenance import specml_commit  # noqa: E402
 
 RESULTS = ROOT / "docs" / "results" / "cli_latency.json"
 QUERY = ROOT.parent / "shared" / "data" / "nist-ir" / "methanol.jdx"
-CANDIDATES = [("methanol", "CO"), ("ethanol", "CCO"), ("water", "O"), ("formaldehyde", "C=O"),
-              ("acetone", "CC(C)=O"), ("1,1,1-trichloroethane", "CC(Cl)(Cl)Cl")]
+CANDIDATES = [
+    ("methanol", "CO"),
+    ("ethanol", "CCO"),
+    ("water", "O"),
+    ("formaldehyde", "C=O"),
+    ("acetone", "CC(C)=O"),
+    ("1,1,1-trichloroethane", "CC(Cl)(Cl)Cl"),
+]
 SUBCOMMANDS = [[], ["ir"], ["harmonic"], ["md"], ["compare"], ["identify"], ["library", "build"]]
 
 
@@ -44,8 +50,12 @@ def checkout(commit: str) -> Path:
     """A worktree of ``commit`` under /tmp (made once, reused)."""
     path = Path(tempfile.gettempdir()) / f"specml-before-{commit}"
     if not (path / "specml" / "cli").is_dir():
-        subprocess.run(["git", "worktree", "add", "--detach", str(path), commit], cwd=ROOT, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(path), commit],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
     return path
 
 
@@ -53,7 +63,9 @@ def specml(source: Path, args: list[str], cwd: Path) -> float:
     """Wall time (s) of ``python -m specml ARGS`` with the package taken from ``source``."""
     env = {**os.environ, "PYTHONPATH": str(source), "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "specml", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "specml", *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"specml {' '.join(args)} from {source} failed: {done.stderr[-2000:]}")
@@ -70,12 +82,22 @@ def medians(sources: dict[str, Path], args: list[str], runs: int, cwd: Path) -> 
 
 
 def identify_args(work: Path, name: str) -> list[str]:
-    return ["identify", str(QUERY), "--candidates", str(work / "candidates.csv"), "--reference", "gfn2+gfn1",
-            "--library", str(work / f"library_{name}.sqlite")]
+    return [
+        "identify",
+        str(QUERY),
+        "--candidates",
+        str(work / "candidates.csv"),
+        "--reference",
+        "gfn2+gfn1",
+        "--library",
+        str(work / f"library_{name}.sqlite"),
+    ]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--before", default="c7db1b6", help="commit to compare with")
     parser.add_argument("--runs", type=int, default=7, help="runs per --help measurement")
     parser.add_argument("--identify-runs", type=int, default=3, help="timed warm identify runs")
@@ -86,13 +108,18 @@ def main() -> None:
         work = Path(tmp)
         rows = "\n".join(f'"{name}",{smiles}' for name, smiles in CANDIDATES)
         (work / "candidates.csv").write_text("name,smiles\n" + rows + "\n")
-        help_by_command = {" ".join(sub) or "(root)": medians(sources, [*sub, "--help"], args.runs, work)
-                           for sub in SUBCOMMANDS}
+        help_by_command = {
+            " ".join(sub) or "(root)": medians(sources, [*sub, "--help"], args.runs, work)
+            for sub in SUBCOMMANDS
+        }
         for name, source in sources.items():  # fills each version's own library: not timed
             specml(source, identify_args(work, name), work)
-        identify = {name: statistics.median(specml(source, identify_args(work, name), work)
-                                            for _ in range(args.identify_runs))
-                    for name, source in sources.items()}
+        identify = {
+            name: statistics.median(
+                specml(source, identify_args(work, name), work) for _ in range(args.identify_runs)
+            )
+            for name, source in sources.items()
+        }
     results = {
         "help_seconds_before": help_by_command["(root)"]["before"],
         "help_seconds": help_by_command["(root)"]["after"],
@@ -111,7 +138,11 @@ def main() -> None:
         "date": datetime.date.today().isoformat(),
     }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in results.items() if k.endswith("seconds") or k.endswith("before")}, indent=2))
+    print(
+        json.dumps(
+            {k: v for k, v in results.items() if k.endswith("seconds") or k.endswith("before")}, indent=2
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -48,16 +48,20 @@ def timed_harmonic(smiles: str, reference) -> dict:
     result = optimized_harmonic_analysis(atoms_from_smiles(smiles, seed=42), reference, on_stage=on_stage)
     end = time.perf_counter()
     edges = marks + [end]
-    return {"seconds": end - start,
-            "stage_seconds": {s: round(b - a, 1) for s, a, b in zip(stages, edges, edges[1:])},
-            "optimizer_steps": result.atoms.info.get("optimizer_steps"),
-            "derivatives": result.derivatives,
-            "frequencies_cm1": np.round(result.frequencies_cm1, 1).tolist(),
-            "intensities_km_mol": np.round(result.intensities_km_mol, 2).tolist()}
+    return {
+        "seconds": end - start,
+        "stage_seconds": {s: round(b - a, 1) for s, a, b in zip(stages, edges, edges[1:])},
+        "optimizer_steps": result.atoms.info.get("optimizer_steps"),
+        "derivatives": result.derivatives,
+        "frequencies_cm1": np.round(result.frequencies_cm1, 1).tolist(),
+        "intensities_km_mol": np.round(result.intensities_km_mol, 2).tolist(),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--level", default="b3lyp/def2-svp", help="FUNCTIONAL/BASIS")
     parser.add_argument("--large", default="c1ccccc1", help="a molecule of 12 or more atoms (fast path only)")
     parser.add_argument("--skip-before", action="store_true", help="do not time the finite-difference path")
@@ -65,29 +69,46 @@ def main() -> None:
     functional, _, basis = args.level.partition("/")
 
     fast = make_reference(f"pyscf:{args.level}")
-    before = make_reference(f'ase:specml.reference.pyscf_dft:PySCFCalculator@{{"functional": "{functional}", '
-                            f'"basis": "{basis}"}}')
+    before = make_reference(
+        f'ase:specml.reference.pyscf_dft:PySCFCalculator@{{"functional": "{functional}", "basis": "{basis}"}}'
+    )
     runs = {"methanol_fast": timed_harmonic("CO", fast)}
-    print(f"methanol, fast path: {runs['methanol_fast']['seconds']:.1f} s {runs['methanol_fast']['stage_seconds']}",
-          flush=True)
+    print(
+        f"methanol, fast path: {runs['methanol_fast']['seconds']:.1f} s {runs['methanol_fast']['stage_seconds']}",
+        flush=True,
+    )
     if not args.skip_before:
         runs["methanol_before"] = timed_harmonic("CO", before)
-        print(f"methanol, before: {runs['methanol_before']['seconds']:.1f} s "
-              f"{runs['methanol_before']['stage_seconds']}", flush=True)
+        print(
+            f"methanol, before: {runs['methanol_before']['seconds']:.1f} s "
+            f"{runs['methanol_before']['stage_seconds']}",
+            flush=True,
+        )
     runs["large_fast"] = timed_harmonic(args.large, fast)
-    print(f"{args.large}, fast path: {runs['large_fast']['seconds']:.1f} s {runs['large_fast']['stage_seconds']}",
-          flush=True)
+    print(
+        f"{args.large}, fast path: {runs['large_fast']['seconds']:.1f} s {runs['large_fast']['stage_seconds']}",
+        flush=True,
+    )
 
     seconds_before = runs.get("methanol_before", {}).get("seconds")
     difference = None
     if seconds_before is not None:
-        difference = float(np.max(np.abs(np.subtract(runs["methanol_fast"]["frequencies_cm1"],
-                                                      runs["methanol_before"]["frequencies_cm1"]))))
+        difference = float(
+            np.max(
+                np.abs(
+                    np.subtract(
+                        runs["methanol_fast"]["frequencies_cm1"], runs["methanol_before"]["frequencies_cm1"]
+                    )
+                )
+            )
+        )
     results = {
         "level": args.level,
         "methanol_seconds": round(runs["methanol_fast"]["seconds"], 1),
         "methanol_seconds_before": None if seconds_before is None else round(seconds_before, 1),
-        "speedup": None if seconds_before is None else round(seconds_before / runs["methanol_fast"]["seconds"], 2),
+        "speedup": None
+        if seconds_before is None
+        else round(seconds_before / runs["methanol_fast"]["seconds"], 2),
         "methanol_max_frequency_difference_cm1": difference,
         "large_molecule": args.large,
         "large_molecule_atoms": len(atoms_from_smiles(args.large)),

@@ -51,22 +51,40 @@ def from_fundamentals(library: SpectralLibrary, candidates, method: Method, refe
     data = json.loads(cache.read_text())
     if {**data["settings"], "geometry_fmax": HARMONIC_FMAX} != method.settings:
         return 0
-    computed = {canonical_smiles(parent): entry for parent, entry in data["entries"].items() if "error" not in entry}
+    computed = {
+        canonical_smiles(parent): entry for parent, entry in data["entries"].items() if "error" not in entry
+    }
     stored = 0
     for candidate in candidates:
         entry = computed.get(candidate.smiles)
         if entry is None or library.get(candidate.smiles, method.name, method.settings) is not None:
             continue
         atoms = Atoms(entry["symbols"], positions=entry["positions_angstrom"])
-        result = harmonic_from_derivatives(atoms, hessian_from_entry(entry), np.asarray(entry["dipole_derivatives_e"]))
-        library.put(LibraryEntry(candidate.smiles, method.name, method.settings, "ok", result.frequencies_cm1,
-                                 result.intensities_km_mol, "sticks", None, atoms_to_xyz(atoms), entry["seconds"]))
+        result = harmonic_from_derivatives(
+            atoms, hessian_from_entry(entry), np.asarray(entry["dipole_derivatives_e"])
+        )
+        library.put(
+            LibraryEntry(
+                candidate.smiles,
+                method.name,
+                method.settings,
+                "ok",
+                result.frequencies_cm1,
+                result.intensities_km_mol,
+                "sticks",
+                None,
+                atoms_to_xyz(atoms),
+                entry["seconds"],
+            )
+        )
         stored += 1
     return stored
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--reference", default=DFT_REFERENCE)
     parser.add_argument("--scheduler", default=None, help="e.g. local:2 (one molecule per worker)")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "dft_library.sqlite")
@@ -77,23 +95,32 @@ def main() -> None:
     for warning in warnings:
         print(f"skipped {warning.name}: {warning.reason}")
     target = shipped_library_path(method)
-    provenance = {"produced_by": "benchmarks/dft_library.py", "reference": args.reference,
-                  "protocol": "RDKit conformer (seed 42) -> GFN2-xTB pre-relaxation -> geomeTRIC optimisation "
-                              f"to fmax {HARMONIC_FMAX} eV/Å (saddle points left along the imaginary mode) -> "
-                              "analytic Hessian and dipole derivatives (specml.spectra.harmonic."
-                              "optimized_harmonic_analysis)",
-                  "candidates": f"{NIST_INDEX.name} compounds + {DECOYS.relative_to(ROOT)}"}
+    provenance = {
+        "produced_by": "benchmarks/dft_library.py",
+        "reference": args.reference,
+        "protocol": "RDKit conformer (seed 42) -> GFN2-xTB pre-relaxation -> geomeTRIC optimisation "
+        f"to fmax {HARMONIC_FMAX} eV/Å (saddle points left along the imaginary mode) -> "
+        "analytic Hessian and dipole derivatives (specml.spectra.harmonic."
+        "optimized_harmonic_analysis)",
+        "candidates": f"{NIST_INDEX.name} compounds + {DECOYS.relative_to(ROOT)}",
+    }
     executor = make_executor(args.scheduler)
     try:
         with SpectralLibrary(args.work) as library:
-            print(f"{from_fundamentals(library, candidates, method, args.reference)} entries taken from "
-                  f"benchmarks/fundamentals.py's cache", flush=True)
+            print(
+                f"{from_fundamentals(library, candidates, method, args.reference)} entries taken from "
+                f"benchmarks/fundamentals.py's cache",
+                flush=True,
+            )
 
             def export(_=None) -> None:
                 found = [library.get(c.smiles, method.name, method.settings) for c in candidates]
                 ok = [e for e in found if e is not None and e.ok]
-                write_library_file(target, ok, {**provenance, "versions": program_versions(),
-                                                "date": datetime.date.today().isoformat()})
+                write_library_file(
+                    target,
+                    ok,
+                    {**provenance, "versions": program_versions(), "date": datetime.date.today().isoformat()},
+                )
                 print(f"{len(ok)}/{len(candidates)} entries in {target.relative_to(ROOT)}", flush=True)
 
             # Smallest molecules first: a build stopped at a session's end loses only what is in flight.

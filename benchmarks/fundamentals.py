@@ -87,12 +87,17 @@ SPLIT_CM1 = 2000.0  # split_2000 uses one factor below and one above this calcul
 DFT_MAX_HEAVY_ATOMS = 10  # default size limit for every method that is not xTB (cost)
 RECOMMEND_MIN_SPECIES = 60  # a method must cover this many species to be recommended
 SCHEMES = ("global", "split_2000")
-SCOTT_RADOM = {"method": "B3LYP/6-31G(d)", "scale_factor": 0.9614, "rms_cm1": 34,
-               "reference": "A. P. Scott, L. Radom, J. Phys. Chem. 100, 16502 (1996): 1066 fundamentals "
-                            "of 122 molecules"}
+SCOTT_RADOM = {
+    "method": "B3LYP/6-31G(d)",
+    "scale_factor": 0.9614,
+    "rms_cm1": 34,
+    "reference": "A. P. Scott, L. Radom, J. Phys. Chem. 100, 16502 (1996): 1066 fundamentals "
+    "of 122 molecules",
+}
 
 
 # --- experimental data --------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Species:
@@ -121,9 +126,17 @@ def read_species(only_parents: set[str] | None = None) -> list[Species]:
             modes.setdefault(row["molecule_id"], []).append(row)
     with (DATA / "molecules.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
-    return [Species(r["molecule_id"], r["name"], r["smiles"], r["smiles_parent"],
-                    experimental_fundamentals(modes.get(r["molecule_id"], [])))
-            for r in rows if only_parents is None or r["smiles_parent"] in only_parents]
+    return [
+        Species(
+            r["molecule_id"],
+            r["name"],
+            r["smiles"],
+            r["smiles_parent"],
+            experimental_fundamentals(modes.get(r["molecule_id"], [])),
+        )
+        for r in rows
+        if only_parents is None or r["smiles_parent"] in only_parents
+    ]
 
 
 def parent_set(smiles: list[str] | None) -> set[str] | None:
@@ -142,12 +155,14 @@ def parent_set(smiles: list[str] | None) -> set[str] | None:
 
 # --- provenance ---------------------------------------------------------------------------------
 
+
 @functools.cache
 def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 # --- cache of harmonic calculations --------------------------------------------------------------
+
 
 def rounded(values, decimals: int) -> list:
     """Nested lists rounded to ``decimals`` (no ``-0.0``): small on disk, exact enough for wavenumbers."""
@@ -161,12 +176,16 @@ def cache_entry(result, seconds: float) -> dict:
     of butane, ethane or CI4 (xTB) moved by more than 0.005 cm-1.
     """
     n3 = 3 * len(result.atoms)
-    return {"symbols": result.atoms.get_chemical_symbols(),
-            "positions_angstrom": rounded(result.atoms.positions, 6),
-            "hessian_upper_ev_per_angstrom2": rounded(result.hessian[np.triu_indices(n3)], 5),
-            "dipole_derivatives_e": rounded(result.dipole_derivatives, 6),
-            "derivatives": getattr(result, "derivatives", "finite differences"),  # analytic for PySCF DFT
-            "seconds": round(seconds, 2), "cores": usable_cores(), "versions": program_versions()}
+    return {
+        "symbols": result.atoms.get_chemical_symbols(),
+        "positions_angstrom": rounded(result.atoms.positions, 6),
+        "hessian_upper_ev_per_angstrom2": rounded(result.hessian[np.triu_indices(n3)], 5),
+        "dipole_derivatives_e": rounded(result.dipole_derivatives, 6),
+        "derivatives": getattr(result, "derivatives", "finite differences"),  # analytic for PySCF DFT
+        "seconds": round(seconds, 2),
+        "cores": usable_cores(),
+        "versions": program_versions(),
+    }
 
 
 def compute_entry(task: tuple[str, str]) -> dict:
@@ -199,9 +218,15 @@ class ResultCache:
     def __init__(self, method: str, reference):
         self.path = CACHE_DIR / f"{slug(method)}.json"
         # Round-tripped through JSON so that it compares equal to what is read back.
-        self.header = json.loads(json.dumps(
-            {"method": method, "settings": reference.settings,
-             "protocol": f"atoms_from_smiles(parent, seed={SEED}); optimized_harmonic_analysis(atoms, method)"}))
+        self.header = json.loads(
+            json.dumps(
+                {
+                    "method": method,
+                    "settings": reference.settings,
+                    "protocol": f"atoms_from_smiles(parent, seed={SEED}); optimized_harmonic_analysis(atoms, method)",
+                }
+            )
+        )
         self.entries = self._read()
 
     def _read(self) -> dict:
@@ -209,8 +234,10 @@ class ResultCache:
             return {}
         data = json.loads(self.path.read_text())
         if data["settings"] != self.header["settings"]:
-            raise SystemExit(f"error: {self.path} holds results for settings {data['settings']}, not "
-                             f"{self.header['settings']}; move it away to recompute")
+            raise SystemExit(
+                f"error: {self.path} holds results for settings {data['settings']}, not "
+                f"{self.header['settings']}; move it away to recompute"
+            )
         return data["entries"]
 
     def store(self, parent: str, entry: dict) -> None:
@@ -220,11 +247,15 @@ class ResultCache:
     def _text(self) -> str:
         # One entry a line: compact, and a resumed run shows up as added lines in git.
         head = [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in self.header.items()]
-        body = [f"{json.dumps(p)}: {json.dumps(e, separators=(',', ':'))}" for p, e in sorted(self.entries.items())]
+        body = [
+            f"{json.dumps(p)}: {json.dumps(e, separators=(',', ':'))}"
+            for p, e in sorted(self.entries.items())
+        ]
         return "{\n" + ",\n".join(head) + ',\n"entries": {\n' + ",\n".join(body) + "\n}\n}\n"
 
 
 # --- what each method computes -----------------------------------------------------------------
+
 
 @dataclass
 class MethodPlan:
@@ -257,7 +288,9 @@ def parent_skip_reason(parent: str, method: str, reference, max_heavy_atoms: int
     return None
 
 
-def plan_method(method: str, species: list[Species], max_heavy_atoms: int | None, retry_failed: bool) -> MethodPlan:
+def plan_method(
+    method: str, species: list[Species], max_heavy_atoms: int | None, retry_failed: bool
+) -> MethodPlan:
     try:
         reference = make_reference(method)
     except SpecmlError as exc:
@@ -266,9 +299,14 @@ def plan_method(method: str, species: list[Species], max_heavy_atoms: int | None
         max_heavy_atoms = DFT_MAX_HEAVY_ATOMS
     cache = ResultCache(method, reference)
     parents = list(dict.fromkeys(s.parent for s in species))
-    skips = {p: reason for p in parents if (reason := parent_skip_reason(p, method, reference, max_heavy_atoms))}
-    todo = [p for p in parents if p not in skips
-            and (p not in cache.entries or (retry_failed and "error" in cache.entries[p]))]
+    skips = {
+        p: reason for p in parents if (reason := parent_skip_reason(p, method, reference, max_heavy_atoms))
+    }
+    todo = [
+        p
+        for p in parents
+        if p not in skips and (p not in cache.entries or (retry_failed and "error" in cache.entries[p]))
+    ]
     todo.sort(key=lambda p: hydrogenated_rdkit_molecule(p).GetNumAtoms())
     return MethodPlan(method, reference, cache, max_heavy_atoms, skips, todo)
 
@@ -278,7 +316,11 @@ def failure_entry(error: BaseException) -> dict | None:
     a lost worker): those are not cached, so the next run tries again."""
     if not isinstance(error, SpecmlError):
         return None
-    return {"error": f"{type(error).__name__}: {error}", "cores": usable_cores(), "versions": program_versions()}
+    return {
+        "error": f"{type(error).__name__}: {error}",
+        "cores": usable_cores(),
+        "versions": program_versions(),
+    }
 
 
 def compute(plans: list[MethodPlan], scheduler: str | None) -> None:
@@ -292,7 +334,10 @@ def compute(plans: list[MethodPlan], scheduler: str | None) -> None:
             plan, parent = tasks[result.index]
             entry = result.value if result.ok else failure_entry(result.error)
             if entry is None:
-                print(f"{plan.method} {parent}: {type(result.error).__name__}: {result.error} (not cached)", flush=True)
+                print(
+                    f"{plan.method} {parent}: {type(result.error).__name__}: {result.error} (not cached)",
+                    flush=True,
+                )
                 continue
             plan.cache.store(parent, entry)
             outcome = entry.get("error") or f"{entry['seconds']:.1f} s"
@@ -302,6 +347,7 @@ def compute(plans: list[MethodPlan], scheduler: str | None) -> None:
 
 
 # --- matching -----------------------------------------------------------------------------------
+
 
 @dataclass
 class Match:
@@ -324,10 +370,15 @@ def species_masses(smiles: str, parent: str) -> np.ndarray:
 
     labelled = hydrogenated_rdkit_molecule(smiles)
     masses = atoms_from_smiles(smiles, seed=SEED).get_masses()
-    wrong = [a.GetSymbol() for a in labelled.GetAtoms()
-             if a.GetIsotope() and abs(masses[a.GetIdx()] - a.GetMass()) > 1e-3]
+    wrong = [
+        a.GetSymbol()
+        for a in labelled.GetAtoms()
+        if a.GetIsotope() and abs(masses[a.GetIdx()] - a.GetMass()) > 1e-3
+    ]
     if wrong:
-        raise MoleculeError(f"{smiles}: atoms_from_smiles did not give the labelled isotopes' masses ({wrong})")
+        raise MoleculeError(
+            f"{smiles}: atoms_from_smiles did not give the labelled isotopes' masses ({wrong})"
+        )
     unlabelled = Chem.Mol(labelled)
     for atom in unlabelled.GetAtoms():
         atom.SetIsotope(0)  # isotope labels would block the match against the parent
@@ -386,6 +437,7 @@ def match_method(plan: MethodPlan, species: list[Species]) -> tuple[list[Match],
 
 # --- statistics ---------------------------------------------------------------------------------
 
+
 def least_squares_factor(calculated: np.ndarray, experimental: np.ndarray) -> float:
     """s minimising sum (nu - s * omega)^2."""
     denominator = float(calculated @ calculated)
@@ -394,9 +446,11 @@ def least_squares_factor(calculated: np.ndarray, experimental: np.ndarray) -> fl
 
 def fit_factors(calculated: np.ndarray, experimental: np.ndarray) -> dict:
     below = calculated < SPLIT_CM1
-    return {"global": least_squares_factor(calculated, experimental),
-            "below_2000": least_squares_factor(calculated[below], experimental[below]),
-            "above_2000": least_squares_factor(calculated[~below], experimental[~below])}
+    return {
+        "global": least_squares_factor(calculated, experimental),
+        "below_2000": least_squares_factor(calculated[below], experimental[below]),
+        "above_2000": least_squares_factor(calculated[~below], experimental[~below]),
+    }
 
 
 def scaled(calculated: np.ndarray, factors: dict, scheme: str) -> np.ndarray:
@@ -409,7 +463,7 @@ def error_stats(predicted: np.ndarray, experimental: np.ndarray) -> dict:
     error = predicted - experimental
     if not len(error):
         return {"rms_cm1": float("nan"), "mae_cm1": float("nan")}
-    return {"rms_cm1": float(np.sqrt(np.mean(error ** 2))), "mae_cm1": float(np.mean(np.abs(error)))}
+    return {"rms_cm1": float(np.sqrt(np.mean(error**2))), "mae_cm1": float(np.mean(np.abs(error)))}
 
 
 def pooled(matches: list[Match]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -438,10 +492,18 @@ def summarize(matches: list[Match]) -> dict:
     cv = {scheme: error_stats(cross_validated(matches, scheme), experimental) for scheme in SCHEMES}
     chosen = min(SCHEMES, key=lambda scheme: np.nan_to_num(cv[scheme]["rms_cm1"], nan=np.inf))
     unscaled = error_stats(calculated, experimental)
-    return {"n_molecules": len(matches), "n_parents": len(set(parents)), "n_modes": len(calculated),
-            "rms_cm1": unscaled["rms_cm1"], "mae_cm1": unscaled["mae_cm1"],
-            "scheme": chosen, "rms_scaled_cm1": cv[chosen]["rms_cm1"], "mae_scaled_cm1": cv[chosen]["mae_cm1"],
-            "cross_validated": cv, "scale_factors": fit_factors(calculated, experimental)}
+    return {
+        "n_molecules": len(matches),
+        "n_parents": len(set(parents)),
+        "n_modes": len(calculated),
+        "rms_cm1": unscaled["rms_cm1"],
+        "mae_cm1": unscaled["mae_cm1"],
+        "scheme": chosen,
+        "rms_scaled_cm1": cv[chosen]["rms_cm1"],
+        "mae_scaled_cm1": cv[chosen]["mae_cm1"],
+        "cross_validated": cv,
+        "scale_factors": fit_factors(calculated, experimental),
+    }
 
 
 def method_result(plan: MethodPlan, matches: list[Match], skipped: list[dict]) -> dict:
@@ -452,22 +514,37 @@ def method_result(plan: MethodPlan, matches: list[Match], skipped: list[dict]) -
     per_species, start = {}, 0
     for m in matches:  # out-of-sample rms per species, to find the worst ones
         stop = start + len(m.calculated_cm1)
-        per_species[m.species.molecule_id] = round(error_stats(predicted[start:stop], m.experimental_cm1)["rms_cm1"], 1)
+        per_species[m.species.molecule_id] = round(
+            error_stats(predicted[start:stop], m.experimental_cm1)["rms_cm1"], 1
+        )
         start = stop
-    return {"settings": plan.reference.settings, "is_xtb": plan.is_xtb,
-            "cache": str(plan.cache.path.relative_to(ROOT)), "max_heavy_atoms": plan.max_heavy_atoms, **summary,
-            "seconds_per_molecule": float(np.mean(seconds)) if seconds else None,
-            "cores": sorted({plan.cache.entries[p]["cores"] for p in used}),
-            "imaginary_modes": [{"molecule_id": m.species.molecule_id, "name": m.species.name,
-                                 "wavenumbers_cm1": rounded(m.imaginary_cm1, 1)}
-                                for m in matches if len(m.imaginary_cm1)],
-            "rms_scaled_cv_by_species_cm1": per_species,
-            "skipped": skipped}
+    return {
+        "settings": plan.reference.settings,
+        "is_xtb": plan.is_xtb,
+        "cache": str(plan.cache.path.relative_to(ROOT)),
+        "max_heavy_atoms": plan.max_heavy_atoms,
+        **summary,
+        "seconds_per_molecule": float(np.mean(seconds)) if seconds else None,
+        "cores": sorted({plan.cache.entries[p]["cores"] for p in used}),
+        "imaginary_modes": [
+            {
+                "molecule_id": m.species.molecule_id,
+                "name": m.species.name,
+                "wavenumbers_cm1": rounded(m.imaginary_cm1, 1),
+            }
+            for m in matches
+            if len(m.imaginary_cm1)
+        ],
+        "rms_scaled_cv_by_species_cm1": per_species,
+        "skipped": skipped,
+    }
 
 
 def recommended(methods: dict) -> str | None:
     """The non-xTB method with the lowest cross-validated scaled rms among those covering enough species."""
-    eligible = [m for m, r in methods.items() if not r["is_xtb"] and r["n_molecules"] >= RECOMMEND_MIN_SPECIES]
+    eligible = [
+        m for m, r in methods.items() if not r["is_xtb"] and r["n_molecules"] >= RECOMMEND_MIN_SPECIES
+    ]
     return min(eligible, key=lambda m: methods[m]["rms_scaled_cm1"], default=None)
 
 
@@ -476,23 +553,31 @@ def evaluate(plans: list[MethodPlan], species: list[Species]) -> tuple[dict, dic
     matched = {plan.method: match_method(plan, species) for plan in plans}
     methods = {plan.method: method_result(plan, *matched[plan.method]) for plan in plans}
     common_ids = set.intersection(*({m.species.molecule_id for m in matched[p.method][0]} for p in plans))
-    common = {method: summarize([m for m in matches if m.species.molecule_id in common_ids])
-              for method, (matches, _) in matched.items()}
+    common = {
+        method: summarize([m for m in matches if m.species.molecule_id in common_ids])
+        for method, (matches, _) in matched.items()
+    }
     results = {
         "benchmark": "harmonic wavenumbers against experimental gas-phase fundamentals (benchmarks/fundamentals.py)",
-        "date": datetime.date.today().isoformat(), "git_commit": specml_commit(),
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cores": usable_cores()},
+        "date": datetime.date.today().isoformat(),
+        "git_commit": specml_commit(),
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cores": usable_cores(),
+        },
         "data": "../shared/data/fundamentals (Shimanouchi, NSRDS-NBS 39 via NIST SRD 69)",
-        "protocol": {"structure": f"atoms_from_smiles(parent, seed={SEED}), optimized_harmonic_analysis "
-                                  "(fmax 1e-4 eV/Å)",
-                     "matching": "modes expanded by degeneracy; real harmonic wavenumbers assigned to fundamentals "
-                                 "by linear_sum_assignment on |omega - nu| (unscaled); no symmetry matching",
-                     "scaling": "least squares nu ~ s omega: global, or split at 2000 cm-1 calculated",
-                     "cross_validation": "leave-one-parent-out (isotopologues held out together)"},
+        "protocol": {
+            "structure": f"atoms_from_smiles(parent, seed={SEED}), optimized_harmonic_analysis "
+            "(fmax 1e-4 eV/Å)",
+            "matching": "modes expanded by degeneracy; real harmonic wavenumbers assigned to fundamentals "
+            "by linear_sum_assignment on |omega - nu| (unscaled); no symmetry matching",
+            "scaling": "least squares nu ~ s omega: global, or split at 2000 cm-1 calculated",
+            "cross_validation": "leave-one-parent-out (isotopologues held out together)",
+        },
         "recommended": recommended(methods),
         "recommendation_rule": f"non-xTB method with the lowest cross-validated scaled rms among those with "
-                               f">= {RECOMMEND_MIN_SPECIES} species evaluated",
+        f">= {RECOMMEND_MIN_SPECIES} species evaluated",
         "anchor_scott_radom_1996": SCOTT_RADOM,
         "methods": methods,
         "common": {"n_molecules": len(common_ids), "molecule_ids": sorted(common_ids), "methods": common},
@@ -502,20 +587,25 @@ def evaluate(plans: list[MethodPlan], species: list[Species]) -> tuple[dict, dic
 
 # --- report -------------------------------------------------------------------------------------
 
+
 def fmt(value, digits: int = 1) -> str:
     return "–" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
 
 def table(summaries: dict, with_cost: bool) -> list[str]:
-    lines = ["| method | species | modes | rms | MAE | CV rms global | CV rms split | CV MAE (chosen) "
-             "| s global | s < 2000 / ≥ 2000 |" + (" s per parent |" if with_cost else ""),
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if with_cost else "")]
+    lines = [
+        "| method | species | modes | rms | MAE | CV rms global | CV rms split | CV MAE (chosen) "
+        "| s global | s < 2000 / ≥ 2000 |" + (" s per parent |" if with_cost else ""),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if with_cost else ""),
+    ]
     for method, r in summaries.items():
         cv, s = r["cross_validated"], r["scale_factors"]
-        row = (f"| `{method}` | {r['n_molecules']} | {r['n_modes']} | {fmt(r['rms_cm1'])} | {fmt(r['mae_cm1'])} "
-               f"| {fmt(cv['global']['rms_cm1'])} | {fmt(cv['split_2000']['rms_cm1'])} "
-               f"| {fmt(r['mae_scaled_cm1'])} ({r['scheme']}) | {fmt(s['global'], 4)} "
-               f"| {fmt(s['below_2000'], 4)} / {fmt(s['above_2000'], 4)} |")
+        row = (
+            f"| `{method}` | {r['n_molecules']} | {r['n_modes']} | {fmt(r['rms_cm1'])} | {fmt(r['mae_cm1'])} "
+            f"| {fmt(cv['global']['rms_cm1'])} | {fmt(cv['split_2000']['rms_cm1'])} "
+            f"| {fmt(r['mae_scaled_cm1'])} ({r['scheme']}) | {fmt(s['global'], 4)} "
+            f"| {fmt(s['below_2000'], 4)} / {fmt(s['above_2000'], 4)} |"
+        )
         if with_cost:
             seconds = r["seconds_per_molecule"]
             row += f" {seconds:.3g} |" if seconds is not None else " – |"
@@ -529,16 +619,22 @@ def skipped_lines(methods: dict) -> list[str]:
         reasons: dict[str, list[str]] = {}
         for s in r["skipped"]:
             reasons.setdefault(s["reason"], []).append(s["name"])
-        parts = [f"{', '.join(names) if len(names) <= 10 else f'{len(names)} species'} ({reason})"
-                 for reason, names in reasons.items()]
-        lines.append(f"- `{method}`: {len(r['skipped'])} skipped" + (": " + "; ".join(parts) if parts else ""))
+        parts = [
+            f"{', '.join(names) if len(names) <= 10 else f'{len(names)} species'} ({reason})"
+            for reason, names in reasons.items()
+        ]
+        lines.append(
+            f"- `{method}`: {len(r['skipped'])} skipped" + (": " + "; ".join(parts) if parts else "")
+        )
     return lines
 
 
 def imaginary_lines(methods: dict) -> list[str]:
     lines = []
     for method, r in methods.items():
-        found = [f"{m['name']} ({', '.join(f'{w:g}' for w in m['wavenumbers_cm1'])})" for m in r["imaginary_modes"]]
+        found = [
+            f"{m['name']} ({', '.join(f'{w:g}' for w in m['wavenumbers_cm1'])})" for m in r["imaginary_modes"]
+        ]
         lines.append(f"- `{method}`: " + ("; ".join(found) if found else "none"))
     return lines
 
@@ -546,21 +642,40 @@ def imaginary_lines(methods: dict) -> list[str]:
 def report_markdown(results: dict) -> str:
     common = results["common"]
     if results["recommended"]:
-        recommendation = (f"Recommended DFT method (lowest CV scaled rms, ≥ {RECOMMEND_MIN_SPECIES} species): "
-                          f"`{results['recommended']}`.")
+        recommendation = (
+            f"Recommended DFT method (lowest CV scaled rms, ≥ {RECOMMEND_MIN_SPECIES} species): "
+            f"`{results['recommended']}`."
+        )
     else:
-        recommendation = f"Recommended DFT method: none yet (none has ≥ {RECOMMEND_MIN_SPECIES} species evaluated)."
+        recommendation = (
+            f"Recommended DFT method: none yet (none has ≥ {RECOMMEND_MIN_SPECIES} species evaluated)."
+        )
     commit = results["git_commit"][:12] + results["git_commit"][40:]  # keeps a "+dirty" mark
-    lines = [f"Measured {results['date']} at commit `{commit}` on "
-             f"{results['machine']['processor']} ({results['machine']['cores']} cores). Wavenumber errors in cm-1; "
-             "`CV` = leave-one-parent-out; `s` = scale factors fitted on all modes; `s per parent` = mean wall "
-             "seconds of one optimisation and Hessian.", "",
-             "**Each method on every species it finished:**", "", *table(results["methods"], with_cost=True), "",
-             f"**Common set** ({common['n_molecules']} species that every method finished; CV and factors refitted "
-             "on these):", "", *table(common["methods"], with_cost=False), "",
-             recommendation, "",
-             "Optimised structures with imaginary modes (cm-1; saddle points, left out of the matching):", "",
-             *imaginary_lines(results["methods"]), "", "Species not evaluated:", "", *skipped_lines(results["methods"])]
+    lines = [
+        f"Measured {results['date']} at commit `{commit}` on "
+        f"{results['machine']['processor']} ({results['machine']['cores']} cores). Wavenumber errors in cm-1; "
+        "`CV` = leave-one-parent-out; `s` = scale factors fitted on all modes; `s per parent` = mean wall "
+        "seconds of one optimisation and Hessian.",
+        "",
+        "**Each method on every species it finished:**",
+        "",
+        *table(results["methods"], with_cost=True),
+        "",
+        f"**Common set** ({common['n_molecules']} species that every method finished; CV and factors refitted "
+        "on these):",
+        "",
+        *table(common["methods"], with_cost=False),
+        "",
+        recommendation,
+        "",
+        "Optimised structures with imaginary modes (cm-1; saddle points, left out of the matching):",
+        "",
+        *imaginary_lines(results["methods"]),
+        "",
+        "Species not evaluated:",
+        "",
+        *skipped_lines(results["methods"]),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -569,7 +684,7 @@ def write_docs_table(markdown: str, page: Path = DOCS_PAGE) -> None:
     start, end = text.find(TABLE_BEGIN), text.find(TABLE_END)
     if start < 0 or end < start:
         raise SystemExit(f"error: {page} lacks the markers {TABLE_BEGIN!r} ... {TABLE_END!r}")
-    new = text[:start + len(TABLE_BEGIN)] + "\n" + markdown + text[end:]
+    new = text[: start + len(TABLE_BEGIN)] + "\n" + markdown + text[end:]
     atomic_write(page, lambda tmp: tmp.write_text(new))
 
 
@@ -616,17 +731,30 @@ def write_results(results: dict, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", nargs="+", required=True,
-                        help="reference names: xtb gfn1-xtb pyscf:b3lyp/def2-svp ...")
-    parser.add_argument("--max-heavy-atoms", type=int, default=None,
-                        help=f"skip larger parents (default {DFT_MAX_HEAVY_ATOMS} for non-xTB methods, none for xTB)")
-    parser.add_argument("--only-molecules", nargs="+", default=None, metavar="SMILES", help="parent SMILES to include")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--methods", nargs="+", required=True, help="reference names: xtb gfn1-xtb pyscf:b3lyp/def2-svp ..."
+    )
+    parser.add_argument(
+        "--max-heavy-atoms",
+        type=int,
+        default=None,
+        help=f"skip larger parents (default {DFT_MAX_HEAVY_ATOMS} for non-xTB methods, none for xTB)",
+    )
+    parser.add_argument(
+        "--only-molecules", nargs="+", default=None, metavar="SMILES", help="parent SMILES to include"
+    )
     parser.add_argument("--scheduler", default=None, help="tcp://host:port or local:N (default: in-process)")
     parser.add_argument("--report-only", action="store_true", help="evaluate the caches, compute nothing")
     parser.add_argument("--retry-failed", action="store_true", help="recompute cached failures")
-    parser.add_argument("--out-stem", type=Path, default=None,
-                        help="write STEM.json and STEM.png; the docs page is left alone")
+    parser.add_argument(
+        "--out-stem",
+        type=Path,
+        default=None,
+        help="write STEM.json and STEM.png; the docs page is left alone",
+    )
     args = parser.parse_args()
 
     species = read_species(parent_set(args.only_molecules))

@@ -60,8 +60,9 @@ def figure(by_model: dict, path: Path) -> None:
     shown = ("lorentzian_30", "contour_10")
     # The measurement as the contour comparison sees it (10 cm-1), so the band shapes can be compared.
     spectra = [by_model["contour_10"].a] + [by_model[k].b for k in shown]
-    labels = ["NIST (gas, 10 cm-1)"] + [f"GFN2-xTB, {k.replace('_', ' ')} cm-1 (PCC {by_model[k].pcc:.2f})"
-                                        for k in shown]
+    labels = ["NIST (gas, 10 cm-1)"] + [
+        f"GFN2-xTB, {k.replace('_', ' ')} cm-1 (PCC {by_model[k].pcc:.2f})" for k in shown
+    ]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [2, 1]})
     for ax in axes:
         draw_spectra(ax, spectra, labels)
@@ -90,7 +91,9 @@ def main() -> None:
     from specml.molecules import load_molecules
     from specml.spectra.harmonic import optimized_harmonic_analysis
 
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()
     lo, hi = RANGE_CM1
     rows, harmonics = [], {}
     for file, name, smiles in gas_phase_files():
@@ -102,35 +105,64 @@ def main() -> None:
         start = time.perf_counter()
         for width in WIDTHS_CM1:
             models[f"gaussian_{width:g}"] = harmonic.spectrum(fwhm=width, shape="gaussian", lo=lo, hi=hi)
-            models[f"contour_{width:g}"] = harmonic.spectrum(fwhm=width, shape="gaussian", lo=lo, hi=hi,
-                                                             rotational_temperature_k=TEMPERATURE_K)
-        by_model = {label: compare_spectra(experiment, spectrum, lo, hi) for label, spectrum in models.items()}
+            models[f"contour_{width:g}"] = harmonic.spectrum(
+                fwhm=width, shape="gaussian", lo=lo, hi=hi, rotational_temperature_k=TEMPERATURE_K
+            )
+        by_model = {
+            label: compare_spectra(experiment, spectrum, lo, hi) for label, spectrum in models.items()
+        }
         if file == FIGURE_FILE:
             figure(by_model, ROOT / "docs" / "results" / "gas_phase_contours.png")
-        rows.append({"file": file, "compound": name, "seconds_all_spectra": time.perf_counter() - start,
-                     **{f"pcc_{k}": v.pcc for k, v in by_model.items()},
-                     **{f"wd_cm1_{k}": v.wd_cm1 for k, v in by_model.items()}})
+        rows.append(
+            {
+                "file": file,
+                "compound": name,
+                "seconds_all_spectra": time.perf_counter() - start,
+                **{f"pcc_{k}": v.pcc for k, v in by_model.items()},
+                **{f"wd_cm1_{k}": v.wd_cm1 for k, v in by_model.items()},
+            }
+        )
         print(f"{file:24s} PCC " + "  ".join(f"{k} {v.pcc:.3f}" for k, v in by_model.items()), flush=True)
 
     # The CO fundamental: an isolated parallel band of a linear molecule, a P-R doublet.
-    co = harmonics.get("[C-]#[O+]") or optimized_harmonic_analysis(load_molecules("[C-]#[O+]")[0].atoms, "xtb")
+    co = harmonics.get("[C-]#[O+]") or optimized_harmonic_analysis(
+        load_molecules("[C-]#[O+]")[0].atoms, "xtb"
+    )
     measured = band_maxima(broaden_to(load_absorbance(NIST / "carbon monoxide.jdx"), 4.0), 2050.0, 2250.0)
     centre = float(co.frequencies_cm1[-1])
-    predicted = band_maxima(co.spectrum(fwhm=4.0, shape="gaussian", lo=centre - 100, hi=centre + 100, step=0.5,
-                                        rotational_temperature_k=TEMPERATURE_K), centre - 100, centre + 100)
+    predicted = band_maxima(
+        co.spectrum(
+            fwhm=4.0,
+            shape="gaussian",
+            lo=centre - 100,
+            hi=centre + 100,
+            step=0.5,
+            rotational_temperature_k=TEMPERATURE_K,
+        ),
+        centre - 100,
+        centre + 100,
+    )
 
     pcc = {key[4:]: np.array([r[key] for r in rows]) for key in rows[0] if key.startswith("pcc_")}
     result = {
-        "reference": "GFN2-xTB (tblite), harmonic, unscaled", "temperature_k": TEMPERATURE_K, "range_cm1": RANGE_CM1,
-        "n_files": len(rows), "mean_pcc": {k: float(v.mean()) for k, v in pcc.items()},
-        "n_contour_better_than_gaussian": {f"{w:g}": int((pcc[f"contour_{w:g}"] > pcc[f"gaussian_{w:g}"]).sum())
-                                           for w in WIDTHS_CM1},
-        "n_contour_better_than_lorentzian_30": {f"{w:g}": int((pcc[f"contour_{w:g}"] > pcc["lorentzian_30"]).sum())
-                                                for w in WIDTHS_CM1},
-        "co_pr_separation_cm1": {"measured": float(np.ptp(measured)) if len(measured) == 2 else None,
-                                 "measured_maxima": measured, "predicted": float(np.ptp(predicted)),
-                                 "predicted_maxima": predicted,
-                                 "textbook_2.358_sqrt_BT": 2.358 * float(np.sqrt(1.9313 * TEMPERATURE_K))},
+        "reference": "GFN2-xTB (tblite), harmonic, unscaled",
+        "temperature_k": TEMPERATURE_K,
+        "range_cm1": RANGE_CM1,
+        "n_files": len(rows),
+        "mean_pcc": {k: float(v.mean()) for k, v in pcc.items()},
+        "n_contour_better_than_gaussian": {
+            f"{w:g}": int((pcc[f"contour_{w:g}"] > pcc[f"gaussian_{w:g}"]).sum()) for w in WIDTHS_CM1
+        },
+        "n_contour_better_than_lorentzian_30": {
+            f"{w:g}": int((pcc[f"contour_{w:g}"] > pcc["lorentzian_30"]).sum()) for w in WIDTHS_CM1
+        },
+        "co_pr_separation_cm1": {
+            "measured": float(np.ptp(measured)) if len(measured) == 2 else None,
+            "measured_maxima": measured,
+            "predicted": float(np.ptp(predicted)),
+            "predicted_maxima": predicted,
+            "textbook_2.358_sqrt_BT": 2.358 * float(np.sqrt(1.9313 * TEMPERATURE_K)),
+        },
         "per_file": rows,
     }
     out = ROOT / "docs" / "results" / "gas_phase_contours.json"

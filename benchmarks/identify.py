@@ -29,12 +29,30 @@ sys.path.insert(0, str(ROOT))
 
 from specml.executor import make_executor  # noqa: E402
 from specml.experiment import load_absorbance  # noqa: E402
-from specml.identification import DEFAULT_REFERENCE, SpectralLibrary, ensemble_name, fill_ensemble, identify, \
-    methods_for, resolve_candidates  # noqa: E402
+from specml.identification import (
+    DEFAULT_REFERENCE,
+    SpectralLibrary,
+    ensemble_name,
+    fill_ensemble,
+    identify,
+    methods_for,
+    resolve_candidates,
+)  # noqa: E402
 from specml.identification.library import ensemble_error  # noqa: E402
 from specml.identification.calibration import (  # noqa: E402
-    GRID_KEYS, L2_PENALTY, XTB_RECIPE, Query, ScoringRecipe, dft_recipe, fit, fit_weights, leave_one_compound_out,
-    ranks, table_for, tables_for_recipe)
+    GRID_KEYS,
+    L2_PENALTY,
+    XTB_RECIPE,
+    Query,
+    ScoringRecipe,
+    dft_recipe,
+    fit,
+    fit_weights,
+    leave_one_compound_out,
+    ranks,
+    table_for,
+    tables_for_recipe,
+)
 from specml.identification.scoring import DEFAULT_PARAMETERS_PATH, ScoringParameters  # noqa: E402
 from specml.molecules import canonical_smiles, read_molecule_table  # noqa: E402
 
@@ -58,7 +76,9 @@ def load_queries() -> list[Query]:
 
 def git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         return "unknown"
 
@@ -75,11 +95,16 @@ def recipe_for(methods) -> ScoringRecipe:
     table = json.loads(fundamentals.read_text())["methods"] if fundamentals.is_file() else {}
     entry = next((v for k, v in table.items() if k.lower() == f"pyscf:{level}"), None)
     if entry is None:
-        raise SystemExit(f"error: no scale factors for {level} in {fundamentals.relative_to(ROOT)}; "
-                         f"run benchmarks/fundamentals.py --methods pyscf:{level} first")
+        raise SystemExit(
+            f"error: no scale factors for {level} in {fundamentals.relative_to(ROOT)}; "
+            f"run benchmarks/fundamentals.py --methods pyscf:{level} first"
+        )
     factors = entry["scale_factors"]
-    return dft_recipe(factors["below_2000"], factors["above_2000"],
-                      f"{fundamentals.relative_to(ROOT)} ({entry['n_molecules']} species, least squares)")
+    return dft_recipe(
+        factors["below_2000"],
+        factors["above_2000"],
+        f"{fundamentals.relative_to(ROOT)} ({entry['n_molecules']} species, least squares)",
+    )
 
 
 def confusion_figure(queries, candidates, cv, path: Path, method_name: str) -> None:
@@ -100,7 +125,9 @@ def confusion_figure(queries, candidates, cv, path: Path, method_name: str) -> N
     ax.set_yticks(range(len(rows)), [names[s] for s in rows], fontsize=7)
     for (i, j), value in np.ndenumerate(matrix):
         if value:
-            ax.text(j, i, int(value), ha="center", va="center", fontsize=6, color="white" if i == j else "black")
+            ax.text(
+                j, i, int(value), ha="center", va="center", fontsize=6, color="white" if i == j else "black"
+            )
     ax.set_xlabel("top-1 candidate (decoys right of the diagonal block)")
     ax.set_ylabel("query compound")
     ax.set_title(f"Identification, leave-one-compound-out ({method_name})")
@@ -121,29 +148,45 @@ def limit_diagnostics(table, files: list[str]) -> dict:
     for penalty in (L2_PENALTY, 1e-3):
         weights, _ = fit_weights(table.features, table.truth, penalty, table.params.features)
         rank, _ = ranks(table.features, table.truth, weights)
-        resubstitution[f"l2_penalty_{penalty:g}"] = {"top1": float(np.mean(rank == 1)), "top3": float(np.mean(rank <= 3))}
+        resubstitution[f"l2_penalty_{penalty:g}"] = {
+            "top1": float(np.mean(rank == 1)),
+            "top3": float(np.mean(rank <= 3)),
+        }
     pearson = np.nan_to_num(table.features[..., 0], nan=-np.inf)
     by_pearson = [int((pearson[q] > pearson[q, t]).sum()) + 1 for q, t in enumerate(table.truth)]
-    return {"note": "upper bounds and single-feature ranks for the discussion of limits; not LOCO accuracies",
-            "resubstitution": resubstitution, "rank_by_pearson": dict(zip(files, by_pearson)),
-            "top1_by_pearson": float(np.mean(np.array(by_pearson) == 1))}
+    return {
+        "note": "upper bounds and single-feature ranks for the discussion of limits; not LOCO accuracies",
+        "resubstitution": resubstitution,
+        "rank_by_pearson": dict(zip(files, by_pearson)),
+        "top1_by_pearson": float(np.mean(np.array(by_pearson) == 1)),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--fit", action="store_true", help="write the default scoring parameters JSON")
-    parser.add_argument("--library", type=Path, default=None, help="spectral library (default: the user cache)")
+    parser.add_argument(
+        "--library", type=Path, default=None, help="spectral library (default: the user cache)"
+    )
     parser.add_argument("--reference", default=DEFAULT_REFERENCE, help="e.g. xtb, gfn1, gfn2+gfn1 (default)")
     parser.add_argument("--scheduler", default=None)
-    parser.add_argument("--out-stem", type=Path, default=None,
-                        help="write STEM.json and STEM_confusion.png instead of docs/results/identify[_<reference>]")
+    parser.add_argument(
+        "--out-stem",
+        type=Path,
+        default=None,
+        help="write STEM.json and STEM_confusion.png instead of docs/results/identify[_<reference>]",
+    )
     args = parser.parse_args()
 
     methods = methods_for(args.reference)
     method_name = ensemble_name(methods)
     rows = read_molecule_table(NIST / "index.csv") + read_molecule_table(DECOYS)
     candidates, warnings = resolve_candidates(rows)
-    n_decoys = len(candidates) - len({canonical_smiles(s) for _, s in read_molecule_table(NIST / "index.csv")})
+    n_decoys = len(candidates) - len(
+        {canonical_smiles(s) for _, s in read_molecule_table(NIST / "index.csv")}
+    )
     queries = load_queries()
 
     library = SpectralLibrary(args.library)
@@ -159,8 +202,11 @@ def main() -> None:
     failed = [(c.name, ensemble_error(entries[c.smiles])) for c in candidates if c not in usable_candidates]
 
     recipe = recipe_for(methods)
-    print(f"{len(queries)} queries, {len(usable)} candidates ({n_decoys} decoys); fitting "
-          f"{recipe.n_fitted_parameters()} parameters over {len(list(recipe.points()))} grid points", flush=True)
+    print(
+        f"{len(queries)} queries, {len(usable)} candidates ({n_decoys} decoys); fitting "
+        f"{recipe.n_fitted_parameters()} parameters over {len(list(recipe.points()))} grid points",
+        flush=True,
+    )
     start = time.perf_counter()
     tables = tables_for_recipe(queries, usable, recipe)
     feature_seconds = time.perf_counter() - start
@@ -170,16 +216,21 @@ def main() -> None:
     print(f"LOCO top-1 {cv.top(1):.0%}, top-3 {cv.top(3):.0%}", flush=True)
 
     provenance = {
-        "produced_by": "benchmarks/identify.py --fit", "date": datetime.date.today().isoformat(),
-        "git_commit": git_commit(), "method": method_name,
+        "produced_by": "benchmarks/identify.py --fit",
+        "date": datetime.date.today().isoformat(),
+        "git_commit": git_commit(),
+        "method": method_name,
         "method_settings": {m.name: m.settings for m in methods},
         "training_data": "../shared/data/nist-ir (all files of index.csv)",
-        "candidates": f"index.csv compounds + {DECOYS.relative_to(ROOT)}", "n_candidates": len(usable),
+        "candidates": f"index.csv compounds + {DECOYS.relative_to(ROOT)}",
+        "n_candidates": len(usable),
         "recipe": recipe.describe(),
-        "l2_penalty": L2_PENALTY, "training_loss": all_fit.provenance["training_loss"],
+        "l2_penalty": L2_PENALTY,
+        "training_loss": all_fit.provenance["training_loss"],
         "selection": "grid point by leave-one-compound-out likelihood (nested inside every benchmark fold)",
         "cross_validated_nll": all_fit.provenance["cross_validated_nll"],
-        "loco_top1": cv.top(1), "loco_top3": cv.top(3),
+        "loco_top1": cv.top(1),
+        "loco_top3": cv.top(3),
     }
     params = ScoringParameters.from_json({**all_fit.to_json(), "provenance": provenance})
     if args.fit:
@@ -191,8 +242,13 @@ def main() -> None:
     # Warm timing: the full public path (read file, library lookups, scoring) per query.
     start = time.perf_counter()
     for query in queries[:5]:
-        identify(query.spectrum, [(c.name, c.smiles) for c in candidates], reference=args.reference,
-                 library=library, parameters=params)
+        identify(
+            query.spectrum,
+            [(c.name, c.smiles) for c in candidates],
+            reference=args.reference,
+            library=library,
+            parameters=params,
+        )
     warm = (time.perf_counter() - start) / 5
     library.close()
     # Cold timing: one query against an empty user library: every candidate computed, or for a
@@ -203,41 +259,79 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, SpectralLibrary(Path(tmp) / "cold.sqlite") as empty:
         start = time.perf_counter()
         try:
-            identify(queries[0].spectrum, [(c.name, c.smiles) for c in candidates], reference=args.reference,
-                     library=empty, parameters=params, executor=executor)
+            identify(
+                queries[0].spectrum,
+                [(c.name, c.smiles) for c in candidates],
+                reference=args.reference,
+                library=empty,
+                parameters=params,
+                executor=executor,
+            )
         finally:
             executor.close()
         cold = time.perf_counter() - start
 
     names = {c.smiles: c.name for c in candidates}
     diagnostics = limit_diagnostics(table_for(tables, all_fit), [q.name for q in queries])
-    per_query = [{"file": q.name, "compound": names[q.smiles], "rank": int(r),
-                  "top1": names[usable_candidates[t].smiles], "confidence_top1": round(float(p), 3)}
-                 for q, r, t, p in zip(queries, cv.rank, cv.top_candidate, cv.confidence)]
+    per_query = [
+        {
+            "file": q.name,
+            "compound": names[q.smiles],
+            "rank": int(r),
+            "top1": names[usable_candidates[t].smiles],
+            "confidence_top1": round(float(p), 3),
+        }
+        for q, r, t, p in zip(queries, cv.rank, cv.top_candidate, cv.confidence)
+    ]
     correct = cv.rank == 1
     results = {
-        "top1": cv.top(1), "top3": cv.top(3), "n_queries": len(queries), "n_candidates": len(usable),
-        "n_decoys": n_decoys, "failed_candidates": failed,
+        "top1": cv.top(1),
+        "top3": cv.top(3),
+        "n_queries": len(queries),
+        "n_candidates": len(usable),
+        "n_decoys": n_decoys,
+        "failed_candidates": failed,
         "seconds_per_query_warm": warm,
         "seconds_per_query_cold": cold,
-        "seconds_per_candidate_prediction": float(np.mean([m.seconds for ms in usable for m in ms if m.seconds])),
-        "seconds_library_fill_this_run": fill_seconds, "seconds_feature_grid": feature_seconds,
+        "seconds_per_candidate_prediction": float(
+            np.mean([m.seconds for ms in usable for m in ms if m.seconds])
+        ),
+        "seconds_library_fill_this_run": fill_seconds,
+        "seconds_feature_grid": feature_seconds,
         "mean_confidence_correct": float(cv.confidence[correct].mean()) if correct.any() else None,
         "mean_confidence_wrong": float(cv.confidence[~correct].mean()) if (~correct).any() else None,
-        "confusions": [r for r in per_query if r["rank"] != 1], "per_query": per_query,
-        "n_fitted_parameters": recipe.n_fitted_parameters(), "recipe": recipe.describe(),
+        "confusions": [r for r in per_query if r["rank"] != 1],
+        "per_query": per_query,
+        "n_fitted_parameters": recipe.n_fitted_parameters(),
+        "recipe": recipe.describe(),
         "fitted_on_all": {k: params.to_json()[k] for k in GRID_KEYS + ("features", "weights")},
-        "folds": cv.fold_parameters, "diagnostics": diagnostics,
+        "folds": cv.fold_parameters,
+        "diagnostics": diagnostics,
         "cpu_note": "2 shared cores, contended by other jobs",
     }
-    stem = "identify" if args.reference == DEFAULT_REFERENCE else f"identify_{args.reference.replace('+', '_')}"
+    stem = (
+        "identify" if args.reference == DEFAULT_REFERENCE else f"identify_{args.reference.replace('+', '_')}"
+    )
     out = args.out_stem if args.out_stem is not None else RESULTS / stem
     out.parent.mkdir(parents=True, exist_ok=True)
     results["reference"], results["method"] = args.reference, method_name
     out.with_name(f"{out.name}.json").write_text(json.dumps(results, indent=2) + "\n")
     confusion_figure(queries, usable_candidates, cv, out.with_name(f"{out.name}_confusion.png"), method_name)
-    print(json.dumps({k: results[k] for k in ("top1", "top3", "n_queries", "n_candidates",
-                                              "seconds_per_query_warm", "seconds_per_query_cold")}))
+    print(
+        json.dumps(
+            {
+                k: results[k]
+                for k in (
+                    "top1",
+                    "top3",
+                    "n_queries",
+                    "n_candidates",
+                    "seconds_per_query_warm",
+                    "seconds_per_query_cold",
+                )
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,12 @@ sys.path.insert(0, str(ROOT))
 from specml.executor import make_executor  # noqa: E402
 from specml.experiment import load_absorbance  # noqa: E402
 from specml.identification import (  # noqa: E402
-    SpectralLibrary, fill_ensemble, identify, methods_for, resolve_candidates)
+    SpectralLibrary,
+    fill_ensemble,
+    identify,
+    methods_for,
+    resolve_candidates,
+)
 from specml.identification.library import ensemble_error  # noqa: E402
 from specml.identification.scoring import load_parameters, prepare_query  # noqa: E402
 from specml.molecules import atoms_from_smiles, read_molecule_table  # noqa: E402
@@ -54,13 +59,21 @@ def confusion_pairs(max_atoms: int) -> list[dict]:
         truth, confuser = names[row["compound"]], names[row["top1"]]
         atoms = max(len(atoms_from_smiles(s)) for s in (truth, confuser))
         if atoms <= max_atoms:
-            pairs.append({"file": row["file"], "truth": (row["compound"], truth), "confuser": (row["top1"], confuser),
-                          "xtb_loco_rank_among_62": row["rank"]})
+            pairs.append(
+                {
+                    "file": row["file"],
+                    "truth": (row["compound"], truth),
+                    "confuser": (row["top1"], confuser),
+                    "xtb_loco_rank_among_62": row["rank"],
+                }
+            )
     return pairs
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--scheduler", default=None)
     parser.add_argument("--library", type=Path, default=None)
     parser.add_argument("--max-atoms", type=int, default=10)
@@ -78,7 +91,9 @@ def main() -> None:
             entries = fill_ensemble(library, candidates, methods_for(reference), executor)
             seconds[reference] = time.perf_counter() - start
             # What each prediction cost when it was computed (a rerun reads them from the library).
-            compute_seconds[reference] = {c.name: sum(e.seconds or 0.0 for e in entries[c.smiles]) for c in candidates}
+            compute_seconds[reference] = {
+                c.name: sum(e.seconds or 0.0 for e in entries[c.smiles]) for c in candidates
+            }
             errors = {c.name: ensemble_error(entries[c.smiles]) for c in candidates}
             failed = {name: error for name, error in errors.items() if error}
             if failed:
@@ -93,20 +108,29 @@ def main() -> None:
         for reference in (XTB, DFT):
             result = identify(query, [pair["truth"], pair["confuser"]], reference=reference, library=library)
             first = result.ranking[0]
-            row[reference] = {"first": first.name, "truth_confidence": next(r.confidence for r in result.ranking
-                                                                          if r.name == pair["truth"][0]),
-                              "pearson": {r.name: round(r.metrics["pearson"], 3) for r in result.ranking}}
+            row[reference] = {
+                "first": first.name,
+                "truth_confidence": next(r.confidence for r in result.ranking if r.name == pair["truth"][0]),
+                "pearson": {r.name: round(r.metrics["pearson"], 3) for r in result.ranking},
+            }
         rows.append(row)
-        print(f"{pair['file']:22s} truth {pair['truth'][0]:16s} vs {pair['confuser'][0]:16s}: "
-              f"xTB first {row[XTB]['first']:16s} DFT first {row[DFT]['first']}", flush=True)
+        print(
+            f"{pair['file']:22s} truth {pair['truth'][0]:16s} vs {pair['confuser'][0]:16s}: "
+            f"xTB first {row[XTB]['first']:16s} DFT first {row[DFT]['first']}",
+            flush=True,
+        )
     library.close()
     results = {
         "what": "pairwise: true compound vs the candidate the LOCO xTB benchmark ranked first; shipped "
-                "gfn2+gfn1 scoring parameters for both references (DFT falls back to them)",
-        "dft": DFT, "xtb": XTB, "pairs": rows,
+        "gfn2+gfn1 scoring parameters for both references (DFT falls back to them)",
+        "dft": DFT,
+        "xtb": XTB,
+        "pairs": rows,
         "truth_first_xtb": sum(r[XTB]["first"] == r["truth"][0] for r in rows),
         "truth_first_dft": sum(r[DFT]["first"] == r["truth"][0] for r in rows),
-        "n_pairs": len(rows), "seconds_library_fill_this_run": seconds, "seconds_per_molecule": compute_seconds,
+        "n_pairs": len(rows),
+        "seconds_library_fill_this_run": seconds,
+        "seconds_per_molecule": compute_seconds,
         "cpu_note": "2 shared cores",
     }
     OUT.write_text(json.dumps(results, indent=2) + "\n")

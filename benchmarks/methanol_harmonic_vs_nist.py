@@ -25,8 +25,12 @@ def compute(fwhm: float = FWHM_CM1):
 
     harmonic = optimized_harmonic_analysis(load_molecules("CO")[0].atoms, "xtb")
     experiment = load_absorbance(NIST)
-    results = {w: compare_spectra(experiment, harmonic.spectrum(fwhm=w, lo=RANGE_CM1[0], hi=RANGE_CM1[1]), *RANGE_CM1)
-               for w in sorted({10.0, 20.0, fwhm, 40.0})}
+    results = {
+        w: compare_spectra(
+            experiment, harmonic.spectrum(fwhm=w, lo=RANGE_CM1[0], hi=RANGE_CM1[1]), *RANGE_CM1
+        )
+        for w in sorted({10.0, 20.0, fwhm, 40.0})
+    }
     return harmonic, results
 
 
@@ -36,13 +40,24 @@ def main() -> None:
     harmonic, results = compute()
     main_result = results[FWHM_CM1]
     out = ROOT / "docs" / "results"
-    plot_comparison(main_result, out / "methanol_harmonic_xtb_vs_nist.png",
-                    title=f"methanol: harmonic GFN2-xTB ({FWHM_CM1:.0f} cm-1 Lorentzian) vs NIST gas phase")
-    data = {"molecule": "methanol", "reference": "GFN2-xTB (tblite)", "experiment": "NIST methanol.jdx",
-            "fwhm_cm1": FWHM_CM1, "range_cm1": RANGE_CM1, "pcc": main_result.pcc, "wd_cm1": main_result.wd_cm1,
-            "sis": main_result.sis, "pcc_by_fwhm": {str(w): r.pcc for w, r in results.items()},
-            "frequencies_cm1": harmonic.frequencies_cm1.tolist(),
-            "intensities_km_mol": harmonic.intensities_km_mol.tolist()}
+    plot_comparison(
+        main_result,
+        out / "methanol_harmonic_xtb_vs_nist.png",
+        title=f"methanol: harmonic GFN2-xTB ({FWHM_CM1:.0f} cm-1 Lorentzian) vs NIST gas phase",
+    )
+    data = {
+        "molecule": "methanol",
+        "reference": "GFN2-xTB (tblite)",
+        "experiment": "NIST methanol.jdx",
+        "fwhm_cm1": FWHM_CM1,
+        "range_cm1": RANGE_CM1,
+        "pcc": main_result.pcc,
+        "wd_cm1": main_result.wd_cm1,
+        "sis": main_result.sis,
+        "pcc_by_fwhm": {str(w): r.pcc for w, r in results.items()},
+        "frequencies_cm1": harmonic.frequencies_cm1.tolist(),
+        "intensities_km_mol": harmonic.intensities_km_mol.tolist(),
+    }
     (out / "methanol_harmonic_xtb.json").write_text(json.dumps(data, indent=2))
     print(json.dumps({k: data[k] for k in ("pcc", "wd_cm1", "sis", "pcc_by_fwhm")}, indent=2))
 

@@ -29,9 +29,13 @@ def main() -> None:
     parser.add_argument("--preset", default="default")
     parser.add_argument("--set", nargs="*", default=[], help="workflow overrides KEY=VALUE (JSON values)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "results" / "methanol_xtb.json"))
-    parser.add_argument("--workers", type=int, default=0,
-                        help="local Dask worker processes for the workflow (committee members train in "
-                             "parallel); 0 runs it in-process")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="local Dask worker processes for the workflow (committee members train in "
+        "parallel); 0 runs it in-process",
+    )
     args = parser.parse_args()
 
     import torch
@@ -65,31 +69,57 @@ def main() -> None:
     reference, ref_wall = reference_spectrum(paths, config, "xTB reference MD 300 K")
     comparison = compare_spectra(reference, ml_spectrum, 500.0, 4000.0)
     docs = Path(args.out).parent
-    plot_spectra([ml_spectrum, reference], docs / "methanol_xtb_spectra.png",
-                 title=f"methanol 300 K: ML-MD vs xTB MD (PCC {comparison.pcc:.3f}, WD {comparison.wd_cm1:.1f} cm-1)")
+    plot_spectra(
+        [ml_spectrum, reference],
+        docs / "methanol_xtb_spectra.png",
+        title=f"methanol 300 K: ML-MD vs xTB MD (PCC {comparison.pcc:.3f}, WD {comparison.wd_cm1:.1f} cm-1)",
+    )
     write_outputs(result, run_dir)
     from specml.workflow.report import plot_learning_curves
 
-    plot_learning_curves(result.learning_curve, docs / "methanol_xtb_learning_curve.png",
-                         config.target_harmonic_mae_cm1)
+    plot_learning_curves(
+        result.learning_curve, docs / "methanol_xtb_learning_curve.png", config.target_harmonic_mae_cm1
+    )
     curve = result.learning_curve
     out = {
-        "molecule": "methanol", "reference": result.summary["reference"], "settings": config.to_dict(),
+        "molecule": "methanol",
+        "reference": result.summary["reference"],
+        "settings": config.to_dict(),
         "reference_calls": result.summary["reference_calls"],
         "reference_calls_geometry_and_hessian": result.summary["reference_calls_evaluation"],
-        "harmonic_mae_cm1": curve[-1]["harmonic_mae_cm1"], "iterations": len(curve) - 1,
+        "harmonic_mae_cm1": curve[-1]["harmonic_mae_cm1"],
+        "iterations": len(curve) - 1,
         "converged": result.summary["converged"],
-        "pcc_vs_reference": comparison.pcc, "wd_vs_reference": comparison.wd_cm1, "sis_vs_reference": comparison.sis,
+        "pcc_vs_reference": comparison.pcc,
+        "wd_vs_reference": comparison.wd_cm1,
+        "sis_vs_reference": comparison.sis,
         "wall_time_s": result.summary["wall_time_s_total"],
         "wall_time_s_by_stage": result.summary["wall_time_s_by_stage"],
         "wall_time_note": "ML workflow end to end, summed over resumed invocations (timings.json in the run "
-        "directory); reference MD ran in parallel on the other core", "wall_time_s_last_invocation": ml_wall,
-        "reference_md_cpu_time_s": ref_wall, "learning_curve": curve, "test_set": result.summary["test_set"],
-        "md_precision": config.md_precision, "torch_threads": 1,
+        "directory); reference MD ran in parallel on the other core",
+        "wall_time_s_last_invocation": ml_wall,
+        "reference_md_cpu_time_s": ref_wall,
+        "learning_curve": curve,
+        "test_set": result.summary["test_set"],
+        "md_precision": config.md_precision,
+        "torch_threads": 1,
     }
     Path(args.out).write_text(json.dumps(out, indent=2, default=float))
-    print(json.dumps({k: out[k] for k in ("reference_calls", "harmonic_mae_cm1", "pcc_vs_reference",
-                                           "wd_vs_reference", "wall_time_s")}, indent=2))
+    print(
+        json.dumps(
+            {
+                k: out[k]
+                for k in (
+                    "reference_calls",
+                    "harmonic_mae_cm1",
+                    "pcc_vs_reference",
+                    "wd_vs_reference",
+                    "wall_time_s",
+                )
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -47,8 +47,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _reference_md import (ReferenceMDPool, dipole_runs, reference_spectrum, spectrum_of_runs,  # noqa: E402
-                           trajectory_tasks)
+from _reference_md import (
+    ReferenceMDPool,
+    dipole_runs,
+    reference_spectrum,
+    spectrum_of_runs,  # noqa: E402
+    trajectory_tasks,
+)
 from training_recipe import RESULTS as TRAINING_RECIPE_RESULTS  # noqa: E402  (single-molecule retraining rows)
 
 TRAIN_CSV = SHARED / "molecules" / "train24.csv"
@@ -59,14 +64,22 @@ FULL_MARKER = "<!-- palirs-benchmark preset=full -->"
 
 #: The published study's numbers (PALIRS, DFT level).
 PAPER = {
-    "energy_mae_meV": 2.64, "energy_rmse_meV": 3.61,
-    "force_mae_meV_per_A": 3.96, "force_rmse_meV_per_A": 5.69,
-    "dipole_mae_mD": 7.62, "dipole_rmse_mD": 12.46,
-    "reference_calls_total": 16067, "n_molecules": 24, "reference_calls_per_molecule": 16067 / 24,
+    "energy_mae_meV": 2.64,
+    "energy_rmse_meV": 3.61,
+    "force_mae_meV_per_A": 3.96,
+    "force_rmse_meV_per_A": 5.69,
+    "dipole_mae_mD": 7.62,
+    "dipole_rmse_mD": 12.46,
+    "reference_calls_total": 16067,
+    "n_molecules": 24,
+    "reference_calls_per_molecule": 16067 / 24,
     "harmonic_mae_cm1": 4.37,
-    "pcc_ml_vs_reference_mean": 0.80, "pcc_ml_vs_reference_std": 0.18,
-    "pcc_ml_vs_experiment_mean": 0.81, "pcc_ml_vs_experiment_std": 0.15,
-    "methanol_pcc_ml_vs_reference": 0.91, "methanol_pcc_ml_vs_experiment": 0.80,
+    "pcc_ml_vs_reference_mean": 0.80,
+    "pcc_ml_vs_reference_std": 0.18,
+    "pcc_ml_vs_experiment_mean": 0.81,
+    "pcc_ml_vs_experiment_std": 0.15,
+    "methanol_pcc_ml_vs_reference": 0.91,
+    "methanol_pcc_ml_vs_experiment": 0.80,
 }
 
 #: Issue 5's acceptance targets at xTB level.
@@ -87,23 +100,32 @@ PRESETS = {
         # MAE only from 25.6 to 24.4 cm-1: the hours go to production and reference MD instead.
         # Test set: 20 ps of MD per molecule (4 replicas x 5 ps, a frame every 50 fs) to choose the
         # 20 structures from, not the default 100 ps, which would take about 2.8 h of the 2 cores for 24 molecules.
-        "workflow_preset": "default", "workflow_overrides": {"max_iterations": 3} | SHORT_TEST_MD,
-        "train": None, "transfer": None,  # None: every molecule of the table
-        "temperatures_k": (100.0, 300.0, 500.0, 700.0, 900.0), "series_molecule": "methanol",
+        "workflow_preset": "default",
+        "workflow_overrides": {"max_iterations": 3} | SHORT_TEST_MD,
+        "train": None,
+        "transfer": None,  # None: every molecule of the table
+        "temperatures_k": (100.0, 300.0, 500.0, 700.0, 900.0),
+        "series_molecule": "methanol",
         "convergence_ps": 20.0,
-        "dft": True, "dft_reference": "pyscf:B3LYP/6-31G*", "dft_workflow_preset": "default",
+        "dft": True,
+        "dft_reference": "pyscf:B3LYP/6-31G*",
+        "dft_workflow_preset": "default",
         "dft_overrides": {"max_iterations": 3} | SHORT_TEST_MD,  # the same budget as the xTB run above
         "dft_timing_calls": 5,
     },
     "small": {
         "description": "smoke test: 2 molecules, the CI workflow settings (tiny models, 10 epochs, one "
-                       "iteration), 0.4 ps trajectories",
+        "iteration), 0.4 ps trajectories",
         "workflow_preset": "ci",
         "workflow_overrides": SMALL_MD | {"model_epochs": 10},
-        "train": ("methane", "methanol"), "transfer": ("acetone",),
-        "temperatures_k": (300.0, 600.0), "series_molecule": "methanol",
+        "train": ("methane", "methanol"),
+        "transfer": ("acetone",),
+        "temperatures_k": (300.0, 600.0),
+        "series_molecule": "methanol",
         "convergence_ps": 0.2,
-        "dft": False, "dft_reference": "pyscf:B3LYP/STO-3G", "dft_workflow_preset": "ci",
+        "dft": False,
+        "dft_reference": "pyscf:B3LYP/STO-3G",
+        "dft_workflow_preset": "ci",
         "dft_overrides": SMALL_MD | {"model_epochs": 10},
         "dft_timing_calls": 2,
     },
@@ -145,8 +167,10 @@ def experiment_index(nist_dir: Path = NIST_DIR) -> dict[str, list[Path]]:
 def check_settings(settings: dict, config) -> None:
     """Refuse settings that cannot give every part of the report."""
     if settings["convergence_ps"] * 1000.0 < 2 * config.max_correlation_fs:
-        raise BenchmarkError(f"convergence_ps {settings['convergence_ps']} is shorter than twice the correlation "
-                             f"depth ({config.max_correlation_fs} fs)")
+        raise BenchmarkError(
+            f"convergence_ps {settings['convergence_ps']} is shorter than twice the correlation "
+            f"depth ({config.max_correlation_fs} fs)"
+        )
     if settings["convergence_ps"] >= config.production_ps:
         raise BenchmarkError("convergence_ps must be shorter than the production run")
     if config.production_temperature_k not in settings["temperatures_k"]:
@@ -163,8 +187,11 @@ def mean_std(values) -> dict:
     vals = finite(values)
     if not vals:
         return {"mean": None, "std": None, "n": 0}
-    return {"mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
-            "n": len(vals)}
+    return {
+        "mean": float(np.mean(vals)),
+        "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
+        "n": len(vals),
+    }
 
 
 def compare(reference, predicted) -> tuple[dict, object]:
@@ -199,8 +226,11 @@ def against_experiment(spectrum, files: list[Path]) -> tuple[dict, object]:
         rows.append({"file": path.name, **numbers})
         if result is not None and shown is None:
             shown = result.a.with_metadata(label=f"experiment ({path.name})")
-    return {"pcc": mean_std(r["pcc"] for r in rows)["mean"], "wd_cm1": mean_std(r["wd_cm1"] for r in rows)["mean"],
-            "files": rows}, shown
+    return {
+        "pcc": mean_std(r["pcc"] for r in rows)["mean"],
+        "wd_cm1": mean_std(r["wd_cm1"] for r in rows)["mean"],
+        "files": rows,
+    }, shown
 
 
 # -- reference MD ---------------------------------------------------------------------------
@@ -218,7 +248,8 @@ class ReferenceRuns:
 
         folder = self.folder / f"{temperature_k:.0f}K" / safe_name(name)
         self.handles[(name, temperature_k)] = self.pool.submit(
-            trajectory_tasks(folder, atoms, self.config, seed, temperature_k))
+            trajectory_tasks(folder, atoms, self.config, seed, temperature_k)
+        )
 
     def collect(self) -> None:
         for key, handles in self.handles.items():
@@ -249,7 +280,10 @@ def reference_minima(molecules: list, reference: str, path: Path) -> dict:
     for mol in molecules:
         if mol.name not in cached:
             minimum = optimize_geometry(mol.atoms, method, fmax=1e-4)
-            cached[mol.name] = {"symbols": minimum.get_chemical_symbols(), "positions": minimum.positions.tolist()}
+            cached[mol.name] = {
+                "symbols": minimum.get_chemical_symbols(),
+                "positions": minimum.positions.tolist(),
+            }
             atomic_write_json(path, cached)
     return {name: Atoms(v["symbols"], positions=v["positions"]) for name, v in cached.items()}
 
@@ -262,8 +296,11 @@ def reference_call_counts(database, names: list[str], iterations: list[int]) -> 
     for name in names:
         per_molecule[name] = database.count(molecule=name) - database.count(molecule=name, kind="test")
         per_iteration[name] = {str(i): database.count(molecule=name, iteration=i) for i in iterations}
-    return {"per_molecule": per_molecule, "per_molecule_and_iteration": per_iteration,
-            "total": int(sum(per_molecule.values()))}
+    return {
+        "per_molecule": per_molecule,
+        "per_molecule_and_iteration": per_iteration,
+        "total": int(sum(per_molecule.values())),
+    }
 
 
 def ml_production_file(folder: Path, name: str) -> Path:
@@ -272,14 +309,21 @@ def ml_production_file(folder: Path, name: str) -> Path:
     return folder / f"{safe_name(name)}.npz"
 
 
-def convergence_entry(name: str, ml_full, ml_file: Path, refs: ReferenceRuns, config, short_ps: float) -> dict:
+def convergence_entry(
+    name: str, ml_full, ml_file: Path, refs: ReferenceRuns, config, short_ps: float
+) -> dict:
     """Spectra from the first ``short_ps`` of each trajectory against the whole production run."""
     runs, dt = dipole_runs(ml_file, short_ps)
-    ml_short = spectrum_of_runs(runs, dt, config, {"label": f"{name} ML-MD, first {short_ps:g} ps"}) if runs else None
+    ml_short = (
+        spectrum_of_runs(runs, dt, config, {"label": f"{name} ML-MD, first {short_ps:g} ps"})
+        if runs
+        else None
+    )
     ref_full, _ = refs.spectrum(name, config.production_temperature_k)
     ref_short, _ = refs.spectrum(name, config.production_temperature_k, short_ps)
     return {
-        "short_ps": short_ps, "full_ps": config.production_ps,
+        "short_ps": short_ps,
+        "full_ps": config.production_ps,
         "pcc_ml_short_vs_ml_full": compare(ml_full, ml_short)[0]["pcc"],
         "pcc_reference_short_vs_reference_full": compare(ref_full, ref_short)[0]["pcc"],
         "ml_vs_reference_short": compare(ref_short, ml_short)[0],
@@ -292,9 +336,14 @@ def uncertainty_error_correlation(rows: list[dict]) -> dict:
     against reference MD); does a high uncertainty flag the poor predictions?"""
     from scipy.stats import spearmanr
 
-    pairs = [(r["uncertainty"], 1.0 - r["pcc"]) for r in rows
-             if r.get("uncertainty") is not None and r.get("pcc") is not None
-             and math.isfinite(r["uncertainty"]) and math.isfinite(r["pcc"])]
+    pairs = [
+        (r["uncertainty"], 1.0 - r["pcc"])
+        for r in rows
+        if r.get("uncertainty") is not None
+        and r.get("pcc") is not None
+        and math.isfinite(r["uncertainty"])
+        and math.isfinite(r["pcc"])
+    ]
     out = {"n": len(pairs), "spearman_rho": None, "p_value": None}
     if len(pairs) >= 3:
         x, y = zip(*pairs)
@@ -328,9 +377,14 @@ def seconds_per_call(reference: str, atoms, n_calls: int, path: Path, seed: int 
         start = time.perf_counter()
         method.label(work)
         times.append(time.perf_counter() - start)
-    out = {"reference": method.describe(), "n_calls": n_calls, "seconds": times,
-           "seconds_per_call": float(np.mean(times)), "torch_threads": 1,
-           "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+    out = {
+        "reference": method.describe(),
+        "n_calls": n_calls,
+        "seconds": times,
+        "seconds_per_call": float(np.mean(times)),
+        "torch_threads": 1,
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+    }
     atomic_write_json(path, out)
     return out
 
@@ -342,47 +396,79 @@ def dft_case(settings: dict, run_dir: Path, experiments: dict, executor, console
     from specml.workflow import IRWorkflow, get_workflow_config
     from specml.workflow.production import spectrum_key
 
-    config = get_workflow_config(settings["dft_workflow_preset"], reference=settings["dft_reference"],
-                                 **settings["dft_overrides"])
+    config = get_workflow_config(
+        settings["dft_workflow_preset"], reference=settings["dft_reference"], **settings["dft_overrides"]
+    )
     methanol = molecule_from_smiles("CO", "methanol")
-    workflow = IRWorkflow([methanol], run_dir / "dft_methanol", config, executor=executor, console=console,
-                          show_progress=executor.show_progress)
+    workflow = IRWorkflow(
+        [methanol],
+        run_dir / "dft_methanol",
+        config,
+        executor=executor,
+        console=console,
+        show_progress=executor.show_progress,
+    )
     minimum = workflow.prepared()[0].atoms
-    timing = seconds_per_call(config.reference, minimum, settings["dft_timing_calls"],
-                              run_dir / "dft_methanol" / "seconds_per_call.json")
+    timing = seconds_per_call(
+        config.reference,
+        minimum,
+        settings["dft_timing_calls"],
+        run_dir / "dft_methanol" / "seconds_per_call.json",
+    )
     result = workflow.run()
     spectrum = result.spectra.get(spectrum_key(methanol.name, config.production_temperature_k))
-    vs_exp, shown = against_experiment(spectrum, experiments.get(canonical_smiles("CO"), [])) \
-        if spectrum is not None else ({"pcc": None, "wd_cm1": None, "files": []}, None)
+    vs_exp, shown = (
+        against_experiment(spectrum, experiments.get(canonical_smiles("CO"), []))
+        if spectrum is not None
+        else ({"pcc": None, "wd_cm1": None, "files": []}, None)
+    )
     steps = config.thermalization_steps + config.production_steps
     functional, _, basis = config.reference.partition(":")[2].partition("/")
     entry = {
-        "status": "done", "reference": config.reference, "reference_description": result.summary["reference"],
-        "functional": functional, "basis": basis, "workflow_preset": settings["dft_workflow_preset"],
+        "status": "done",
+        "reference": config.reference,
+        "reference_description": result.summary["reference"],
+        "functional": functional,
+        "basis": basis,
+        "workflow_preset": settings["dft_workflow_preset"],
         "reference_calls": result.summary["reference_calls"],
         "reference_calls_geometry_and_hessian": result.summary["reference_calls_evaluation"],
         "reference_calls_test_set": workflow.database.count(kind="test"),
         "wall_time_s": result.summary["wall_time_s_total"],
         "wall_time_s_by_stage": result.summary["wall_time_s_by_stage"],
-        "seconds_per_force_call": timing["seconds_per_call"], "seconds_per_force_call_samples": timing["seconds"],
-        "aimd_steps": steps, "aimd_cost_estimate_s": timing["seconds_per_call"] * steps,
+        "seconds_per_force_call": timing["seconds_per_call"],
+        "seconds_per_force_call_samples": timing["seconds"],
+        "aimd_steps": steps,
+        "aimd_cost_estimate_s": timing["seconds_per_call"] * steps,
         "aimd_cost_note": f"one trajectory of {config.thermalization_ps:g} + {config.production_ps:g} ps at "
-                          f"{config.timestep_fs:g} fs; the ML protocol runs {config.n_trajectories} of them",
+        f"{config.timestep_fs:g} fs; the ML protocol runs {config.n_trajectories} of them",
         "harmonic_mae_cm1": result.learning_curve[-1]["harmonic_mae_cm1"],
-        "iterations": result.summary["iterations"], "test_set": result.summary["test_set"],
-        "pcc_vs_experiment": vs_exp["pcc"], "wd_vs_experiment": vs_exp["wd_cm1"], "experiment": vs_exp["files"],
+        "iterations": result.summary["iterations"],
+        "test_set": result.summary["test_set"],
+        "pcc_vs_experiment": vs_exp["pcc"],
+        "wd_vs_experiment": vs_exp["wd_cm1"],
+        "experiment": vs_exp["files"],
         "learning_curve": result.learning_curve,
     }
     return entry, {"spectrum": spectrum, "experiment": shown, "curve": result.learning_curve}
 
 
 def skipped_dft(settings: dict, reason: str) -> dict:
-    return {"status": "skipped", "reason": reason, "reference": settings["dft_reference"], "reference_calls": None,
-            "wall_time_s": None, "aimd_cost_estimate_s": None, "pcc_vs_experiment": None}
+    return {
+        "status": "skipped",
+        "reason": reason,
+        "reference": settings["dft_reference"],
+        "reference_calls": None,
+        "wall_time_s": None,
+        "aimd_cost_estimate_s": None,
+        "pcc_vs_experiment": None,
+    }
 
 
 # -- the run ----------------------------------------------------------------------------------
-def run(preset: str, settings: dict, run_dir: Path, workers: int, dft: bool, show_progress: bool) -> tuple[dict, dict]:
+def run(
+    preset: str, settings: dict, run_dir: Path, workers: int, dft: bool, show_progress: bool
+) -> tuple[dict, dict]:
     """Every computation of the benchmark; returns the results (JSON-able) and the spectra to plot."""
     import torch
     from rich.console import Console
@@ -400,15 +486,20 @@ def run(preset: str, settings: dict, run_dir: Path, workers: int, dft: bool, sho
     experiments = experiment_index()
     series = settings["series_molecule"]
     if series not in {m.name for m in train}:
-        raise BenchmarkError(f"the temperature-series molecule {series!r} is not among the training molecules")
+        raise BenchmarkError(
+            f"the temperature-series molecule {series!r} is not among the training molecules"
+        )
     temperature = config.production_temperature_k
 
     with ReferenceMDPool(workers, show_progress) as pool:
         executor = pool.executor
-        workflow = IRWorkflow(train, run_dir / "xtb", config, executor=executor, console=console,
-                              show_progress=show_progress)
+        workflow = IRWorkflow(
+            train, run_dir / "xtb", config, executor=executor, console=console, show_progress=show_progress
+        )
         minima = dict(workflow.prepared_structures())
-        transfer_minima = reference_minima(transfer, config.reference, run_dir / "transfer" / "reference_minima.json")
+        transfer_minima = reference_minima(
+            transfer, config.reference, run_dir / "transfer" / "reference_minima.json"
+        )
         # Reference MD is submitted first, at a lower priority than the workflow's tasks on the
         # same workers: it takes every worker the ML work leaves free.
         refs = ReferenceRuns(pool, run_dir / "reference_md", config)
@@ -421,20 +512,26 @@ def run(preset: str, settings: dict, run_dir: Path, workers: int, dft: bool, sho
             refs.submit(mol.name, transfer_minima[mol.name], temperature, seed=30_000 + 100 * i)
 
         result = workflow.run()
-        series_ml, transfer_ml, domain, unseen = extra_ml_spectra(workflow, result, series, settings["temperatures_k"],
-                                                                  transfer, run_dir)
+        series_ml, transfer_ml, domain, unseen = extra_ml_spectra(
+            workflow, result, series, settings["temperatures_k"], transfer, run_dir
+        )
         if dft:
             dft_entry, dft_plot = dft_case(settings, run_dir, experiments, executor, console)
         else:
-            dft_entry, dft_plot = skipped_dft(settings, "not requested (the small preset runs it only with --dft)"), {}
+            dft_entry, dft_plot = (
+                skipped_dft(settings, "not requested (the small preset runs it only with --dft)"),
+                {},
+            )
         refs.collect()
 
     names = [m.name for m in train]
     curve = result.learning_curve
     calls = reference_call_counts(workflow.database, names, [e["iteration"] for e in curve])
     if calls["total"] != result.summary["reference_calls"]:
-        raise BenchmarkError(f"per-molecule reference calls ({calls['total']}) do not add up to the workflow's "
-                             f"count ({result.summary['reference_calls']})")
+        raise BenchmarkError(
+            f"per-molecule reference calls ({calls['total']}) do not add up to the workflow's "
+            f"count ({result.summary['reference_calls']})"
+        )
     plots = {"train": {}, "transfer": {}, "series": {}, "dft": dft_plot, "curve": curve}
 
     # Tables 2 and 3, with the convergence of part 4.
@@ -443,39 +540,69 @@ def run(preset: str, settings: dict, run_dir: Path, workers: int, dft: bool, sho
         ml = result.spectra.get(spectrum_key(mol.name, temperature))
         row, plots["train"][mol.name] = ml_against_references(mol, ml, refs, temperature, experiments)
         conv, plots["train"][mol.name]["ml_short"] = (
-            convergence_entry(mol.name, ml, ml_production_file(workflow.dirs.production(temperature), mol.name),
-                              refs, config, settings["convergence_ps"]) if ml is not None else (None, None))
-        train_rows.append({
-            **row, "convergence": conv, "reference_calls": calls["per_molecule"][mol.name],
-            "harmonic_mae_cm1": curve[-1]["harmonic_per_molecule"].get(mol.name, {}).get("mae_cm1"),
-            "uncertainty": ml.metadata.get("mean_relative_force_uncertainty") if ml is not None else None,
-            "trajectories_stopped": ml.metadata.get("n_trajectories_stopped") if ml is not None else None,
-        })
+            convergence_entry(
+                mol.name,
+                ml,
+                ml_production_file(workflow.dirs.production(temperature), mol.name),
+                refs,
+                config,
+                settings["convergence_ps"],
+            )
+            if ml is not None
+            else (None, None)
+        )
+        train_rows.append(
+            {
+                **row,
+                "convergence": conv,
+                "reference_calls": calls["per_molecule"][mol.name],
+                "harmonic_mae_cm1": curve[-1]["harmonic_per_molecule"].get(mol.name, {}).get("mae_cm1"),
+                "uncertainty": ml.metadata.get("mean_relative_force_uncertainty") if ml is not None else None,
+                "trajectories_stopped": ml.metadata.get("n_trajectories_stopped") if ml is not None else None,
+            }
+        )
 
     # Part 5: temperature series.
     series_rows = []
     for t in settings["temperatures_k"]:
         ref, _ = refs.spectrum(series, t)
-        series_rows.append({"temperature_k": t, **compare(ref, series_ml[t])[0],
-                            "reference_md_error": refs.errors.get((series, t))})
+        series_rows.append(
+            {
+                "temperature_k": t,
+                **compare(ref, series_ml[t])[0],
+                "reference_md_error": refs.errors.get((series, t)),
+            }
+        )
         plots["series"][t] = {"ml": series_ml[t], "reference": ref}
 
     # Part 6: transferability.
     transfer_rows = []
     for mol in transfer:
-        row, plots["transfer"][mol.name] = ml_against_references(mol, transfer_ml.get(mol.name), refs, temperature,
-                                                                 experiments)
+        row, plots["transfer"][mol.name] = ml_against_references(
+            mol, transfer_ml.get(mol.name), refs, temperature, experiments
+        )
         report = domain.get(mol.name, {})
-        transfer_rows.append({
-            **row, "unseen_element": unseen.get(mol.name), "pcc": row["vs_reference"]["pcc"],
-            "uncertainty_at_minimum": report.get("uncertainty_at_minimum"),
-            "uncertainty": report.get("mean_uncertainty_md"), "out_of_domain": report.get("out_of_domain", True),
-        })
+        transfer_rows.append(
+            {
+                **row,
+                "unseen_element": unseen.get(mol.name),
+                "pcc": row["vs_reference"]["pcc"],
+                "uncertainty_at_minimum": report.get("uncertainty_at_minimum"),
+                "uncertainty": report.get("mean_uncertainty_md"),
+                "out_of_domain": report.get("out_of_domain", True),
+            }
+        )
 
     results = {
-        "preset": preset, "preset_description": settings["description"], "is_smoke_test": preset != "full",
-        "settings": {**{k: v for k, v in settings.items() if k != "description"}, "workflow": config.to_dict()},
-        "molecules": names, "transfer_molecules": [m.name for m in transfer],
+        "preset": preset,
+        "preset_description": settings["description"],
+        "is_smoke_test": preset != "full",
+        "settings": {
+            **{k: v for k, v in settings.items() if k != "description"},
+            "workflow": config.to_dict(),
+        },
+        "molecules": names,
+        "transfer_molecules": [m.name for m in transfer],
         **table1_errors(result.summary["test_set"]),
         **learning_summary(result, calls, workflow.database.count(kind="test"), config.max_iterations),
         **spectra_summary(train_rows),
@@ -491,12 +618,15 @@ def run(preset: str, settings: dict, run_dir: Path, workers: int, dft: bool, sho
         "reference_md_cpu_s": float(sum(r["reference_md_cpu_s"] for r in train_rows)),
         "wall_time_s_this_invocation": time.perf_counter() - started,
         "reference_md_errors": {f"{k[0]}@{k[1]:.0f}K": v for k, v in refs.errors.items()},
-        "paper": PAPER, "targets": TARGETS,
+        "paper": PAPER,
+        "targets": TARGETS,
     }
     methanol = next((r for r in train_rows if r["canonical_smiles"] == "CO"), None)
     if methanol is not None:
-        results["methanol"] = {"pcc_ml_vs_reference": methanol["vs_reference"]["pcc"],
-                               "pcc_ml_vs_experiment": (methanol["vs_experiment"] or {}).get("pcc")}
+        results["methanol"] = {
+            "pcc_ml_vs_reference": methanol["vs_reference"]["pcc"],
+            "pcc_ml_vs_experiment": (methanol["vs_experiment"] or {}).get("pcc"),
+        }
     results["target_verdicts"] = target_verdicts(results)
     return results, plots
 
@@ -515,8 +645,11 @@ def extra_ml_spectra(workflow, result, series: str, temperatures_k, transfer: li
 
     config, models = workflow.config, workflow.dirs.final_models
     minimum = dict(workflow.prepared_structures())[series]
-    series_jobs = {t: ProductionJob([(series, minimum)], t, temperature_folder(run_dir / "temperature_series", t))
-                   for t in temperatures_k if t != config.production_temperature_k}
+    series_jobs = {
+        t: ProductionJob([(series, minimum)], t, temperature_folder(run_dir / "temperature_series", t))
+        for t in temperatures_k
+        if t != config.production_temperature_k
+    }
     committee = load_predicting_committee(models)
     predictable, unseen = [], {}
     for mol in transfer:
@@ -530,13 +663,20 @@ def extra_ml_spectra(workflow, result, series: str, temperatures_k, transfer: li
     if predictable:
         structures, domain = prediction_structures(committee, predictable, run_dir / "transfer" / "ml_minima")
         transfer_t = config.production_temperature_k
-        transfer_job = ProductionJob(structures, transfer_t, temperature_folder(run_dir / "transfer" / "production",
-                                                                                transfer_t))
+        transfer_job = ProductionJob(
+            structures, transfer_t, temperature_folder(run_dir / "transfer" / "production", transfer_t)
+        )
         jobs.append(transfer_job)
     run_production(jobs, models, config, workflow.executor, run_dir / "extra_md_checkpoints")
 
-    series_ml = {t: (job_spectra(series_jobs[t], models, config, workflow.say).get(series) if t in series_jobs
-                     else result.spectra.get(spectrum_key(series, t))) for t in temperatures_k}
+    series_ml = {
+        t: (
+            job_spectra(series_jobs[t], models, config, workflow.say).get(series)
+            if t in series_jobs
+            else result.spectra.get(spectrum_key(series, t))
+        )
+        for t in temperatures_k
+    }
     transfer_ml = {}
     if transfer_job is not None:
         transfer_ml = job_spectra(transfer_job, models, config, workflow.say)
@@ -544,7 +684,9 @@ def extra_ml_spectra(workflow, result, series: str, temperatures_k, transfer: li
     return series_ml, transfer_ml, domain, unseen
 
 
-def ml_against_references(mol, ml, refs: ReferenceRuns, temperature_k: float, experiments: dict) -> tuple[dict, dict]:
+def ml_against_references(
+    mol, ml, refs: ReferenceRuns, temperature_k: float, experiments: dict
+) -> tuple[dict, dict]:
     """One molecule's ML spectrum against its reference MD and its experimental files."""
     from specml.molecules.inputs import canonical_smiles
 
@@ -552,24 +694,40 @@ def ml_against_references(mol, ml, refs: ReferenceRuns, temperature_k: float, ex
     smiles = canonical_smiles(mol.smiles)
     files = experiments.get(smiles, [])
     vs_exp, exp_shown = against_experiment(ml, files) if files and ml is not None else (None, None)
-    row = {"molecule": mol.name, "smiles": mol.smiles, "canonical_smiles": smiles, "ml_spectrum": ml is not None,
-           "vs_reference": compare(ref, ml)[0], "vs_experiment": vs_exp,
-           "reference_md_error": refs.errors.get((mol.name, temperature_k)), "reference_md_cpu_s": ref_cpu}
+    row = {
+        "molecule": mol.name,
+        "smiles": mol.smiles,
+        "canonical_smiles": smiles,
+        "ml_spectrum": ml is not None,
+        "vs_reference": compare(ref, ml)[0],
+        "vs_experiment": vs_exp,
+        "reference_md_error": refs.errors.get((mol.name, temperature_k)),
+        "reference_md_cpu_s": ref_cpu,
+    }
     return row, {"ml": ml, "reference": ref, "experiment": exp_shown}
 
 
 def table1_errors(test: dict) -> dict:
-    keys = ("energy_mae_meV", "energy_rmse_meV", "force_mae_meV_per_A", "force_rmse_meV_per_A", "dipole_mae_mD",
-            "dipole_rmse_mD")
+    keys = (
+        "energy_mae_meV",
+        "energy_rmse_meV",
+        "force_mae_meV_per_A",
+        "force_rmse_meV_per_A",
+        "dipole_mae_mD",
+        "dipole_rmse_mD",
+    )
     return {**{k: test.get(k) for k in keys}, "test_set": test}
 
 
 def learning_summary(result, calls: dict, test_calls: int, max_iterations: int) -> dict:
     curve = result.learning_curve
     return {
-        "harmonic_mae_cm1": curve[-1]["harmonic_mae_cm1"], "harmonic_rmse_cm1": curve[-1]["harmonic_rmse_cm1"],
-        "iterations": result.summary["iterations"], "max_iterations": max_iterations,
-        "converged": result.summary["converged"], "learning_curve": curve,
+        "harmonic_mae_cm1": curve[-1]["harmonic_mae_cm1"],
+        "harmonic_rmse_cm1": curve[-1]["harmonic_rmse_cm1"],
+        "iterations": result.summary["iterations"],
+        "max_iterations": max_iterations,
+        "converged": result.summary["converged"],
+        "learning_curve": curve,
         "reference_calls_total": calls["total"],
         "reference_calls_per_molecule": calls["total"] / len(calls["per_molecule"]),
         "reference_calls_by_molecule": calls["per_molecule"],
@@ -590,18 +748,29 @@ def training_budget(models_dir: Path) -> dict:
     preset = committee["preset"]
     members = []
     for h in committee["histories"]["energy"]:
-        stage_one = h["valid_loss"][:(h["stage_two_from_epoch"] or h["epochs_run"] + 1) - 1]
+        stage_one = h["valid_loss"][: (h["stage_two_from_epoch"] or h["epochs_run"] + 1) - 1]
         tail = max(1, len(stage_one) // 5)
         before, last = min(stage_one[:-tail], default=None), min(stage_one[-tail:], default=None)
-        members.append({
-            "seed": h["seed"], "epochs_run": h["epochs_run"], "optimizer_steps": h["epochs_run"] * h["steps_per_epoch"],
-            "stage_two_from_epoch": h["stage_two_from_epoch"], "train_time_s": h["train_time_s"],
-            "valid_force_mae_meV_per_A": h["valid_mae"]["forces_meV_per_A"],
-            "valid_energy_mae_meV": h["valid_mae"]["energy_meV"],
-            "stage_one_valid_loss_drop_last_fifth": (before - last) / before if before else None,
-        })
-    return {"preset": preset["name"], "preset_epochs": preset["epochs"], "max_steps": preset.get("max_steps"),
-            "num_channels": preset["num_channels"], "max_L": preset["max_L"], "members": members}
+        members.append(
+            {
+                "seed": h["seed"],
+                "epochs_run": h["epochs_run"],
+                "optimizer_steps": h["epochs_run"] * h["steps_per_epoch"],
+                "stage_two_from_epoch": h["stage_two_from_epoch"],
+                "train_time_s": h["train_time_s"],
+                "valid_force_mae_meV_per_A": h["valid_mae"]["forces_meV_per_A"],
+                "valid_energy_mae_meV": h["valid_mae"]["energy_meV"],
+                "stage_one_valid_loss_drop_last_fifth": (before - last) / before if before else None,
+            }
+        )
+    return {
+        "preset": preset["name"],
+        "preset_epochs": preset["epochs"],
+        "max_steps": preset.get("max_steps"),
+        "num_channels": preset["num_channels"],
+        "max_L": preset["max_L"],
+        "members": members,
+    }
 
 
 def single_molecule_retraining(workflow_dir: Path, curve: list[dict]) -> list[dict]:
@@ -615,16 +784,26 @@ def single_molecule_retraining(workflow_dir: Path, curve: list[dict]) -> list[di
     rows = []
     for line in TRAINING_RECIPE_RESULTS.read_text().splitlines():
         entry = json.loads(line)
-        if (entry.get("molecule") is None or Path(entry["run"]).resolve() != workflow_dir.resolve()
-                or ":" in entry["iterations"]):
+        if (
+            entry.get("molecule") is None
+            or Path(entry["run"]).resolve() != workflow_dir.resolve()
+            or ":" in entry["iterations"]
+        ):
             continue
         committee = by_iteration.get(int(entry["iterations"]), {}).get(entry["molecule"], {})
-        rows.append({"molecule": entry["molecule"], "iteration": int(entry["iterations"]),
-                     "overrides": entry["overrides"], "n_structures": entry["n_structures"],
-                     "epochs_run": entry["epochs_run"], "train_time_s": sum(entry["train_time_s"]),
-                     "valid_force_mae_meV_per_A": entry["valid_mae"]["forces_meV_per_A"],
-                     "harmonic_mae_cm1_alone": entry["mae_cm1"],
-                     "harmonic_mae_cm1_in_committee": committee.get("mae_cm1")})
+        rows.append(
+            {
+                "molecule": entry["molecule"],
+                "iteration": int(entry["iterations"]),
+                "overrides": entry["overrides"],
+                "n_structures": entry["n_structures"],
+                "epochs_run": entry["epochs_run"],
+                "train_time_s": sum(entry["train_time_s"]),
+                "valid_force_mae_meV_per_A": entry["valid_mae"]["forces_meV_per_A"],
+                "harmonic_mae_cm1_alone": entry["mae_cm1"],
+                "harmonic_mae_cm1_in_committee": committee.get("mae_cm1"),
+            }
+        )
     return rows
 
 
@@ -634,61 +813,122 @@ def spectra_summary(rows: list[dict]) -> dict:
     for against, key in (("reference", "vs_reference"), ("experiment", "vs_experiment")):
         for metric, field in (("pcc", "pcc"), ("wd", "wd_cm1")):
             stats = mean_std(r[key][field] for r in rows if r[key])
-            out[f"{metric}_ml_vs_{against}_mean"], out[f"{metric}_ml_vs_{against}_std"] = stats["mean"], stats["std"]
+            out[f"{metric}_ml_vs_{against}_mean"], out[f"{metric}_ml_vs_{against}_std"] = (
+                stats["mean"],
+                stats["std"],
+            )
             out[f"n_molecules_vs_{against}"] = stats["n"]
     return out
 
 
 def convergence_summary(rows: list[dict], short_ps: float, full_ps: float) -> dict:
     done = [r["convergence"] for r in rows if r["convergence"]]
-    return {"short_ps": short_ps, "full_ps": full_ps,
-            "pcc_ml_vs_reference_short": mean_std(c["ml_vs_reference_short"]["pcc"] for c in done),
-            "pcc_ml_vs_reference_full": mean_std(c["ml_vs_reference_full"]["pcc"] for c in done),
-            "pcc_ml_short_vs_ml_full": mean_std(c["pcc_ml_short_vs_ml_full"] for c in done)}
+    return {
+        "short_ps": short_ps,
+        "full_ps": full_ps,
+        "pcc_ml_vs_reference_short": mean_std(c["ml_vs_reference_short"]["pcc"] for c in done),
+        "pcc_ml_vs_reference_full": mean_std(c["ml_vs_reference_full"]["pcc"] for c in done),
+        "pcc_ml_short_vs_ml_full": mean_std(c["pcc_ml_short_vs_ml_full"] for c in done),
+    }
 
 
 def transfer_summary(rows: list[dict], train_rows: list[dict]) -> dict:
-    in_domain = [{"uncertainty": r["uncertainty"], "pcc": r["vs_reference"]["pcc"], "out_of_domain": False}
-                 for r in train_rows]
-    return {"rows": rows, "pcc_ml_vs_reference": mean_std(r["pcc"] for r in rows),
-            "pcc_ml_vs_experiment": mean_std(r["vs_experiment"]["pcc"] for r in rows if r["vs_experiment"]),
-            "uncertainty_vs_error_transfer": uncertainty_error_correlation(rows),
-            "uncertainty_vs_error_all": uncertainty_error_correlation(rows + in_domain)}
+    in_domain = [
+        {"uncertainty": r["uncertainty"], "pcc": r["vs_reference"]["pcc"], "out_of_domain": False}
+        for r in train_rows
+    ]
+    return {
+        "rows": rows,
+        "pcc_ml_vs_reference": mean_std(r["pcc"] for r in rows),
+        "pcc_ml_vs_experiment": mean_std(r["vs_experiment"]["pcc"] for r in rows if r["vs_experiment"]),
+        "uncertainty_vs_error_transfer": uncertainty_error_correlation(rows),
+        "uncertainty_vs_error_all": uncertainty_error_correlation(rows + in_domain),
+    }
 
 
 # -- targets --------------------------------------------------------------------------------
 def target_verdicts(r: dict) -> list[dict]:
     """Each acceptance target: value, met or missed, and what the data say about a miss."""
-    smoke = (" These are the small preset's smoke-test settings (tiny models, one iteration, sub-ps MD): "
-             "the targets apply to the full preset.") if r["is_smoke_test"] else ""
+    smoke = (
+        (
+            " These are the small preset's smoke-test settings (tiny models, one iteration, sub-ps MD): "
+            "the targets apply to the full preset."
+        )
+        if r["is_smoke_test"]
+        else ""
+    )
     verdicts = []
 
     value = r["pcc_ml_vs_reference_mean"]
-    worst = sorted((row for row in r["per_molecule"] if row["vs_reference"]["pcc"] is not None),
-                   key=lambda row: row["vs_reference"]["pcc"])[:3]
-    reason = "lowest: " + ", ".join(
-        f"{w['molecule']} (PCC {w['vs_reference']['pcc']:.2f}, harmonic MAE {fmt(w['harmonic_mae_cm1'], 1)} cm-1, "
-        f"uncertainty {fmt(w['uncertainty'], 3)}, {w['trajectories_stopped'] or 0} trajectories stopped)"
-        for w in worst) + "."
-    verdicts.append(verdict("mean ML-vs-reference PCC over the training molecules", "≥ 0.90", value,
-                            value is not None and value >= TARGETS["pcc_ml_vs_reference_mean"], reason + smoke))
+    worst = sorted(
+        (row for row in r["per_molecule"] if row["vs_reference"]["pcc"] is not None),
+        key=lambda row: row["vs_reference"]["pcc"],
+    )[:3]
+    reason = (
+        "lowest: "
+        + ", ".join(
+            f"{w['molecule']} (PCC {w['vs_reference']['pcc']:.2f}, harmonic MAE {fmt(w['harmonic_mae_cm1'], 1)} cm-1, "
+            f"uncertainty {fmt(w['uncertainty'], 3)}, {w['trajectories_stopped'] or 0} trajectories stopped)"
+            for w in worst
+        )
+        + "."
+    )
+    verdicts.append(
+        verdict(
+            "mean ML-vs-reference PCC over the training molecules",
+            "≥ 0.90",
+            value,
+            value is not None and value >= TARGETS["pcc_ml_vs_reference_mean"],
+            reason + smoke,
+        )
+    )
 
     value = r["harmonic_mae_cm1"]
-    worst = sorted(((row["molecule"], row["harmonic_mae_cm1"]) for row in r["per_molecule"]
-                    if row["harmonic_mae_cm1"] is not None), key=lambda x: -x[1])[:3]
-    stop = (f"the loop hit its iteration limit ({r['iterations']} of max {r['max_iterations']}) before the target"
-            if not r["converged"] else "converged")
-    reason = (f"{stop}; largest per-molecule MAE: " + ", ".join(f"{n} ({v:.1f} cm-1)" for n, v in worst) + ". "
-              + training_budget_reason(r["final_training"]) + retraining_reason(r["single_molecule_retraining"]))
-    verdicts.append(verdict("final harmonic-frequency MAE", "≤ 5 cm-1", value,
-                            value is not None and value <= TARGETS["harmonic_mae_cm1"], reason + smoke))
+    worst = sorted(
+        (
+            (row["molecule"], row["harmonic_mae_cm1"])
+            for row in r["per_molecule"]
+            if row["harmonic_mae_cm1"] is not None
+        ),
+        key=lambda x: -x[1],
+    )[:3]
+    stop = (
+        f"the loop hit its iteration limit ({r['iterations']} of max {r['max_iterations']}) before the target"
+        if not r["converged"]
+        else "converged"
+    )
+    reason = (
+        f"{stop}; largest per-molecule MAE: "
+        + ", ".join(f"{n} ({v:.1f} cm-1)" for n, v in worst)
+        + ". "
+        + training_budget_reason(r["final_training"])
+        + retraining_reason(r["single_molecule_retraining"])
+    )
+    verdicts.append(
+        verdict(
+            "final harmonic-frequency MAE",
+            "≤ 5 cm-1",
+            value,
+            value is not None and value <= TARGETS["harmonic_mae_cm1"],
+            reason + smoke,
+        )
+    )
 
     value = r["reference_calls_per_molecule"]
     initial = [int(c.get("0", 0)) for c in r["reference_calls_by_molecule_and_iteration"].values()]
-    reason = (f"the initial normal-mode data alone take {np.mean(initial):.0f} calls per molecule on average, "
-              f"active learning the other {value - np.mean(initial):.0f}.")
-    verdicts.append(verdict("reference calculations per molecule (training data)", "< 300", value,
-                            value < TARGETS["reference_calls_per_molecule"], reason + smoke))
+    reason = (
+        f"the initial normal-mode data alone take {np.mean(initial):.0f} calls per molecule on average, "
+        f"active learning the other {value - np.mean(initial):.0f}."
+    )
+    verdicts.append(
+        verdict(
+            "reference calculations per molecule (training data)",
+            "< 300",
+            value,
+            value < TARGETS["reference_calls_per_molecule"],
+            reason + smoke,
+        )
+    )
     return verdicts
 
 
@@ -697,23 +937,35 @@ def training_budget_reason(t: dict) -> str:
     drops = finite(x["stage_one_valid_loss_drop_last_fifth"] for x in m)
     epochs = sorted({x["epochs_run"] for x in m})
     capped = t["max_steps"] and max(epochs) < t["preset_epochs"]
-    return (f"The final potentials ({t['num_channels']} channels, L={t['max_L']}) trained "
-            f"{'/'.join(map(str, epochs))} of the preset's {t['preset_epochs']} epochs"
-            + (f", stopped by the cap of {t['max_steps']:,} optimiser steps" if capped else "")
-            + f" (about {np.mean([x['train_time_s'] for x in m]) / 60:.0f} min each on one core); "
-            + (f"their stage-one validation loss was still falling by {percent(float(np.mean(drops)))} over its last "
-               f"fifth, " if drops else "")
-            + f"validation force MAE {np.mean([x['valid_force_mae_meV_per_A'] for x in m]):.1f} meV/Å "
-            f"(paper test set: {PAPER['force_mae_meV_per_A']} meV/Å).")
+    return (
+        f"The final potentials ({t['num_channels']} channels, L={t['max_L']}) trained "
+        f"{'/'.join(map(str, epochs))} of the preset's {t['preset_epochs']} epochs"
+        + (f", stopped by the cap of {t['max_steps']:,} optimiser steps" if capped else "")
+        + f" (about {np.mean([x['train_time_s'] for x in m]) / 60:.0f} min each on one core); "
+        + (
+            f"their stage-one validation loss was still falling by {percent(float(np.mean(drops)))} over its last "
+            f"fifth, "
+            if drops
+            else ""
+        )
+        + f"validation force MAE {np.mean([x['valid_force_mae_meV_per_A'] for x in m]):.1f} meV/Å "
+        f"(paper test set: {PAPER['force_mae_meV_per_A']} meV/Å)."
+    )
 
 
 def retraining_reason(rows: list[dict]) -> str:
     if not rows:
         return ""
-    return (" One potential retrained on one molecule's labels alone (part 2): " + "; ".join(
-        f"{row['molecule']} ({describe_overrides(row['overrides'])}, {row['epochs_run']} epochs) "
-        f"{row['harmonic_mae_cm1_alone']:.1f} cm-1 against {fmt(row['harmonic_mae_cm1_in_committee'], 1)} in the "
-        f"committee" for row in rows) + ".")
+    return (
+        " One potential retrained on one molecule's labels alone (part 2): "
+        + "; ".join(
+            f"{row['molecule']} ({describe_overrides(row['overrides'])}, {row['epochs_run']} epochs) "
+            f"{row['harmonic_mae_cm1_alone']:.1f} cm-1 against {fmt(row['harmonic_mae_cm1_in_committee'], 1)} in the "
+            f"committee"
+            for row in rows
+        )
+        + "."
+    )
 
 
 def describe_overrides(overrides: dict) -> str:
@@ -721,7 +973,13 @@ def describe_overrides(overrides: dict) -> str:
 
 
 def verdict(name: str, target: str, value, met: bool, reason: str) -> dict:
-    return {"target": name, "required": target, "value": value, "met": bool(met), "reason": None if met else reason}
+    return {
+        "target": name,
+        "required": target,
+        "value": value,
+        "met": bool(met),
+        "reason": None if met else reason,
+    }
 
 
 # -- figures ------------------------------------------------------------------------------------
@@ -763,18 +1021,26 @@ def plot_overlay_grid(panels: dict[str, list], path: Path, ncols: int = 4) -> Pa
             draw_spectra(ax, spectra, normalize=True)
             ax.set_title(title, fontsize="medium")
             ax.legend(loc="upper left", fontsize="x-small")
-        for ax in list(axes.flat)[len(panels):]:
+        for ax in list(axes.flat)[len(panels) :]:
             ax.axis("off")
     return path
 
 
 def plot_pcc_bars(results: dict, path: Path) -> Path:
     """PCC per molecule: ML vs reference MD and ML vs experiment, training and transfer sets."""
-    groups = [("training molecules", results["per_molecule"]),
-              ("transfer molecules", results["transferability"]["rows"])]
+    groups = [
+        ("training molecules", results["per_molecule"]),
+        ("transfer molecules", results["transferability"]["rows"]),
+    ]
     widths = [max(len(rows), 1) for _, rows in groups]
-    with saved_figure(path, 1, 2, figsize=(max(8.0, 0.45 * sum(widths) + 3), 4.2),
-                      gridspec_kw={"width_ratios": widths}, squeeze=False) as (fig, axes):
+    with saved_figure(
+        path,
+        1,
+        2,
+        figsize=(max(8.0, 0.45 * sum(widths) + 3), 4.2),
+        gridspec_kw={"width_ratios": widths},
+        squeeze=False,
+    ) as (fig, axes):
         for ax, (title, rows) in zip(axes[0], groups):
             x = np.arange(len(rows))
             ref = [nan_if_none(r["vs_reference"]["pcc"]) for r in rows]
@@ -783,7 +1049,9 @@ def plot_pcc_bars(results: dict, path: Path) -> Path:
             ax.bar(x + 0.2, exp, 0.4, label="ML vs experiment")
             for k, r in enumerate(rows):
                 if not r.get("ml_spectrum", True):
-                    ax.text(k, 0.02, "no ML spectrum", rotation=90, ha="center", va="bottom", fontsize="x-small")
+                    ax.text(
+                        k, 0.02, "no ML spectrum", rotation=90, ha="center", va="bottom", fontsize="x-small"
+                    )
             ax.axhline(TARGETS["pcc_ml_vs_reference_mean"], color="k", ls="--", lw=0.8, label="target 0.90")
             ax.set_xticks(x, [r["molecule"] for r in rows], rotation=60, ha="right", fontsize="small")
             ax.set_ylim(min(0.0, np.nanmin(ref + exp + [0.0])), 1.0)
@@ -814,10 +1082,15 @@ def plot_reference_calls(results: dict, path: Path) -> Path:
 def plot_uncertainty(results: dict, path: Path) -> Path:
     """Committee uncertainty against PCC (vs reference MD), training and transfer molecules."""
     with saved_figure(path, figsize=(6.0, 4.2)) as (fig, ax):
-        for rows, marker, label in ((results["per_molecule"], "o", "training"),
-                                    (results["transferability"]["rows"], "^", "transfer")):
-            pts = [(r["uncertainty"], r["vs_reference"]["pcc"], r["molecule"]) for r in rows
-                   if r["uncertainty"] is not None and r["vs_reference"]["pcc"] is not None]
+        for rows, marker, label in (
+            (results["per_molecule"], "o", "training"),
+            (results["transferability"]["rows"], "^", "transfer"),
+        ):
+            pts = [
+                (r["uncertainty"], r["vs_reference"]["pcc"], r["molecule"])
+                for r in rows
+                if r["uncertainty"] is not None and r["vs_reference"]["pcc"] is not None
+            ]
             if pts:
                 ax.scatter([p[0] for p in pts], [p[1] for p in pts], marker=marker, label=label)
                 for u, p, n in pts:
@@ -841,31 +1114,67 @@ def write_figures(results: dict, plots: dict, folder: Path) -> dict[str, str]:
             figures[name] = str(path)
 
     def overlay(entry):
-        return [_cropped(entry["ml"], "ML-MD"), _cropped(entry["reference"], "reference MD"), entry.get("experiment")]
+        return [
+            _cropped(entry["ml"], "ML-MD"),
+            _cropped(entry["reference"], "reference MD"),
+            entry.get("experiment"),
+        ]
 
-    keep("overlays_train", plot_overlay_grid({n: overlay(e) for n, e in plots["train"].items()},
-                                             folder / "overlays_train.png"))
-    keep("overlays_transfer", plot_overlay_grid({n: overlay(e) for n, e in plots["transfer"].items()},
-                                                folder / "overlays_transfer.png"))
-    keep("temperature_series", plot_overlay_grid(
-        {f"{results['temperature_series']['molecule']} {t:.0f} K": [_cropped(e["ml"], "ML-MD"),
-                                                                    _cropped(e["reference"], "reference MD")]
-         for t, e in plots["series"].items()}, folder / "temperature_series.png", ncols=5))
+    keep(
+        "overlays_train",
+        plot_overlay_grid({n: overlay(e) for n, e in plots["train"].items()}, folder / "overlays_train.png"),
+    )
+    keep(
+        "overlays_transfer",
+        plot_overlay_grid(
+            {n: overlay(e) for n, e in plots["transfer"].items()}, folder / "overlays_transfer.png"
+        ),
+    )
+    keep(
+        "temperature_series",
+        plot_overlay_grid(
+            {
+                f"{results['temperature_series']['molecule']} {t:.0f} K": [
+                    _cropped(e["ml"], "ML-MD"),
+                    _cropped(e["reference"], "reference MD"),
+                ]
+                for t, e in plots["series"].items()
+            },
+            folder / "temperature_series.png",
+            ncols=5,
+        ),
+    )
     short = results["convergence"]["short_ps"]
     full = results["convergence"]["full_ps"]
-    keep("convergence", plot_overlay_grid(
-        {n: [_cropped(e["ml_short"], f"ML-MD {short:g} ps"), _cropped(e["ml"], f"ML-MD {full:g} ps"),
-             _cropped(e["reference"], f"reference MD {full:g} ps")] for n, e in plots["train"].items()},
-        folder / "convergence.png"))
+    keep(
+        "convergence",
+        plot_overlay_grid(
+            {
+                n: [
+                    _cropped(e["ml_short"], f"ML-MD {short:g} ps"),
+                    _cropped(e["ml"], f"ML-MD {full:g} ps"),
+                    _cropped(e["reference"], f"reference MD {full:g} ps"),
+                ]
+                for n, e in plots["train"].items()
+            },
+            folder / "convergence.png",
+        ),
+    )
     keep("learning_curves", plot_learning_curves(plots["curve"], folder / "learning_curves.png"))
     keep("reference_calls", plot_reference_calls(results, folder / "reference_calls.png"))
     keep("pcc_bars", plot_pcc_bars(results, folder / "pcc_bars.png"))
     keep("uncertainty", plot_uncertainty(results, folder / "uncertainty_vs_pcc.png"))
     dft = plots.get("dft") or {}
     if dft.get("spectrum") is not None:
-        shown = [_cropped(dft["spectrum"], "ML-MD (DFT-trained)")] + ([dft["experiment"]] if dft["experiment"] else [])
-        keep("dft_methanol", plot_spectra(shown, folder / "dft_methanol.png",
-                                          title=f"methanol, {results['dft_methanol']['reference']}"))
+        shown = [_cropped(dft["spectrum"], "ML-MD (DFT-trained)")] + (
+            [dft["experiment"]] if dft["experiment"] else []
+        )
+        keep(
+            "dft_methanol",
+            plot_spectra(
+                shown, folder / "dft_methanol.png", title=f"methanol, {results['dft_methanol']['reference']}"
+            ),
+        )
         keep("dft_learning_curves", plot_learning_curves(dft["curve"], folder / "dft_learning_curves.png"))
     return figures
 
@@ -895,8 +1204,14 @@ def pm(stats: dict, digits: int = 2) -> str:
 
 def summary_pm(r: dict, metric: str, against: str, digits: int = 2) -> str:
     """``pm`` of a Table 2/3 statistic stored flat in the results (see :func:`spectra_summary`)."""
-    return pm({"mean": r[f"{metric}_ml_vs_{against}_mean"], "std": r[f"{metric}_ml_vs_{against}_std"],
-               "n": r[f"n_molecules_vs_{against}"]}, digits)
+    return pm(
+        {
+            "mean": r[f"{metric}_ml_vs_{against}_mean"],
+            "std": r[f"{metric}_ml_vs_{against}_std"],
+            "n": r[f"n_molecules_vs_{against}"],
+        },
+        digits,
+    )
 
 
 def table(header: list[str], rows: list[list]) -> list[str]:
@@ -905,9 +1220,11 @@ def table(header: list[str], rows: list[list]) -> list[str]:
     return lines + [""]
 
 
-PENDING = ("> **Pending the full run.** The numbers in this section come from the `small` preset, a smoke test "
-           "of the benchmark code (tiny models, one active-learning iteration, sub-picosecond MD); they are not "
-           "benchmark results. Run `python benchmarks/palirs.py --preset full` to fill it in.\n")
+PENDING = (
+    "> **Pending the full run.** The numbers in this section come from the `small` preset, a smoke test "
+    "of the benchmark code (tiny models, one active-learning iteration, sub-picosecond MD); they are not "
+    "benchmark results. Run `python benchmarks/palirs.py --preset full` to fill it in.\n"
+)
 
 
 class _Doc:
@@ -929,8 +1246,17 @@ class _Doc:
 def render_markdown(r: dict, figures: dict[str, str], base: Path, json_path: Path) -> str:
     """The report: seven parts, paper values side by side, targets, figures."""
     doc = _Doc(r, figures, base)
-    sections = (_targets, _part1_test_set, _part2_learning, _part3_tables, _part4_convergence, _part5_temperature,
-                _part6_transfer, _part7_dft, _cost)
+    sections = (
+        _targets,
+        _part1_test_set,
+        _part2_learning,
+        _part3_tables,
+        _part4_convergence,
+        _part5_temperature,
+        _part6_transfer,
+        _part7_dft,
+        _cost,
+    )
     parts = [_header(doc, json_path)] + [section(doc) for section in sections]
     return "\n".join(line for part in parts for line in part)
 
@@ -938,34 +1264,43 @@ def render_markdown(r: dict, figures: dict[str, str], base: Path, json_path: Pat
 def _header(doc: _Doc, json_path: Path) -> list[str]:
     r, cfg, smoke = doc.r, doc.cfg, doc.r["is_smoke_test"]
     lines = ([] if smoke else [FULL_MARKER]) + [
-        "# Benchmark: specml against the published PALIRS study", "",
+        "# Benchmark: specml against the published PALIRS study",
+        "",
         f"Preset **{r['preset']}** ({r['preset_description']}). Reference method of the training data and of "
         f"the reference MD: `{cfg['reference']}`. Molecules: {len(r['molecules'])} of "
         f"`shared/molecules/train24.csv`; transfer set: {len(r['transfer_molecules'])} of `transfer8.csv`. "
         f"Every number below is computed by `benchmarks/palirs.py`; the settings and all numbers are in "
-        f"`{os.path.relpath(json_path, doc.base)}`. The paper's numbers are at DFT level.", "",
+        f"`{os.path.relpath(json_path, doc.base)}`. The paper's numbers are at DFT level.",
+        "",
     ]
     if smoke:
-        lines += ["> **This report comes from the `small` preset (a smoke test).** No full run has finished "
-                  "(the README's *Paper reproduction* says why): every section is pending it.", ""]
+        lines += [
+            "> **This report comes from the `small` preset (a smoke test).** No full run has finished "
+            "(the README's *Paper reproduction* says why): every section is pending it.",
+            "",
+        ]
     lines += [
-        "## How to run", "",
+        "## How to run",
+        "",
         "```bash",
         "python benchmarks/palirs.py --preset full            # hours on 2 cores; resumable: rerun to continue",
         "python benchmarks/palirs.py --preset small --out-dir /tmp/palirs   # the CI smoke test, minutes",
-        "```", "",
+        "```",
+        "",
         "The full preset trains on all 24 molecules at the workflow's default settings. The xTB reference MD "
         "runs on the workflow's Dask workers (`--workers`, default 2) whenever the workflow leaves one free. "
         "The DFT case uses "
         f"`{PRESETS['full']['dft_reference']}` (PySCF, density fitting). It writes this file, "
         "`docs/results/palirs_benchmark.json` and `docs/results/palirs_figures/`. The run directory "
         "(`--run-dir`, default `runs/palirs_full`) holds every trajectory and label; killing and rerunning "
-        "continues where it stopped.", "",
+        "continues where it stopped.",
+        "",
         f"Comparison metrics: Pearson correlation (PCC) and Wasserstein distance (WD, cm-1) of max-normalised "
         f"spectra after resolution matching, on {COMPARE_RANGE_CM1[0]:.0f}-{COMPARE_RANGE_CM1[1]:.0f} cm-1. ML "
         f"spectra: {cfg['n_trajectories']} trajectories × {cfg['production_ps']:g} ps at "
         f"{cfg['production_temperature_k']:.0f} K after {cfg['thermalization_ps']:g} ps thermalisation; reference "
-        "MD: the same protocol driven by the reference method.", "",
+        "MD: the same protocol driven by the reference method.",
+        "",
     ]
     return lines
 
@@ -973,9 +1308,19 @@ def _header(doc: _Doc, json_path: Path) -> list[str]:
 def _targets(doc: _Doc) -> list[str]:
     r = doc.r
     lines = doc.section("Targets")
-    lines += table(["target", "required", "value", "verdict", "reason found"],
-                   [[v["target"], v["required"], fmt(v["value"]), "met" if v["met"] else "**missed**",
-                     v["reason"] or ""] for v in r["target_verdicts"]])
+    lines += table(
+        ["target", "required", "value", "verdict", "reason found"],
+        [
+            [
+                v["target"],
+                v["required"],
+                fmt(v["value"]),
+                "met" if v["met"] else "**missed**",
+                v["reason"] or "",
+            ]
+            for v in r["target_verdicts"]
+        ],
+    )
     return lines
 
 
@@ -983,62 +1328,166 @@ def _part1_test_set(doc: _Doc) -> list[str]:
     r, cfg = doc.r, doc.cfg
     t = r["test_set"]
     lines = doc.section("1. Test-set errors (Table 1 analogue)")
-    lines += [f"MBTR/KMeans test set: {t.get('n_structures', 'n/a')} structures "
-              f"({cfg['test_clusters']} clusters × {cfg['test_per_cluster']} per molecule) from "
-              f"{cfg['test_md_ps']:g} ps of 300 K ML-MD per molecule.", ""]
-    lines += table(["quantity", "MAE (specml)", "RMSE (specml)", "MAE (paper)", "RMSE (paper)"], [
-        ["energy (meV)", fmt(t.get("energy_mae_meV")), fmt(t.get("energy_rmse_meV")), PAPER["energy_mae_meV"],
-         PAPER["energy_rmse_meV"]],
-        ["force (meV/Å)", fmt(t.get("force_mae_meV_per_A")), fmt(t.get("force_rmse_meV_per_A")),
-         PAPER["force_mae_meV_per_A"], PAPER["force_rmse_meV_per_A"]],
-        ["dipole (mDebye)", fmt(t.get("dipole_mae_mD")), fmt(t.get("dipole_rmse_mD")), PAPER["dipole_mae_mD"],
-         PAPER["dipole_rmse_mD"]],
-    ])
+    lines += [
+        f"MBTR/KMeans test set: {t.get('n_structures', 'n/a')} structures "
+        f"({cfg['test_clusters']} clusters × {cfg['test_per_cluster']} per molecule) from "
+        f"{cfg['test_md_ps']:g} ps of 300 K ML-MD per molecule.",
+        "",
+    ]
+    lines += table(
+        ["quantity", "MAE (specml)", "RMSE (specml)", "MAE (paper)", "RMSE (paper)"],
+        [
+            [
+                "energy (meV)",
+                fmt(t.get("energy_mae_meV")),
+                fmt(t.get("energy_rmse_meV")),
+                PAPER["energy_mae_meV"],
+                PAPER["energy_rmse_meV"],
+            ],
+            [
+                "force (meV/Å)",
+                fmt(t.get("force_mae_meV_per_A")),
+                fmt(t.get("force_rmse_meV_per_A")),
+                PAPER["force_mae_meV_per_A"],
+                PAPER["force_rmse_meV_per_A"],
+            ],
+            [
+                "dipole (mDebye)",
+                fmt(t.get("dipole_mae_mD")),
+                fmt(t.get("dipole_rmse_mD")),
+                PAPER["dipole_mae_mD"],
+                PAPER["dipole_rmse_mD"],
+            ],
+        ],
+    )
     return lines
 
 
 def _part2_learning(doc: _Doc) -> list[str]:
     r = doc.r
     lines = doc.section("2. Learning curves and reference calculations")
-    lines += table(["", "specml", "paper"], [
-        ["reference calculations (training data), total", fmt(r["reference_calls_total"]),
-         fmt(PAPER["reference_calls_total"])],
-        ["per molecule", fmt(r["reference_calls_per_molecule"], 0), fmt(PAPER["reference_calls_per_molecule"], 0)],
-        ["final harmonic MAE (cm-1)", fmt(r["harmonic_mae_cm1"]), PAPER["harmonic_mae_cm1"]],
-        ["active-learning iterations", f"{r['iterations']} (max {r['max_iterations']}, "
-                                       f"{'converged' if r['converged'] else 'not converged'})", "n/a"],
-    ])
-    lines += [f"Not counted above: {fmt(r['reference_calls_geometry_and_hessian'])} calculations for the "
-              f"reference geometries and Hessians (the harmonic-frequency yardstick) and "
-              f"{fmt(r['reference_calls_test_set'])} test-set labels.", ""]
-    lines += table(["iteration", "reference calls", "harmonic MAE (cm-1)", "harmonic RMSE (cm-1)",
-                    "valid E MAE (meV)", "valid F MAE (meV/Å)", "valid dipole MAE (mD)", "Stage Two"],
-                   [[e["iteration"], fmt(e["reference_calls"]), fmt(e["harmonic_mae_cm1"]),
-                     fmt(e["harmonic_rmse_cm1"]), fmt(e["valid_energy_mae_meV"]),
-                     fmt(e["valid_force_mae_meV_per_A"]), fmt(e["valid_dipole_mae_mD"]), stage_two_text(e)]
-                    for e in r["learning_curve"]])
-    lines += ["Stage Two: whether the potentials ended with MACE's energy-weighted stage (from which epoch). "
-              "\"not recorded\" marks iterations trained before specml had it (without it).", ""]
+    lines += table(
+        ["", "specml", "paper"],
+        [
+            [
+                "reference calculations (training data), total",
+                fmt(r["reference_calls_total"]),
+                fmt(PAPER["reference_calls_total"]),
+            ],
+            [
+                "per molecule",
+                fmt(r["reference_calls_per_molecule"], 0),
+                fmt(PAPER["reference_calls_per_molecule"], 0),
+            ],
+            ["final harmonic MAE (cm-1)", fmt(r["harmonic_mae_cm1"]), PAPER["harmonic_mae_cm1"]],
+            [
+                "active-learning iterations",
+                f"{r['iterations']} (max {r['max_iterations']}, "
+                f"{'converged' if r['converged'] else 'not converged'})",
+                "n/a",
+            ],
+        ],
+    )
+    lines += [
+        f"Not counted above: {fmt(r['reference_calls_geometry_and_hessian'])} calculations for the "
+        f"reference geometries and Hessians (the harmonic-frequency yardstick) and "
+        f"{fmt(r['reference_calls_test_set'])} test-set labels.",
+        "",
+    ]
+    lines += table(
+        [
+            "iteration",
+            "reference calls",
+            "harmonic MAE (cm-1)",
+            "harmonic RMSE (cm-1)",
+            "valid E MAE (meV)",
+            "valid F MAE (meV/Å)",
+            "valid dipole MAE (mD)",
+            "Stage Two",
+        ],
+        [
+            [
+                e["iteration"],
+                fmt(e["reference_calls"]),
+                fmt(e["harmonic_mae_cm1"]),
+                fmt(e["harmonic_rmse_cm1"]),
+                fmt(e["valid_energy_mae_meV"]),
+                fmt(e["valid_force_mae_meV_per_A"]),
+                fmt(e["valid_dipole_mae_mD"]),
+                stage_two_text(e),
+            ]
+            for e in r["learning_curve"]
+        ],
+    )
+    lines += [
+        "Stage Two: whether the potentials ended with MACE's energy-weighted stage (from which epoch). "
+        '"not recorded" marks iterations trained before specml had it (without it).',
+        "",
+    ]
     t = r["final_training"]
-    lines += [f"Training of the final potentials (preset `{t['preset']}`: {t['num_channels']} channels, "
-              f"L={t['max_L']}, {t['preset_epochs']} epochs, "
-              + (f"at most {fmt(t['max_steps'])} optimiser steps):" if t["max_steps"] else "no step cap):"), ""]
-    lines += table(["member", "epochs", "optimiser steps", "Stage Two from epoch", "stage-one valid loss drop, last "
-                    "fifth", "valid E MAE (meV)", "valid F MAE (meV/Å)", "time (min)"],
-                   [[m["seed"], m["epochs_run"], fmt(m["optimizer_steps"]), m["stage_two_from_epoch"] or "none",
-                     percent(m["stage_one_valid_loss_drop_last_fifth"]),
-                     fmt(m["valid_energy_mae_meV"], 1), fmt(m["valid_force_mae_meV_per_A"], 1),
-                     fmt(m["train_time_s"] / 60, 1)] for m in t["members"]])
+    lines += [
+        f"Training of the final potentials (preset `{t['preset']}`: {t['num_channels']} channels, "
+        f"L={t['max_L']}, {t['preset_epochs']} epochs, "
+        + (f"at most {fmt(t['max_steps'])} optimiser steps):" if t["max_steps"] else "no step cap):"),
+        "",
+    ]
+    lines += table(
+        [
+            "member",
+            "epochs",
+            "optimiser steps",
+            "Stage Two from epoch",
+            "stage-one valid loss drop, last fifth",
+            "valid E MAE (meV)",
+            "valid F MAE (meV/Å)",
+            "time (min)",
+        ],
+        [
+            [
+                m["seed"],
+                m["epochs_run"],
+                fmt(m["optimizer_steps"]),
+                m["stage_two_from_epoch"] or "none",
+                percent(m["stage_one_valid_loss_drop_last_fifth"]),
+                fmt(m["valid_energy_mae_meV"], 1),
+                fmt(m["valid_force_mae_meV_per_A"], 1),
+                fmt(m["train_time_s"] / 60, 1),
+            ]
+            for m in t["members"]
+        ],
+    )
     if r.get("single_molecule_retraining"):
-        lines += ["Single potentials retrained on one molecule's labels alone (`benchmarks/training_recipe.py "
-                  "--molecule`, results in `results/training_recipe.jsonl`), against the same molecule in the "
-                  "committee trained on the same labels of all molecules:", ""]
-        lines += table(["molecule", "labels (iterations ≤)", "model", "epochs", "time (min)", "valid F MAE (meV/Å)",
-                        "harmonic MAE alone (cm-1)", "harmonic MAE in the committee (cm-1)"],
-                       [[row["molecule"], f"{row['n_structures']} (≤ {row['iteration']})",
-                         describe_overrides(row["overrides"]), row["epochs_run"], fmt(row["train_time_s"] / 60, 1),
-                         fmt(row["valid_force_mae_meV_per_A"], 1), fmt(row["harmonic_mae_cm1_alone"], 1),
-                         fmt(row["harmonic_mae_cm1_in_committee"], 1)] for row in r["single_molecule_retraining"]])
+        lines += [
+            "Single potentials retrained on one molecule's labels alone (`benchmarks/training_recipe.py "
+            "--molecule`, results in `results/training_recipe.jsonl`), against the same molecule in the "
+            "committee trained on the same labels of all molecules:",
+            "",
+        ]
+        lines += table(
+            [
+                "molecule",
+                "labels (iterations ≤)",
+                "model",
+                "epochs",
+                "time (min)",
+                "valid F MAE (meV/Å)",
+                "harmonic MAE alone (cm-1)",
+                "harmonic MAE in the committee (cm-1)",
+            ],
+            [
+                [
+                    row["molecule"],
+                    f"{row['n_structures']} (≤ {row['iteration']})",
+                    describe_overrides(row["overrides"]),
+                    row["epochs_run"],
+                    fmt(row["train_time_s"] / 60, 1),
+                    fmt(row["valid_force_mae_meV_per_A"], 1),
+                    fmt(row["harmonic_mae_cm1_alone"], 1),
+                    fmt(row["harmonic_mae_cm1_in_committee"], 1),
+                ]
+                for row in r["single_molecule_retraining"]
+            ],
+        )
     lines += doc.fig("learning_curves", "learning curves")
     lines += doc.fig("reference_calls", "reference calculations per molecule")
     return lines
@@ -1048,45 +1497,100 @@ def _part3_tables(doc: _Doc) -> list[str]:
     r = doc.r
     lines = doc.section("3. ML-MD against reference MD and experiment (Tables 2 and 3 analogues)")
     methanol = r.get("methanol", {})
-    lines += table(["", "specml", "paper (DFT)"], [
-        ["PCC ML vs reference MD, mean ± std", summary_pm(r, "pcc", "reference"), "0.80 ± 0.18"],
-        ["WD ML vs reference MD (cm-1), mean ± std", summary_pm(r, "wd", "reference", 1), "n/a"],
-        ["PCC ML vs experiment, mean ± std", summary_pm(r, "pcc", "experiment"), "0.81 ± 0.15"],
-        ["WD ML vs experiment (cm-1), mean ± std", summary_pm(r, "wd", "experiment", 1), "n/a"],
-        ["methanol PCC ML vs reference MD", fmt(methanol.get("pcc_ml_vs_reference")),
-         PAPER["methanol_pcc_ml_vs_reference"]],
-        ["methanol PCC ML vs experiment", fmt(methanol.get("pcc_ml_vs_experiment")),
-         PAPER["methanol_pcc_ml_vs_experiment"]],
-    ])
-    lines += table(["molecule", "PCC vs ref", "WD vs ref (cm-1)", "PCC vs exp", "WD vs exp (cm-1)",
-                    "experiment file(s)", "harmonic MAE (cm-1)", "uncertainty", "note"],
-                   [[row["molecule"], fmt(row["vs_reference"]["pcc"]), fmt(row["vs_reference"]["wd_cm1"], 1),
-                     fmt((row["vs_experiment"] or {}).get("pcc")), fmt((row["vs_experiment"] or {}).get("wd_cm1"), 1),
-                     ", ".join(f["file"] for f in (row["vs_experiment"] or {}).get("files", [])) or "none",
-                     fmt(row["harmonic_mae_cm1"], 1), fmt(row["uncertainty"], 3), row_note(row)]
-                    for row in r["per_molecule"]])
-    lines += doc.fig("pcc_bars", "PCC per molecule") + doc.fig("overlays_train", "ML, reference MD and experiment")
+    lines += table(
+        ["", "specml", "paper (DFT)"],
+        [
+            ["PCC ML vs reference MD, mean ± std", summary_pm(r, "pcc", "reference"), "0.80 ± 0.18"],
+            ["WD ML vs reference MD (cm-1), mean ± std", summary_pm(r, "wd", "reference", 1), "n/a"],
+            ["PCC ML vs experiment, mean ± std", summary_pm(r, "pcc", "experiment"), "0.81 ± 0.15"],
+            ["WD ML vs experiment (cm-1), mean ± std", summary_pm(r, "wd", "experiment", 1), "n/a"],
+            [
+                "methanol PCC ML vs reference MD",
+                fmt(methanol.get("pcc_ml_vs_reference")),
+                PAPER["methanol_pcc_ml_vs_reference"],
+            ],
+            [
+                "methanol PCC ML vs experiment",
+                fmt(methanol.get("pcc_ml_vs_experiment")),
+                PAPER["methanol_pcc_ml_vs_experiment"],
+            ],
+        ],
+    )
+    lines += table(
+        [
+            "molecule",
+            "PCC vs ref",
+            "WD vs ref (cm-1)",
+            "PCC vs exp",
+            "WD vs exp (cm-1)",
+            "experiment file(s)",
+            "harmonic MAE (cm-1)",
+            "uncertainty",
+            "note",
+        ],
+        [
+            [
+                row["molecule"],
+                fmt(row["vs_reference"]["pcc"]),
+                fmt(row["vs_reference"]["wd_cm1"], 1),
+                fmt((row["vs_experiment"] or {}).get("pcc")),
+                fmt((row["vs_experiment"] or {}).get("wd_cm1"), 1),
+                ", ".join(f["file"] for f in (row["vs_experiment"] or {}).get("files", [])) or "none",
+                fmt(row["harmonic_mae_cm1"], 1),
+                fmt(row["uncertainty"], 3),
+                row_note(row),
+            ]
+            for row in r["per_molecule"]
+        ],
+    )
+    lines += doc.fig("pcc_bars", "PCC per molecule") + doc.fig(
+        "overlays_train", "ML, reference MD and experiment"
+    )
     return lines
 
 
 def _part4_convergence(doc: _Doc) -> list[str]:
     r = doc.r
     c = r["convergence"]
-    lines = doc.section(f"4. Convergence with trajectory length ({c['short_ps']:g} ps against {c['full_ps']:g} ps)")
-    lines += [f"The first {c['short_ps']:g} ps of each production trajectory against the whole "
-              f"{c['full_ps']:g} ps (ML and reference MD alike).", ""]
-    lines += table(["", f"{c['short_ps']:g} ps", f"{c['full_ps']:g} ps"], [
-        ["PCC ML vs reference MD, mean ± std", pm(c["pcc_ml_vs_reference_short"]), pm(c["pcc_ml_vs_reference_full"])],
-        [f"PCC ML {c['short_ps']:g} ps vs ML {c['full_ps']:g} ps", pm(c["pcc_ml_short_vs_ml_full"]), "1"],
-    ])
-    lines += table(["molecule", f"PCC ML vs ref, {c['short_ps']:g} ps", f"PCC ML vs ref, {c['full_ps']:g} ps",
-                    f"PCC ML {c['short_ps']:g} vs {c['full_ps']:g} ps",
-                    f"PCC ref {c['short_ps']:g} vs {c['full_ps']:g} ps"],
-                   [[row["molecule"], fmt(row["convergence"]["ml_vs_reference_short"]["pcc"]),
-                     fmt(row["convergence"]["ml_vs_reference_full"]["pcc"]),
-                     fmt(row["convergence"]["pcc_ml_short_vs_ml_full"]),
-                     fmt(row["convergence"]["pcc_reference_short_vs_reference_full"])]
-                    for row in r["per_molecule"] if row["convergence"]])
+    lines = doc.section(
+        f"4. Convergence with trajectory length ({c['short_ps']:g} ps against {c['full_ps']:g} ps)"
+    )
+    lines += [
+        f"The first {c['short_ps']:g} ps of each production trajectory against the whole "
+        f"{c['full_ps']:g} ps (ML and reference MD alike).",
+        "",
+    ]
+    lines += table(
+        ["", f"{c['short_ps']:g} ps", f"{c['full_ps']:g} ps"],
+        [
+            [
+                "PCC ML vs reference MD, mean ± std",
+                pm(c["pcc_ml_vs_reference_short"]),
+                pm(c["pcc_ml_vs_reference_full"]),
+            ],
+            [f"PCC ML {c['short_ps']:g} ps vs ML {c['full_ps']:g} ps", pm(c["pcc_ml_short_vs_ml_full"]), "1"],
+        ],
+    )
+    lines += table(
+        [
+            "molecule",
+            f"PCC ML vs ref, {c['short_ps']:g} ps",
+            f"PCC ML vs ref, {c['full_ps']:g} ps",
+            f"PCC ML {c['short_ps']:g} vs {c['full_ps']:g} ps",
+            f"PCC ref {c['short_ps']:g} vs {c['full_ps']:g} ps",
+        ],
+        [
+            [
+                row["molecule"],
+                fmt(row["convergence"]["ml_vs_reference_short"]["pcc"]),
+                fmt(row["convergence"]["ml_vs_reference_full"]["pcc"]),
+                fmt(row["convergence"]["pcc_ml_short_vs_ml_full"]),
+                fmt(row["convergence"]["pcc_reference_short_vs_reference_full"]),
+            ]
+            for row in r["per_molecule"]
+            if row["convergence"]
+        ],
+    )
     lines += doc.fig("convergence", "spectra at two trajectory lengths")
     return lines
 
@@ -1095,9 +1599,18 @@ def _part5_temperature(doc: _Doc) -> list[str]:
     r = doc.r
     s = r["temperature_series"]
     lines = doc.section(f"5. Temperature series ({s['molecule']})")
-    lines += table(["T (K)", "PCC ML vs ref", "WD ML vs ref (cm-1)", "note"],
-                   [[f"{row['temperature_k']:.0f}", fmt(row["pcc"]), fmt(row["wd_cm1"], 1),
-                     row.get("reference_md_error") or row.get("error") or ""] for row in s["rows"]])
+    lines += table(
+        ["T (K)", "PCC ML vs ref", "WD ML vs ref (cm-1)", "note"],
+        [
+            [
+                f"{row['temperature_k']:.0f}",
+                fmt(row["pcc"]),
+                fmt(row["wd_cm1"], 1),
+                row.get("reference_md_error") or row.get("error") or "",
+            ]
+            for row in s["rows"]
+        ],
+    )
     lines += doc.fig("temperature_series", "temperature series")
     return lines
 
@@ -1106,31 +1619,68 @@ def _part6_transfer(doc: _Doc) -> list[str]:
     r = doc.r
     tr = r["transferability"]
     lines = doc.section("6. Transferability (transfer8, never trained on)")
-    lines += ["ML spectra of the trained committee on molecules it never saw, against reference MD and, where a "
-              "NIST file exists, experiment. Uncertainty: mean relative force uncertainty of the committee along "
-              "the ML-MD (flagged out of domain above the `predict_spectra` threshold).", ""]
-    lines += table(["molecule", "uncertainty (MD)", "uncertainty (minimum)", "flagged", "PCC vs ref",
-                    "WD vs ref (cm-1)", "PCC vs exp", "note"],
-                   [[row["molecule"], fmt(row["uncertainty"], 3), fmt(row["uncertainty_at_minimum"], 3),
-                     "yes" if row["out_of_domain"] else "no", fmt(row["vs_reference"]["pcc"]),
-                     fmt(row["vs_reference"]["wd_cm1"], 1), fmt((row["vs_experiment"] or {}).get("pcc")),
-                     transfer_note(row)] for row in tr["rows"]])
-    lines += table(["", "value"], [
-        ["PCC ML vs reference MD (transfer), mean ± std", pm(tr["pcc_ml_vs_reference"])],
-        ["PCC ML vs experiment (transfer), mean ± std", pm(tr["pcc_ml_vs_experiment"])],
-        ["Spearman ρ(uncertainty, 1 − PCC), transfer molecules",
-         correlation_text(tr["uncertainty_vs_error_transfer"])],
-        ["Spearman ρ(uncertainty, 1 − PCC), training + transfer", correlation_text(tr["uncertainty_vs_error_all"])],
-        ["PCC of flagged / unflagged transfer molecules",
-         f"{pm(tr['uncertainty_vs_error_transfer']['pcc_flagged'])} / "
-         f"{pm(tr['uncertainty_vs_error_transfer']['pcc_not_flagged'])}"],
-    ])
+    lines += [
+        "ML spectra of the trained committee on molecules it never saw, against reference MD and, where a "
+        "NIST file exists, experiment. Uncertainty: mean relative force uncertainty of the committee along "
+        "the ML-MD (flagged out of domain above the `predict_spectra` threshold).",
+        "",
+    ]
+    lines += table(
+        [
+            "molecule",
+            "uncertainty (MD)",
+            "uncertainty (minimum)",
+            "flagged",
+            "PCC vs ref",
+            "WD vs ref (cm-1)",
+            "PCC vs exp",
+            "note",
+        ],
+        [
+            [
+                row["molecule"],
+                fmt(row["uncertainty"], 3),
+                fmt(row["uncertainty_at_minimum"], 3),
+                "yes" if row["out_of_domain"] else "no",
+                fmt(row["vs_reference"]["pcc"]),
+                fmt(row["vs_reference"]["wd_cm1"], 1),
+                fmt((row["vs_experiment"] or {}).get("pcc")),
+                transfer_note(row),
+            ]
+            for row in tr["rows"]
+        ],
+    )
+    lines += table(
+        ["", "value"],
+        [
+            ["PCC ML vs reference MD (transfer), mean ± std", pm(tr["pcc_ml_vs_reference"])],
+            ["PCC ML vs experiment (transfer), mean ± std", pm(tr["pcc_ml_vs_experiment"])],
+            [
+                "Spearman ρ(uncertainty, 1 − PCC), transfer molecules",
+                correlation_text(tr["uncertainty_vs_error_transfer"]),
+            ],
+            [
+                "Spearman ρ(uncertainty, 1 − PCC), training + transfer",
+                correlation_text(tr["uncertainty_vs_error_all"]),
+            ],
+            [
+                "PCC of flagged / unflagged transfer molecules",
+                f"{pm(tr['uncertainty_vs_error_transfer']['pcc_flagged'])} / "
+                f"{pm(tr['uncertainty_vs_error_transfer']['pcc_not_flagged'])}",
+            ],
+        ],
+    )
     c = tr["uncertainty_vs_error_transfer"]
     if c["n_without_ml_spectrum"]:
-        lines += [f"{c['n_without_ml_spectrum']} transfer molecule(s) gave no ML spectrum (every trajectory ended "
-                  f"at the sanity stop); {c['n_without_ml_spectrum_flagged']} of them were flagged out of domain.", ""]
+        lines += [
+            f"{c['n_without_ml_spectrum']} transfer molecule(s) gave no ML spectrum (every trajectory ended "
+            f"at the sanity stop); {c['n_without_ml_spectrum_flagged']} of them were flagged out of domain.",
+            "",
+        ]
     lines += [flag_conclusion(tr), ""]
-    lines += doc.fig("uncertainty", "uncertainty against PCC") + doc.fig("overlays_transfer", "transfer molecules")
+    lines += doc.fig("uncertainty", "uncertainty against PCC") + doc.fig(
+        "overlays_transfer", "transfer molecules"
+    )
     return lines
 
 
@@ -1139,38 +1689,65 @@ def _part7_dft(doc: _Doc) -> list[str]:
     d = r["dft_methanol"]
     lines = doc.section("7. DFT case: methanol with PySCF")
     if d["status"] != "done":
-        lines += [f"Skipped: {d['reason']}. This preset's DFT reference: `{d['reference']}`; the full preset uses "
-                  f"`{PRESETS['full']['dft_reference']}`.", ""]
+        lines += [
+            f"Skipped: {d['reason']}. This preset's DFT reference: `{d['reference']}`; the full preset uses "
+            f"`{PRESETS['full']['dft_reference']}`.",
+            "",
+        ]
     else:
-        lines += [f"Reference `{d['reference']}` (functional {d['functional']}, basis {d['basis']}; "
-                  f"{d['reference_description']}), workflow preset `{d['workflow_preset']}`.", ""]
-        lines += table(["", "specml", "paper"], [
-            ["reference calculations (training data)", fmt(d["reference_calls"]), "n/a"],
-            ["+ geometry/Hessian and test-set calculations",
-             f"{fmt(d['reference_calls_geometry_and_hessian'])} + {fmt(d['reference_calls_test_set'])}", "n/a"],
-            ["workflow wall time (s)", fmt(d["wall_time_s"], 0), "n/a"],
-            ["measured s per DFT force call", fmt(d["seconds_per_force_call"]), "n/a"],
-            [f"estimated DFT MD cost: s per call × {d['aimd_steps']:,} steps (s)", fmt(d["aimd_cost_estimate_s"], 0),
-             "n/a"],
-            ["final harmonic MAE (cm-1)", fmt(d["harmonic_mae_cm1"]), "n/a"],
-            ["PCC ML vs experiment (NIST methanol)", fmt(d["pcc_vs_experiment"]),
-             PAPER["methanol_pcc_ml_vs_experiment"]],
-            ["WD ML vs experiment (cm-1)", fmt(d["wd_vs_experiment"], 1), "n/a"],
-        ])
-        lines += [f"AIMD estimate: {d['aimd_cost_note']}. The benchmark does not run that DFT MD, so the paper's "
-                  "DFT–ML PCC (0.91) has no counterpart here; the estimate is what it would cost at the measured "
-                  "seconds per call.", ""]
-        lines += doc.fig("dft_methanol", "DFT methanol") + doc.fig("dft_learning_curves", "DFT learning curves")
+        lines += [
+            f"Reference `{d['reference']}` (functional {d['functional']}, basis {d['basis']}; "
+            f"{d['reference_description']}), workflow preset `{d['workflow_preset']}`.",
+            "",
+        ]
+        lines += table(
+            ["", "specml", "paper"],
+            [
+                ["reference calculations (training data)", fmt(d["reference_calls"]), "n/a"],
+                [
+                    "+ geometry/Hessian and test-set calculations",
+                    f"{fmt(d['reference_calls_geometry_and_hessian'])} + {fmt(d['reference_calls_test_set'])}",
+                    "n/a",
+                ],
+                ["workflow wall time (s)", fmt(d["wall_time_s"], 0), "n/a"],
+                ["measured s per DFT force call", fmt(d["seconds_per_force_call"]), "n/a"],
+                [
+                    f"estimated DFT MD cost: s per call × {d['aimd_steps']:,} steps (s)",
+                    fmt(d["aimd_cost_estimate_s"], 0),
+                    "n/a",
+                ],
+                ["final harmonic MAE (cm-1)", fmt(d["harmonic_mae_cm1"]), "n/a"],
+                [
+                    "PCC ML vs experiment (NIST methanol)",
+                    fmt(d["pcc_vs_experiment"]),
+                    PAPER["methanol_pcc_ml_vs_experiment"],
+                ],
+                ["WD ML vs experiment (cm-1)", fmt(d["wd_vs_experiment"], 1), "n/a"],
+            ],
+        )
+        lines += [
+            f"AIMD estimate: {d['aimd_cost_note']}. The benchmark does not run that DFT MD, so the paper's "
+            "DFT–ML PCC (0.91) has no counterpart here; the estimate is what it would cost at the measured "
+            "seconds per call.",
+            "",
+        ]
+        lines += doc.fig("dft_methanol", "DFT methanol") + doc.fig(
+            "dft_learning_curves", "DFT learning curves"
+        )
     return lines
 
 
 def _cost(doc: _Doc) -> list[str]:
     r, cfg = doc.r, doc.cfg
-    return ["## Cost of this run", "",
-            f"Workflow wall time {fmt(r['wall_time_s_workflow'], 0)} s (summed over resumed invocations; by stage: "
-            + ", ".join(f"{k} {v:.0f} s" for k, v in r["wall_time_s_by_stage"].items())
-            + f"); reference MD {fmt(r['reference_md_cpu_s'], 0)} CPU s for the training molecules at "
-            f"{cfg['production_temperature_k']:.0f} K. One CPU thread per process.", ""]
+    return [
+        "## Cost of this run",
+        "",
+        f"Workflow wall time {fmt(r['wall_time_s_workflow'], 0)} s (summed over resumed invocations; by stage: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in r["wall_time_s_by_stage"].items())
+        + f"); reference MD {fmt(r['reference_md_cpu_s'], 0)} CPU s for the training molecules at "
+        f"{cfg['production_temperature_k']:.0f} K. One CPU thread per process.",
+        "",
+    ]
 
 
 def stage_two_text(entry: dict) -> str:
@@ -1212,10 +1789,14 @@ def flag_conclusion(tr: dict) -> str:
     c = tr["uncertainty_vs_error_all"]
     if c["spearman_rho"] is None:
         return "Too few molecules to test whether high uncertainty flags the poor predictions."
-    strength = "flags" if c["spearman_rho"] >= 0.5 and (c["p_value"] or 1) < 0.05 else "does not reliably flag"
-    return (f"Over training and transfer molecules, higher committee uncertainty goes with lower PCC with Spearman "
-            f"ρ = {c['spearman_rho']:.2f} (p = {c['p_value']:.2g}): the uncertainty {strength} the poor predictions "
-            "(criterion: ρ ≥ 0.5 at p < 0.05).")
+    strength = (
+        "flags" if c["spearman_rho"] >= 0.5 and (c["p_value"] or 1) < 0.05 else "does not reliably flag"
+    )
+    return (
+        f"Over training and transfer molecules, higher committee uncertainty goes with lower PCC with Spearman "
+        f"ρ = {c['spearman_rho']:.2f} (p = {c['p_value']:.2g}): the uncertainty {strength} the poor predictions "
+        "(criterion: ρ ≥ 0.5 at p < 0.05)."
+    )
 
 
 # -- output -------------------------------------------------------------------------------------
@@ -1232,16 +1813,21 @@ def json_safe(value):
 
 def output_paths(preset: str, out_dir: Path) -> dict[str, Path]:
     stem = "palirs" if preset == "full" else f"palirs_{preset}"
-    return {"markdown": out_dir / "benchmark.md", "json": out_dir / "results" / f"{stem}_benchmark.json",
-            "figures": out_dir / "results" / f"{stem}_figures"}
+    return {
+        "markdown": out_dir / "benchmark.md",
+        "json": out_dir / "results" / f"{stem}_benchmark.json",
+        "figures": out_dir / "results" / f"{stem}_figures",
+    }
 
 
 def check_out_dir(preset: str, out_dir: Path) -> None:
     """A smoke-test preset never overwrites a report of the full preset."""
     markdown = output_paths(preset, out_dir)["markdown"]
     if preset != "full" and markdown.exists() and FULL_MARKER in markdown.read_text():
-        raise BenchmarkError(f"{markdown} is a report of the full preset; the {preset!r} preset does not overwrite "
-                             "it: choose another --out-dir")
+        raise BenchmarkError(
+            f"{markdown} is a report of the full preset; the {preset!r} preset does not overwrite "
+            "it: choose another --out-dir"
+        )
 
 
 def write_report(results: dict, plots: dict, out_dir: Path) -> dict[str, Path]:
@@ -1256,15 +1842,27 @@ def write_report(results: dict, plots: dict, out_dir: Path) -> dict[str, Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--preset", choices=sorted(PRESETS), default="small")
     parser.add_argument("--run-dir", help="work directory (resumable); default runs/palirs_PRESET")
-    parser.add_argument("--out-dir", help="report directory (default: docs/ for full, RUN_DIR/report otherwise)")
-    parser.add_argument("--dft", action=argparse.BooleanOptionalAction, default=None,
-                        help="run the DFT methanol case (default: on for full, off for small)")
-    parser.add_argument("--workers", type=int, default=2,
-                        help="Dask worker processes shared by the workflow and the reference MD, which takes the "
-                             "workers the workflow leaves free (0: everything in this process, reference MD last)")
+    parser.add_argument(
+        "--out-dir", help="report directory (default: docs/ for full, RUN_DIR/report otherwise)"
+    )
+    parser.add_argument(
+        "--dft",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the DFT methanol case (default: on for full, off for small)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="Dask worker processes shared by the workflow and the reference MD, which takes the "
+        "workers the workflow leaves free (0: everything in this process, reference MD last)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     if args.workers < 0:
@@ -1286,9 +1884,19 @@ def main(argv: list[str] | None = None) -> int:
     except (BenchmarkError, SpecmlError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    summary = {k: results[k] for k in ("energy_mae_meV", "force_mae_meV_per_A", "dipole_mae_mD", "harmonic_mae_cm1",
-                                       "reference_calls_per_molecule", "pcc_ml_vs_reference_mean",
-                                       "pcc_ml_vs_reference_std", "pcc_ml_vs_experiment_mean")}
+    summary = {
+        k: results[k]
+        for k in (
+            "energy_mae_meV",
+            "force_mae_meV_per_A",
+            "dipole_mae_mD",
+            "harmonic_mae_cm1",
+            "reference_calls_per_molecule",
+            "pcc_ml_vs_reference_mean",
+            "pcc_ml_vs_reference_std",
+            "pcc_ml_vs_experiment_mean",
+        )
+    }
     print(json.dumps(summary, indent=2, default=float))
     print(f"report: {paths['markdown']}\nresults: {paths['json']}")
     return 0

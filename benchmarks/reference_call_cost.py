@@ -47,8 +47,11 @@ class PerCallScanTBLite(TBLite):
 def time_variants(name: str, n_calls: int, seed: int = 0) -> dict:
     settings = XTBReference()
     kwargs = dict(method=settings.method, accuracy=settings.accuracy, verbosity=0)
-    calculators = {"per_call_scan": PerCallScanTBLite(**kwargs), "cached": settings.calculator(),
-                   "unlimited": TBLite(**kwargs)}
+    calculators = {
+        "per_call_scan": PerCallScanTBLite(**kwargs),
+        "cached": settings.calculator(),
+        "unlimited": TBLite(**kwargs),
+    }
     base = molecule(name)
     rng = np.random.default_rng(seed)
     geometries = [base.positions + rng.normal(0.0, 0.01, base.positions.shape) for _ in range(n_calls)]
@@ -60,30 +63,43 @@ def time_variants(name: str, n_calls: int, seed: int = 0) -> dict:
     for start in range(0, n_calls, BLOCK):
         for key in calculators:
             t0 = time.perf_counter()
-            for positions in geometries[start:start + BLOCK]:
+            for positions in geometries[start : start + BLOCK]:
                 atoms[key].positions = positions
                 atoms[key].get_forces()
                 atoms[key].get_dipole_moment()
             seconds[key] += time.perf_counter() - t0
     ms = {key: 1e3 * s / n_calls for key, s in seconds.items()}
-    return {"atoms": len(base), "ms_per_call": ms,
-            "speedup_cached_vs_per_call_scan": ms["per_call_scan"] / ms["cached"],
-            "overhead_cached_vs_unlimited": ms["cached"] / ms["unlimited"]}
+    return {
+        "atoms": len(base),
+        "ms_per_call": ms,
+        "speedup_cached_vs_per_call_scan": ms["per_call_scan"] / ms["cached"],
+        "overhead_cached_vs_unlimited": ms["cached"] / ms["unlimited"],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=400)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs/results/reference_call_cost.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "docs/results/reference_call_cost.json",
+    )
     args = parser.parse_args(argv)
     results = {}
     for name in MOLECULES:
         results[name] = time_variants(name, args.calls)
         ms = results[name]["ms_per_call"]
-        print(f"{name:>9}: per-call scan {ms['per_call_scan']:.2f} ms, cached {ms['cached']:.2f} ms, "
-              f"unlimited {ms['unlimited']:.2f} ms  -> {results[name]['speedup_cached_vs_per_call_scan']:.1f}x")
-    payload = {"calls_per_variant": args.calls, "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-               "load_average": os.getloadavg(), "molecules": results}
+        print(
+            f"{name:>9}: per-call scan {ms['per_call_scan']:.2f} ms, cached {ms['cached']:.2f} ms, "
+            f"unlimited {ms['unlimited']:.2f} ms  -> {results[name]['speedup_cached_vs_per_call_scan']:.1f}x"
+        )
+    payload = {
+        "calls_per_variant": args.calls,
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "load_average": os.getloadavg(),
+        "molecules": results,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"written {args.out}")

@@ -46,14 +46,19 @@ def time_training(train, data, preset, dtype: str, epochs: int) -> dict:
     _, history = train(data, dataclasses.replace(preset, epochs=epochs, patience=10 * epochs), dtype=dtype)
     cpu = time.process_time() - start_cpu
     n = history["epochs_run"]
-    return {"s_per_epoch": history["train_time_s"] / n, "cpu_s_per_epoch": cpu / n,
-            "breakdown_s_per_epoch": {k: v / n for k, v in history["time_breakdown_s"].items()},
-            "n_train": history["n_train"]}
+    return {
+        "s_per_epoch": history["train_time_s"] / n,
+        "cpu_s_per_epoch": cpu / n,
+        "breakdown_s_per_epoch": {k: v / n for k, v in history["time_breakdown_s"].items()},
+        "n_train": history["n_train"],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--labels", help="labels.db of a workflow run (default: make methanol's initial labels)")
+    parser.add_argument(
+        "--labels", help="labels.db of a workflow run (default: make methanol's initial labels)"
+    )
     parser.add_argument("--epochs", type=int, default=15, help="epochs timed per setting")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(ROOT / "docs" / "results" / "training_cost.json"))
@@ -75,30 +80,48 @@ def main() -> None:
     for batch_size in (4, 8, 16, 32):
         for dtype in ("float32", "float64"):
             variant = get_preset("default", batch_size=batch_size)
-            row = {"batch_size": batch_size, "dtype": dtype,
-                   **time_training(train_potential, data, variant, dtype, args.epochs)}
+            row = {
+                "batch_size": batch_size,
+                "dtype": dtype,
+                **time_training(train_potential, data, variant, dtype, args.epochs),
+            }
             rows.append(row)
             parts = "  ".join(f"{k} {v:.3f}" for k, v in row["breakdown_s_per_epoch"].items())
             print(f"batch {batch_size:2d} {dtype}: {row['s_per_epoch']:.3f} s/epoch ({parts})", flush=True)
     dipole = time_training(train_dipole_model, data, preset, config.train_precision, args.epochs)
-    print(f"dipole model (batch {preset.batch_size}, {config.train_precision}): {dipole['s_per_epoch']:.3f} s/epoch")
-    default = next(r for r in rows if r["batch_size"] == preset.batch_size and r["dtype"] == config.train_precision)
+    print(
+        f"dipole model (batch {preset.batch_size}, {config.train_precision}): {dipole['s_per_epoch']:.3f} s/epoch"
+    )
+    default = next(
+        r for r in rows if r["batch_size"] == preset.batch_size and r["dtype"] == config.train_precision
+    )
     per_epoch_committee = config.n_committee * default["s_per_epoch"] + dipole["s_per_epoch"]
     scratch = per_epoch_committee * preset.epochs
     warm = per_epoch_committee * config.warm_start_epochs
     total = sum(default["breakdown_s_per_epoch"].values())
     shares = {k: v / total for k, v in default["breakdown_s_per_epoch"].items()}
-    print(f"one iteration ({config.n_committee} members + dipole, {len(data)} structures): "
-          f"scratch {preset.epochs} epochs {scratch:.0f} s, warm start {config.warm_start_epochs} epochs {warm:.0f} s")
-    print("time shares at the default setting: " + ", ".join(f"{k} {100 * v:.0f} %" for k, v in shares.items()))
+    print(
+        f"one iteration ({config.n_committee} members + dipole, {len(data)} structures): "
+        f"scratch {preset.epochs} epochs {scratch:.0f} s, warm start {config.warm_start_epochs} epochs {warm:.0f} s"
+    )
+    print(
+        "time shares at the default setting: " + ", ".join(f"{k} {100 * v:.0f} %" for k, v in shares.items())
+    )
     out = {
-        "n_structures": len(data), "preset": preset.as_dict(), "timed_epochs": args.epochs,
-        "torch_threads": args.threads, "load_average_1min": os.getloadavg()[0], "machine": platform.processor(),
-        "grid": rows, "dipole": dipole,
-        "iteration_cost_scratch_s": scratch, "iteration_cost_warm_start_s": warm,
-        "warm_start_epochs": config.warm_start_epochs, "default_time_shares": shares,
+        "n_structures": len(data),
+        "preset": preset.as_dict(),
+        "timed_epochs": args.epochs,
+        "torch_threads": args.threads,
+        "load_average_1min": os.getloadavg()[0],
+        "machine": platform.processor(),
+        "grid": rows,
+        "dipole": dipole,
+        "iteration_cost_scratch_s": scratch,
+        "iteration_cost_warm_start_s": warm,
+        "warm_start_epochs": config.warm_start_epochs,
+        "default_time_shares": shares,
         "note": "iteration cost = (members x energy s/epoch + dipole s/epoch) x epochs, measured at the "
-                "default batch size and precision; time per epoch grows linearly with the number of structures",
+        "default batch size and precision; time per epoch grows linearly with the number of structures",
     }
     Path(args.out).write_text(json.dumps(out, indent=2))
 

@@ -34,13 +34,21 @@ RESULTS = ROOT / "docs" / "results" / "training_recipe.jsonl"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("run_dir", help="a workflow run directory (labels.db, molecules/00_*.json)")
     parser.add_argument("name")
-    parser.add_argument("iterations", help="train on iterations <= N; 'N:M' then fine-tunes on iterations <= M")
-    parser.add_argument("overrides", nargs="?", default="{}",
-                        help='preset overrides as JSON; "base" (preset name), "seed" and "warm" (overrides of '
-                             "the fine-tuning stage) are special")
+    parser.add_argument(
+        "iterations", help="train on iterations <= N; 'N:M' then fine-tunes on iterations <= M"
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="?",
+        default="{}",
+        help='preset overrides as JSON; "base" (preset name), "seed" and "warm" (overrides of '
+        "the fine-tuning stage) are special",
+    )
     parser.add_argument("--molecule", default=None, help="one molecule of a multi-molecule run (its name)")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--out", default=str(RESULTS))
@@ -58,10 +66,16 @@ def main() -> None:
     base, seed, warm = overrides.pop("base", "default"), overrides.pop("seed", 0), overrides.pop("warm", None)
     first, _, second = args.iterations.partition(":")
     molecules = [json.loads(f.read_text()) for f in sorted((run / "molecules").glob("*.json"))]
-    molecule = next((m for m in molecules if m["name"] == args.molecule), None) if args.molecule else molecules[0]
+    molecule = (
+        next((m for m in molecules if m["name"] == args.molecule), None) if args.molecule else molecules[0]
+    )
     if molecule is None:
-        parser.error(f"no molecule {args.molecule!r} in {run}; it has {', '.join(m['name'] for m in molecules)}")
-    labels = LabelDatabase(run / "labels.db").labelled_atoms(**({"molecule": args.molecule} if args.molecule else {}))
+        parser.error(
+            f"no molecule {args.molecule!r} in {run}; it has {', '.join(m['name'] for m in molecules)}"
+        )
+    labels = LabelDatabase(run / "labels.db").labelled_atoms(
+        **({"molecule": args.molecule} if args.molecule else {})
+    )
 
     def upto(iteration: int) -> list:
         return [a for a in labels if int(a.info.get("iteration", 0)) <= iteration]
@@ -76,17 +90,28 @@ def main() -> None:
     if second:
         data = upto(int(second))
         started = time.perf_counter()
-        model, history = train_potential(data, get_preset(base, **(warm or {})), seed=seed, dtype=args.dtype,
-                                         init_model=model)
+        model, history = train_potential(
+            data, get_preset(base, **(warm or {})), seed=seed, dtype=args.dtype, init_model=model
+        )
         times.append(time.perf_counter() - started)
     ml = ml_harmonic_analysis(Committee([model], None, get_preset(base)), minimum)
     result = {
         # "molecule" only with --molecule: without it the labels are the whole run's
-        "name": args.name, "run": str(run), "molecule": args.molecule, "iterations": args.iterations,
+        "name": args.name,
+        "run": str(run),
+        "molecule": args.molecule,
+        "iterations": args.iterations,
         "n_structures": len(data),
-        "base": base, "overrides": overrides, "warm": warm, "seed": seed, "dtype": args.dtype,
-        "train_time_s": times, "epochs_run": history["epochs_run"], "best_epoch": history["best_epoch"],
-        "valid_mae": history["valid_mae"], **harmonic_errors(ml.frequencies_cm1, reference),
+        "base": base,
+        "overrides": overrides,
+        "warm": warm,
+        "seed": seed,
+        "dtype": args.dtype,
+        "train_time_s": times,
+        "epochs_run": history["epochs_run"],
+        "best_epoch": history["best_epoch"],
+        "valid_mae": history["valid_mae"],
+        **harmonic_errors(ml.frequencies_cm1, reference),
         "frequency_errors_cm1": (np.sort(ml.frequencies_cm1) - np.sort(reference)).round(1).tolist(),
         "load_average_1min": os.getloadavg()[0],
     }

@@ -27,7 +27,9 @@ class PeriodicCheckpoint:
     ``what`` names the computation in messages ("training", "MD").
     """
 
-    def __init__(self, path: str | Path, fingerprint: dict, every_s: float | None = None, what: str = "computation"):
+    def __init__(
+        self, path: str | Path, fingerprint: dict, every_s: float | None = None, what: str = "computation"
+    ):
         self.path = Path(path)
         self.fingerprint = fingerprint
         self.every_s = CHECKPOINT_INTERVAL_S if every_s is None else float(every_s)

@@ -74,8 +74,9 @@ def wavenumber_range(name: str, lo, hi) -> tuple[float, float]:
     """``(lo, hi)`` in cm-1 with 0 <= lo < hi <= :data:`MAX_WAVENUMBER_CM1`."""
     lo, hi = _number(name, lo), _number(name, hi)
     if not 0 <= lo < hi <= MAX_WAVENUMBER_CM1:
-        raise InputError(f"{name} must be LO HI with 0 <= LO < HI <= {MAX_WAVENUMBER_CM1:g} cm-1, "
-                         f"got {lo:g} {hi:g}")
+        raise InputError(
+            f"{name} must be LO HI with 0 <= LO < HI <= {MAX_WAVENUMBER_CM1:g} cm-1, got {lo:g} {hi:g}"
+        )
     return lo, hi
 
 
@@ -84,8 +85,10 @@ def grid(name: str, lo: float, hi: float, step) -> float:
     step = positive(name, step, "cm-1")
     points = (hi - lo) / step
     if not 1 <= points <= MAX_GRID_POINTS:
-        raise InputError(f"{name} {step:g} cm-1 gives {points:.3g} intervals on {lo:g}-{hi:g} cm-1; "
-                         f"between 1 and {MAX_GRID_POINTS:,} are possible")
+        raise InputError(
+            f"{name} {step:g} cm-1 gives {points:.3g} intervals on {lo:g}-{hi:g} cm-1; "
+            f"between 1 and {MAX_GRID_POINTS:,} are possible"
+        )
     return step
 
 

@@ -12,7 +12,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from specml.errors import InputError
 
@@ -72,8 +79,12 @@ class Executor:
                 self._client = self.scheduler
             elif isinstance(self.scheduler, str) and _is_local(self.scheduler):
                 # "local:N": N single-threaded worker processes on this machine.
-                self._cluster = LocalCluster(n_workers=local_workers(self.scheduler), threads_per_worker=1,
-                                             processes=True, dashboard_address=None)
+                self._cluster = LocalCluster(
+                    n_workers=local_workers(self.scheduler),
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                )
                 self._client = Client(self._cluster)
             else:
                 self._client = Client(self.scheduler)
@@ -147,8 +158,10 @@ def check_scheduler(scheduler: str | None) -> str | None:
         return scheduler
     address = _ADDRESS.fullmatch(scheduler)
     if address is None or not 0 < int(address.group(1)) < 65536:
-        raise InputError(f"--scheduler {scheduler!r}: expected local, local:N or a scheduler address "
-                         "host:port (e.g. tcp://10.0.0.5:8786)")
+        raise InputError(
+            f"--scheduler {scheduler!r}: expected local, local:N or a scheduler address "
+            "host:port (e.g. tcp://10.0.0.5:8786)"
+        )
     return scheduler
 
 

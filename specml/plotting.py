@@ -26,7 +26,9 @@ def _literal(text: str) -> str:
     return str(text).replace("$", r"\$")
 
 
-def draw_spectra(ax, spectra: list[Spectrum], labels: list[str] | None = None, normalize: bool = True) -> None:
+def draw_spectra(
+    ax, spectra: list[Spectrum], labels: list[str] | None = None, normalize: bool = True
+) -> None:
     """Draw ``spectra`` (±std bands where present) on a matplotlib ``ax``, for multi-panel figures."""
     labels = list(labels) if labels is not None else [s.label for s in spectra]
     for spectrum, label in zip(spectra, labels):

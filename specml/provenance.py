@@ -13,6 +13,7 @@ REFERENCE_PROGRAMS = ("tblite", "pyscf", "geometric", "pyscf-dispersion", "rdkit
 
 def specml_commit() -> str:
     """The checkout's commit, ``+dirty`` when ``specml/`` has uncommitted changes; "unknown" outside git."""
+
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 

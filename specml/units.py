@@ -32,9 +32,8 @@ BOHR_ANGSTROM = ase_units.Bohr
 IR_INTENSITY_D2_A2_AMU_TO_KM_PER_MOL = 42.255
 #: Wavenumber (cm-1) of a mass-weighted Hessian eigenvalue of 1 eV/(Å^2 amu):
 #: sqrt(e / (1e-20 m^2 * amu)) / (2 pi c), about 521.47.
-HESSIAN_EIGENVALUE_TO_CM1 = (
-    (ase_units._e / (1e-20 * ase_units._amu)) ** 0.5
-    / (2.0 * math.pi * SPEED_OF_LIGHT_CM_PER_S)
+HESSIAN_EIGENVALUE_TO_CM1 = (ase_units._e / (1e-20 * ase_units._amu)) ** 0.5 / (
+    2.0 * math.pi * SPEED_OF_LIGHT_CM_PER_S
 )
 
 

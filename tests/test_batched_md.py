@@ -30,19 +30,32 @@ def build_mace(seed: int, dipole: bool = False, dtype=torch.float64) -> torch.nn
     torch.set_default_dtype(dtype)
     try:
         common = dict(
-            r_max=4.0, num_bessel=8, num_polynomial_cutoff=5, max_ell=1,
+            r_max=4.0,
+            num_bessel=8,
+            num_polynomial_cutoff=5,
+            max_ell=1,
             interaction_cls=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
             interaction_cls_first=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
-            num_interactions=1, num_elements=len(Z), hidden_irreps=o3.Irreps("8x0e"),
-            MLP_irreps=o3.Irreps("4x0e"), avg_num_neighbors=4.0, atomic_numbers=list(Z),
-            correlation=1, gate=torch.nn.functional.silu, radial_MLP=[8],
+            num_interactions=1,
+            num_elements=len(Z),
+            hidden_irreps=o3.Irreps("8x0e"),
+            MLP_irreps=o3.Irreps("4x0e"),
+            avg_num_neighbors=4.0,
+            atomic_numbers=list(Z),
+            correlation=1,
+            gate=torch.nn.functional.silu,
+            radial_MLP=[8],
         )
         if dipole:
             common.update(hidden_irreps=o3.Irreps("4x0e+4x1o"))
             return modules.AtomicDipolesMACE(atomic_energies=None, **common)
         return modules.ScaleShiftMACE(
-            atomic_inter_scale=1.0, atomic_inter_shift=0.0,
-            atomic_energies=np.array([-13.6, -1030.0, -2040.0]), pair_repulsion=True, **common)
+            atomic_inter_scale=1.0,
+            atomic_inter_shift=0.0,
+            atomic_energies=np.array([-13.6, -1030.0, -2040.0]),
+            pair_repulsion=True,
+            **common,
+        )
     finally:
         torch.set_default_dtype(previous)
 
@@ -75,8 +88,14 @@ def with_velocities(atoms: Atoms, seed: int, scale: float = 0.01) -> Atoms:
 @pytest.fixture(scope="module")
 def nve_runs(committee):
     atoms = with_velocities(molecule("H2O"), seed=3)
-    eng = BatchedMD(committee[:1], [atoms], ensemble="nve", timestep_fs=0.5,
-                    uncertainty_threshold=np.inf, precision="float64")
+    eng = BatchedMD(
+        committee[:1],
+        [atoms],
+        ensemble="nve",
+        timestep_fs=0.5,
+        uncertainty_threshold=np.inf,
+        precision="float64",
+    )
     batched = eng.run(1000)
     ase_traj, _ = run_mace_replica(committee[:1], atoms, 1000, ensemble="nve", timestep_fs=0.5)
     return atoms, batched, ase_traj
@@ -102,8 +121,13 @@ def test_nve_energy_drift_bound(nve_runs):
 
 
 def test_float32_runs_and_records_precision(committee):
-    eng = BatchedMD(committee, [with_velocities(molecule("CH3OH"), 1)], ensemble="nve",
-                    precision="float32", uncertainty_threshold=np.inf)
+    eng = BatchedMD(
+        committee,
+        [with_velocities(molecule("CH3OH"), 1)],
+        ensemble="nve",
+        precision="float32",
+        uncertainty_threshold=np.inf,
+    )
     res = eng.run(20)
     assert res.precision == "float32" and eng.pos.dtype == torch.float32
     assert np.all(np.isfinite(res[0].positions))
@@ -112,12 +136,20 @@ def test_float32_runs_and_records_precision(committee):
 # --------------------------------------------------------------------------- Langevin
 def test_langevin_matches_ase_langevin_with_same_stream(committee, dipole_model):
     atoms = with_velocities(molecule("CH3OH"), seed=2)
-    eng = BatchedMD(committee, [atoms, molecule("H2O")], dipole_model=dipole_model,
-                    temperatures_K=[500.0, 300.0], seeds=[11, 12], record_interval=5,
-                    uncertainty_threshold=np.inf, noise_block=7)
+    eng = BatchedMD(
+        committee,
+        [atoms, molecule("H2O")],
+        dipole_model=dipole_model,
+        temperatures_K=[500.0, 300.0],
+        seeds=[11, 12],
+        record_interval=5,
+        uncertainty_threshold=np.inf,
+        noise_block=7,
+    )
     res = eng.run(150)
-    ref, final = run_mace_replica(committee, atoms, 150, temperature_K=500.0, seed=11,
-                            record_interval=5, dipole_model=dipole_model)
+    ref, final = run_mace_replica(
+        committee, atoms, 150, temperature_K=500.0, seed=11, record_interval=5, dipole_model=dipole_model
+    )
     np.testing.assert_allclose(res[0].positions, ref.positions, rtol=0, atol=1e-10)
     np.testing.assert_allclose(res[0].dipoles, ref.dipoles, rtol=0, atol=1e-10)
     np.testing.assert_allclose(res[0].rel_uncertainty, ref.rel_uncertainty, rtol=1e-8)
@@ -130,8 +162,14 @@ def test_langevin_temperatures_per_replica_mixed_batch(committee):
     targets = {"H2O": 300.0, "CH4": 600.0, "CH3OH": 900.0}
     names = [name for name in targets for _ in range(3)]
     atoms = [molecule(n) for n in names]
-    eng = BatchedMD(committee[:1], atoms, temperatures_K=[targets[n] for n in names],
-                    timestep_fs=0.5, friction_per_fs=0.02, seeds=range(100, 109))
+    eng = BatchedMD(
+        committee[:1],
+        atoms,
+        temperatures_K=[targets[n] for n in names],
+        timestep_fs=0.5,
+        friction_per_fs=0.02,
+        seeds=range(100, 109),
+    )
     n_steps, equil, block = 2400, 400, 200  # 0.5 fs steps; friction time 50 fs
     res = eng.run(n_steps)
     for name, target in targets.items():
@@ -155,9 +193,13 @@ def test_sanity_stop_removes_only_offending_replicas(committee):
     uncertain = molecule("CH4")
     kw = dict(temperatures_K=[300.0, 400.0, 500.0], seeds=[1, 2, 3])
     ref = BatchedMD(committee, base, **kw, uncertainty_threshold=np.inf).run(60)
-    eng = BatchedMD(committee, [base[0], blown, base[1], uncertain, base[2]],
-                    temperatures_K=[300.0, 300.0, 400.0, 300.0, 500.0], seeds=[1, 50, 2, 51, 3],
-                    uncertainty_threshold=[np.inf, np.inf, np.inf, 1e-6, np.inf])
+    eng = BatchedMD(
+        committee,
+        [base[0], blown, base[1], uncertain, base[2]],
+        temperatures_K=[300.0, 300.0, 400.0, 300.0, 500.0],
+        seeds=[1, 50, 2, 51, 3],
+        uncertainty_threshold=[np.inf, np.inf, np.inf, 1e-6, np.inf],
+    )
     res = eng.run(60)
     assert list(res.stopped) == [False, True, False, True, False]
     assert res[1].stop_step == 1 and "non-finite" in res[1].stop_reason
@@ -170,22 +212,30 @@ def test_sanity_stop_removes_only_offending_replicas(committee):
 
 def test_continuation_equals_single_run(committee, dipole_model):
     atoms = [with_velocities(molecule("CH3OH"), 4), molecule("H2O")]
-    kw = dict(temperatures_K=[350.0, 700.0], seeds=[21, 22], uncertainty_threshold=np.inf,
-              record_interval=10, noise_block=64)
+    kw = dict(
+        temperatures_K=[350.0, 700.0],
+        seeds=[21, 22],
+        uncertainty_threshold=np.inf,
+        record_interval=10,
+        noise_block=64,
+    )
     one = BatchedMD(committee, atoms, dipole_model=dipole_model, **kw).run(400)
     first_engine = BatchedMD(committee, atoms, dipole_model=dipole_model, **kw)
     first = first_engine.run(200)
     state = first_engine.state_dict()
-    second = BatchedMD.from_state(state, committee, dipole_model=dipole_model,
-                                  record_interval=10, noise_block=64).run(200)
+    second = BatchedMD.from_state(
+        state, committee, dipole_model=dipole_model, record_interval=10, noise_block=64
+    ).run(200)
     for r in range(2):
         joined = np.concatenate([first[r].positions, second[r].positions])
         np.testing.assert_allclose(joined, one[r].positions, rtol=0, atol=1e-12)
-        np.testing.assert_allclose(np.concatenate([first[r].dipoles, second[r].dipoles]),
-                                   one[r].dipoles, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(
+            np.concatenate([first[r].dipoles, second[r].dipoles]), one[r].dipoles, rtol=0, atol=1e-12
+        )
         np.testing.assert_array_equal(np.concatenate([first[r].steps, second[r].steps]), one[r].steps)
-        np.testing.assert_allclose(second.final_atoms[r].get_momenta(),
-                                   one.final_atoms[r].get_momenta(), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(
+            second.final_atoms[r].get_momenta(), one.final_atoms[r].get_momenta(), rtol=0, atol=1e-12
+        )
     v = state["replicas"][0]["velocities_A_per_fs"]
     assert np.allclose(v, first.final_atoms[0].get_velocities() * units.fs)
 
@@ -219,8 +269,13 @@ def test_errors(committee):
 # --------------------------------------------------------------------------- fast path, uncertainty
 def test_fast_path_replaces_modules_and_keeps_the_trajectory(committee, dipole_model):
     atoms = [with_velocities(molecule("CH3OH"), 5), with_velocities(molecule("H2O"), 6)]
-    kw = dict(dipole_model=dipole_model, temperatures_K=[400.0, 300.0], seeds=[31, 32],
-              uncertainty_threshold=np.inf, record_interval=5)
+    kw = dict(
+        dipole_model=dipole_model,
+        temperatures_K=[400.0, 300.0],
+        seeds=[31, 32],
+        uncertainty_threshold=np.inf,
+        record_interval=5,
+    )
     fast = BatchedMD(committee, atoms, **kw)
     plain = BatchedMD(committee, atoms, fast_path=False, **kw)
     # both members: one convolution and one contraction each (1 interaction)

@@ -31,10 +31,12 @@ MAX_CORR_FS = 40.0
 
 
 def spectrum(trajectories):
-    return average_spectra([
-        ir_from_dipoles(t.dipoles, DT_FS * RECORD, max_correlation_fs=MAX_CORR_FS, lo=200.0, hi=4000.0)
-        for t in trajectories
-    ])
+    return average_spectra(
+        [
+            ir_from_dipoles(t.dipoles, DT_FS * RECORD, max_correlation_fs=MAX_CORR_FS, lo=200.0, hi=4000.0)
+            for t in trajectories
+        ]
+    )
 
 
 def test_batched_spectrum_matches_ase_loop_spectrum():
@@ -46,14 +48,33 @@ def test_batched_spectrum_matches_ase_loop_spectrum():
         MaxwellBoltzmannDistribution(a, temperature_K=T_K, rng=np.random.default_rng(i))
         starts.append(a)
     kw = dict(timestep_fs=DT_FS, friction_per_fs=0.002)
-    batched = BatchedMD([energy], starts, dipole_model=dipole, temperatures_K=T_K,
-                        seeds=range(1000, 1000 + N_TRAJ), record_interval=RECORD,
-                        record_positions=False, **kw).run(N_STEPS)
+    batched = BatchedMD(
+        [energy],
+        starts,
+        dipole_model=dipole,
+        temperatures_K=T_K,
+        seeds=range(1000, 1000 + N_TRAJ),
+        record_interval=RECORD,
+        record_positions=False,
+        **kw,
+    ).run(N_STEPS)
     calc = mace_calculator([energy])
     dcalc = mace_calculator([dipole], model_type="DipoleMACE")
-    ase = [run_mace_replica([energy], a, N_STEPS, temperature_K=T_K, seed=2000 + i, record_interval=RECORD,
-                      dipole_model=dipole, calculator=calc, dipole_calculator=dcalc, **kw)[0]
-           for i, a in enumerate(starts)]
+    ase = [
+        run_mace_replica(
+            [energy],
+            a,
+            N_STEPS,
+            temperature_K=T_K,
+            seed=2000 + i,
+            record_interval=RECORD,
+            dipole_model=dipole,
+            calculator=calc,
+            dipole_calculator=dcalc,
+            **kw,
+        )[0]
+        for i, a in enumerate(starts)
+    ]
     assert not batched.stopped.any() and not any(t.stopped for t in ase)
     # different streams: the trajectories themselves differ
     assert np.abs(batched[0].dipoles - ase[0].dipoles).max() > 1e-3
@@ -83,15 +104,37 @@ def test_benchmark_resumes_exactly(tmp_path):
     torch.set_num_threads(1)
     models = tmp_path / "models"
     # identical members: zero committee uncertainty, so random weights never trigger the stop
-    Committee([build_mace(0, dtype=torch.float32)] * 2, build_mace(7, dipole=True, dtype=torch.float32),
-              PRESETS["tiny"]).save(models)
+    Committee(
+        [build_mace(0, dtype=torch.float32)] * 2,
+        build_mace(7, dipole=True, dtype=torch.float32),
+        PRESETS["tiny"],
+    ).save(models)
     script = _script()
 
     def run(work, *extra):
-        return script.main(["--models", str(models), "--work-dir", str(tmp_path / work), "--n-traj", "1",
-                            "--thermalization-ps", "0.01", "--production-ps", "0.1", "--segment-ps", "0.05",
-                            "--max-correlation-fs", "20", "--short-depth-fs", "10",
-                            "--out", str(tmp_path / f"{work}.json"), *extra])
+        return script.main(
+            [
+                "--models",
+                str(models),
+                "--work-dir",
+                str(tmp_path / work),
+                "--n-traj",
+                "1",
+                "--thermalization-ps",
+                "0.01",
+                "--production-ps",
+                "0.1",
+                "--segment-ps",
+                "0.05",
+                "--max-correlation-fs",
+                "20",
+                "--short-depth-fs",
+                "10",
+                "--out",
+                str(tmp_path / f"{work}.json"),
+                *extra,
+            ]
+        )
 
     whole = run("whole")
     assert run("parts", "--max-segments", "2") is None  # batched side only: no ASE production yet

@@ -23,7 +23,11 @@ def test_compare_methanol_with_itself(tmp_path):
     png = tmp_path / "overlay.png"
     proc = _run(METHANOL, METHANOL, "--out", png, "--range", "500", "4000", "--step", "2", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    table = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in proc.stdout.splitlines() if line.count("│") == 3}
+    table = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in proc.stdout.splitlines()
+        if line.count("│") == 3
+    }
     assert table["PCC"] == "1.000"
     assert table["SIS"] == "1.000"
     assert table["cosine"] == "1.000"
@@ -33,8 +37,10 @@ def test_compare_methanol_with_itself(tmp_path):
 
 def test_compare_malformed_file_one_line_error(tmp_path):
     bad = tmp_path / "bad.jdx"
-    bad.write_text("##TITLE=bad\n##DATA TYPE=INFRARED SPECTRUM\n##XUNITS=1/CM\n##YUNITS=ABSORBANCE\n"
-                   "##FIRSTX=1000\n##LASTX=1010\n##NPOINTS=6\n##XYDATA=(X++(Y..Y))\n1000 1 2 x!\n")
+    bad.write_text(
+        "##TITLE=bad\n##DATA TYPE=INFRARED SPECTRUM\n##XUNITS=1/CM\n##YUNITS=ABSORBANCE\n"
+        "##FIRSTX=1000\n##LASTX=1010\n##NPOINTS=6\n##XYDATA=(X++(Y..Y))\n1000 1 2 x!\n"
+    )
     proc = _run(METHANOL, bad, cwd=tmp_path)
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()

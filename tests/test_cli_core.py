@@ -12,8 +12,9 @@ import pytest
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "specml", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "specml", *args], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 def assert_one_line_error(proc, *fragments):
@@ -27,8 +28,16 @@ def assert_one_line_error(proc, *fragments):
 
 
 def test_harmonic_methanol_against_nist(tmp_path, shared_dir):
-    proc = run_cli("harmonic", "CO", "--out", str(tmp_path), "--fwhm", "30",
-                   "--compare", str(shared_dir / "data/nist-ir/methanol.jdx"))
+    proc = run_cli(
+        "harmonic",
+        "CO",
+        "--out",
+        str(tmp_path),
+        "--fwhm",
+        "30",
+        "--compare",
+        str(shared_dir / "data/nist-ir/methanol.jdx"),
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "CO_harmonic_xtb.json").read_text())
     assert (tmp_path / "CO_harmonic_xtb.png").stat().st_size > 10000
@@ -42,22 +51,31 @@ def test_harmonic_methanol_against_nist(tmp_path, shared_dir):
     assert pcc == pytest.approx(reported, abs=0.0015)
 
 
-@pytest.mark.parametrize("args,fragments", [
-    (["harmonic", "C1CC"], ["invalid SMILES", "C1CC"]),
-    (["harmonic", "missing_structure.xyz"], ["missing_structure.xyz"]),
-    (["harmonic", "[U]"], ["U", "not supported"]),
-    (["compare", "nope.jdx", "nope2.jdx"], ["nope.jdx"]),
-])
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (["harmonic", "C1CC"], ["invalid SMILES", "C1CC"]),
+        (["harmonic", "missing_structure.xyz"], ["missing_structure.xyz"]),
+        (["harmonic", "[U]"], ["U", "not supported"]),
+        (["compare", "nope.jdx", "nope2.jdx"], ["nope.jdx"]),
+    ],
+)
 def test_bad_inputs_fail_with_one_line(tmp_path, args, fragments):
-    assert_one_line_error(run_cli(*args, "--out", str(tmp_path)) if args[0] == "harmonic"
-                          else run_cli(*args, cwd=tmp_path), *fragments)
+    assert_one_line_error(
+        run_cli(*args, "--out", str(tmp_path)) if args[0] == "harmonic" else run_cli(*args, cwd=tmp_path),
+        *fragments,
+    )
 
 
 def test_malformed_jcamp_fails_with_one_line(tmp_path):
     bad = tmp_path / "broken.jdx"
-    bad.write_text("##TITLE=broken\n##JCAMP-DX=4.24\n##DATA TYPE=INFRARED SPECTRUM\n##XYDATA=(X++(Y..Y))\n"
-                   "4000 1 2 garbage\n##END=\n")
-    assert_one_line_error(run_cli("harmonic", "CO", "--out", str(tmp_path), "--compare", str(bad)), "broken.jdx")
+    bad.write_text(
+        "##TITLE=broken\n##JCAMP-DX=4.24\n##DATA TYPE=INFRARED SPECTRUM\n##XYDATA=(X++(Y..Y))\n"
+        "4000 1 2 garbage\n##END=\n"
+    )
+    assert_one_line_error(
+        run_cli("harmonic", "CO", "--out", str(tmp_path), "--compare", str(bad)), "broken.jdx"
+    )
 
 
 def test_thread_count_must_be_positive():
@@ -79,12 +97,14 @@ def test_harmonic_conformer_average_of_ethanol(tmp_path):
     assert min(c["relative_energy_meV"] for c in conformers) == 0.0
     assert all(len(c["frequencies_cm1"]) == 21 for c in conformers)
     write(tmp_path / "ethanol.xyz", molecule("CH3CH2OH"))
-    assert_one_line_error(run_cli("harmonic", str(tmp_path / "ethanol.xyz"), "--conformers", "--out", str(tmp_path)),
-                          "--conformers needs SMILES")
-    assert_one_line_error(run_cli("harmonic", "CCO", "--conformers", "-T", "-5", "--out", str(tmp_path)),
-                          "temperature must be positive")
-
-
+    assert_one_line_error(
+        run_cli("harmonic", str(tmp_path / "ethanol.xyz"), "--conformers", "--out", str(tmp_path)),
+        "--conformers needs SMILES",
+    )
+    assert_one_line_error(
+        run_cli("harmonic", "CCO", "--conformers", "-T", "-5", "--out", str(tmp_path)),
+        "temperature must be positive",
+    )
 
 
 def test_harmonic_gas_contour_matches_the_gas_phase_measurement_better(tmp_path, shared_dir):
@@ -95,24 +115,47 @@ def test_harmonic_gas_contour_matches_the_gas_phase_measurement_better(tmp_path,
     assert summary["rotational_contour_k"] == 298.15 and summary["line_shape"] == "gaussian"
     # P/Q/R contours at 10 cm-1 resolution: PCC 0.86, against 0.72 for 30 cm-1 Lorentzians (README).
     assert summary["vs_experiment"]["pcc"] > 0.8
-    assert_one_line_error(run_cli("harmonic", "CO", "--gas-contour", "--shape", "lorentzian", "--out", str(tmp_path)),
-                          "--gas-contour", "Gaussian")
-    assert_one_line_error(run_cli("harmonic", "CO", "--gas-contour", "-T", "0", "--out", str(tmp_path)),
-                          "must be positive")
-    assert_one_line_error(run_cli("harmonic", "CO", "--gas-contour", "--fwhm", "0.5", "--out", str(tmp_path)),
-                          "at least 1 cm-1")
+    assert_one_line_error(
+        run_cli("harmonic", "CO", "--gas-contour", "--shape", "lorentzian", "--out", str(tmp_path)),
+        "--gas-contour",
+        "Gaussian",
+    )
+    assert_one_line_error(
+        run_cli("harmonic", "CO", "--gas-contour", "-T", "0", "--out", str(tmp_path)), "must be positive"
+    )
+    assert_one_line_error(
+        run_cli("harmonic", "CO", "--gas-contour", "--fwhm", "0.5", "--out", str(tmp_path)), "at least 1 cm-1"
+    )
 
 
 def test_reference_md_resumes_after_a_failed_reference_call(tmp_path):
     tests_dir = Path(__file__).resolve().parent
     calls = tmp_path / "calls.log"
-    command = [sys.executable, "-m", "specml", "md", "O", "--reference",
-               'ase:reference_doubles:XTBFailingOnRequest@{"fail_at": 150}', "--time", "0.1",
-               "--thermalization", "0.02", "--max-correlation", "20", "--out", str(tmp_path / "out")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests_dir), os.environ.get("PYTHONPATH", "")]),
-           "SPECML_TEST_CALL_LOG": str(calls)}
-    failed = subprocess.run(command, env={**env, "SPECML_TEST_FAIL": "1"}, capture_output=True, text=True,
-                            timeout=600)
+    command = [
+        sys.executable,
+        "-m",
+        "specml",
+        "md",
+        "O",
+        "--reference",
+        'ase:reference_doubles:XTBFailingOnRequest@{"fail_at": 150}',
+        "--time",
+        "0.1",
+        "--thermalization",
+        "0.02",
+        "--max-correlation",
+        "20",
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tests_dir), os.environ.get("PYTHONPATH", "")]),
+        "SPECML_TEST_CALL_LOG": str(calls),
+    }
+    failed = subprocess.run(
+        command, env={**env, "SPECML_TEST_FAIL": "1"}, capture_output=True, text=True, timeout=600
+    )
     assert_one_line_error(failed, "failed: SCF not converged", "rerun to continue")
     snapshot = tmp_path / "out" / "O_md_300K_checkpoint.pt"
     assert snapshot.exists()

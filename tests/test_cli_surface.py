@@ -19,8 +19,22 @@ from specml.cli import app
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 METHANOL = SHARED / "data" / "nist-ir" / "methanol.jdx"
 SUBCOMMANDS = [[], ["ir"], ["harmonic"], ["md"], ["compare"], ["identify"], ["library"], ["library", "build"]]
-HEAVY = {"torch", "mace", "e3nn", "pyscf", "tblite", "dask", "distributed", "rdkit", "matplotlib", "scipy", "sklearn",
-         "pybaselines", "dscribe", "geometric"}
+HEAVY = {
+    "torch",
+    "mace",
+    "e3nn",
+    "pyscf",
+    "tblite",
+    "dask",
+    "distributed",
+    "rdkit",
+    "matplotlib",
+    "scipy",
+    "sklearn",
+    "pybaselines",
+    "dscribe",
+    "geometric",
+}
 # Long enough that an 80-column table would cut it.
 LONG_NAME = "1,1,1-trichloroethane (methyl chloroform, a candidate name longer than a narrow column)"
 CANDIDATES = [("methanol", "CO"), (LONG_NAME, "CC(Cl)(Cl)Cl"), ("pyrrole", "c1cc[nH]c1"), ("water", "O")]
@@ -31,23 +45,33 @@ runner = CliRunner()
 def specml(*args, cwd: Path, columns: int = 80) -> subprocess.CompletedProcess:
     """``specml ARGS`` in a subprocess, stdout piped, on a narrow terminal width."""
     env = {**os.environ, "COLUMNS": str(columns)}
-    return subprocess.run([sys.executable, "-m", "specml", *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "specml", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
 
 
 def table_rows(text: str) -> list[list[str]]:
     """The body rows of the rich tables in ``text``, as lists of stripped cells."""
-    return [[cell.strip() for cell in line.split("│")[1:-1]] for line in text.splitlines()
-            if line.startswith("│")]
+    return [
+        [cell.strip() for cell in line.split("│")[1:-1]] for line in text.splitlines() if line.startswith("│")
+    ]
 
 
 # -- fast start -------------------------------------------------------------------------------------
 
+
 def test_help_and_version_import_no_heavy_library():
-    code = ("import json, sys\nfrom typer.testing import CliRunner\nfrom specml.cli import app\n"
-            f"for args in {SUBCOMMANDS!r} + [['--version']]:\n"
-            "    assert CliRunner().invoke(app, [*args, '--help'] if args != ['--version'] else args).exit_code == 0\n"
-            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))")
+    code = (
+        "import json, sys\nfrom typer.testing import CliRunner\nfrom specml.cli import app\n"
+        f"for args in {SUBCOMMANDS!r} + [['--version']]:\n"
+        "    assert CliRunner().invoke(app, [*args, '--help'] if args != ['--version'] else args).exit_code == 0\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert HEAVY.isdisjoint(json.loads(done.stdout)), HEAVY & set(json.loads(done.stdout))
@@ -61,6 +85,7 @@ def test_version():
 
 
 # -- options checked before any work ----------------------------------------------------------------
+
 
 @pytest.fixture()
 def no_work(monkeypatch, tmp_path):
@@ -80,29 +105,51 @@ def no_work(monkeypatch, tmp_path):
 
 
 INVALID = [
-    ("ir CO -T -5", "--temperature"), ("ir CO -T 0", "--temperature"), ("ir CO -T 300 -T nan", "--temperature"),
-    ("ir CO --production-ps -1", "production_ps"), ("ir CO --preset nope", "preset"),
-    ("ir CO --max-iterations -1", "max_iterations"), ("ir CO --scheduler local:0", "--scheduler"),
-    ("ir CO --reference nope", "reference"), ("ir CO --compare missing.jdx", "missing.jdx"),
-    ("ir CO --models missing_dir", "--models"), ("ir C1CC", "SMILES"),
-    ("harmonic CO --fwhm -3", "line width"), ("harmonic CO --fwhm 0", "line width"),
-    ("harmonic CO --fwhm inf", "line width"), ("harmonic CO --fwhm abc", "--fwhm"),
-    ("harmonic CO --range 4000 500", "--range"), ("harmonic CO -T -5", "--temperature"),
-    ("harmonic CO --shape square", "line shape"), ("harmonic CO --gas-contour --fwhm 0.5", "at least 1 cm-1"),
-    ("harmonic CO --gas-contour --shape lorentzian", "--gas-contour"), ("harmonic CO --compare missing.jdx", "missing"),
-    ("harmonic CO --out cands.csv", "--out"), ("harmonic [U]", "not supported"), ("harmonic C1CC", "SMILES"),
-    ("md CO -T -5", "temperature"), ("md CO --time 0", "production time"), ("md CO --timestep 0", "time step"),
-    ("md CO --friction -1", "friction"), ("md CO --max-correlation 1e9", "correlation depth"),
-    ("md CO --seed -1", "seed"), ("md CO --thermalization -1", "thermalisation"),
-    (f"compare {METHANOL} {METHANOL} --step 0", "step"), (f"compare {METHANOL} {METHANOL} --range 500 500", "range"),
-    (f"compare {METHANOL} {METHANOL} --out overlay.jpg", "--out"), ("compare missing.jdx missing.jdx", "missing"),
+    ("ir CO -T -5", "--temperature"),
+    ("ir CO -T 0", "--temperature"),
+    ("ir CO -T 300 -T nan", "--temperature"),
+    ("ir CO --production-ps -1", "production_ps"),
+    ("ir CO --preset nope", "preset"),
+    ("ir CO --max-iterations -1", "max_iterations"),
+    ("ir CO --scheduler local:0", "--scheduler"),
+    ("ir CO --reference nope", "reference"),
+    ("ir CO --compare missing.jdx", "missing.jdx"),
+    ("ir CO --models missing_dir", "--models"),
+    ("ir C1CC", "SMILES"),
+    ("harmonic CO --fwhm -3", "line width"),
+    ("harmonic CO --fwhm 0", "line width"),
+    ("harmonic CO --fwhm inf", "line width"),
+    ("harmonic CO --fwhm abc", "--fwhm"),
+    ("harmonic CO --range 4000 500", "--range"),
+    ("harmonic CO -T -5", "--temperature"),
+    ("harmonic CO --shape square", "line shape"),
+    ("harmonic CO --gas-contour --fwhm 0.5", "at least 1 cm-1"),
+    ("harmonic CO --gas-contour --shape lorentzian", "--gas-contour"),
+    ("harmonic CO --compare missing.jdx", "missing"),
+    ("harmonic CO --out cands.csv", "--out"),
+    ("harmonic [U]", "not supported"),
+    ("harmonic C1CC", "SMILES"),
+    ("md CO -T -5", "temperature"),
+    ("md CO --time 0", "production time"),
+    ("md CO --timestep 0", "time step"),
+    ("md CO --friction -1", "friction"),
+    ("md CO --max-correlation 1e9", "correlation depth"),
+    ("md CO --seed -1", "seed"),
+    ("md CO --thermalization -1", "thermalisation"),
+    (f"compare {METHANOL} {METHANOL} --step 0", "step"),
+    (f"compare {METHANOL} {METHANOL} --range 500 500", "range"),
+    (f"compare {METHANOL} {METHANOL} --out overlay.jpg", "--out"),
+    ("compare missing.jdx missing.jdx", "missing"),
     (f"identify {METHANOL} -c cands.csv --reference nope", "reference"),
     (f"identify {METHANOL} -c cands.csv --reference xtb+", "empty member"),
     (f"identify {METHANOL} -c cands.csv --scheduler nowhere", "--scheduler"),
-    (f"identify {METHANOL} -c cands.csv --top 0", "--top"), (f"identify {METHANOL} -c cands.csv --preset nope", "preset"),
-    (f"identify {METHANOL} -c cands.csv --json --csv", "--csv"), ("identify missing.jdx -c cands.csv", "missing"),
+    (f"identify {METHANOL} -c cands.csv --top 0", "--top"),
+    (f"identify {METHANOL} -c cands.csv --preset nope", "preset"),
+    (f"identify {METHANOL} -c cands.csv --json --csv", "--csv"),
+    ("identify missing.jdx -c cands.csv", "missing"),
     (f"identify {METHANOL} -c missing.csv", "missing.csv"),
-    ("library build cands.csv --reference xtb+gfn2", "twice"), ("library build cands.csv --preset nope", "preset"),
+    ("library build cands.csv --reference xtb+gfn2", "twice"),
+    ("library build cands.csv --preset nope", "preset"),
     ("library build missing.csv", "missing.csv"),
 ]
 
@@ -147,28 +194,43 @@ def test_api_checks_settings_too():
     with pytest.raises(InputError, match="at most"):
         check_md_settings(2 * MAX_TEMPERATURE_K, 10, 5, 0.5, 0.001, 1000, 0)
     assert check_md_settings(300, 10, 5, 0.5, 0.001, 1000, 0) == (20000, 10000)
-    assert check_scheduler("tcp://10.0.0.5:8786") and check_scheduler("local:4") and check_scheduler(None) is None
+    assert (
+        check_scheduler("tcp://10.0.0.5:8786")
+        and check_scheduler("local:4")
+        and check_scheduler(None) is None
+    )
     x = np.arange(500.0, 4000.0)
-    spectrum = Spectrum(x, np.exp(-((x - 1700) / 20) ** 2))
+    spectrum = Spectrum(x, np.exp(-(((x - 1700) / 20) ** 2)))
     with pytest.raises(InputError, match="range"):
         compare_spectra(spectrum, spectrum, 4000, 500)
 
 
 # -- output for people and programs -----------------------------------------------------------------
 
+
 def synthetic_entry(task: tuple) -> dict:
     """Sticks for a library entry without a calculation: 8 bands, fixed by the SMILES."""
     smiles, _reference = task
     rng = np.random.default_rng(sum(map(ord, smiles)))
-    return {"x": np.sort(rng.uniform(700, 3600, 8)).tolist(), "y": rng.uniform(5, 100, 8).tolist(), "xyz": None,
-            "seconds": 0.0, "kind": "sticks"}
+    return {
+        "x": np.sort(rng.uniform(700, 3600, 8)).tolist(),
+        "y": rng.uniform(5, 100, 8).tolist(),
+        "xyz": None,
+        "seconds": 0.0,
+        "kind": "sticks",
+    }
 
 
 @pytest.fixture(scope="module")
 def warm_library(tmp_path_factory):
     """A library that already holds every candidate's xTB sticks, and a query made from methanol's."""
-    from specml.identification import Method, SpectralLibrary, fill_library, library as library_module, \
-        resolve_candidates
+    from specml.identification import (
+        Method,
+        SpectralLibrary,
+        fill_library,
+        library as library_module,
+        resolve_candidates,
+    )
     from specml.spectra.broadening import broaden_sticks
     from specml.spectra.spectrum import Spectrum
 
@@ -181,14 +243,24 @@ def warm_library(tmp_path_factory):
             fill_library(store, resolve_candidates(CANDIDATES)[0], Method.harmonic("xtb"))
     grid = np.arange(500.0, 4000.0, 1.0)
     sticks = synthetic_entry(("CO", None))
-    Spectrum(grid, broaden_sticks(sticks["x"], sticks["y"], grid, 20.0),
-             metadata={"intensity_units": "absorbance"}).to_csv(tmp / "query.csv")
+    Spectrum(
+        grid, broaden_sticks(sticks["x"], sticks["y"], grid, 20.0), metadata={"intensity_units": "absorbance"}
+    ).to_csv(tmp / "query.csv")
     return tmp
 
 
 def identify_args(tmp: Path, *extra: str) -> list[str]:
-    return ["identify", str(tmp / "query.csv"), "--candidates", str(tmp / "candidates.csv"), "--reference", "xtb",
-            "--library", str(tmp / "library.sqlite"), *extra]
+    return [
+        "identify",
+        str(tmp / "query.csv"),
+        "--candidates",
+        str(tmp / "candidates.csv"),
+        "--reference",
+        "xtb",
+        "--library",
+        str(tmp / "library.sqlite"),
+        *extra,
+    ]
 
 
 def test_piped_identify_keeps_full_names_and_smiles(warm_library):
@@ -222,9 +294,15 @@ def test_compare_json_matches_the_table_and_writes_no_overlay_unasked(tmp_path, 
     table = runner.invoke(app, ["compare", str(METHANOL), str(METHANOL), "--step", "2"])
     assert table.exit_code == 0, table.output
     shown = {row[0]: row[1] for row in table_rows(table.stdout)}
-    result = json.loads(runner.invoke(app, ["compare", str(METHANOL), str(METHANOL), "--step", "2", "--json"]).stdout)
-    assert shown == {"PCC": f"{result['pcc']:.3f}", "WD (cm-1)": f"{result['wd_cm1']:.2f}",
-                     "SIS": f"{result['sis']:.3f}", "cosine": f"{result['cosine']:.3f}"}
+    result = json.loads(
+        runner.invoke(app, ["compare", str(METHANOL), str(METHANOL), "--step", "2", "--json"]).stdout
+    )
+    assert shown == {
+        "PCC": f"{result['pcc']:.3f}",
+        "WD (cm-1)": f"{result['wd_cm1']:.2f}",
+        "SIS": f"{result['sis']:.3f}",
+        "cosine": f"{result['cosine']:.3f}",
+    }
     assert result["overlay"] is None and result["range_cm1"] == [500.0, 4000.0]
     assert list(tmp_path.iterdir()) == []  # no overlay.png in the working folder
 

@@ -33,7 +33,9 @@ def test_geometric_optimisation_reaches_tight_forces(formaldehyde_dft):
     from specml.spectra.harmonic import rigid_body_basis
 
     _, atoms, _, _ = formaldehyde_dft
-    forces = PySCFReference("b3lyp", "sto-3g", conv_tol=1e-12).label(atoms).forces.ravel()  # SCF error << 1e-4
+    forces = (
+        PySCFReference("b3lyp", "sto-3g", conv_tol=1e-12).label(atoms).forces.ravel()
+    )  # SCF error << 1e-4
     unit_masses = atoms.copy()
     unit_masses.set_masses(np.ones(len(atoms)))
     rigid = rigid_body_basis(unit_masses)  # orthonormal translations and rotations in Cartesian space
@@ -53,8 +55,12 @@ def test_analytic_frequencies_equal_finite_differences(formaldehyde_dft):
 def test_analytic_intensities_equal_dipole_finite_differences(formaldehyde_dft):
     _, _, analytic, numeric = formaldehyde_dft
     strong = numeric.intensities_km_mol > 1.0  # km/mol; weaker bands are compared absolutely
-    np.testing.assert_allclose(analytic.intensities_km_mol[strong], numeric.intensities_km_mol[strong], rtol=0.01)
-    np.testing.assert_allclose(analytic.intensities_km_mol[~strong], numeric.intensities_km_mol[~strong], atol=0.01)
+    np.testing.assert_allclose(
+        analytic.intensities_km_mol[strong], numeric.intensities_km_mol[strong], rtol=0.01
+    )
+    np.testing.assert_allclose(
+        analytic.intensities_km_mol[~strong], numeric.intensities_km_mol[~strong], atol=0.01
+    )
     # The atomic polar tensors sum to zero over atoms (a translation does not change a neutral dipole).
     apt = analytic.dipole_derivatives.reshape(len(analytic.atoms), 3, 3)
     assert np.abs(apt.sum(axis=0)).max() < 1e-3

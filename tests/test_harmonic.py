@@ -22,7 +22,7 @@ def test_frequencies_agree_with_ase_vibrations(methanol_xtb, tmp_path):
     work.calc = reference.calculator()
     vib = Vibrations(work, name=str(tmp_path / "vib"), delta=0.01, nfree=2)
     vib.run()
-    ase_freqs = np.sort(vib.get_frequencies().real)[-len(result.frequencies_cm1):]
+    ase_freqs = np.sort(vib.get_frequencies().real)[-len(result.frequencies_cm1) :]
     high = ase_freqs > 500
     assert high.sum() == 11  # methanol: 12 modes, one torsion below 500 cm-1
     np.testing.assert_allclose(result.frequencies_cm1[high], ase_freqs[high], atol=1.0)
@@ -42,7 +42,8 @@ def test_methanol_modes_and_intensities_are_physical(methanol_xtb):
     assert spectrum.metadata["resolution_cm1"] == 10
     # Lorentzian areas are the stick intensities (within the window's truncated tails).
     assert np.trapezoid(spectrum.intensity, spectrum.wavenumber) == pytest.approx(
-        result.intensities_km_mol[result.frequencies_cm1 > 400].sum(), rel=0.05)
+        result.intensities_km_mol[result.frequencies_cm1 > 400].sum(), rel=0.05
+    )
 
 
 def test_linear_molecule_has_3n_minus_5_modes():
@@ -71,8 +72,9 @@ def test_conformer_average_weights_ethanol_rotamers():
     pair = [i for i in range(3) if i != int(np.argmax(energies))]  # the two of equal energy
     assert energies[pair[0]] == pytest.approx(energies[pair[1]], abs=1e-5)
     assert result.weights[pair[0]] == pytest.approx(result.weights[pair[1]], rel=1e-3)
-    np.testing.assert_allclose(result.results[pair[0]].frequencies_cm1, result.results[pair[1]].frequencies_cm1,
-                               atol=1.0)
+    np.testing.assert_allclose(
+        result.results[pair[0]].frequencies_cm1, result.results[pair[1]].frequencies_cm1, atol=1.0
+    )
     frequencies, intensities = result.sticks()
     assert frequencies.size == 3 * 21
     total = sum(w * r.intensities_km_mol.sum() for w, r in zip(result.weights, result.results))
@@ -86,8 +88,10 @@ def methane_isotopologues():
     from specml.molecules.inputs import atoms_from_smiles
     from specml.spectra.harmonic import optimized_harmonic_analysis
 
-    return (optimized_harmonic_analysis(atoms_from_smiles("C"), "xtb"),
-            optimized_harmonic_analysis(atoms_from_smiles("[2H]C([2H])([2H])[2H]"), "xtb"))
+    return (
+        optimized_harmonic_analysis(atoms_from_smiles("C"), "xtb"),
+        optimized_harmonic_analysis(atoms_from_smiles("[2H]C([2H])([2H])[2H]"), "xtb"),
+    )
 
 
 def test_deuteration_scales_frequencies_by_reduced_mass(methane_isotopologues):
@@ -118,8 +122,14 @@ def test_ase_md_moves_the_isotope_masses(methane_isotopologues):
         # Breathing motion of the hydrogens, 0.01 Å/fs each (carbon at rest: no net momentum).
         velocities = np.zeros_like(atoms.positions)
         velocities[hydrogens] = 0.01 * bonds / np.linalg.norm(bonds, axis=1, keepdims=True)
-        traj = run_ase_md(atoms, make_reference("xtb").calculator(), n_steps=1, timestep_fs=0.01,
-                          friction_per_fs=None, velocities=velocities)
+        traj = run_ase_md(
+            atoms,
+            make_reference("xtb").calculator(),
+            n_steps=1,
+            timestep_fs=0.01,
+            friction_per_fs=None,
+            velocities=velocities,
+        )
         temperatures.append(traj.temperatures_k[0])
     assert temperatures[1] / temperatures[0] == pytest.approx(2.014102 / 1.008, rel=1e-3)
 
@@ -155,7 +165,9 @@ def test_a_nearly_linear_molecule_keeps_both_components_of_its_bend():
     from specml.spectra.harmonic import harmonic_from_derivatives
 
     reference = make_reference("xtb")
-    co2 = optimize_geometry(Atoms("CO2", positions=[[0, 0, 0], [0, 0, 1.16], [0, 0, -1.16]]), reference, fmax=1e-4)
+    co2 = optimize_geometry(
+        Atoms("CO2", positions=[[0, 0, 0], [0, 0, 1.16], [0, 0, -1.16]]), reference, fmax=1e-4
+    )
     co2.positions[0, 0] += 1e-4  # Å: as straight as a DFT optimisation leaves it
     exact = harmonic_analysis(co2, reference)
     assert len(exact.frequencies_cm1) == 4

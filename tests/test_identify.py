@@ -13,22 +13,58 @@ import pytest
 
 from specml.errors import InputError, SpectrumFormatError
 from specml.experiment import load_absorbance
-from specml.identification import Candidate, LibraryEntry, Method, SpectralLibrary, band_evidence, ensemble_name, \
-    fill_library, group_agreement, identify, load_parameters, methods_for, supported_groups
+from specml.identification import (
+    Candidate,
+    LibraryEntry,
+    Method,
+    SpectralLibrary,
+    band_evidence,
+    ensemble_name,
+    fill_library,
+    group_agreement,
+    identify,
+    load_parameters,
+    methods_for,
+    supported_groups,
+)
 from specml.identification.calibration import fit_weights, ranks
-from specml.identification.scoring import DEFAULT_METHOD, ScoringParameters, band_width_cm1, compare, \
-    compare_members, map_frequencies, prepare_query, rotational_contour_cm1
+from specml.identification.scoring import (
+    DEFAULT_METHOD,
+    ScoringParameters,
+    band_width_cm1,
+    compare,
+    compare_members,
+    map_frequencies,
+    prepare_query,
+    rotational_contour_cm1,
+)
 from specml.reference import XTBReference
 from specml.spectra.broadening import broaden_sticks
 from specml.spectra.spectrum import Spectrum
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_MOLECULES = [
-    ("water", "O"), ("methane", "C"), ("methanol", "CO"), ("ethane", "CC"), ("ethylene", "C=C"),
-    ("acetylene", "C#C"), ("hydrogen cyanide", "C#N"), ("formaldehyde", "C=O"), ("ammonia", "N"),
-    ("carbon dioxide", "O=C=O"), ("ethanol", "CCO"), ("dimethyl ether", "COC"), ("acetaldehyde", "CC=O"),
-    ("formic acid", "OC=O"), ("methylamine", "CN"), ("acetonitrile", "CC#N"), ("ketene", "C=C=O"),
-    ("formamide", "NC=O"), ("ethylene oxide", "C1CO1"), ("propane", "CCC"), ("propene", "C=CC"),
+    ("water", "O"),
+    ("methane", "C"),
+    ("methanol", "CO"),
+    ("ethane", "CC"),
+    ("ethylene", "C=C"),
+    ("acetylene", "C#C"),
+    ("hydrogen cyanide", "C#N"),
+    ("formaldehyde", "C=O"),
+    ("ammonia", "N"),
+    ("carbon dioxide", "O=C=O"),
+    ("ethanol", "CCO"),
+    ("dimethyl ether", "COC"),
+    ("acetaldehyde", "CC=O"),
+    ("formic acid", "OC=O"),
+    ("methylamine", "CN"),
+    ("acetonitrile", "CC#N"),
+    ("ketene", "C=C=O"),
+    ("formamide", "NC=O"),
+    ("ethylene oxide", "C1CO1"),
+    ("propane", "CCC"),
+    ("propene", "C=CC"),
 ]
 BAD = [("broken ring", "C1CC"), ("uranium atom", "[U]")]
 
@@ -60,8 +96,11 @@ def workspace(tmp_path_factory):
     params = load_parameters()
     with SpectralLibrary(library_path) as library:
         # Any query works for filling; this one is replaced below by the real perturbed query.
-        probe = Spectrum(np.arange(500.0, 4000.0), np.exp(-((np.arange(500.0, 4000.0) - 1700) / 30) ** 2),
-                         metadata={"intensity_units": "absorbance"})
+        probe = Spectrum(
+            np.arange(500.0, 4000.0),
+            np.exp(-(((np.arange(500.0, 4000.0) - 1700) / 30) ** 2)),
+            metadata={"intensity_units": "absorbance"},
+        )
         CountingXTB.calls = 0
         first = identify(probe, candidates, reference=CountingXTB(), library=library, parameters=params)
         xtb = Method.harmonic(XTBReference())
@@ -72,19 +111,33 @@ def workspace(tmp_path_factory):
     grid = np.arange(450.0, 4000.0, 0.5)
     real = entry.x > 0
     positions = map_frequencies(entry.x[real], params.scale_low, params.scale_high, params.split_cm1)
-    clean = broaden_sticks(positions, entry.y[real], grid, band_width_cm1(entry, params, 0.6 * params.fwhm_cm1),
-                           "lorentzian")
+    clean = broaden_sticks(
+        positions, entry.y[real], grid, band_width_cm1(entry, params, 0.6 * params.fwhm_cm1), "lorentzian"
+    )
     noisy = clean / clean.max() + 0.02 * np.random.default_rng(0).standard_normal(grid.size)
     query = Spectrum(grid, np.clip(noisy, 0, None), metadata={"intensity_units": "absorbance"}).to_csv(
-        tmp / "acetaldehyde.csv")
-    return {"tmp": tmp, "candidates": candidates, "library": library_path, "query": query, "first": first,
-            "calls_first": calls_first, "params": params}
+        tmp / "acetaldehyde.csv"
+    )
+    return {
+        "tmp": tmp,
+        "candidates": candidates,
+        "library": library_path,
+        "query": query,
+        "first": first,
+        "calls_first": calls_first,
+        "params": params,
+    }
 
 
 def test_true_molecule_ranked_first_among_21(workspace):
     with SpectralLibrary(workspace["library"]) as library:
-        result = identify(workspace["query"], workspace["candidates"], reference=CountingXTB(), library=library,
-                          parameters=workspace["params"])
+        result = identify(
+            workspace["query"],
+            workspace["candidates"],
+            reference=CountingXTB(),
+            library=library,
+            parameters=workspace["params"],
+        )
     assert len(result.ranking) == len(SMALL_MOLECULES)
     assert result.ranking[0].smiles == "CC=O"
     assert result.ranking[0].confidence > result.ranking[1].confidence
@@ -98,8 +151,13 @@ def test_cache_hits_do_not_recompute(workspace):
     assert workspace["first"].library_misses == len(SMALL_MOLECULES) + 1  # + the unsupported element
     CountingXTB.calls = 0
     with SpectralLibrary(workspace["library"]) as library:
-        result = identify(workspace["query"], workspace["candidates"], reference=CountingXTB(), library=library,
-                          parameters=workspace["params"])
+        result = identify(
+            workspace["query"],
+            workspace["candidates"],
+            reference=CountingXTB(),
+            library=library,
+            parameters=workspace["params"],
+        )
     assert CountingXTB.calls == 0
     assert result.library_misses == 0 and result.library_hits == len(SMALL_MOLECULES) + 1
 
@@ -120,18 +178,32 @@ def test_unscaled_harmonic_query_of_another_molecule(workspace):
         xtb = Method.harmonic(XTBReference())
         entry = library.get("CO", xtb.name, xtb.settings)
     grid = np.arange(500.0, 4000.0, 1.0)
-    query = Spectrum(grid, broaden_sticks(entry.x[entry.x > 0], entry.y[entry.x > 0], grid, 15.0, "gaussian"),
-                     metadata={"intensity_units": "absorbance"})
-    unit_scale = type(workspace["params"]).from_json({**workspace["params"].to_json(), "scale_low": 1.0,
-                                                      "scale_high": 1.0, "fwhm_cm1": 15.0, "contour_factor": 0.0})
+    query = Spectrum(
+        grid,
+        broaden_sticks(entry.x[entry.x > 0], entry.y[entry.x > 0], grid, 15.0, "gaussian"),
+        metadata={"intensity_units": "absorbance"},
+    )
+    unit_scale = type(workspace["params"]).from_json(
+        {
+            **workspace["params"].to_json(),
+            "scale_low": 1.0,
+            "scale_high": 1.0,
+            "fwhm_cm1": 15.0,
+            "contour_factor": 0.0,
+        }
+    )
     with SpectralLibrary(workspace["library"]) as library:
-        result = identify(query, SMALL_MOLECULES, reference="gfn2+gfn1", library=library, parameters=unit_scale)
+        result = identify(
+            query, SMALL_MOLECULES, reference="gfn2+gfn1", library=library, parameters=unit_scale
+        )
     assert result.ranking[0].smiles == "CO"
 
 
 def test_functional_group_evidence_and_agreement():
     grid = np.arange(500.0, 4000.0, 1.0)
-    carbonyl = Spectrum(grid, np.exp(-((grid - 1740.0) / 15.0) ** 2) + 0.3 * np.exp(-((grid - 2950.0) / 20.0) ** 2))
+    carbonyl = Spectrum(
+        grid, np.exp(-(((grid - 1740.0) / 15.0) ** 2)) + 0.3 * np.exp(-(((grid - 2950.0) / 20.0) ** 2))
+    )
     evidence = band_evidence(carbonyl)
     assert evidence["C=O"] == pytest.approx(1.0, abs=1e-3)
     supported = supported_groups(carbonyl)
@@ -140,7 +212,7 @@ def test_functional_group_evidence_and_agreement():
     ethanol = group_agreement(supported, "CCO")
     assert set(ethanol.missing) == {"O-H", "C-O"} and ethanol.unexplained == ("C=O",)
     # A band in the N-H window is explained by an O-H group too (overlapping windows).
-    hydroxyl = Spectrum(grid, np.exp(-((grid - 3400.0) / 40.0) ** 2))
+    hydroxyl = Spectrum(grid, np.exp(-(((grid - 3400.0) / 40.0) ** 2)))
     assert group_agreement(supported_groups(hydroxyl), "O").unexplained == ()
 
 
@@ -159,16 +231,35 @@ def test_conditional_logit_learns_which_feature_identifies():
 
 def run_cli(*args, cwd: Path):
     env = {**os.environ, "COLUMNS": "200"}  # a wide console so rich does not wrap names in the table
-    return subprocess.run([sys.executable, "-m", "specml", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "specml", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
 
 
 def test_cli_identify_prints_table_and_writes_overlay(workspace):
     out = workspace["tmp"] / "overlay.png"
-    done = run_cli("identify", workspace["query"], "--candidates", workspace["candidates"], "--library",
-                   workspace["library"], "--reference", "gfn2+gfn1", "--out", out, cwd=workspace["tmp"])
+    done = run_cli(
+        "identify",
+        workspace["query"],
+        "--candidates",
+        workspace["candidates"],
+        "--library",
+        workspace["library"],
+        "--reference",
+        "gfn2+gfn1",
+        "--out",
+        out,
+        cwd=workspace["tmp"],
+    )
     assert done.returncode == 0, done.stderr
-    assert "acetaldehyde" in done.stdout and "confidence" in done.stdout and "Skipped candidates" in done.stdout
+    assert (
+        "acetaldehyde" in done.stdout and "confidence" in done.stdout and "Skipped candidates" in done.stdout
+    )
     first_row = next(line for line in done.stdout.splitlines() if line.strip().startswith("│ 1"))
     assert "acetaldehyde" in first_row
     assert out.stat().st_size > 10_000
@@ -177,8 +268,15 @@ def test_cli_identify_prints_table_and_writes_overlay(workspace):
 def test_cli_malformed_query_is_one_line_error(workspace):
     bad = workspace["tmp"] / "bad.csv"
     bad.write_text("wavenumber,intensity\n1000,abc\nnot,numbers\n")
-    done = run_cli("identify", bad, "--candidates", workspace["candidates"], "--library", workspace["library"],
-                   cwd=workspace["tmp"])
+    done = run_cli(
+        "identify",
+        bad,
+        "--candidates",
+        workspace["candidates"],
+        "--library",
+        workspace["library"],
+        cwd=workspace["tmp"],
+    )
     assert done.returncode != 0
     assert done.stderr.strip().startswith("error:") and "Traceback" not in done.stderr
 
@@ -225,8 +323,8 @@ def test_malformed_query_raises_specific_error(tmp_path):
         identify(bad, [("water", "O")], library=SpectralLibrary(tmp_path / "l.sqlite"))
 
 
-
 # ---------------------------------------------------------------- scoring pieces
+
 
 def test_rotational_contour_follows_the_moments_of_inertia():
     co = "2\nCO\nC 0 0 0\nO 0 0 1.128"  # linear: one zero moment, B = 1.93 cm-1
@@ -239,15 +337,24 @@ def test_rotational_contour_follows_the_moments_of_inertia():
 
 
 def _params(**changes) -> ScoringParameters:
-    base = {"scale_low": 1.0, "scale_high": 1.0, "fwhm_cm1": 20.0, "weights": {}, "intensity_power": 0.5,
-            "contour_factor": 0.0, "tolerances": (0.03, 0.10)}
+    base = {
+        "scale_low": 1.0,
+        "scale_high": 1.0,
+        "fwhm_cm1": 20.0,
+        "weights": {},
+        "intensity_power": 0.5,
+        "contour_factor": 0.0,
+        "tolerances": (0.03, 0.10),
+    }
     return ScoringParameters.from_json({**base, **changes})
 
 
 def test_band_matching_tolerates_relative_shifts():
     """A band 6 % off is 'found' at the wide (10 %) tolerance only; one 1 % off at both; one 40 % off at neither."""
     grid = np.arange(500.0, 4000.0, 1.0)
-    query = Spectrum(grid, np.exp(-0.5 * ((grid - 1000.0) / 6.0) ** 2), metadata={"intensity_units": "absorbance"})
+    query = Spectrum(
+        grid, np.exp(-0.5 * ((grid - 1000.0) / 6.0) ** 2), metadata={"intensity_units": "absorbance"}
+    )
     params = _params()
     prepared = prepare_query(query, params)
 
@@ -265,11 +372,15 @@ def test_band_matching_tolerates_relative_shifts():
 
 def test_members_are_scored_by_their_mean_metrics():
     grid = np.arange(500.0, 4000.0, 1.0)
-    query = Spectrum(grid, np.exp(-0.5 * ((grid - 1000.0) / 6.0) ** 2), metadata={"intensity_units": "absorbance"})
+    query = Spectrum(
+        grid, np.exp(-0.5 * ((grid - 1000.0) / 6.0) ** 2), metadata={"intensity_units": "absorbance"}
+    )
     params = _params()
     prepared = prepare_query(query, params)
-    members = [LibraryEntry("C", name, {}, "ok", np.array([position]), np.array([1.0]))
-               for name, position in (("a", 1005.0), ("b", 1150.0))]
+    members = [
+        LibraryEntry("C", name, {}, "ok", np.array([position]), np.array([1.0]))
+        for name, position in (("a", 1005.0), ("b", 1150.0))
+    ]
     single = [compare(prepared, m, params)[1] for m in members]
     spectrum, mean = compare_members(prepared, members, params)
     for key in mean:
@@ -279,7 +390,9 @@ def test_members_are_scored_by_their_mean_metrics():
 
 def test_prediction_outside_the_query_range_is_a_clear_error():
     grid = np.arange(1500.0, 2500.0, 1.0)
-    query = Spectrum(grid, np.exp(-0.5 * ((grid - 2000.0) / 10.0) ** 2), metadata={"intensity_units": "absorbance"})
+    query = Spectrum(
+        grid, np.exp(-0.5 * ((grid - 2000.0) / 10.0) ** 2), metadata={"intensity_units": "absorbance"}
+    )
     prepared = prepare_query(query, _params())
     entry = LibraryEntry("CCl", "test", {}, "ok", np.array([700.0]), np.array([5.0]))
     with pytest.raises(SpectrumFormatError, match="no bands"):
@@ -302,14 +415,19 @@ def test_group_evidence_needs_a_band_maximum_and_half_a_window():
     assert supported_groups(chloro)["C-Cl"] is True
     # A strong aliphatic C-H band at 2960 whose wing reaches into 3000-3110 is no aromatic C-H band,
     # even with ring-like absorption at 1500.
-    alkyl = Spectrum(grid, np.exp(-0.5 * ((grid - 2960.0) / 40.0) ** 2) + 0.3 * np.exp(-0.5 * ((grid - 1500.0) / 8) ** 2))
+    alkyl = Spectrum(
+        grid, np.exp(-0.5 * ((grid - 2960.0) / 40.0) ** 2) + 0.3 * np.exp(-0.5 * ((grid - 1500.0) / 8) ** 2)
+    )
     assert band_evidence(alkyl)["aromatic ring"] == 0.0
     # Less than half of the window measured: no evidence either way.
-    short = Spectrum(np.arange(800.0, 4000.0, 1.0), np.exp(-0.5 * ((np.arange(800.0, 4000.0) - 1700) / 9) ** 2))
+    short = Spectrum(
+        np.arange(800.0, 4000.0, 1.0), np.exp(-0.5 * ((np.arange(800.0, 4000.0) - 1700) / 9) ** 2)
+    )
     assert supported_groups(short)["C-Cl"] is None and supported_groups(short)["C=O"] is True
 
 
 # ---------------------------------------------------------------- ML-MD (--models)
+
 
 def _labelled(names, n, seed=0, amplitude=0.08):
     """Rattled small molecules with GFN2-xTB energy, forces and dipole (training data of a tiny committee)."""
@@ -324,7 +442,11 @@ def _labelled(names, n, seed=0, amplitude=0.08):
             atoms = molecule(name)
             atoms.positions += rng.normal(scale=amplitude, size=atoms.positions.shape)
             atoms.calc = calc
-            energy, forces, dipole = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_dipole_moment()
+            energy, forces, dipole = (
+                atoms.get_potential_energy(),
+                atoms.get_forces(),
+                atoms.get_dipole_moment(),
+            )
             atoms.calc = None
             atoms.info["energy"], atoms.info["dipole"] = energy, dipole
             atoms.arrays["forces"] = forces
@@ -341,21 +463,38 @@ def ml_workspace(tmp_path_factory):
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("identify_ml")
     data = _labelled(["CH3OH", "H2O", "CH4"], 20)
-    models = train_committee(data, get_preset("tiny"), n_members=2, seeds=(0, 1), device="cpu").save(tmp / "committee")
+    models = train_committee(data, get_preset("tiny"), n_members=2, seeds=(0, 1), device="cpu").save(
+        tmp / "committee"
+    )
     # Another model: same data, other seeds.
-    other = train_committee(data, get_preset("tiny"), n_members=2, seeds=(2, 3), device="cpu").save(tmp / "other")
-    candidates = write_candidates(tmp / "candidates.csv", [("methanol", "CO"), ("water", "O"), ("methane", "C"),
-                                                           ("ammonia", "N")])
+    other = train_committee(data, get_preset("tiny"), n_members=2, seeds=(2, 3), device="cpu").save(
+        tmp / "other"
+    )
+    candidates = write_candidates(
+        tmp / "candidates.csv", [("methanol", "CO"), ("water", "O"), ("methane", "C"), ("ammonia", "N")]
+    )
     library_path = tmp / "library.sqlite"
-    probe = Spectrum(np.arange(500.0, 4000.0), np.exp(-((np.arange(500.0, 4000.0) - 1100) / 40) ** 2),
-                     metadata={"intensity_units": "absorbance"})
+    probe = Spectrum(
+        np.arange(500.0, 4000.0),
+        np.exp(-(((np.arange(500.0, 4000.0) - 1100) / 40) ** 2)),
+        metadata={"intensity_units": "absorbance"},
+    )
     with SpectralLibrary(library_path) as library:
         first = identify(probe, candidates, models_dir=models, library=library, ml_preset="ci")
         method = Method.ml(models, "ci")
         methanol = library.get("CO", method.name, method.settings)
-    query = Spectrum(methanol.x, methanol.y, metadata={"intensity_units": "absorbance"}).to_csv(tmp / "methanol_ml.csv")
-    return {"tmp": tmp, "models": models, "other": other, "candidates": candidates, "library": library_path,
-            "first": first, "query": query}
+    query = Spectrum(methanol.x, methanol.y, metadata={"intensity_units": "absorbance"}).to_csv(
+        tmp / "methanol_ml.csv"
+    )
+    return {
+        "tmp": tmp,
+        "models": models,
+        "other": other,
+        "candidates": candidates,
+        "library": library_path,
+        "first": first,
+        "query": query,
+    }
 
 
 def test_ml_models_rank_their_own_spectrum_first_from_the_cache(ml_workspace, monkeypatch):
@@ -374,8 +513,13 @@ def test_ml_models_rank_their_own_spectrum_first_from_the_cache(ml_workspace, mo
 
     monkeypatch.setattr(library_module, "ml_predictor", counting_predictor)
     with SpectralLibrary(ml_workspace["library"]) as library:
-        result = identify(ml_workspace["query"], ml_workspace["candidates"], models_dir=ml_workspace["models"],
-                          library=library, ml_preset="ci")
+        result = identify(
+            ml_workspace["query"],
+            ml_workspace["candidates"],
+            models_dir=ml_workspace["models"],
+            library=library,
+            ml_preset="ci",
+        )
     assert calls == [] and result.library_hits == 4 and result.library_misses == 0
     assert result.ranking[0].smiles == "CO"
     assert result.ranking[0].confidence > result.ranking[1].confidence
@@ -395,7 +539,9 @@ def test_ml_cache_is_keyed_by_the_model_and_its_md_settings(ml_workspace):
         # The other model computes its own entry (ok, or failed if its MD hits the sanity stop) ...
         entries = fill_library(library, [Candidate("methanol", "CO")], Method.ml(other, "ci"))
         assert library.misses == 1 and library.hits == 0
-        assert entries["CO"].settings["committee_sha256"] == Method.ml(other, "ci").settings["committee_sha256"]
+        assert (
+            entries["CO"].settings["committee_sha256"] == Method.ml(other, "ci").settings["committee_sha256"]
+        )
         # ... and the first model's entry is untouched.
         assert library.get("CO", "ml-md", same.settings).ok
     with pytest.raises(InputError, match="unknown workflow preset"):
@@ -403,17 +549,40 @@ def test_ml_cache_is_keyed_by_the_model_and_its_md_settings(ml_workspace):
 
 
 def test_cli_identify_with_models(ml_workspace):
-    done = run_cli("identify", ml_workspace["query"], "--candidates", ml_workspace["candidates"], "--models",
-                   ml_workspace["models"], "--preset", "ci", "--library", ml_workspace["library"],
-                   cwd=ml_workspace["tmp"])
+    done = run_cli(
+        "identify",
+        ml_workspace["query"],
+        "--candidates",
+        ml_workspace["candidates"],
+        "--models",
+        ml_workspace["models"],
+        "--preset",
+        "ci",
+        "--library",
+        ml_workspace["library"],
+        cwd=ml_workspace["tmp"],
+    )
     assert done.returncode == 0, done.stderr
     assert "ml-md" in done.stdout and "4 cached, 0 computed" in done.stdout
     first_row = next(line for line in done.stdout.splitlines() if line.strip().startswith("│ 1"))
     assert "methanol" in first_row
-    assert not (ml_workspace["tmp"] / "specml-output").exists()  # MD files do not land in the working directory
-    missing = run_cli("identify", ml_workspace["query"], "--candidates", ml_workspace["candidates"], "--models",
-                      ml_workspace["tmp"] / "nowhere", cwd=ml_workspace["tmp"])
-    assert missing.returncode != 0 and missing.stderr.strip().startswith("error:") and "Traceback" not in missing.stderr
+    assert not (
+        ml_workspace["tmp"] / "specml-output"
+    ).exists()  # MD files do not land in the working directory
+    missing = run_cli(
+        "identify",
+        ml_workspace["query"],
+        "--candidates",
+        ml_workspace["candidates"],
+        "--models",
+        ml_workspace["tmp"] / "nowhere",
+        cwd=ml_workspace["tmp"],
+    )
+    assert (
+        missing.returncode != 0
+        and missing.stderr.strip().startswith("error:")
+        and "Traceback" not in missing.stderr
+    )
 
 
 def _copy_tree(source: Path, target: Path) -> Path:
@@ -429,8 +598,11 @@ def test_condensed_phase_queries_are_flagged(shared_dir):
     flagged = set()
     for row in csv.DictReader((nist / "index.csv").open()):
         measured = load_absorbance(nist / row["file"])
-        undeclared = Spectrum(measured.wavenumber, measured.intensity,
-                              metadata={k: v for k, v in measured.metadata.items() if k != "state"})
+        undeclared = Spectrum(
+            measured.wavenumber,
+            measured.intensity,
+            metadata={k: v for k, v in measured.metadata.items() if k != "state"},
+        )
         caution = prepare_query(undeclared, params).condensed_phase
         if caution is not None:
             assert "hydrogen-bonded O-H" in caution
@@ -441,23 +613,41 @@ def test_condensed_phase_queries_are_flagged(shared_dir):
     assert prepare_query(ethanol2.with_metadata(state="GAS"), params).condensed_phase is None
     methanol = load_absorbance(nist / "methanol.jdx")
     assert methanol.metadata["state"] == "GAS"
-    assert "'liquid film'" in prepare_query(methanol.with_metadata(state="liquid film"), params).condensed_phase
+    assert (
+        "'liquid film'" in prepare_query(methanol.with_metadata(state="liquid film"), params).condensed_phase
+    )
 
 
 def test_cli_identify_cautions_about_a_condensed_phase_query(workspace, shared_dir):
-    done = run_cli("identify", shared_dir / "data" / "nist-ir" / "ethanol2.jdx", "--candidates",
-                   workspace["candidates"], "--library", workspace["library"], "--reference", "xtb",
-                   cwd=workspace["tmp"])
+    done = run_cli(
+        "identify",
+        shared_dir / "data" / "nist-ir" / "ethanol2.jdx",
+        "--candidates",
+        workspace["candidates"],
+        "--library",
+        workspace["library"],
+        "--reference",
+        "xtb",
+        cwd=workspace["tmp"],
+    )
     assert done.returncode == 0, done.stderr
     assert "caution:" in done.stdout and "hydrogen-bonded O-H" in done.stdout
 
 
 def test_saturated_query_bands_are_a_caution_not_an_error(workspace, shared_dir):
     with SpectralLibrary(workspace["library"]) as library:
-        result = identify(shared_dir / "data" / "nist-ir" / "ethylene.jdx", workspace["candidates"],
-                          reference="xtb", library=library)
+        result = identify(
+            shared_dir / "data" / "nist-ir" / "ethylene.jdx",
+            workspace["candidates"],
+            reference="xtb",
+            library=library,
+        )
     assert result.ranking[0].name == "ethylene"
-    assert len(result.cautions) == 1 and "saturated" in result.cautions[0] and "946-950 cm-1" in result.cautions[0]
+    assert (
+        len(result.cautions) == 1
+        and "saturated" in result.cautions[0]
+        and "946-950 cm-1" in result.cautions[0]
+    )
 
 
 def test_shipped_library_is_a_read_only_fallback(tmp_path):
@@ -495,14 +685,37 @@ def test_killed_library_build_resumes_without_recomputing(tmp_path):
     import sqlite3
     import time
 
-    rows = [("water", "O"), ("methane", "C"), ("ethane", "CC"), ("ethylene", "C=C"), ("methanol", "CO"),
-            ("acetaldehyde", "CC=O"), ("propane", "CCC"), ("ethanol", "CCO")]
+    rows = [
+        ("water", "O"),
+        ("methane", "C"),
+        ("ethane", "CC"),
+        ("ethylene", "C=C"),
+        ("methanol", "CO"),
+        ("acetaldehyde", "CC=O"),
+        ("propane", "CCC"),
+        ("ethanol", "CCO"),
+    ]
     candidates = write_candidates(tmp_path / "c.csv", rows)
     library = tmp_path / "lib.sqlite"
-    command = [sys.executable, "-m", "specml", "library", "build", str(candidates), "--library", str(library),
-               "--reference", "xtb"]
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "SPECML_LIBRARY": str(library)})
+    command = [
+        sys.executable,
+        "-m",
+        "specml",
+        "library",
+        "build",
+        str(candidates),
+        "--library",
+        str(library),
+        "--reference",
+        "xtb",
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "SPECML_LIBRARY": str(library)},
+    )
 
     def committed() -> int:
         try:
@@ -521,4 +734,3 @@ def test_killed_library_build_resumes_without_recomputing(tmp_path):
     done = run_cli("library", "build", candidates, "--library", library, "--reference", "xtb", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert f"{before} already present, {len(rows) - before} computed now" in done.stdout
-

@@ -167,8 +167,7 @@ def test_dipole_training_needs_dipole_labels(dataset, preset):
 def test_warm_start_begins_from_lower_validation_loss(committee, preset):
     new_data = _labelled_methanol(12, seed=1)
     short = get_preset("tiny", epochs=1)
-    warm = train_committee(new_data, short, n_members=1, seeds=(7,), init=committee,
-                           train_dipole=False)
+    warm = train_committee(new_data, short, n_members=1, seeds=(7,), init=committee, train_dipole=False)
     cold = train_committee(new_data, short, n_members=1, seeds=(7,), train_dipole=False)
     warm_history = warm.histories["energy"][0]
     cold_history = cold.histories["energy"][0]
@@ -227,8 +226,9 @@ def test_interrupted_fit_resumes_exactly_from_its_checkpoint(dataset, tmp_path, 
         train_potential(dataset, preset, seed=3, checkpoint=path, progress=kill)
     assert path.exists()
     epochs_seen = []
-    resumed, resumed_history = train_potential(dataset, preset, seed=3, checkpoint=path,
-                                               progress=lambda e, n, m: epochs_seen.append(e))
+    resumed, resumed_history = train_potential(
+        dataset, preset, seed=3, checkpoint=path, progress=lambda e, n, m: epochs_seen.append(e)
+    )
     assert epochs_seen == list(range(killed_after + 1, 7))  # no epoch is trained twice
     assert resumed_history["valid_loss"] == pytest.approx(straight_history["valid_loss"], rel=1e-5)
     for a, b in zip(resumed.state_dict().values(), straight.state_dict().values()):
@@ -255,7 +255,9 @@ def test_stage_two_learns_the_energy_difference_between_isomers():
         for atoms in data:
             probe = atoms.copy()
             probe.calc = calc
-            errors.setdefault(atoms.info["molecule"], []).append(probe.get_potential_energy() - atoms.info["energy"])
+            errors.setdefault(atoms.info["molecule"], []).append(
+                probe.get_potential_energy() - atoms.info["energy"]
+            )
         return 1000 * abs(np.mean(errors["CH3CH2OH"]) - np.mean(errors["CH3OCH3"])), history
 
     without, history_one = isomer_offset_meV(0.0)
@@ -291,10 +293,18 @@ def test_committee_trains_in_parallel_on_dask_like_in_process(dataset, preset, c
 
     from specml.executor import make_executor
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
-        parallel = train_committee(dataset, preset, n_members=3, seeds=(0, 1, 2), device="cpu",
-                                   executor=make_executor(client, show_progress=False))
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        parallel = train_committee(
+            dataset,
+            preset,
+            n_members=3,
+            seeds=(0, 1, 2),
+            device="cpu",
+            executor=make_executor(client, show_progress=False),
+        )
     assert len(parallel) == 3 and parallel.dipole_model is not None
     assert [h["seed"] for h in parallel.histories["energy"]] == [0, 1, 2]
     # Same seeds, data and split: the members are the ones trained in-process.
@@ -385,5 +395,7 @@ def test_unwritable_checkpoint_warns_and_training_goes_on(dataset, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     with pytest.warns(UserWarning, match="cannot write training checkpoint"):
-        model, history = train_potential(dataset, get_preset("tiny", epochs=2), checkpoint=blocker / "member.pt")
+        model, history = train_potential(
+            dataset, get_preset("tiny", epochs=2), checkpoint=blocker / "member.pt"
+        )
     assert history["epochs_run"] == 2

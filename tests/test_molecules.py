@@ -65,7 +65,9 @@ def test_conformer_ensemble_keeps_mirror_images_and_merges_duplicates():
     turned.rotate(70, "z")
     turned.translate([1.0, -2.0, 0.5])
     assert ethanol.rmsd(gauche, turned) < 1e-3
-    assert ethanol.rmsd(ethanol.structures[1], ethanol.structures[2]) > 0.1  # mirror images: no rotation maps them
+    assert (
+        ethanol.rmsd(ethanol.structures[1], ethanol.structures[2]) > 0.1
+    )  # mirror images: no rotation maps them
     assert ethanol.distinct([gauche, turned, ethanol.structures[0]], [0.0, 1e-6, 0.05]) == [0, 2]
     with pytest.raises(MoleculeError, match="C1CC"):
         conformers_from_smiles("C1CC")
@@ -84,8 +86,9 @@ def test_isotope_labels_set_masses_not_geometry():
     assert not ch4.has("masses")  # no labels: ASE's defaults
     # The same molecule otherwise (atom order follows the SMILES): elements and all distances (Å).
     assert sorted(cd4.get_chemical_symbols()) == sorted(ch4.get_chemical_symbols())
-    np.testing.assert_allclose(np.sort(cd4.get_all_distances(), axis=None),
-                               np.sort(ch4.get_all_distances(), axis=None), atol=1e-4)
+    np.testing.assert_allclose(
+        np.sort(cd4.get_all_distances(), axis=None), np.sort(ch4.get_all_distances(), axis=None), atol=1e-4
+    )
     assert atoms_from_smiles("[13CH4]").get_masses()[0] == pytest.approx(13.003, abs=1e-3)
     assert atoms_from_smiles("[37Cl]Cl").get_masses()[0] == pytest.approx(36.966, abs=1e-3)
     assert canonical_smiles("C([2H])([2H])O") == "[2H]C([2H])O"
@@ -100,7 +103,9 @@ def test_isotope_masses_survive_files_and_copies(tmp_path):
     with connect(tmp_path / "cd3od.db") as con:
         con.write(cd3od)
     for path in ("cd3od.extxyz", "cd3od.db"):  # extxyz keeps 8 decimals
-        np.testing.assert_allclose(load_molecules(tmp_path / path)[0].atoms.get_masses(), cd3od.get_masses(), atol=1e-7)
+        np.testing.assert_allclose(
+            load_molecules(tmp_path / path)[0].atoms.get_masses(), cd3od.get_masses(), atol=1e-7
+        )
     np.testing.assert_array_equal(center_of_mass_frame(cd3od).get_masses(), cd3od.get_masses())
     ch3od = atoms_from_smiles("[2H]OC")
     for conformer in conformers_from_smiles("[2H]OC").structures:

@@ -17,15 +17,23 @@ from ase.db import connect
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "palirs.py"
-REQUIRED = ("energy_mae_meV", "force_mae_meV_per_A", "dipole_mae_mD", "harmonic_mae_cm1",
-            "reference_calls_per_molecule", "pcc_ml_vs_reference_mean", "pcc_ml_vs_reference_std",
-            "pcc_ml_vs_experiment_mean")
+REQUIRED = (
+    "energy_mae_meV",
+    "force_mae_meV_per_A",
+    "dipole_mae_mD",
+    "harmonic_mae_cm1",
+    "reference_calls_per_molecule",
+    "pcc_ml_vs_reference_mean",
+    "pcc_ml_vs_reference_std",
+    "pcc_ml_vs_experiment_mean",
+)
 
 
 def run_script(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=1200)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=1200
+    )
 
 
 def outputs(out: Path) -> tuple[dict, str]:
@@ -36,8 +44,9 @@ def outputs(out: Path) -> tuple[dict, str]:
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory, shared_dir):
     tmp = tmp_path_factory.mktemp("palirs_small")
-    proc = run_script("--preset", "small", "--run-dir", str(tmp / "run"), "--out-dir", str(tmp / "out"),
-                      "--no-progress")
+    proc = run_script(
+        "--preset", "small", "--run-dir", str(tmp / "run"), "--out-dir", str(tmp / "out"), "--no-progress"
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return tmp, *outputs(tmp / "out")
 
@@ -63,8 +72,12 @@ def test_results_file_has_the_required_keys_with_sane_numbers(small_run):
     assert results["energy_rmse_meV"] >= results["energy_mae_meV"]
     assert results["force_rmse_meV_per_A"] >= results["force_mae_meV_per_A"]
     assert results["pcc_ml_vs_reference_std"] >= 0
-    assert set(results["dft_methanol"]) >= {"reference_calls", "wall_time_s", "aimd_cost_estimate_s",
-                                            "pcc_vs_experiment"}
+    assert set(results["dft_methanol"]) >= {
+        "reference_calls",
+        "wall_time_s",
+        "aimd_cost_estimate_s",
+        "pcc_vs_experiment",
+    }
     assert results["is_smoke_test"] and results["preset"] == "small"
     pccs = [v for v in all_values(results, "pcc") if v is not None]
     pccs += [v for k in ("pcc_ml_vs_reference_mean", "pcc_ml_vs_experiment_mean") for v in [results[k]]]
@@ -117,7 +130,9 @@ def test_every_part_is_computed(small_run):
     assert acetone["pcc"] is not None or (acetone["out_of_domain"] and not acetone["ml_spectrum"])
     assert results["transferability"]["uncertainty_vs_error_all"]["n"] >= 2
     # 7: DFT case: the small preset runs it only on request
-    assert results["dft_methanol"]["status"] == "skipped" and results["dft_methanol"]["reference_calls"] is None
+    assert (
+        results["dft_methanol"]["status"] == "skipped" and results["dft_methanol"]["reference_calls"] is None
+    )
     # targets: each has a verdict, a miss has a reason
     assert len(results["target_verdicts"]) == 3
     for v in results["target_verdicts"]:
@@ -126,13 +141,32 @@ def test_every_part_is_computed(small_run):
 
 def test_report_has_all_parts_paper_values_and_figures(small_run):
     tmp, results, text = small_run
-    for title in ("## 1. Test-set errors", "## 2. Learning curves", "## 3. ML-MD against reference MD",
-                  "## 4. Convergence", "## 5. Temperature series", "## 6. Transferability", "## 7. DFT case",
-                  "## Targets", "## How to run"):
+    for title in (
+        "## 1. Test-set errors",
+        "## 2. Learning curves",
+        "## 3. ML-MD against reference MD",
+        "## 4. Convergence",
+        "## 5. Temperature series",
+        "## 6. Transferability",
+        "## 7. DFT case",
+        "## Targets",
+        "## How to run",
+    ):
         assert title in text
     assert text.count("Pending the full run") >= 8  # the small preset never passes for the benchmark
     assert "palirs-benchmark preset=full" not in text
-    for paper in ("2.64", "3.61", "3.96", "5.69", "7.62", "12.46", "16,067", "4.37", "0.80 ± 0.18", "0.81 ± 0.15"):
+    for paper in (
+        "2.64",
+        "3.61",
+        "3.96",
+        "5.69",
+        "7.62",
+        "12.46",
+        "16,067",
+        "4.37",
+        "0.80 ± 0.18",
+        "0.81 ± 0.15",
+    ):
         assert paper in text, paper
     assert "**missed**" in text and "python benchmarks/palirs.py --preset full" in text
     assert f"{results['harmonic_mae_cm1']:.2f}" in text
@@ -145,8 +179,9 @@ def test_report_has_all_parts_paper_values_and_figures(small_run):
 
 def test_rerun_resumes_without_new_work(small_run):
     tmp, results, _ = small_run
-    proc = run_script("--preset", "small", "--run-dir", str(tmp / "run"), "--out-dir", str(tmp / "again"),
-                      "--no-progress")
+    proc = run_script(
+        "--preset", "small", "--run-dir", str(tmp / "run"), "--out-dir", str(tmp / "again"), "--no-progress"
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     again, _ = outputs(tmp / "again")
     assert "new labels" not in proc.stdout
@@ -162,8 +197,9 @@ def test_small_preset_refuses_to_overwrite_a_full_report(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("args, message", [(["--preset", "huge"], "invalid choice"),
-                                           (["--workers", "-1"], "must be >= 0")])
+@pytest.mark.parametrize(
+    "args, message", [(["--preset", "huge"], "invalid choice"), (["--workers", "-1"], "must be >= 0")]
+)
 def test_bad_arguments_are_rejected_clearly(args, message, tmp_path):
     proc = run_script(*args, "--run-dir", str(tmp_path / "run"))
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
@@ -177,13 +213,23 @@ def test_single_molecule_retraining_rows_belong_to_this_run(tmp_path, monkeypatc
 
     run = tmp_path / "run" / "xtb"
     run.mkdir(parents=True)
-    recipe = {"run": str(run), "molecule": "ethylene", "iterations": "2", "overrides": {"max_L": 1},
-              "n_structures": 151, "epochs_run": 600, "train_time_s": [470.0],
-              "valid_mae": {"forces_meV_per_A": 6.4}, "mae_cm1": 5.9}
-    lines = [recipe,
-             {**recipe, "run": str(tmp_path / "other" / "xtb")},  # another run
-             {**recipe, "molecule": None},  # a single-molecule run's recipe (no --molecule)
-             {**recipe, "iterations": "0:2"}]  # a warm start, not a retraining
+    recipe = {
+        "run": str(run),
+        "molecule": "ethylene",
+        "iterations": "2",
+        "overrides": {"max_L": 1},
+        "n_structures": 151,
+        "epochs_run": 600,
+        "train_time_s": [470.0],
+        "valid_mae": {"forces_meV_per_A": 6.4},
+        "mae_cm1": 5.9,
+    }
+    lines = [
+        recipe,
+        {**recipe, "run": str(tmp_path / "other" / "xtb")},  # another run
+        {**recipe, "molecule": None},  # a single-molecule run's recipe (no --molecule)
+        {**recipe, "iterations": "0:2"},
+    ]  # a warm start, not a retraining
     results = tmp_path / "training_recipe.jsonl"
     results.write_text("".join(json.dumps(line) + "\n" for line in lines))
     monkeypatch.setattr(palirs, "TRAINING_RECIPE_RESULTS", results)
@@ -191,6 +237,9 @@ def test_single_molecule_retraining_rows_belong_to_this_run(tmp_path, monkeypatc
 
     (row,) = palirs.single_molecule_retraining(run, curve)
     assert row["harmonic_mae_cm1_alone"] == 5.9 and row["harmonic_mae_cm1_in_committee"] == 58.0
-    assert "ethylene (max_L=1, 600 epochs) 5.9 cm-1 against 58.0 in the committee" in palirs.retraining_reason([row])
+    assert (
+        "ethylene (max_L=1, 600 epochs) 5.9 cm-1 against 58.0 in the committee"
+        in palirs.retraining_reason([row])
+    )
     monkeypatch.setattr(palirs, "TRAINING_RECIPE_RESULTS", tmp_path / "missing.jsonl")
     assert palirs.single_molecule_retraining(run, curve) == []

@@ -48,7 +48,7 @@ def test_xtb_label_units_and_consistency():
 def test_xtb_hamiltonians_are_distinct():
     """GFN2, GFN1 and IPEA1 are different parametrisations: the same water gets three energies."""
     energies = [make_reference(name).label(molecule("H2O")).energy for name in ("gfn2", "gfn1", "ipea1")]
-    assert min(abs(a - b) for i, a in enumerate(energies) for b in energies[i + 1:]) > 0.1  # eV
+    assert min(abs(a - b) for i, a in enumerate(energies) for b in energies[i + 1 :]) > 0.1  # eV
 
 
 def test_xtb_scf_failure_is_specific_and_carries_structure():
@@ -119,7 +119,9 @@ def test_pyscf_forces_include_the_grid_response():
     atoms = molecule("H2O")
     atoms.positions[0, 0] += 0.05  # off the symmetric geometry, so the x force is not zero by symmetry
     forces = on_coarse_grid(atoms).get_forces()
-    numeric = central_difference_force(lambda a: on_coarse_grid(a).get_potential_energy(), atoms, 0, 0, h=1e-3)
+    numeric = central_difference_force(
+        lambda a: on_coarse_grid(a).get_potential_energy(), atoms, 0, 0, h=1e-3
+    )
     assert abs(forces[0, 0]) > 0.1
     assert forces[0, 0] == pytest.approx(numeric, abs=1e-4)
 
@@ -130,7 +132,7 @@ def test_pyscf_rejects_element_without_basis():
 
 
 def test_any_ase_calculator_by_import_path():
-    ref = make_reference("ase:ase.calculators.lj:LennardJones@{\"sigma\": 1.0}")
+    ref = make_reference('ase:ase.calculators.lj:LennardJones@{"sigma": 1.0}')
     assert ref.settings["sigma"] == 1.0
     atoms = Atoms("Ar2", positions=[[0, 0, 0], [0, 0, 1.2]])
     # LJ has no dipole: the interface says so with a specific error instead of returning zeros.

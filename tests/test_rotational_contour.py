@@ -5,8 +5,12 @@ import pytest
 from ase import Atoms
 from scipy.signal import find_peaks
 
-from specml.spectra.rotational_contour import (band_axis_weights, band_profiles, contour_broadened_sticks,
-                                               rotational_correlations)
+from specml.spectra.rotational_contour import (
+    band_axis_weights,
+    band_profiles,
+    contour_broadened_sticks,
+    rotational_correlations,
+)
 
 ROTATIONAL_CONSTANT_CM1_AMU_A2 = 16.857629
 
@@ -75,8 +79,9 @@ def test_axis_weights_follow_the_transition_dipole_in_the_principal_frame():
 
 def test_contour_broadened_sticks_keep_each_band_area():
     grid = np.arange(400.0, 3000.0, 1.0)
-    curve = contour_broadened_sticks([700.0, 2350.0], [3.0, 5.0], [[0, 1, 0], [1, 0, 0]], (0.0, 43.1, 43.1),
-                                     grid, fwhm_cm1=8.0)
+    curve = contour_broadened_sticks(
+        [700.0, 2350.0], [3.0, 5.0], [[0, 1, 0], [1, 0, 0]], (0.0, 43.1, 43.1), grid, fwhm_cm1=8.0
+    )
     low, high = grid < 1500, grid >= 1500
     assert curve[low].sum() == pytest.approx(3.0, rel=1e-3)
     assert curve[high].sum() == pytest.approx(5.0, rel=1e-3)
@@ -100,8 +105,9 @@ def test_carbon_monoxide_pr_separation_matches_the_nist_gas_spectrum(carbon_mono
     measured_maxima = maxima(measured.wavenumber[window], measured.intensity[window])
     assert len(measured_maxima) == 2  # P and R branch, no Q: a parallel band of a linear molecule
     centre = carbon_monoxide_xtb.frequencies_cm1[-1]
-    predicted = carbon_monoxide_xtb.spectrum(fwhm=4.0, shape="gaussian", lo=centre - 100, hi=centre + 100, step=0.5,
-                                             rotational_temperature_k=298.0)
+    predicted = carbon_monoxide_xtb.spectrum(
+        fwhm=4.0, shape="gaussian", lo=centre - 100, hi=centre + 100, step=0.5, rotational_temperature_k=298.0
+    )
     predicted_maxima = maxima(predicted.wavenumber, predicted.intensity)
     assert len(predicted_maxima) == 2
     # 56.2 cm-1 measured; xTB's slightly different bond length gives 58.
@@ -113,10 +119,12 @@ def test_gas_phase_harmonic_spectrum_keeps_band_areas_and_needs_a_gaussian(carbo
     from specml.errors import InputError
     from specml.spectra.harmonic import ConformerHarmonic
 
-    spectrum = carbon_monoxide_xtb.spectrum(fwhm=10.0, shape="gaussian", lo=1500, hi=3000,
-                                            rotational_temperature_k=298.0)
+    spectrum = carbon_monoxide_xtb.spectrum(
+        fwhm=10.0, shape="gaussian", lo=1500, hi=3000, rotational_temperature_k=298.0
+    )
     assert np.trapezoid(spectrum.intensity, spectrum.wavenumber) == pytest.approx(
-        carbon_monoxide_xtb.intensities_km_mol.sum(), rel=1e-3)
+        carbon_monoxide_xtb.intensities_km_mol.sum(), rel=1e-3
+    )
     with pytest.raises(InputError, match="Gaussian"):
         carbon_monoxide_xtb.spectrum(fwhm=10.0, shape="lorentzian", rotational_temperature_k=298.0)
     with pytest.raises(InputError, match="positive"):
@@ -124,6 +132,8 @@ def test_gas_phase_harmonic_spectrum_keeps_band_areas_and_needs_a_gaussian(carbo
     with pytest.raises(InputError, match="at least 1 cm-1"):
         carbon_monoxide_xtb.spectrum(fwhm=0.2, shape="gaussian", rotational_temperature_k=298.0)
     # Conformers: the population-weighted sum of each conformer's own gas-phase spectrum.
-    pair = ConformerHarmonic([carbon_monoxide_xtb, carbon_monoxide_xtb], np.zeros(2), np.array([0.3, 0.7]), 298.0, {})
+    pair = ConformerHarmonic(
+        [carbon_monoxide_xtb, carbon_monoxide_xtb], np.zeros(2), np.array([0.3, 0.7]), 298.0, {}
+    )
     mixed = pair.spectrum(fwhm=10.0, shape="gaussian", lo=1500, hi=3000, rotational_temperature_k=298.0)
     np.testing.assert_allclose(mixed.intensity, spectrum.intensity, rtol=1e-9, atol=1e-12)

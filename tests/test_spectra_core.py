@@ -107,8 +107,11 @@ class HarmonicWell(Calculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         d = self.atoms.positions - self.origin
-        self.results = {"energy": 0.5 * self.k * float((d**2).sum()), "forces": -self.k * d,
-                        "dipole": self.q * d.sum(axis=0)}
+        self.results = {
+            "energy": 0.5 * self.k * float((d**2).sum()),
+            "forces": -self.k * d,
+            "dipole": self.q * d.sum(axis=0),
+        }
 
 
 def test_md_runner_recovers_analytic_oscillator_frequency():
@@ -117,8 +120,16 @@ def test_md_runner_recovers_analytic_oscillator_frequency():
     atoms = Atoms("O", positions=[[0.05, -0.03, 0.02]])
     calc = HarmonicWell(origin=[[0.0, 0.0, 0.0]], k=30.0)
     analytic_cm1 = np.sqrt(30.0 / atoms.get_masses()[0]) * HESSIAN_EIGENVALUE_TO_CM1
-    traj = run_ase_md(atoms, calc, temperature_k=300.0, n_steps=8000, thermalization_steps=400,
-                      timestep_fs=0.5, friction_per_fs=0.0005, seed=3)
+    traj = run_ase_md(
+        atoms,
+        calc,
+        temperature_k=300.0,
+        n_steps=8000,
+        thermalization_steps=400,
+        timestep_fs=0.5,
+        friction_per_fs=0.0005,
+        seed=3,
+    )
     spectrum = traj.ir_spectrum(max_correlation_fs=1000.0, lo=200, hi=4000)
     peak = spectrum.wavenumber[np.argmax(spectrum.intensity)]
     assert peak == pytest.approx(analytic_cm1, abs=2.0)
@@ -163,12 +174,21 @@ def test_md_resumes_after_a_failed_call_exactly_where_it_stopped(tmp_path):
 
     atoms = Atoms("OH", positions=[[0.05, 0, 0], [0, 0.05, 1.0]])
     well = {"origin": [[0, 0, 0], [0, 0, 1.0]], "k": 30.0}
-    settings = {"temperature_k": 300.0, "n_steps": 300, "thermalization_steps": 40, "seed": 2,
-                "calculator_identity": "well"}
+    settings = {
+        "temperature_k": 300.0,
+        "n_steps": 300,
+        "thermalization_steps": 40,
+        "seed": 2,
+        "calculator_identity": "well",
+    }
     whole = run_ase_md(atoms, FailingWell(**well), **settings)
     snapshot = tmp_path / "md.pt"
-    with pytest.raises(DynamicsError, match=r"step 200 of 340 failed: SCF not converged; the state after step 199"):
-        run_ase_md(atoms, FailingWell(fail_at=201, **well), checkpoint_path=snapshot, **settings)  # call 1: start
+    with pytest.raises(
+        DynamicsError, match=r"step 200 of 340 failed: SCF not converged; the state after step 199"
+    ):
+        run_ase_md(
+            atoms, FailingWell(fail_at=201, **well), checkpoint_path=snapshot, **settings
+        )  # call 1: start
     assert snapshot.exists()
     interrupted_s = torch.load(snapshot, weights_only=False)["wall_time_s"]
     resumed_calc = FailingWell(**well)

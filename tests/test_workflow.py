@@ -81,33 +81,53 @@ def test_rerun_resumes_without_new_calculations(methanol_run):
 def test_changed_settings_refuse_to_mix_into_a_run(methanol_run):
     workflow, _ = methanol_run
     with pytest.raises(InputError, match="other settings"):
-        IRWorkflow(load_molecules("CO"), workflow.dirs.root, CI.with_overrides(n_per_mode=2), show_progress=False)
+        IRWorkflow(
+            load_molecules("CO"), workflow.dirs.root, CI.with_overrides(n_per_mode=2), show_progress=False
+        )
 
 
 def test_stopping_settings_may_change_until_the_loop_has_ended(methanol_run, tmp_path):
     workflow, _ = methanol_run
     with pytest.raises(InputError, match="other settings"):  # its loop has ended: final models exist
-        IRWorkflow(load_molecules("CO"), workflow.dirs.root, CI.with_overrides(max_iterations=3), show_progress=False)
+        IRWorkflow(
+            load_molecules("CO"), workflow.dirs.root, CI.with_overrides(max_iterations=3), show_progress=False
+        )
     IRWorkflow(load_molecules("CO"), tmp_path, CI, show_progress=False)  # a run that has not ended
-    IRWorkflow(load_molecules("CO"), tmp_path, CI.with_overrides(max_iterations=3, target_harmonic_mae_cm1=2.0),
-               show_progress=False)
+    IRWorkflow(
+        load_molecules("CO"),
+        tmp_path,
+        CI.with_overrides(max_iterations=3, target_harmonic_mae_cm1=2.0),
+        show_progress=False,
+    )
     assert json.loads((tmp_path / "config.json").read_text())["config"]["max_iterations"] == 3
     with pytest.raises(InputError, match="other settings"):  # anything else still refuses
-        IRWorkflow(load_molecules("CO"), tmp_path, CI.with_overrides(max_iterations=3, n_per_mode=2),
-                   show_progress=False)
+        IRWorkflow(
+            load_molecules("CO"),
+            tmp_path,
+            CI.with_overrides(max_iterations=3, n_per_mode=2),
+            show_progress=False,
+        )
 
 
 def test_test_set_settings_may_change_until_its_structures_are_chosen(methanol_run, tmp_path):
     workflow, _ = methanol_run
     with pytest.raises(InputError, match="other settings"):  # its test set has been chosen
-        IRWorkflow(load_molecules("CO"), workflow.dirs.root, CI.with_overrides(test_md_ps=0.2), show_progress=False)
+        IRWorkflow(
+            load_molecules("CO"), workflow.dirs.root, CI.with_overrides(test_md_ps=0.2), show_progress=False
+        )
     IRWorkflow(load_molecules("CO"), tmp_path, CI, show_progress=False)
     (tmp_path / "models" / "final").mkdir(parents=True)  # the loop has ended; the test set is not chosen
-    IRWorkflow(load_molecules("CO"), tmp_path, CI.with_overrides(test_md_ps=0.2, test_frames=10), show_progress=False)
+    IRWorkflow(
+        load_molecules("CO"), tmp_path, CI.with_overrides(test_md_ps=0.2, test_frames=10), show_progress=False
+    )
     assert json.loads((tmp_path / "config.json").read_text())["config"]["test_md_ps"] == 0.2
     with pytest.raises(InputError, match="other settings"):  # the stopping settings are closed now
-        IRWorkflow(load_molecules("CO"), tmp_path, CI.with_overrides(test_md_ps=0.2, test_frames=10, max_iterations=3),
-                   show_progress=False)
+        IRWorkflow(
+            load_molecules("CO"),
+            tmp_path,
+            CI.with_overrides(test_md_ps=0.2, test_frames=10, max_iterations=3),
+            show_progress=False,
+        )
 
 
 def test_stage_wall_time_is_on_disk_while_the_stage_runs(tmp_path, monkeypatch):
@@ -131,8 +151,14 @@ def test_stage_wall_time_is_on_disk_while_the_stage_runs(tmp_path, monkeypatch):
 def test_sanity_stop_ends_trajectory_at_once(methanol_run):
     workflow, _ = methanol_run
     replicas = [Replica("CO", workflow.prepared()[0].atoms, 300.0, seed=1)]
-    settings = {"n_steps": 50, "timestep_fs": 0.5, "friction_per_fs": 0.01, "record_interval": 1,
-                "uncertainty_stop": 1e-9, "precision": "float64"}
+    settings = {
+        "n_steps": 50,
+        "timestep_fs": 0.5,
+        "friction_per_fs": 0.01,
+        "record_interval": 1,
+        "uncertainty_stop": 1e-9,
+        "precision": "float64",
+    }
     (outcome,) = exploration_task((str(workflow.dirs.final_models), replicas, settings))
     assert outcome["stopped"] and outcome["stop_step"] == 1
     assert "uncertainty" in outcome["stop_reason"]
@@ -141,8 +167,23 @@ def test_sanity_stop_ends_trajectory_at_once(methanol_run):
 
 def test_trained_models_predict_new_molecule_and_reject_unseen_element(methanol_run, tmp_path):
     workflow, _ = methanol_run
-    proc = subprocess.run([sys.executable, "-m", "specml", "ir", "CCl", "--models", str(workflow.dirs.root),
-                           "--preset", "ci", "--run-dir", str(tmp_path / "p")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "specml",
+            "ir",
+            "CCl",
+            "--models",
+            str(workflow.dirs.root),
+            "--preset",
+            "ci",
+            "--run-dir",
+            str(tmp_path / "p"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "Cl" in lines[0]
@@ -159,13 +200,17 @@ def test_scf_failures_are_recorded_and_skipped(tmp_path):
     for i in range(12):
         atoms = molecule("H2O")
         atoms.positions += rng.normal(0, 0.02, atoms.positions.shape)
-        candidates.append(Candidate(f"w:{i}", atoms, {"molecule": "water", "iteration": 0, "kind": "test_case"}))
+        candidates.append(
+            Candidate(f"w:{i}", atoms, {"molecule": "water", "iteration": 0, "kind": "test_case"})
+        )
     counts = label_candidates(candidates, db, reference, make_executor(show_progress=False))
     assert counts["failed"] > 0 and counts["new"] > 0 and counts["new"] + counts["failed"] == 12
     assert db.count(status="failed") == counts["failed"]
     with sqlite3.connect(tmp_path / "labels.db") as con:
-        errors = [json.loads(v) if v.startswith("\"") else v for (v,) in con.execute(
-            "select value from text_key_values where key='error'")]
+        errors = [
+            json.loads(v) if v.startswith('"') else v
+            for (v,) in con.execute("select value from text_key_values where key='error'")
+        ]
     assert all("SCF" in e for e in errors)
     again = label_candidates(candidates, db, reference, make_executor(show_progress=False))
     assert again == {"new": 0, "failed": 0, "skipped": 12}
@@ -205,7 +250,9 @@ def test_training_data_does_not_depend_on_the_order_labels_arrive_in(tmp_path):
     for name, order in (("forward", labels), ("reverse", labels[::-1])):
         db = LabelDatabase(tmp_path / f"{name}.db")
         for key, energy in order:
-            db.add_label(key, water, energy, np.zeros((3, 3)), np.zeros(3), {"molecule": "water", "iteration": 0}, {})
+            db.add_label(
+                key, water, energy, np.zeros((3, 3)), np.zeros(3), {"molecule": "water", "iteration": 0}, {}
+            )
         images = db.labelled_atoms()
         keys.append([a.info["key"] for a in images])
         assert [a.info["energy"] for a in images] == [e for _, e in labels]
@@ -217,13 +264,25 @@ def test_md_replicas_never_share_a_random_stream():
     # old offsets gave exploration of iteration 5 the production seeds, and every production
     # temperature the same ones), and a seed does not depend on the process (PYTHONHASHSEED).
     stages = [f"exploration:{i}" for i in range(12)] + ["test_set", "production"]
-    seeds = [replica_seed(0, stage, name, t, k) for stage in stages for name in ("methanol", "ethanol")
-             for t in (100.0, 300.0, 500.0, 700.0, 900.0) for k in range(4)]
+    seeds = [
+        replica_seed(0, stage, name, t, k)
+        for stage in stages
+        for name in ("methanol", "ethanol")
+        for t in (100.0, 300.0, 500.0, 700.0, 900.0)
+        for k in range(4)
+    ]
     assert len(set(seeds)) == len(seeds)
-    assert replica_seed(0, "production", "methanol", 300.0, 0) != replica_seed(1, "production", "methanol", 300.0, 0)
+    assert replica_seed(0, "production", "methanol", 300.0, 0) != replica_seed(
+        1, "production", "methanol", 300.0, 0
+    )
     code = "from specml.workflow.md_tasks import replica_seed; print(replica_seed(0, 'production', 'methanol', 300, 2))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONHASHSEED": "123"}).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "123"},
+    ).stdout
     assert int(out) == replica_seed(0, "production", "methanol", 300.0, 2)
 
 
@@ -235,8 +294,19 @@ def test_malformed_local_scheduler_is_an_input_error():
 def test_sigkill_mid_iteration_loses_and_duplicates_nothing(tmp_path):
     run_dir = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "specml", "ir", "CO", "--preset", "ci", "--run-dir", str(run_dir),
-               "--reference", "ase:reference_doubles:SlowXTB@{\"delay\": 0.1}"]
+    command = [
+        sys.executable,
+        "-m",
+        "specml",
+        "ir",
+        "CO",
+        "--preset",
+        "ci",
+        "--run-dir",
+        str(run_dir),
+        "--reference",
+        'ase:reference_doubles:SlowXTB@{"delay": 0.1}',
+    ]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db_path = run_dir / "labels.db"
     deadline = time.time() + 300
@@ -265,13 +335,16 @@ def test_sigkill_mid_iteration_loses_and_duplicates_nothing(tmp_path):
 def test_label_database_ignores_a_lock_file_left_by_a_killed_writer(tmp_path):
     """ASE's lock file outlives a SIGKILLed holder; a resumed run must still be able to write."""
     (tmp_path / "labels.db.lock").write_text("")  # as a writer killed mid-write leaves it
-    code = ("import sys, numpy as np; from ase.build import molecule; "
-            "from specml.dataset.database import LabelDatabase; "
-            "db = LabelDatabase(sys.argv[1]); a = molecule('H2O'); "
-            "db.add_label('w', a, -1.0, np.zeros((3, 3)), np.zeros(3), {'molecule': 'water'}, {}); "
-            "print(db.count(key='w'))")
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "labels.db")], capture_output=True, text=True,
-                          timeout=60)
+    code = (
+        "import sys, numpy as np; from ase.build import molecule; "
+        "from specml.dataset.database import LabelDatabase; "
+        "db = LabelDatabase(sys.argv[1]); a = molecule('H2O'); "
+        "db.add_label('w', a, -1.0, np.zeros((3, 3)), np.zeros(3), {'molecule': 'water'}, {}); "
+        "print(db.count(key='w'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "labels.db")], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "1"
 
@@ -281,11 +354,23 @@ def test_progress_reporting_does_not_change_the_trajectory(methanol_run):
 
     workflow, _ = methanol_run
     replicas = [Replica("CO", workflow.prepared()[0].atoms, 300.0, seed=5)]
-    settings = {"thermalization_steps": 100, "production_steps": 1200, "timestep_fs": 0.5, "friction_per_fs": 0.001,
-                "record_interval": 2, "uncertainty_stop": 0.5, "precision": "float64"}
+    settings = {
+        "thermalization_steps": 100,
+        "production_steps": 1200,
+        "timestep_fs": 0.5,
+        "friction_per_fs": 0.001,
+        "record_interval": 2,
+        "uncertainty_stop": 0.5,
+        "precision": "float64",
+    }
     seen = []
-    chunked = production_task((str(workflow.dirs.final_models), replicas,
-                               {**settings, "progress": lambda done, total: seen.append((done, total))}))
+    chunked = production_task(
+        (
+            str(workflow.dirs.final_models),
+            replicas,
+            {**settings, "progress": lambda done, total: seen.append((done, total))},
+        )
+    )
     single = production_task((str(workflow.dirs.final_models), replicas, settings))
     np.testing.assert_array_equal(chunked[0]["dipoles"], single[0]["dipoles"])
     assert len(chunked[0]["dipoles"]) == 600
@@ -301,13 +386,29 @@ def test_production_continues_the_thermalisation_stream(methanol_run):
 
     workflow, _ = methanol_run
     replica = Replica("CO", workflow.prepared()[0].atoms, 300.0, seed=5)
-    settings = {"thermalization_steps": 100, "production_steps": 200, "timestep_fs": 0.5, "friction_per_fs": 0.01,
-                "record_interval": 2, "uncertainty_stop": np.inf, "precision": "float64"}
+    settings = {
+        "thermalization_steps": 100,
+        "production_steps": 200,
+        "timestep_fs": 0.5,
+        "friction_per_fs": 0.01,
+        "record_interval": 2,
+        "uncertainty_stop": np.inf,
+        "precision": "float64",
+    }
     (produced,) = production_task((str(workflow.dirs.final_models), [replica], settings))
     committee = Committee.load(workflow.dirs.final_models)
-    engine = BatchedMD(committee.energy_models, [_start(replica)], dipole_model=committee.dipole_model,
-                       temperatures_K=300.0, friction_per_fs=0.01, seeds=[5], uncertainty_threshold=np.inf,
-                       record_interval=2, record_positions=False, precision="float64")
+    engine = BatchedMD(
+        committee.energy_models,
+        [_start(replica)],
+        dipole_model=committee.dipole_model,
+        temperatures_K=300.0,
+        friction_per_fs=0.01,
+        seeds=[5],
+        uncertainty_threshold=np.inf,
+        record_interval=2,
+        record_positions=False,
+        precision="float64",
+    )
     (continuous,) = engine.run(300).replicas
     np.testing.assert_allclose(produced["dipoles"], continuous.dipoles[50:], rtol=0, atol=1e-10)
 
@@ -318,32 +419,55 @@ class Killed(Exception):
 
 def kill_at(step: int):
     """A progress callback that stops a task once it has run ``step`` steps."""
+
     def progress(done, total):
         if done >= step:
             raise Killed
+
     return progress
 
 
 # Chunks of 500 steps: killed in thermalisation (at 500 of 700) or in production (at 500 of 800).
 @pytest.mark.parametrize("kill_step, resumed_at", [(500, 700), (1200, 1500)])
-def test_killed_production_task_resumes_exactly_from_its_snapshot(methanol_run, tmp_path, monkeypatch, kill_step,
-                                                                   resumed_at):
+def test_killed_production_task_resumes_exactly_from_its_snapshot(
+    methanol_run, tmp_path, monkeypatch, kill_step, resumed_at
+):
     import specml.checkpoint
     from specml.workflow.md_tasks import production_task
 
     monkeypatch.setattr(specml.checkpoint, "CHECKPOINT_INTERVAL_S", 0.0)  # a snapshot after every chunk
     workflow, _ = methanol_run
     models = str(workflow.dirs.final_models)
-    replicas = [Replica("CO", workflow.prepared()[0].atoms, t, seed=5 + k) for k, t in enumerate((300.0, 600.0))]
-    settings = {"thermalization_steps": 700, "production_steps": 800, "timestep_fs": 0.5, "friction_per_fs": 0.01,
-                "record_interval": 2, "uncertainty_stop": np.inf, "precision": "float64"}
+    replicas = [
+        Replica("CO", workflow.prepared()[0].atoms, t, seed=5 + k) for k, t in enumerate((300.0, 600.0))
+    ]
+    settings = {
+        "thermalization_steps": 700,
+        "production_steps": 800,
+        "timestep_fs": 0.5,
+        "friction_per_fs": 0.01,
+        "record_interval": 2,
+        "uncertainty_stop": np.inf,
+        "precision": "float64",
+    }
     straight = production_task((models, replicas, settings))
     snapshot = tmp_path / "batch_0.pt"
     with pytest.raises(Killed):
-        production_task((models, replicas, {**settings, "checkpoint": str(snapshot), "progress": kill_at(kill_step)}))
+        production_task(
+            (models, replicas, {**settings, "checkpoint": str(snapshot), "progress": kill_at(kill_step)})
+        )
     steps_seen = []
-    resumed = production_task((models, replicas, {**settings, "checkpoint": str(snapshot),
-                                                  "progress": lambda done, total: steps_seen.append(done)}))
+    resumed = production_task(
+        (
+            models,
+            replicas,
+            {
+                **settings,
+                "checkpoint": str(snapshot),
+                "progress": lambda done, total: steps_seen.append(done),
+            },
+        )
+    )
     assert steps_seen[0] == resumed_at  # the first chunk after the killed run's snapshot, not from step 0
     for a, b in zip(straight, resumed):
         assert len(a["dipoles"]) == 400
@@ -351,12 +475,31 @@ def test_killed_production_task_resumes_exactly_from_its_snapshot(methanol_run, 
         np.testing.assert_allclose(b["temperatures"], a["temperatures"], rtol=0, atol=1e-8)
     # Finished: a rerun returns the saved output without running a step.
     steps_seen.clear()
-    again = production_task((models, replicas, {**settings, "checkpoint": str(snapshot),
-                                                "progress": lambda done, total: steps_seen.append(done)}))
+    again = production_task(
+        (
+            models,
+            replicas,
+            {
+                **settings,
+                "checkpoint": str(snapshot),
+                "progress": lambda done, total: steps_seen.append(done),
+            },
+        )
+    )
     assert steps_seen == [] and np.array_equal(again[1]["dipoles"], resumed[1]["dipoles"])
     # Other settings: the snapshot is not this task's, so it runs from the start.
-    other = production_task((models, replicas, {**settings, "production_steps": 600, "checkpoint": str(snapshot),
-                                                "progress": lambda done, total: steps_seen.append(done)}))
+    other = production_task(
+        (
+            models,
+            replicas,
+            {
+                **settings,
+                "production_steps": 600,
+                "checkpoint": str(snapshot),
+                "progress": lambda done, total: steps_seen.append(done),
+            },
+        )
+    )
     assert steps_seen[0] == 500 and len(other[0]["dipoles"]) == 300
 
 
@@ -367,8 +510,14 @@ def test_killed_exploration_task_resumes_exactly(methanol_run, tmp_path, monkeyp
     workflow, _ = methanol_run
     models = str(workflow.dirs.final_models)
     replicas = [Replica("CO", workflow.prepared()[0].atoms, 500.0, seed=11)]
-    settings = {"n_steps": 1200, "timestep_fs": 0.5, "friction_per_fs": 0.01, "record_interval": 10,
-                "uncertainty_stop": np.inf, "precision": "float64"}
+    settings = {
+        "n_steps": 1200,
+        "timestep_fs": 0.5,
+        "friction_per_fs": 0.01,
+        "record_interval": 10,
+        "uncertainty_stop": np.inf,
+        "precision": "float64",
+    }
     (straight,) = exploration_task((models, replicas, settings))
     snapshot = str(tmp_path / "batch_0.pt")
     with pytest.raises(Killed):
@@ -384,8 +533,9 @@ def test_md_batches_for_workers_are_balanced_by_atoms():
     from specml.workflow.md_tasks import balanced_batches
 
     water, ethanol = molecule("H2O"), molecule("CH3CH2OH")  # 3 and 9 atoms
-    replicas = [Replica("ethanol", ethanol, 300.0, k) for k in range(3)] + \
-               [Replica("water", water, 300.0, k) for k in range(3)]
+    replicas = [Replica("ethanol", ethanol, 300.0, k) for k in range(3)] + [
+        Replica("water", water, 300.0, k) for k in range(3)
+    ]
     batches = balanced_batches(replicas, 2)
     assert sorted(sum(len(r.atoms) for r in b) for b in batches) == [18, 18]
     assert sorted(r.seed for b in batches for r in b if r.molecule == "water") == [0, 1, 2]
@@ -411,9 +561,27 @@ def test_run_from_before_a_new_setting_still_resumes(methanol_run):
 def test_trained_models_predict_without_retraining(methanol_run, tmp_path):
     workflow, _ = methanol_run
     n_labels = workflow.database.count()
-    proc = subprocess.run([sys.executable, "-m", "specml", "ir", "CO", "--models", str(workflow.dirs.root),
-                           "--preset", "ci", "--run-dir", str(tmp_path / "p"), "-T", "100", "-T", "600"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "specml",
+            "ir",
+            "CO",
+            "--models",
+            str(workflow.dirs.root),
+            "--preset",
+            "ci",
+            "--run-dir",
+            str(tmp_path / "p"),
+            "-T",
+            "100",
+            "-T",
+            "600",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "p" / "summary.json").read_text())
     domain = summary["domain"]["CO"]
@@ -423,8 +591,10 @@ def test_trained_models_predict_without_retraining(methanol_run, tmp_path):
     for t in (100, 600):
         assert (tmp_path / "p" / f"spectrum_CO_{t}K.csv").exists()
     # Each temperature's trajectories ran at that temperature.
-    cold, hot = (read_production_file(tmp_path / "p" / "production" / f"{t}K" / "CO.npz").mean_temperatures_k
-                 for t in (100, 600))
+    cold, hot = (
+        read_production_file(tmp_path / "p" / "production" / f"{t}K" / "CO.npz").mean_temperatures_k
+        for t in (100, 600)
+    )
     assert max(cold) < 250.0 < 350.0 < min(hot)  # 600 K: see test_production_temperatures_share_one_batch
     assert not (tmp_path / "p" / "production" / "md_checkpoints").exists()
     assert (tmp_path / "p" / "minima" / "CO.npz").exists() and (tmp_path / "p" / "prediction.json").exists()
@@ -459,7 +629,9 @@ def test_prediction_dir_belongs_to_one_committee_and_md_settings(methanol_run, t
     claim_prediction_dir(tmp_path / "p", models, CI)
     claim_prediction_dir(tmp_path / "p", models, CI)  # a rerun of the same prediction
     with pytest.raises(InputError, match="other MD settings"):
-        claim_prediction_dir(tmp_path / "p", models, get_workflow_config("ci", production_ps=CI.production_ps * 2))
+        claim_prediction_dir(
+            tmp_path / "p", models, get_workflow_config("ci", production_ps=CI.production_ps * 2)
+        )
     shutil.copytree(models, tmp_path / "retrained")
     manifest = tmp_path / "retrained" / "committee.json"
     manifest.write_text(manifest.read_text() + "\n")
@@ -507,8 +679,9 @@ def test_md_task_outputs_come_back_in_replica_order():
     def echo(args):
         return [{"molecule": r.molecule, "seed": r.seed} for r in args[1]]
 
-    replicas = [Replica("water", molecule("H2O"), 300.0, k) for k in range(2)] + \
-               [Replica("ethanol", molecule("CH3CH2OH"), 300.0, k) for k in range(2, 4)]
+    replicas = [Replica("water", molecule("H2O"), 300.0, k) for k in range(2)] + [
+        Replica("ethanol", molecule("CH3CH2OH"), 300.0, k) for k in range(2, 4)
+    ]
     outputs = run_md_tasks(TwoWorkers(show_progress=False), "models", echo, replicas, {}, "echo")
     assert [(o["molecule"], o["seed"]) for o in outputs] == [(r.molecule, r.seed) for r in replicas]
 
@@ -523,7 +696,9 @@ def test_production_temperatures_share_one_batch(methanol_run, tmp_path, monkeyp
     copy = IRWorkflow(load_molecules("CO"), tmp_path / "run", CI, show_progress=False)
     calls = []
     counted = production.run_md_tasks
-    monkeypatch.setattr(production, "run_md_tasks", lambda *a, **k: calls.append(len(a[3])) or counted(*a, **k))
+    monkeypatch.setattr(
+        production, "run_md_tasks", lambda *a, **k: calls.append(len(a[3])) or counted(*a, **k)
+    )
     # 600 K, not higher: the CI committee explored 300 and 600 K, and beyond that its tiny models
     # can hit the sanity stop (900 K did on this machine), which is not what this test is about.
     spectra = copy.production((100.0, 600.0))
@@ -533,7 +708,12 @@ def test_production_temperatures_share_one_batch(methanol_run, tmp_path, monkeyp
     assert cold.metadata["temperature_k"] == 100.0 and hot.metadata["temperature_k"] == 600.0
     # Each temperature's file holds the trajectories run at that temperature (the kinetic temperature
     # of 1 ps after a 50 fs thermalisation sits below the target: energy flows into the potential).
-    assert cold.metadata["mean_kinetic_temperature_k"] < 250.0 < 350.0 < hot.metadata["mean_kinetic_temperature_k"]
+    assert (
+        cold.metadata["mean_kinetic_temperature_k"]
+        < 250.0
+        < 350.0
+        < hot.metadata["mean_kinetic_temperature_k"]
+    )
     assert (tmp_path / "run" / "production" / "600K" / "CO.npz").exists()
     copy.production((100.0, 600.0))
     assert len(calls) == 1  # stored trajectories are not run again

@@ -79,11 +79,16 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def root(
     threads: int = typer.Option(
-        1, "--threads", envvar="SPECML_THREADS", min=1,
+        1,
+        "--threads",
+        envvar="SPECML_THREADS",
+        min=1,
         help="CPU threads per process for torch. Molecular graphs are small, so extra threads gain little "
-        "and, on shared cores, cost a lot; run work in parallel with --scheduler local:N instead."),
-    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                 help="Print the version and exit."),
+        "and, on shared cores, cost a lot; run work in parallel with --scheduler local:N instead.",
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """Machine-learned IR spectroscopy: structure to spectrum and spectrum to structure."""
     # An explicit callback keeps typer in multi-command mode whatever is registered.

@@ -10,11 +10,21 @@ from rich.markup import escape
 from rich.table import Table
 
 from specml import checks
-from specml.cli.app import app, checked_options, console, emit_json, output_format, show_cautions, titled_table
+from specml.cli.app import (
+    app,
+    checked_options,
+    console,
+    emit_json,
+    output_format,
+    show_cautions,
+    titled_table,
+)
 from specml.experiment.preprocess import DEFAULT_RANGE_CM1
 
-COMPARE_JSON_HELP = ("Print the result as JSON instead of the table: {a, b, range_cm1: [lo, hi], step_cm1, pcc, "
-                     "wd_cm1, sis, cosine, cautions: [...], overlay: path or null} (docs/cli_output.md).")
+COMPARE_JSON_HELP = (
+    "Print the result as JSON instead of the table: {a, b, range_cm1: [lo, hi], step_cm1, pcc, "
+    "wd_cm1, sis, cosine, cautions: [...], overlay: path or null} (docs/cli_output.md)."
+)
 
 
 def load_for_comparison(path: Path):
@@ -30,8 +40,9 @@ def load_for_comparison(path: Path):
 def compare(
     a: Path = typer.Argument(..., help="First spectrum (JCAMP-DX or CSV)."),
     b: Path = typer.Argument(..., help="Second spectrum (JCAMP-DX or CSV)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Overlay plot of the two spectra (PNG, PDF or SVG); "
-                                       "none unless asked for."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Overlay plot of the two spectra (PNG, PDF or SVG); none unless asked for."
+    ),
     wn_range: tuple[float, float] = typer.Option(
         DEFAULT_RANGE_CM1, "--range", help="Wavenumber range LO HI in cm-1 (0 <= LO < HI)."
     ),
@@ -51,8 +62,17 @@ def compare(
     cautions = show_cautions(first, second)
     result = compare_spectra(first, second, lo, hi, step)
     if machine:
-        emit_json({"a": str(a), "b": str(b), "range_cm1": [lo, hi], "step_cm1": step, **result.as_dict(),
-                   "cautions": cautions, "overlay": str(out) if out is not None else None})
+        emit_json(
+            {
+                "a": str(a),
+                "b": str(b),
+                "range_cm1": [lo, hi],
+                "step_cm1": step,
+                **result.as_dict(),
+                "cautions": cautions,
+                "overlay": str(out) if out is not None else None,
+            }
+        )
     else:
         console.print(_metrics_table(result, a, b))
     if out is not None:

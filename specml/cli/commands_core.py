@@ -11,13 +11,23 @@ import typer
 from rich.markup import escape
 
 from specml import checks
-from specml.cli.app import app, checked_options, console, emit_json, output_format, show_cautions, titled_table
+from specml.cli.app import (
+    app,
+    checked_options,
+    console,
+    emit_json,
+    output_format,
+    show_cautions,
+    titled_table,
+)
 from specml.errors import InputError
 
 REFERENCE_OPTION_HELP = "xtb | gfn1-xtb | ipea1-xtb | pyscf[:FUNC/BASIS] | ase:module:Class"
-HARMONIC_JSON_HELP = ("Print a JSON list with one object per molecule instead of the tables: the content of "
-                      "its <stem>.json file (molecule, smiles, reference, frequencies_cm1, intensities_km_mol or "
-                      "conformers, line_shape, fwhm_cm1, ...) plus files: {csv, png, json} (docs/cli_output.md).")
+HARMONIC_JSON_HELP = (
+    "Print a JSON list with one object per molecule instead of the tables: the content of "
+    "its <stem>.json file (molecule, smiles, reference, frequencies_cm1, intensities_km_mol or "
+    "conformers, line_shape, fwhm_cm1, ...) plus files: {csv, png, json} (docs/cli_output.md)."
+)
 
 
 def load_experiment(path: Path):
@@ -29,16 +39,20 @@ def load_experiment(path: Path):
     return experiment
 
 
-def _report_comparison(spectrum, experimental_path: Path, out_png: Path, lo: float, hi: float,
-                       experiment) -> dict:
+def _report_comparison(
+    spectrum, experimental_path: Path, out_png: Path, lo: float, hi: float, experiment
+) -> dict:
     """Compare with the experimental spectrum (``experiment``: already loaded from the path)."""
     from specml.comparison import compare_spectra
     from specml.plotting import plot_comparison
 
     result = compare_spectra(experiment, spectrum, lo, hi)
     plot_comparison(result, out_png, title=f"{spectrum.label} vs {experimental_path.name}")
-    console.print(f"vs experiment [bold]{escape(experimental_path.name)}[/]: PCC {result.pcc:.3f}, "
-                  f"WD {result.wd_cm1:.1f} cm-1, SIS {result.sis:.3f}", highlight=False)
+    console.print(
+        f"vs experiment [bold]{escape(experimental_path.name)}[/]: PCC {result.pcc:.3f}, "
+        f"WD {result.wd_cm1:.1f} cm-1, SIS {result.sis:.3f}",
+        highlight=False,
+    )
     return result.as_dict()
 
 
@@ -57,27 +71,45 @@ def harmonic(
     molecule: str = typer.Argument(..., help="SMILES, a CSV of SMILES, or a structure file (xyz/extxyz/db)."),
     reference: str = typer.Option("xtb", "--reference", "-r", help=REFERENCE_OPTION_HELP),
     out: Path = typer.Option(Path("specml-output"), "--out", "-o", help="Output directory."),
-    fwhm: float = typer.Option(10.0, help="Line width (FWHM, cm-1, > 0); with --gas-contour, the Gaussian "
-                               "resolution (>= 1 cm-1)."),
-    shape: str | None = typer.Option(None, help="lorentzian (default) | gaussian (default with --gas-contour)"),
-    compare: Path | None = typer.Option(None, "--compare", help="Experimental spectrum to overlay (JCAMP/CSV)."),
-    wn_range: tuple[float, float] = typer.Option((500.0, 4000.0), "--range",
-                                                 help="Range LO HI in cm-1 (0 <= LO < HI)."),
-    conformers: bool = typer.Option(False, "--conformers", help="Boltzmann-average the spectra of the molecule's "
-                                    "RDKit conformers (SMILES input), weighted by the reference's energies."),
-    temperature: float = typer.Option(298.15, "--temperature", "-T",
-                                      help="Temperature of the conformer populations and rotational contours "
-                                      "(K, 0 < T <= 10000)."),
-    gas_contour: bool = typer.Option(False, "--gas-contour", help="Spread every band over its gas-phase rotational "
-                                     "contour (P/Q/R branches of a classical rigid rotor at --temperature), "
-                                     "for comparison with gas-phase measurements."),
+    fwhm: float = typer.Option(
+        10.0, help="Line width (FWHM, cm-1, > 0); with --gas-contour, the Gaussian resolution (>= 1 cm-1)."
+    ),
+    shape: str | None = typer.Option(
+        None, help="lorentzian (default) | gaussian (default with --gas-contour)"
+    ),
+    compare: Path | None = typer.Option(
+        None, "--compare", help="Experimental spectrum to overlay (JCAMP/CSV)."
+    ),
+    wn_range: tuple[float, float] = typer.Option(
+        (500.0, 4000.0), "--range", help="Range LO HI in cm-1 (0 <= LO < HI)."
+    ),
+    conformers: bool = typer.Option(
+        False,
+        "--conformers",
+        help="Boltzmann-average the spectra of the molecule's "
+        "RDKit conformers (SMILES input), weighted by the reference's energies.",
+    ),
+    temperature: float = typer.Option(
+        298.15,
+        "--temperature",
+        "-T",
+        help="Temperature of the conformer populations and rotational contours (K, 0 < T <= 10000).",
+    ),
+    gas_contour: bool = typer.Option(
+        False,
+        "--gas-contour",
+        help="Spread every band over its gas-phase rotational "
+        "contour (P/Q/R branches of a classical rigid rotor at --temperature), "
+        "for comparison with gas-phase measurements.",
+    ),
     json_out: bool = typer.Option(False, "--json", help=HARMONIC_JSON_HELP),
 ) -> None:
     """Harmonic IR spectrum (optimised geometry, finite-difference Hessian) as CSV and PNG."""
     with checked_options():
         machine = output_format(json_out)
-        plan = _plan_harmonic(molecule, reference, out, fwhm, shape, compare, wn_range, conformers, temperature,
-                              gas_contour)
+        plan = _plan_harmonic(
+            molecule, reference, out, fwhm, shape, compare, wn_range, conformers, temperature, gas_contour
+        )
     summaries = [_harmonic_of(mol, plan) for mol in plan.molecules]
     if machine:
         emit_json(summaries)
@@ -105,8 +137,9 @@ class _HarmonicPlan:
         return self.temperature if self.gas_contour else None
 
 
-def _plan_harmonic(molecule, reference, out, fwhm, shape, compare, wn_range, conformers, temperature,
-                   gas_contour) -> _HarmonicPlan:
+def _plan_harmonic(
+    molecule, reference, out, fwhm, shape, compare, wn_range, conformers, temperature, gas_contour
+) -> _HarmonicPlan:
     """Every option of ``specml harmonic`` checked, the molecules and the experiment loaded: before any calculation."""
     from specml.reference import make_reference
     from specml.spectra.broadening import check_line_settings
@@ -119,8 +152,10 @@ def _plan_harmonic(molecule, reference, out, fwhm, shape, compare, wn_range, con
         from specml.spectra.rotational_contour import check_contour_settings
 
         if shape != "gaussian":
-            raise InputError(f"--gas-contour combines the rotational contour with a Gaussian resolution; "
-                             f"--shape {shape} is not supported with it")
+            raise InputError(
+                f"--gas-contour combines the rotational contour with a Gaussian resolution; "
+                f"--shape {shape} is not supported with it"
+            )
         check_contour_settings(fwhm, temperature)
     checks.output_dir(out, "--out")
     experiment = load_experiment(compare) if compare is not None else None
@@ -128,8 +163,9 @@ def _plan_harmonic(molecule, reference, out, fwhm, shape, compare, wn_range, con
     for mol in molecules:
         if conformers and not mol.smiles:
             raise InputError(f"--conformers needs SMILES input; {mol.name} came from a structure file")
-    return _HarmonicPlan(method, molecules, out, fwhm, shape, lo, hi, conformers, temperature, gas_contour, compare,
-                         experiment)
+    return _HarmonicPlan(
+        method, molecules, out, fwhm, shape, lo, hi, conformers, temperature, gas_contour, compare, experiment
+    )
 
 
 def _harmonic_of(mol, plan: _HarmonicPlan) -> dict:
@@ -144,20 +180,36 @@ def _harmonic_of(mol, plan: _HarmonicPlan) -> dict:
     else:
         result = _harmonic_with_progress(mol, method)
         _print_modes(mol.name, method, result)
-        summary = {"frequencies_cm1": result.frequencies_cm1.tolist(),
-                   "intensities_km_mol": result.intensities_km_mol.tolist()}
+        summary = {
+            "frequencies_cm1": result.frequencies_cm1.tolist(),
+            "intensities_km_mol": result.intensities_km_mol.tolist(),
+        }
         stem = plan.out / f"{safe_name(mol.name)}_harmonic_{method.name}"
-    summary = {"molecule": mol.name, "smiles": mol.smiles, "reference": method.describe(), **summary,
-               "line_shape": plan.shape, "fwhm_cm1": plan.fwhm, "rotational_contour_k": plan.rotational_temperature}
-    details = ((", conformers" if plan.conformers else "")
-               + (f", gas {plan.temperature:g} K" if plan.gas_contour else ""))
+    summary = {
+        "molecule": mol.name,
+        "smiles": mol.smiles,
+        "reference": method.describe(),
+        **summary,
+        "line_shape": plan.shape,
+        "fwhm_cm1": plan.fwhm,
+        "rotational_contour_k": plan.rotational_temperature,
+    }
+    details = (", conformers" if plan.conformers else "") + (
+        f", gas {plan.temperature:g} K" if plan.gas_contour else ""
+    )
     label = f"{mol.name} harmonic ({method.name}{details})"
-    spectrum = result.spectrum(fwhm=plan.fwhm, shape=plan.shape, lo=plan.lo, hi=plan.hi,
-                               rotational_temperature_k=plan.rotational_temperature).with_metadata(label=label)
+    spectrum = result.spectrum(
+        fwhm=plan.fwhm,
+        shape=plan.shape,
+        lo=plan.lo,
+        hi=plan.hi,
+        rotational_temperature_k=plan.rotational_temperature,
+    ).with_metadata(label=label)
     spectrum.to_csv(stem.with_suffix(".csv"))
     if plan.compare is not None:
-        summary["vs_experiment"] = _report_comparison(spectrum, plan.compare, stem.with_suffix(".png"), plan.lo,
-                                                      plan.hi, plan.experiment)
+        summary["vs_experiment"] = _report_comparison(
+            spectrum, plan.compare, stem.with_suffix(".png"), plan.lo, plan.hi, plan.experiment
+        )
     else:
         plot_spectra([spectrum], stem.with_suffix(".png"), title=f"{mol.name}: harmonic IR ({method.name})")
     stem.with_suffix(".json").write_text(json.dumps(summary, indent=2))
@@ -207,15 +259,28 @@ def _conformer_average(mol, method, temperature_k: float):
     for column in ("conformer", "energy / meV", "population", "strongest band / cm-1"):
         table.add_column(column, justify="right")
     for i, (r, de, w) in enumerate(zip(result.results, relative_meV, result.weights), 1):
-        table.add_row(str(i), f"{de:.1f}", f"{w:.3f}", f"{r.frequencies_cm1[np.argmax(r.intensities_km_mol)]:.1f}")
+        table.add_row(
+            str(i), f"{de:.1f}", f"{w:.3f}", f"{r.frequencies_cm1[np.argmax(r.intensities_km_mol)]:.1f}"
+        )
     console.print(table)
     dropped = {k: v for k, v in result.n_dropped.items() if v}
     if dropped:
-        console.print("not in the average: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in dropped.items()))
-    summary = {"temperature_k": temperature_k, "dropped": result.n_dropped, "conformers": [
-        {"relative_energy_meV": float(de), "population": float(w), "frequencies_cm1": r.frequencies_cm1.tolist(),
-         "intensities_km_mol": r.intensities_km_mol.tolist()}
-        for r, de, w in zip(result.results, relative_meV, result.weights)]}
+        console.print(
+            "not in the average: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in dropped.items())
+        )
+    summary = {
+        "temperature_k": temperature_k,
+        "dropped": result.n_dropped,
+        "conformers": [
+            {
+                "relative_energy_meV": float(de),
+                "population": float(w),
+                "frequencies_cm1": r.frequencies_cm1.tolist(),
+                "intensities_km_mol": r.intensities_km_mol.tolist(),
+            }
+            for r, de, w in zip(result.results, relative_meV, result.weights)
+        ],
+    }
     return result, summary
 
 
@@ -225,12 +290,16 @@ def reference_md(
     reference: str = typer.Option("xtb", "--reference", "-r", help=REFERENCE_OPTION_HELP),
     temperature: float = typer.Option(300.0, "--temperature", "-T", help="Temperature (K, 0 < T <= 10000)."),
     time_ps: float = typer.Option(10.0, "--time", help="Production time (ps, > 0)."),
-    thermalization_ps: float = typer.Option(5.0, "--thermalization", help="Thermalisation time (ps, >= 0); 5 damping "
-                                            "times at the default friction."),
+    thermalization_ps: float = typer.Option(
+        5.0,
+        "--thermalization",
+        help="Thermalisation time (ps, >= 0); 5 damping times at the default friction.",
+    ),
     timestep: float = typer.Option(0.5, "--timestep", help="Time step (fs, > 0)."),
     friction: float = typer.Option(0.001, "--friction", help="Langevin friction (1/fs, 0 to 1/timestep)."),
-    max_correlation: float = typer.Option(1000.0, "--max-correlation", help="Correlation depth (fs, > 0, at most "
-                                          "half the production time)."),
+    max_correlation: float = typer.Option(
+        1000.0, "--max-correlation", help="Correlation depth (fs, > 0, at most half the production time)."
+    ),
     seed: int = typer.Option(0, help="Random seed (>= 0)."),
     out: Path = typer.Option(Path("specml-output"), "--out", "-o", help="Output directory."),
     compare: Path | None = typer.Option(None, "--compare", help="Experimental spectrum to overlay."),
@@ -243,10 +312,13 @@ def reference_md(
     from specml.reference import make_reference
 
     with checked_options():
-        n_steps, n_therm = check_md_settings(temperature, time_ps, thermalization_ps, timestep, friction,
-                                             max_correlation, seed)
+        n_steps, n_therm = check_md_settings(
+            temperature, time_ps, thermalization_ps, timestep, friction, max_correlation, seed
+        )
         checks.output_dir(out, "--out")
-        experiment = load_experiment(compare) if compare is not None else None  # a bad file fails before the MD
+        experiment = (
+            load_experiment(compare) if compare is not None else None
+        )  # a bad file fails before the MD
         molecules = molecules_for(molecule, make_reference(reference))
     from specml.dynamics import run_reference_md
     from specml.executor import progress_bar
@@ -259,19 +331,42 @@ def reference_md(
         stem = out / f"{safe_name(mol.name)}_md_{temperature:.0f}K"
         snapshot = stem.with_name(stem.name + "_checkpoint.pt")
         with progress_bar() as bar:
-            task = bar.add_task(escape(f"reference MD {mol.name} {temperature:.0f} K"), total=n_steps + n_therm)
-            traj = run_reference_md(start, reference, temperature, n_steps, n_therm, timestep, friction, seed=seed,
-                                    progress=lambda i, n: bar.update(task, completed=i), checkpoint_path=snapshot)
-        atomic_write_npz(stem.with_name(stem.name + "_trajectory.npz"), times_fs=traj.times_fs, dipoles_eA=traj.dipoles,
-                         temperatures_k=traj.temperatures_k, potential_energies_ev=traj.potential_energies,
-                         symbols=np.array(traj.symbols), final_positions_a=traj.final_positions,
-                         final_velocities_a_per_fs=traj.final_velocities)
-        spectrum = traj.ir_spectrum(max_correlation).with_metadata(label=f"{mol.name} reference MD {temperature:.0f} K")
+            task = bar.add_task(
+                escape(f"reference MD {mol.name} {temperature:.0f} K"), total=n_steps + n_therm
+            )
+            traj = run_reference_md(
+                start,
+                reference,
+                temperature,
+                n_steps,
+                n_therm,
+                timestep,
+                friction,
+                seed=seed,
+                progress=lambda i, n: bar.update(task, completed=i),
+                checkpoint_path=snapshot,
+            )
+        atomic_write_npz(
+            stem.with_name(stem.name + "_trajectory.npz"),
+            times_fs=traj.times_fs,
+            dipoles_eA=traj.dipoles,
+            temperatures_k=traj.temperatures_k,
+            potential_energies_ev=traj.potential_energies,
+            symbols=np.array(traj.symbols),
+            final_positions_a=traj.final_positions,
+            final_velocities_a_per_fs=traj.final_velocities,
+        )
+        spectrum = traj.ir_spectrum(max_correlation).with_metadata(
+            label=f"{mol.name} reference MD {temperature:.0f} K"
+        )
         spectrum.to_csv(stem.with_suffix(".csv"))
         if compare is not None:
             _report_comparison(spectrum, compare, stem.with_suffix(".png"), 500, 4000, experiment)
         else:
             plot_spectra([spectrum], stem.with_suffix(".png"))
         snapshot.unlink(missing_ok=True)
-        console.print(f"mean temperature {traj.temperatures_k.mean():.0f} K; wrote {escape(str(stem))}.csv, .png and "
-                      f"{escape(stem.name)}_trajectory.npz (dipoles in e·Å)", highlight=False)
+        console.print(
+            f"mean temperature {traj.temperatures_k.mean():.0f} K; wrote {escape(str(stem))}.csv, .png and "
+            f"{escape(stem.name)}_trajectory.npz (dipoles in e·Å)",
+            highlight=False,
+        )

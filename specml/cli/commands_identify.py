@@ -10,30 +10,53 @@ from rich.markup import escape
 from rich.table import Table
 
 from specml import checks
-from specml.cli.app import app, checked_options, console, emit_csv, emit_json, output_format, print_cautions, \
-    titled_table
+from specml.cli.app import (
+    app,
+    checked_options,
+    console,
+    emit_csv,
+    emit_json,
+    output_format,
+    print_cautions,
+    titled_table,
+)
 from specml.identification.library import DEFAULT_REFERENCE
 
-REFERENCE_HELP = ("Reference method(s) for harmonic spectra: xtb (GFN2), gfn1, pyscf:..., or several joined by + "
-                  "(scored by the mean of their features).")
+REFERENCE_HELP = (
+    "Reference method(s) for harmonic spectra: xtb (GFN2), gfn1, pyscf:..., or several joined by + "
+    "(scored by the mean of their features)."
+)
 
 library_app = typer.Typer(help="The spectral library of predicted candidate spectra.", no_args_is_help=True)
 app.add_typer(library_app, name="library")
 
-GROUP_HELP = ("-G: candidate has group G but the spectrum shows no band; ?G: band present, group absent; "
-              "bands found: share of the candidate's band intensity with query absorption within {tol:.0%}")
+GROUP_HELP = (
+    "-G: candidate has group G but the spectrum shows no band; ?G: band present, group absent; "
+    "bands found: share of the candidate's band intensity with query absorption within {tol:.0%}"
+)
 
 #: One ranked candidate: (table column, JSON/CSV field, table format). The table, --json and --csv
 #: all come from :func:`ranking_rows`, so they always agree.
-RANKING_COLUMNS = (("#", "rank", "{}"), ("name", "name", "{}"), ("SMILES", "smiles", "{}"),
-                   ("score", "score", "{:.2f}"), ("confidence", "confidence", "{:.1%}"), ("PCC", "pcc", "{:.3f}"),
-                   ("WD / cm-1", "wd_cm1", "{:.0f}"), ("SIS", "sis", "{:.3f}"),
-                   ("bands found", "bands_found", "{:.0%}"), ("groups", "groups", "{}"))
+RANKING_COLUMNS = (
+    ("#", "rank", "{}"),
+    ("name", "name", "{}"),
+    ("SMILES", "smiles", "{}"),
+    ("score", "score", "{:.2f}"),
+    ("confidence", "confidence", "{:.1%}"),
+    ("PCC", "pcc", "{:.3f}"),
+    ("WD / cm-1", "wd_cm1", "{:.0f}"),
+    ("SIS", "sis", "{:.3f}"),
+    ("bands found", "bands_found", "{:.0%}"),
+    ("groups", "groups", "{}"),
+)
 RANKING_FIELDS = [field for _, field, _ in RANKING_COLUMNS]
-IDENTIFY_JSON_HELP = ("Print the result as JSON instead of the tables: {query, method, ranking: [{"
-                      + ", ".join(RANKING_FIELDS) + ", missing_groups, unexplained_groups}], supported_groups, "
-                      "cautions, warnings: [{name, smiles, reason}], library: {path, cached, computed}}; "
-                      "confidence and bands_found are fractions (docs/cli_output.md).")
+IDENTIFY_JSON_HELP = (
+    "Print the result as JSON instead of the tables: {query, method, ranking: [{"
+    + ", ".join(RANKING_FIELDS)
+    + ", missing_groups, unexplained_groups}], supported_groups, "
+    "cautions, warnings: [{name, smiles, reason}], library: {path, cached, computed}}; "
+    "confidence and bands_found are fractions (docs/cli_output.md)."
+)
 IDENTIFY_CSV_HELP = "Print the ranking as CSV instead of the tables: " + ",".join(RANKING_FIELDS) + "."
 
 
@@ -42,16 +65,32 @@ def identify(
     spectrum: Path = typer.Argument(..., help="Experimental IR spectrum (JCAMP-DX or CSV)."),
     candidates: Path = typer.Option(..., "--candidates", "-c", help="CSV with name,smiles per candidate."),
     reference: str = typer.Option(DEFAULT_REFERENCE, "--reference", "-r", help=REFERENCE_HELP),
-    models: Optional[Path] = typer.Option(None, "--models", help="Trained model directory: ML-MD spectra instead."),
-    preset: str = typer.Option("default", "--preset", help="Workflow preset of the ML-MD settings (with --models)."),
-    library: Optional[Path] = typer.Option(None, "--library", help="Spectral library (default $SPECML_LIBRARY or "
-                                                                   "~/.cache/specml/library.sqlite)."),
-    top: Optional[int] = typer.Option(None, "--top", min=1, help="Rows of the ranking to show [default: 3 in the "
-                                      "table, all with --json or --csv]."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Overlay plot of the query and the top 3 "
-                                       "(PNG, PDF or SVG)."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for missing predictions."),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="Recompute candidates that failed before."),
+    models: Optional[Path] = typer.Option(
+        None, "--models", help="Trained model directory: ML-MD spectra instead."
+    ),
+    preset: str = typer.Option(
+        "default", "--preset", help="Workflow preset of the ML-MD settings (with --models)."
+    ),
+    library: Optional[Path] = typer.Option(
+        None,
+        "--library",
+        help="Spectral library (default $SPECML_LIBRARY or ~/.cache/specml/library.sqlite).",
+    ),
+    top: Optional[int] = typer.Option(
+        None,
+        "--top",
+        min=1,
+        help="Rows of the ranking to show [default: 3 in the table, all with --json or --csv].",
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Overlay plot of the query and the top 3 (PNG, PDF or SVG)."
+    ),
+    scheduler: Optional[str] = typer.Option(
+        None, "--scheduler", help="Dask scheduler for missing predictions."
+    ),
+    retry_failed: bool = typer.Option(
+        False, "--retry-failed", help="Recompute candidates that failed before."
+    ),
     json_out: bool = typer.Option(False, "--json", help=IDENTIFY_JSON_HELP),
     csv_out: bool = typer.Option(False, "--csv", help=IDENTIFY_CSV_HELP),
 ) -> None:
@@ -71,8 +110,16 @@ def identify(
     executor = make_executor(scheduler)
     try:
         with SpectralLibrary(library) as store:
-            result = run_identify(spectrum, candidates, reference=reference, models_dir=models, library=store,
-                                  executor=executor, retry_failed=retry_failed, ml_preset=preset)
+            result = run_identify(
+                spectrum,
+                candidates,
+                reference=reference,
+                models_dir=models,
+                library=store,
+                executor=executor,
+                retry_failed=retry_failed,
+                ml_preset=preset,
+            )
     finally:
         executor.close()
     print_cautions(result.cautions)
@@ -88,8 +135,9 @@ def identify(
         console.print(f"overlay written to {escape(str(out))}", highlight=False)
 
 
-def _check_library_options(reference: str, models: Path | None, preset: str, library: Path | None,
-                           scheduler: str | None) -> list:
+def _check_library_options(
+    reference: str, models: Path | None, preset: str, library: Path | None, scheduler: str | None
+) -> list:
     """The options ``identify`` and ``library build`` share (reference names, model folder, preset, paths);
     returns the methods they name."""
     from specml.executor import check_scheduler
@@ -108,19 +156,40 @@ def _check_library_options(reference: str, models: Path | None, preset: str, lib
 
 def ranking_rows(result, top: int) -> list[dict]:
     """The ``top`` ranked candidates as plain values (fractions, cm-1), in :data:`RANKING_COLUMNS` order."""
-    return [{"rank": i, "name": r.name, "smiles": r.smiles, "score": r.score, "confidence": r.confidence,
-             "pcc": r.metrics["pearson"], "wd_cm1": r.metrics["wasserstein_cm1"], "sis": r.metrics["sis"],
-             "bands_found": r.metrics["bands_found_narrow"], "groups": r.groups.summary(),
-             "missing_groups": list(r.groups.missing), "unexplained_groups": list(r.groups.unexplained)}
-            for i, r in enumerate(result.top(top), start=1)]
+    return [
+        {
+            "rank": i,
+            "name": r.name,
+            "smiles": r.smiles,
+            "score": r.score,
+            "confidence": r.confidence,
+            "pcc": r.metrics["pearson"],
+            "wd_cm1": r.metrics["wasserstein_cm1"],
+            "sis": r.metrics["sis"],
+            "bands_found": r.metrics["bands_found_narrow"],
+            "groups": r.groups.summary(),
+            "missing_groups": list(r.groups.missing),
+            "unexplained_groups": list(r.groups.unexplained),
+        }
+        for i, r in enumerate(result.top(top), start=1)
+    ]
 
 
 def identification_json(result, rows: list[dict], query: Path, library_path: Path) -> dict:
     """What ``identify --json`` prints (schema in docs/cli_output.md)."""
-    return {"query": str(query), "method": result.method, "ranking": rows,
-            "supported_groups": result.supported_groups, "cautions": result.cautions,
-            "warnings": warnings_json(result.warnings),
-            "library": {"path": str(library_path), "cached": result.library_hits, "computed": result.library_misses}}
+    return {
+        "query": str(query),
+        "method": result.method,
+        "ranking": rows,
+        "supported_groups": result.supported_groups,
+        "cautions": result.cautions,
+        "warnings": warnings_json(result.warnings),
+        "library": {
+            "path": str(library_path),
+            "cached": result.library_hits,
+            "computed": result.library_misses,
+        },
+    }
 
 
 def warnings_json(warnings) -> list[dict]:
@@ -130,9 +199,14 @@ def warnings_json(warnings) -> list[dict]:
 def _print_identification(result, rows: list[dict], library_path: Path) -> None:
     console.print(ranking_table(result.method, rows))
     groups = ", ".join(g for g, ok in result.supported_groups.items() if ok) or "none"
-    console.print(f"bands support: {groups}   [dim]({GROUP_HELP.format(tol=result.parameters.tolerances[0])})[/]")
-    console.print(f"library: {result.library_hits} cached, {result.library_misses} computed "
-                  f"({escape(str(library_path))})", highlight=False)
+    console.print(
+        f"bands support: {groups}   [dim]({GROUP_HELP.format(tol=result.parameters.tolerances[0])})[/]"
+    )
+    console.print(
+        f"library: {result.library_hits} cached, {result.library_misses} computed "
+        f"({escape(str(library_path))})",
+        highlight=False,
+    )
     if result.warnings:
         console.print(warnings_table(result.warnings))
 
@@ -155,18 +229,26 @@ def warnings_table(warnings) -> Table:
     return table
 
 
-LIBRARY_JSON_HELP = ("Print a JSON object instead of the messages: {library, methods: [{method, ok, failed, "
-                     "already_present, computed}], skipped: [{name, smiles, reason}]} (docs/cli_output.md).")
+LIBRARY_JSON_HELP = (
+    "Print a JSON object instead of the messages: {library, methods: [{method, ok, failed, "
+    "already_present, computed}], skipped: [{name, smiles, reason}]} (docs/cli_output.md)."
+)
 
 
 @library_app.command("build")
 def build(
     candidates: Path = typer.Argument(..., help="CSV with name,smiles per molecule."),
     reference: str = typer.Option(DEFAULT_REFERENCE, "--reference", "-r", help=REFERENCE_HELP),
-    models: Optional[Path] = typer.Option(None, "--models", help="Trained model directory: ML-MD spectra instead."),
-    preset: str = typer.Option("default", "--preset", help="Workflow preset of the ML-MD settings (with --models)."),
+    models: Optional[Path] = typer.Option(
+        None, "--models", help="Trained model directory: ML-MD spectra instead."
+    ),
+    preset: str = typer.Option(
+        "default", "--preset", help="Workflow preset of the ML-MD settings (with --models)."
+    ),
     library: Optional[Path] = typer.Option(None, "--library", help="Spectral library path."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:port)."),
+    scheduler: Optional[str] = typer.Option(
+        None, "--scheduler", help="Dask scheduler address (tcp://host:port)."
+    ),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Recompute entries that failed before."),
     json_out: bool = typer.Option(False, "--json", help=LIBRARY_JSON_HELP),
 ) -> None:
@@ -187,17 +269,28 @@ def build(
             for method in methods:
                 hits, misses = store.hits, store.misses
                 entries = fill_library(store, usable, method, executor, retry_failed)
-                failed = [(c.name, c.smiles, entries[c.smiles].error) for c in usable if not entries[c.smiles].ok]
-                counts.append({"method": method.name, "ok": len(usable) - len(failed), "failed": len(failed),
-                               "already_present": store.hits - hits, "computed": store.misses - misses})
-                console.print(f"{escape(str(store.path))} ({method.name}): {counts[-1]['ok']} ok, {len(failed)} "
-                              f"failed, {counts[-1]['already_present']} already present, "
-                              f"{counts[-1]['computed']} computed now", highlight=False)
+                failed = [
+                    (c.name, c.smiles, entries[c.smiles].error) for c in usable if not entries[c.smiles].ok
+                ]
+                counts.append(
+                    {
+                        "method": method.name,
+                        "ok": len(usable) - len(failed),
+                        "failed": len(failed),
+                        "already_present": store.hits - hits,
+                        "computed": store.misses - misses,
+                    }
+                )
+                console.print(
+                    f"{escape(str(store.path))} ({method.name}): {counts[-1]['ok']} ok, {len(failed)} "
+                    f"failed, {counts[-1]['already_present']} already present, "
+                    f"{counts[-1]['computed']} computed now",
+                    highlight=False,
+                )
                 skipped += [Warning_(n, s, f"{method.name}: {e or 'failed'}") for n, s, e in failed]
     finally:
         executor.close()
     if machine:
-        emit_json({"library": str(store.path), "methods": counts,
-                   "skipped": warnings_json(skipped)})
+        emit_json({"library": str(store.path), "methods": counts, "skipped": warnings_json(skipped)})
     elif skipped:
         console.print(warnings_table(skipped))

@@ -12,31 +12,49 @@ from specml.cli.app import app, checked_options, console, emit_json, output_form
 from specml.cli.commands_core import REFERENCE_OPTION_HELP, load_experiment, molecules_for
 from specml.errors import ModelError
 
-IR_JSON_HELP = ("Print a JSON object instead of the summary: {run_dir, spectra: {KEY: csv path}, summary (with "
-                "--models: the domain check), vs_experiment: {KEY: metrics} or null}, KEY being "
-                "molecule@temperature (docs/cli_output.md).")
+IR_JSON_HELP = (
+    "Print a JSON object instead of the summary: {run_dir, spectra: {KEY: csv path}, summary (with "
+    "--models: the domain check), vs_experiment: {KEY: metrics} or null}, KEY being "
+    "molecule@temperature (docs/cli_output.md)."
+)
 
 
 @app.command("ir")
 def ir(
     molecules: str = typer.Argument(..., help="SMILES, a CSV with a 'smiles' column, or a structure file."),
     reference: str = typer.Option("xtb", "--reference", "-r", help=REFERENCE_OPTION_HELP),
-    run_dir: Path = typer.Option(None, "--run-dir", help="Run directory (state, models, outputs); "
-                                 "rerun the same command to resume. Default: runs/<molecules>, or "
-                                 "runs/predictions/<molecules> with --models."),
+    run_dir: Path = typer.Option(
+        None,
+        "--run-dir",
+        help="Run directory (state, models, outputs); "
+        "rerun the same command to resume. Default: runs/<molecules>, or "
+        "runs/predictions/<molecules> with --models.",
+    ),
     preset: str = typer.Option("default", "--preset", help="Workflow settings: default | paper | quick | ci"),
-    models: Path | None = typer.Option(None, "--models", help="Trained model directory: predict without training."),
-    temperature: list[float] = typer.Option([300.0], "--temperature", "-T",
-                                            help="Production temperature(s) in K (0 < T <= 10000)."),
-    compare: Path | None = typer.Option(None, "--compare", help="Experimental spectrum (JCAMP/CSV) to overlay."),
+    models: Path | None = typer.Option(
+        None, "--models", help="Trained model directory: predict without training."
+    ),
+    temperature: list[float] = typer.Option(
+        [300.0], "--temperature", "-T", help="Production temperature(s) in K (0 < T <= 10000)."
+    ),
+    compare: Path | None = typer.Option(
+        None, "--compare", help="Experimental spectrum (JCAMP/CSV) to overlay."
+    ),
     scheduler: str | None = typer.Option(
-        None, "--scheduler", help="Dask scheduler address (tcp://host:port), or local:N for N local worker "
-        "processes (reference labels, MD and committee training then run in parallel)."),
-    max_iterations: int | None = typer.Option(None, "--max-iterations", help="Active-learning iterations at most "
-                                              "(>= 0)."),
-    warm_start: bool | None = typer.Option(None, "--warm-start/--from-scratch", help="Fine-tune instead of retraining."),
-    production_ps: float | None = typer.Option(None, "--production-ps",
-                                               help="Production time per trajectory (ps, > 0)."),
+        None,
+        "--scheduler",
+        help="Dask scheduler address (tcp://host:port), or local:N for N local worker "
+        "processes (reference labels, MD and committee training then run in parallel).",
+    ),
+    max_iterations: int | None = typer.Option(
+        None, "--max-iterations", help="Active-learning iterations at most (>= 0)."
+    ),
+    warm_start: bool | None = typer.Option(
+        None, "--warm-start/--from-scratch", help="Fine-tune instead of retraining."
+    ),
+    production_ps: float | None = typer.Option(
+        None, "--production-ps", help="Production time per trajectory (ps, > 0)."
+    ),
     database: str | None = typer.Option(None, "--database", help="ASE database path or postgresql:// URL."),
     json_out: bool = typer.Option(False, "--json", help=IR_JSON_HELP),
 ) -> None:
@@ -48,8 +66,12 @@ def ir(
 
     with checked_options():  # nothing is computed and no run folder claimed before these pass
         machine = output_format(json_out)
-        overrides = {"reference": reference, "max_iterations": max_iterations, "warm_start": warm_start,
-                     "production_ps": production_ps}
+        overrides = {
+            "reference": reference,
+            "max_iterations": max_iterations,
+            "warm_start": warm_start,
+            "production_ps": production_ps,
+        }
         config = get_workflow_config(preset, **overrides)
         temperatures = checks.temperatures("--temperature", temperature)
         method = make_reference(config.reference)
@@ -60,9 +82,13 @@ def ir(
         # Trained models check their own elements (before their prediction folder is claimed).
         mols = load_molecules(molecules) if models is not None else molecules_for(molecules, method)
         # Predictions get their own default folder: a training run's folder holds its own trajectories.
-        run_dir = run_dir or Path("runs") / ("predictions" if models is not None else "") / _run_name(molecules, mols)
+        run_dir = run_dir or Path("runs") / ("predictions" if models is not None else "") / _run_name(
+            molecules, mols
+        )
         checks.output_dir(run_dir, "--run-dir")
-        if database is not None and "://" not in database:  # a file; postgresql:// URLs are checked on connect
+        if (
+            database is not None and "://" not in database
+        ):  # a file; postgresql:// URLs are checked on connect
             checks.output_file(database, "--database")
     executor = make_executor(scheduler)
     try:
@@ -85,8 +111,10 @@ def _predict(models: Path, mols, run_dir: Path, temperatures, config, executor):
     _print_domain(report)
     spectra = keyed_spectra(produced)
     if not spectra:
-        raise ModelError(f"no spectrum: every trajectory of {', '.join(report)} hit the sanity stop; "
-                         f"the molecule(s) are outside what the committee in {models} knows")
+        raise ModelError(
+            f"no spectrum: every trajectory of {', '.join(report)} hit the sanity stop; "
+            f"the molecule(s) are outside what the committee in {models} knows"
+        )
     return WorkflowResult(run_dir, spectra, [], {"models": str(models), "domain": report})
 
 
@@ -95,8 +123,11 @@ def _train(mols, run_dir: Path, config, executor, database, temperatures):
     from specml.workflow.active_learning import IRWorkflow
 
     workflow = IRWorkflow(mols, run_dir, config, executor, database, console=console)
-    console.print(f"run directory [bold]{escape(str(run_dir))}[/] (log: {escape(str(workflow.dirs.log))}); "
-                  "rerun the same command to resume", highlight=False)
+    console.print(
+        f"run directory [bold]{escape(str(run_dir))}[/] (log: {escape(str(workflow.dirs.log))}); "
+        "rerun the same command to resume",
+        highlight=False,
+    )
     return workflow.run(tuple(temperatures))
 
 
@@ -107,7 +138,14 @@ def _finish(result, run_dir: Path, experiment, compare: Path | None, machine: st
     comparison = _compare(result, experiment, compare, run_dir) if experiment is not None else None
     files = write_outputs(result, run_dir, experiment, comparison)
     if machine:
-        emit_json({"run_dir": str(run_dir), "spectra": files, "summary": result.summary, "vs_experiment": comparison})
+        emit_json(
+            {
+                "run_dir": str(run_dir),
+                "spectra": files,
+                "summary": result.summary,
+                "vs_experiment": comparison,
+            }
+        )
     else:
         _print_summary(result, run_dir)
 
@@ -129,10 +167,15 @@ def _compare(result, experiment, path: Path, run_dir: Path) -> dict:
     out = {}
     for key, spectrum in result.spectra.items():
         comparison = compare_spectra(experiment, spectrum)
-        plot_comparison(comparison, run_dir / f"compare_{key.replace('@', '_')}.png", title=f"{key} vs {path.name}")
+        plot_comparison(
+            comparison, run_dir / f"compare_{key.replace('@', '_')}.png", title=f"{key} vs {path.name}"
+        )
         out[key] = comparison.as_dict()
-        console.print(f"{escape(key)} vs {escape(path.name)}: PCC [bold]{comparison.pcc:.3f}[/], "
-                      f"WD {comparison.wd_cm1:.1f} cm-1", highlight=False)
+        console.print(
+            f"{escape(key)} vs {escape(path.name)}: PCC [bold]{comparison.pcc:.3f}[/], "
+            f"WD {comparison.wd_cm1:.1f} cm-1",
+            highlight=False,
+        )
     return out
 
 
@@ -142,18 +185,29 @@ def _print_domain(report: dict) -> None:
         table.add_column(column)
     for name, entry in report.items():
         in_md = entry["mean_uncertainty_md_by_temperature_k"]
-        shown = (f"{entry['mean_uncertainty_md']:.3f}" if len(in_md) == 1
-                 else ", ".join(f"{u:.3f} ({t} K)" for t, u in in_md.items()))
-        table.add_row(escape(name), f"{entry['uncertainty_at_minimum']:.3f}", shown,
-                      "[red]yes[/]" if entry["out_of_domain"] else "no")
+        shown = (
+            f"{entry['mean_uncertainty_md']:.3f}"
+            if len(in_md) == 1
+            else ", ".join(f"{u:.3f} ({t} K)" for t, u in in_md.items())
+        )
+        table.add_row(
+            escape(name),
+            f"{entry['uncertainty_at_minimum']:.3f}",
+            shown,
+            "[red]yes[/]" if entry["out_of_domain"] else "no",
+        )
     console.print(table)
 
 
 def _print_summary(result, run_dir: Path) -> None:
     summary = result.summary
     if "final_harmonic_mae_cm1" in summary:
-        console.print(f"harmonic MAE {summary['final_harmonic_mae_cm1']:.2f} cm-1 after {summary['iterations']} "
-                      f"iteration(s), {summary['reference_calls']} reference calculations for training "
-                      f"(+{summary['reference_calls_evaluation']} for geometry and reference Hessian)")
-    console.print(f"wrote spectra (CSV, PNG), learning curves and summary to [bold]{escape(str(run_dir))}[/]",
-                  highlight=False)
+        console.print(
+            f"harmonic MAE {summary['final_harmonic_mae_cm1']:.2f} cm-1 after {summary['iterations']} "
+            f"iteration(s), {summary['reference_calls']} reference calculations for training "
+            f"(+{summary['reference_calls_evaluation']} for geometry and reference Hessian)"
+        )
+    console.print(
+        f"wrote spectra (CSV, PNG), learning curves and summary to [bold]{escape(str(run_dir))}[/]",
+        highlight=False,
+    )

@@ -69,7 +69,9 @@ def wasserstein(a, b, wavenumber=None) -> float:
             raise SpectrumFormatError(f"wavenumber axis has {axis.size} points, spectra have {x.size}")
     wx, wy = np.clip(x, 0.0, None), np.clip(y, 0.0, None)
     if not wx.any() or not wy.any():
-        raise SpectrumFormatError("Wasserstein distance is undefined for a spectrum with no positive intensity")
+        raise SpectrumFormatError(
+            "Wasserstein distance is undefined for a spectrum with no positive intensity"
+        )
     return float(wasserstein_distance(axis, axis, u_weights=wx, v_weights=wy))
 
 

@@ -34,8 +34,9 @@ class LabelDatabase:
         # No ASE lock file: a process killed while holding it (SIGKILL) leaves it behind and
         # every later writer waits forever. SQLite and PostgreSQL lock by themselves, and
         # the kernel releases SQLite's locks when a process dies.
-        self._db = connect(self.location, type="db" if "://" not in self.location else "postgresql",
-                           use_lock_file=False)
+        self._db = connect(
+            self.location, type="db" if "://" not in self.location else "postgresql", use_lock_file=False
+        )
 
     def keys(self) -> set[str]:
         """Keys of every row, labelled or failed."""
@@ -47,23 +48,44 @@ class LabelDatabase:
     def count(self, **selection) -> int:
         return self._db.count(**selection)
 
-    def add_label(self, key: str, atoms: Atoms, energy: float, forces: np.ndarray, dipole: np.ndarray,
-                  provenance: dict, reference_settings: dict) -> None:
+    def add_label(
+        self,
+        key: str,
+        atoms: Atoms,
+        energy: float,
+        forces: np.ndarray,
+        dipole: np.ndarray,
+        provenance: dict,
+        reference_settings: dict,
+    ) -> None:
         """Store one successful label (a no-op if ``key`` is already present)."""
         if key in self:
             return
         stored = bare_copy(atoms)
         stored.calc = SinglePointCalculator(stored, energy=energy, forces=forces, dipole=dipole)
-        self._db.write(stored, key=key, status="ok", **_provenance(provenance),
-                       data={"reference_settings": json.dumps(reference_settings, default=str)})
+        self._db.write(
+            stored,
+            key=key,
+            status="ok",
+            **_provenance(provenance),
+            data={"reference_settings": json.dumps(reference_settings, default=str)},
+        )
 
-    def add_failure(self, key: str, atoms: Atoms, error: str, provenance: dict, reference_settings: dict) -> None:
+    def add_failure(
+        self, key: str, atoms: Atoms, error: str, provenance: dict, reference_settings: dict
+    ) -> None:
         """Record a structure the reference could not label."""
         if key in self:
             return
         stored = bare_copy(atoms)
-        self._db.write(stored, key=key, status="failed", error=str(error)[:500], **_provenance(provenance),
-                       data={"reference_settings": json.dumps(reference_settings, default=str)})
+        self._db.write(
+            stored,
+            key=key,
+            status="failed",
+            error=str(error)[:500],
+            **_provenance(provenance),
+            data={"reference_settings": json.dumps(reference_settings, default=str)},
+        )
 
     def labelled_atoms(self, exclude_kinds: tuple[str, ...] = ("test",), **selection) -> list[Atoms]:
         """Successful labels as Atoms with ``info['energy']``, ``arrays['forces']``, ``info['dipole']``

@@ -16,8 +16,9 @@ def normal_mode_amplitude(wavenumber_cm1: float, temperature_k: float) -> float:
     return float(np.sqrt(2.0 * KB_EV_PER_K * temperature_k) / omega)
 
 
-def sample_normal_modes(harmonic: HarmonicResult, n_per_mode: int = 10, temperature_k: float = 500.0,
-                        max_scale: float = 2.0) -> list[tuple[Atoms, dict]]:
+def sample_normal_modes(
+    harmonic: HarmonicResult, n_per_mode: int = 10, temperature_k: float = 500.0, max_scale: float = 2.0
+) -> list[tuple[Atoms, dict]]:
     """Structures displaced along each normal mode.
 
     For every mode, amplitudes alternate in sign and grow in equal steps up to

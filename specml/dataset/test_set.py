@@ -12,16 +12,23 @@ def mbtr_features(frames: list[Atoms], species: list[str]) -> np.ndarray:
     """k=2 inverse-distance MBTR of each (non-periodic) frame, L2-normalised."""
     from dscribe.descriptors import MBTR
 
-    mbtr = MBTR(species=species, geometry={"function": "inverse_distance"},
-                grid={"min": 0.0, "max": 1.5, "n": 100, "sigma": 0.02},
-                weighting={"function": "unity"}, periodic=False, normalization="l2", sparse=False)
+    mbtr = MBTR(
+        species=species,
+        geometry={"function": "inverse_distance"},
+        grid={"min": 0.0, "max": 1.5, "n": 100, "sigma": 0.02},
+        weighting={"function": "unity"},
+        periodic=False,
+        normalization="l2",
+        sparse=False,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # dscribe calls a deprecated ASE accessor
         return np.asarray(mbtr.create(frames, n_jobs=1)).reshape(len(frames), -1)
 
 
-def select_representative(frames: list[Atoms], n_clusters: int = 5, per_cluster: int = 4,
-                          seed: int = 0) -> list[int]:
+def select_representative(
+    frames: list[Atoms], n_clusters: int = 5, per_cluster: int = 4, seed: int = 0
+) -> list[int]:
     """Indices of ``per_cluster`` random frames from each of ``n_clusters`` KMeans clusters of MBTR."""
     from sklearn.cluster import KMeans
 

@@ -8,9 +8,15 @@ before torch is loaded."""
 
 from specml._lazy import lazy_exports
 
-__getattr__, __dir__ = lazy_exports(__name__, {
-    "ase_md_loop": "ase_md", "run_ase_md": "ase_md", "run_reference_md": "ase_md",
-    "DipoleTrajectory": "trajectory", "ReplicaTrajectory": "trajectory",
-})
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "ase_md_loop": "ase_md",
+        "run_ase_md": "ase_md",
+        "run_reference_md": "ase_md",
+        "DipoleTrajectory": "trajectory",
+        "ReplicaTrajectory": "trajectory",
+    },
+)
 
 __all__ = ["DipoleTrajectory", "ReplicaTrajectory", "ase_md_loop", "run_ase_md", "run_reference_md"]

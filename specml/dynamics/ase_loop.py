@@ -25,13 +25,22 @@ from specml.errors import DynamicsError
 from specml.models.committee import FORCE_UNCERTAINTY_EPS, uncertainty
 
 
-def mace_calculator(models: Sequence[torch.nn.Module], *, model_type: str = "MACE",
-                    precision: str = "float64", device: str = "cpu"):
+def mace_calculator(
+    models: Sequence[torch.nn.Module],
+    *,
+    model_type: str = "MACE",
+    precision: str = "float64",
+    device: str = "cpu",
+):
     """``MACECalculator`` over deep copies of ``models`` (it casts them in place)."""
     from mace.calculators import MACECalculator
 
-    return MACECalculator(models=[copy.deepcopy(m) for m in models], model_type=model_type,
-                          default_dtype=precision, device=device)
+    return MACECalculator(
+        models=[copy.deepcopy(m) for m in models],
+        model_type=model_type,
+        default_dtype=precision,
+        device=device,
+    )
 
 
 def committee_uncertainty(eps: float = FORCE_UNCERTAINTY_EPS):
@@ -40,6 +49,7 @@ def committee_uncertainty(eps: float = FORCE_UNCERTAINTY_EPS):
     A committee's calculator holds the members' forces in ``forces_comm``; a single
     model has no uncertainty (0, as in the batched engine).
     """
+
     def of(results: dict) -> tuple[float, float]:
         members = results.get("forces_comm")
         if members is None or len(members) < 2:
@@ -88,19 +98,28 @@ def run_mace_replica(
     calc = calculator or mace_calculator(energy_models, precision=precision, device=device)
     dipole = None
     if dipole_model is not None:
-        dcalc = dipole_calculator or mace_calculator([dipole_model], model_type="DipoleMACE",
-                                                     precision=precision, device=device)
+        dcalc = dipole_calculator or mace_calculator(
+            [dipole_model], model_type="DipoleMACE", precision=precision, device=device
+        )
 
         def dipole(a: Atoms) -> np.ndarray:
             dcalc.calculate(a, ["dipole"], ["positions"])
             return dcalc.results["dipole"]
 
     return ase_md_loop(
-        atoms, calc, n_steps, timestep_fs=timestep_fs, temperature_k=temperature_K,
+        atoms,
+        calc,
+        n_steps,
+        timestep_fs=timestep_fs,
+        temperature_k=temperature_K,
         friction_per_fs=friction_per_fs if ensemble == "langevin" else None,
-        rng=rng if rng is not None else np.random.default_rng(seed), record_interval=record_interval, dipole=dipole,
-        uncertainty=committee_uncertainty(uncertainty_eps), uncertainty_limit=uncertainty_threshold,
-        record_positions=True, progress=progress,
+        rng=rng if rng is not None else np.random.default_rng(seed),
+        record_interval=record_interval,
+        dipole=dipole,
+        uncertainty=committee_uncertainty(uncertainty_eps),
+        uncertainty_limit=uncertainty_threshold,
+        record_positions=True,
+        progress=progress,
     )
 
 

@@ -103,8 +103,14 @@ def ase_md_loop(
     else:
         if temperature_k is None:
             raise DynamicsError("Langevin dynamics needs temperature_k")
-        dyn = Langevin(work, timestep=dt, temperature_K=temperature_k, friction=friction_per_fs / units.fs,
-                       fixcm=False, rng=rng)
+        dyn = Langevin(
+            work,
+            timestep=dt,
+            temperature_K=temperature_k,
+            friction=friction_per_fs / units.fs,
+            fixcm=False,
+            rng=rng,
+        )
     frames = {k: [] for k in FRAME_KEYS}
     done = 0  # steps completed (restored ones included)
     earlier_s, started = 0.0, time.perf_counter()  # wall time of earlier, interrupted runs; this run's start
@@ -135,7 +141,13 @@ def ase_md_loop(
             rel, std = uncertainty(res) if uncertainty is not None else (np.nan, np.nan)
             own = step - unrecorded_steps
             if own > 0 and own % record_interval == 0:
-                frame = {"step": own, "E": float(res["energy"]), "T": work.get_temperature(), "rel": rel, "std": std}
+                frame = {
+                    "step": own,
+                    "E": float(res["energy"]),
+                    "T": work.get_temperature(),
+                    "rel": rel,
+                    "std": std,
+                }
                 if dipole is not None:
                     frame["dip"] = np.asarray(dipole(work), dtype=np.float64)
                 if record_positions:
@@ -166,15 +178,22 @@ def ase_md_loop(
     final.calc = None
     steps = np.asarray(frames["step"], dtype=np.int64)
     traj = ReplicaTrajectory(
-        replica=0, numbers=work.numbers.copy(), target_temperature_K=temperature_k,
-        times_fs=steps * timestep_fs, steps=steps,
+        replica=0,
+        numbers=work.numbers.copy(),
+        target_temperature_K=temperature_k,
+        times_fs=steps * timestep_fs,
+        steps=steps,
         energies=np.asarray(frames["E"], dtype=np.float64),
         temperatures=np.asarray(frames["T"], dtype=np.float64),
         rel_uncertainty=np.asarray(frames["rel"], dtype=np.float64),
         force_std=np.asarray(frames["std"], dtype=np.float64),
         dipoles=np.asarray(frames["dip"], dtype=np.float64).reshape(-1, 3) if dipole is not None else None,
-        positions=np.asarray(frames["pos"], dtype=np.float64).reshape(-1, len(work), 3) if record_positions else None,
-        stopped=stop_step is not None, stop_step=stop_step, stop_reason=stop_reason,
+        positions=np.asarray(frames["pos"], dtype=np.float64).reshape(-1, len(work), 3)
+        if record_positions
+        else None,
+        stopped=stop_step is not None,
+        stop_step=stop_step,
+        stop_reason=stop_reason,
         wall_time_s=earlier_s + time.perf_counter() - started,
     )
     return traj, final
@@ -187,8 +206,13 @@ FRAME_KEYS = ("step", "E", "T", "rel", "std", "dip", "pos")
 def _loop_state(step: int, atoms: Atoms, rng: np.random.Generator, wall_time_s: float) -> dict:
     """What continues a trajectory exactly after ``step`` completed steps (frames apart), and the
     wall time it has cost so far."""
-    return {"step": step, "positions": atoms.get_positions(), "momenta": atoms.get_momenta(),
-            "rng_state": rng.bit_generator.state, "wall_time_s": wall_time_s}
+    return {
+        "step": step,
+        "positions": atoms.get_positions(),
+        "momenta": atoms.get_momenta(),
+        "rng_state": rng.bit_generator.state,
+        "wall_time_s": wall_time_s,
+    }
 
 
 def _frame_arrays(frames: dict, last_own_step: int) -> dict:
@@ -198,13 +222,23 @@ def _frame_arrays(frames: dict, last_own_step: int) -> dict:
     return {k: np.asarray(v[:n]) for k, v in frames.items()}
 
 
-def run_ase_md(atoms: Atoms, calculator, temperature_k: float = 300.0, n_steps: int = 1000,
-               thermalization_steps: int = 0, timestep_fs: float = 0.5,
-               friction_per_fs: float | None = PRODUCTION_FRICTION_PER_FS, record_interval: int = 1,
-               seed: int = 0, velocities: np.ndarray | None = None,
-               uncertainty_limit: float | None = None, progress: Callable[[int, int], None] | None = None,
-               max_force_ev_per_a: float = 50.0, checkpoint_path: str | Path | None = None,
-               calculator_identity: str | None = None) -> DipoleTrajectory:
+def run_ase_md(
+    atoms: Atoms,
+    calculator,
+    temperature_k: float = 300.0,
+    n_steps: int = 1000,
+    thermalization_steps: int = 0,
+    timestep_fs: float = 0.5,
+    friction_per_fs: float | None = PRODUCTION_FRICTION_PER_FS,
+    record_interval: int = 1,
+    seed: int = 0,
+    velocities: np.ndarray | None = None,
+    uncertainty_limit: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    max_force_ev_per_a: float = 50.0,
+    checkpoint_path: str | Path | None = None,
+    calculator_identity: str | None = None,
+) -> DipoleTrajectory:
     """Run Langevin (or NVE with ``friction_per_fs=None``) MD recording the calculator's dipoles.
 
     Starts from ``velocities`` (Å/fs) or Maxwell-Boltzmann velocities drawn with
@@ -228,35 +262,74 @@ def run_ase_md(atoms: Atoms, calculator, temperature_k: float = 300.0, n_steps: 
     if checkpoint_path is not None:
         # Start rounded to 1e-4 Å: a start optimised again on resume may differ in the last digits.
         fingerprint = {
-            "calculator": calculator_identity or type(calculator).__name__, "numbers": work.numbers.tolist(),
+            "calculator": calculator_identity or type(calculator).__name__,
+            "numbers": work.numbers.tolist(),
             "start": np.round(atoms.get_positions(), 4).tolist(),
             "velocities": None if velocities is None else np.round(np.asarray(velocities), 8).tolist(),
-            "temperature_k": temperature_k, "n_steps": n_steps, "thermalization_steps": thermalization_steps,
-            "timestep_fs": timestep_fs, "friction_per_fs": friction_per_fs, "record_interval": record_interval,
-            "seed": seed, "uncertainty_limit": uncertainty_limit, "max_force_ev_per_a": max_force_ev_per_a}
+            "temperature_k": temperature_k,
+            "n_steps": n_steps,
+            "thermalization_steps": thermalization_steps,
+            "timestep_fs": timestep_fs,
+            "friction_per_fs": friction_per_fs,
+            "record_interval": record_interval,
+            "seed": seed,
+            "uncertainty_limit": uncertainty_limit,
+            "max_force_ev_per_a": max_force_ev_per_a,
+        }
         if work.has("masses"):  # an isotopologue is another run; unlabelled runs keep their fingerprint
             fingerprint["masses"] = np.round(work.get_masses(), 6).tolist()
         checkpoint = PeriodicCheckpoint(checkpoint_path, fingerprint, what="MD")
-    frames, final = ase_md_loop(work, calculator, n_steps, timestep_fs=timestep_fs, temperature_k=temperature_k,
-                         friction_per_fs=friction_per_fs, rng=np.random.default_rng(seed + 7919),
-                         unrecorded_steps=thermalization_steps, record_interval=record_interval,
-                         dipole=lambda a: a.get_dipole_moment(), uncertainty_limit=uncertainty_limit,
-                         max_force_ev_per_a=max_force_ev_per_a, progress=progress, checkpoint=checkpoint)
+    frames, final = ase_md_loop(
+        work,
+        calculator,
+        n_steps,
+        timestep_fs=timestep_fs,
+        temperature_k=temperature_k,
+        friction_per_fs=friction_per_fs,
+        rng=np.random.default_rng(seed + 7919),
+        unrecorded_steps=thermalization_steps,
+        record_interval=record_interval,
+        dipole=lambda a: a.get_dipole_moment(),
+        uncertainty_limit=uncertainty_limit,
+        max_force_ev_per_a=max_force_ev_per_a,
+        progress=progress,
+        checkpoint=checkpoint,
+    )
     return DipoleTrajectory(
-        times_fs=frames.times_fs, dipoles=frames.dipoles,
-        temperatures_k=frames.temperatures, potential_energies=frames.energies,
-        final_positions=final.get_positions(), final_velocities=final.get_velocities() / units.fs,
-        symbols=final.get_chemical_symbols(), target_temperature_k=temperature_k, timestep_fs=timestep_fs,
-        stopped_at_step=frames.stop_step, stop_reason=frames.stop_reason, uncertainties=frames.rel_uncertainty,
-        info={"integrator": "VelocityVerlet" if friction_per_fs is None else "Langevin",
-              "friction_per_fs": friction_per_fs, "seed": seed, "wall_time_s": frames.wall_time_s},
+        times_fs=frames.times_fs,
+        dipoles=frames.dipoles,
+        temperatures_k=frames.temperatures,
+        potential_energies=frames.energies,
+        final_positions=final.get_positions(),
+        final_velocities=final.get_velocities() / units.fs,
+        symbols=final.get_chemical_symbols(),
+        target_temperature_k=temperature_k,
+        timestep_fs=timestep_fs,
+        stopped_at_step=frames.stop_step,
+        stop_reason=frames.stop_reason,
+        uncertainties=frames.rel_uncertainty,
+        info={
+            "integrator": "VelocityVerlet" if friction_per_fs is None else "Langevin",
+            "friction_per_fs": friction_per_fs,
+            "seed": seed,
+            "wall_time_s": frames.wall_time_s,
+        },
     )
 
 
-def run_reference_md(atoms: Atoms, reference="xtb", temperature_k: float = 300.0, n_steps: int = 1000,
-                     thermalization_steps: int = 0, timestep_fs: float = 0.5,
-                     friction_per_fs: float | None = PRODUCTION_FRICTION_PER_FS, record_interval: int = 1,
-                     seed: int = 0, progress=None, checkpoint_path: str | Path | None = None) -> DipoleTrajectory:
+def run_reference_md(
+    atoms: Atoms,
+    reference="xtb",
+    temperature_k: float = 300.0,
+    n_steps: int = 1000,
+    thermalization_steps: int = 0,
+    timestep_fs: float = 0.5,
+    friction_per_fs: float | None = PRODUCTION_FRICTION_PER_FS,
+    record_interval: int = 1,
+    seed: int = 0,
+    progress=None,
+    checkpoint_path: str | Path | None = None,
+) -> DipoleTrajectory:
     """MD driven directly by the reference method: the "AIMD" baseline ML spectra are judged against.
 
     Raises :class:`DynamicsError` if the run blows up (no partial spectrum is
@@ -268,11 +341,24 @@ def run_reference_md(atoms: Atoms, reference="xtb", temperature_k: float = 300.0
 
     reference = make_reference(reference)
     reference.check_elements(atoms, atoms.get_chemical_formula())
-    traj = run_ase_md(atoms, reference.calculator(), temperature_k, n_steps, thermalization_steps, timestep_fs,
-                      friction_per_fs, record_interval, seed, progress=progress, checkpoint_path=checkpoint_path,
-                      calculator_identity=reference.describe())
+    traj = run_ase_md(
+        atoms,
+        reference.calculator(),
+        temperature_k,
+        n_steps,
+        thermalization_steps,
+        timestep_fs,
+        friction_per_fs,
+        record_interval,
+        seed,
+        progress=progress,
+        checkpoint_path=checkpoint_path,
+        calculator_identity=reference.describe(),
+    )
     if traj.stop_reason:
-        raise DynamicsError(f"reference MD of {atoms.get_chemical_formula()} stopped at step "
-                            f"{traj.stopped_at_step}: {traj.stop_reason}")
+        raise DynamicsError(
+            f"reference MD of {atoms.get_chemical_formula()} stopped at step "
+            f"{traj.stopped_at_step}: {traj.stop_reason}"
+        )
     traj.info["reference"] = reference.describe()
     return traj

@@ -254,7 +254,9 @@ class BatchedMD:
             keys = rebuilt.load_state_dict(model.state_dict(), strict=False)
             # the rebuilt contraction drops only its "path is zero" flags; all must be False
             flags = dict(model.named_buffers())
-            if keys.missing_keys or any(not k.endswith("_zeroed") or bool(flags[k]) for k in keys.unexpected_keys):
+            if keys.missing_keys or any(
+                not k.endswith("_zeroed") or bool(flags[k]) for k in keys.unexpected_keys
+            ):
                 return None
             rebuilt = rebuilt.to(device=self.device, dtype=self.dtype).eval()
             for p in rebuilt.parameters():
@@ -272,7 +274,9 @@ class BatchedMD:
         if arr.ndim == 0:
             arr = np.full(self.n_replicas, float(arr))
         if arr.shape != (self.n_replicas,):
-            raise DynamicsError(f"{name}: expected a scalar or {self.n_replicas} values, got shape {arr.shape}")
+            raise DynamicsError(
+                f"{name}: expected a scalar or {self.n_replicas} values, got shape {arr.shape}"
+            )
         return arr.copy()
 
     def _tensor(self, x, dtype=None):
@@ -386,8 +390,12 @@ class BatchedMD:
         data = self._graph(self.pos.detach(), self.node_attrs)
         leaves = [self.pos.detach().requires_grad_(True) for _ in models]
         with torch.enable_grad():
-            energies = torch.stack([model({**data, "positions": leaf}, training=False, compute_force=False)["energy"]
-                                    for model, leaf in zip(models, leaves)])
+            energies = torch.stack(
+                [
+                    model({**data, "positions": leaf}, training=False, compute_force=False)["energy"]
+                    for model, leaf in zip(models, leaves)
+                ]
+            )
             grads = torch.autograd.grad(energies.sum(), leaves)
         return -torch.stack(grads), energies.detach()
 
@@ -423,7 +431,9 @@ class BatchedMD:
             return zero, zero
         members = F.detach().cpu().numpy().astype(np.float64)
         ptr = self.ptr.tolist()
-        rel_std = np.array([uncertainty(members[:, ptr[i]:ptr[i + 1]], self.uncertainty_eps) for i in range(R)])
+        rel_std = np.array(
+            [uncertainty(members[:, ptr[i] : ptr[i + 1]], self.uncertainty_eps) for i in range(R)]
+        )
         out = self._tensor(rel_std)
         return out[:, 0], out[:, 1]
 
@@ -447,7 +457,11 @@ class BatchedMD:
         for li in local:
             r = self._active[li]
             sl = slice(ptr[li], ptr[li + 1])
-            self.positions[r], self.momenta[r], self._saved_forces[r] = pos[sl].copy(), mom[sl].copy(), F[sl].copy()
+            self.positions[r], self.momenta[r], self._saved_forces[r] = (
+                pos[sl].copy(),
+                mom[sl].copy(),
+                F[sl].copy(),
+            )
 
     def _stop(self, local_mask: torch.Tensor, reason: str, step: int) -> None:
         local = torch.nonzero(local_mask).flatten().tolist()
@@ -561,7 +575,8 @@ class BatchedMD:
 
     def _record(self, rec, step, E, rel, fstd) -> None:
         ke = torch.zeros(len(self._active), dtype=self.dtype, device=self.device).index_add_(
-            0, self.batch, (self.mom**2 / (2 * self.m)).sum(1))
+            0, self.batch, (self.mom**2 / (2 * self.m)).sum(1)
+        )
         T = 2 * ke / (3 * self.n_atoms.to(self.dtype) * units.kB)
         rec["rid"].append(np.asarray(self._active))
         rec["step"].append(step)
@@ -585,33 +600,47 @@ class BatchedMD:
                     d["dip"].append(rec["dip"][f][li])
                 if rec["pos"]:
                     pos, ptr = rec["pos"][f]
-                    d["pos"].append(pos[ptr[li]:ptr[li + 1]])
+                    d["pos"].append(pos[ptr[li] : ptr[li + 1]])
         reps = []
         for r in range(R):
             d = per[r]
             steps = np.asarray(d["step"], dtype=np.int64)
             n = len(self.numbers[r])
-            reps.append(ReplicaTrajectory(
-                replica=r,
-                numbers=self.numbers[r].copy(),
-                target_temperature_K=None if self.temperatures_K is None else float(self.temperatures_K[r]),
-                times_fs=steps * self.timestep_fs,
-                steps=steps,
-                energies=np.asarray(d["E"], dtype=np.float64),
-                temperatures=np.asarray(d["T"], dtype=np.float64),
-                rel_uncertainty=np.asarray(d["rel"], dtype=np.float64),
-                force_std=np.asarray(d["std"], dtype=np.float64),
-                dipoles=np.asarray(d["dip"], dtype=np.float64).reshape(-1, 3) if self.dipole_model else None,
-                positions=np.asarray(d["pos"], dtype=np.float64).reshape(-1, n, 3) if self.record_positions else None,
-                stopped=bool(self.stopped[r]),
-                stop_step=self.stop_step[r],
-                stop_reason=self.stop_reason[r],
-            ))
+            reps.append(
+                ReplicaTrajectory(
+                    replica=r,
+                    numbers=self.numbers[r].copy(),
+                    target_temperature_K=None
+                    if self.temperatures_K is None
+                    else float(self.temperatures_K[r]),
+                    times_fs=steps * self.timestep_fs,
+                    steps=steps,
+                    energies=np.asarray(d["E"], dtype=np.float64),
+                    temperatures=np.asarray(d["T"], dtype=np.float64),
+                    rel_uncertainty=np.asarray(d["rel"], dtype=np.float64),
+                    force_std=np.asarray(d["std"], dtype=np.float64),
+                    dipoles=np.asarray(d["dip"], dtype=np.float64).reshape(-1, 3)
+                    if self.dipole_model
+                    else None,
+                    positions=np.asarray(d["pos"], dtype=np.float64).reshape(-1, n, 3)
+                    if self.record_positions
+                    else None,
+                    stopped=bool(self.stopped[r]),
+                    stop_step=self.stop_step[r],
+                    stop_reason=self.stop_reason[r],
+                )
+            )
         return BatchedTrajectory(
-            replicas=reps, final_atoms=self.to_atoms(), ensemble=self.ensemble,
-            timestep_fs=self.timestep_fs, precision=self.precision, device=str(self.device),
-            n_committee=len(self.models), steps_run=n_steps,
-            neighbour_rebuilds=self.neighbour_rebuilds, wall_time_s=wall,
+            replicas=reps,
+            final_atoms=self.to_atoms(),
+            ensemble=self.ensemble,
+            timestep_fs=self.timestep_fs,
+            precision=self.precision,
+            device=str(self.device),
+            n_committee=len(self.models),
+            steps_run=n_steps,
+            neighbour_rebuilds=self.neighbour_rebuilds,
+            wall_time_s=wall,
         )
 
     # ------------------------------------------------------------------ state
@@ -621,8 +650,12 @@ class BatchedMD:
         for r in range(self.n_replicas):
             a = Atoms(numbers=self.numbers[r], positions=self.positions[r], masses=self.masses[r])
             a.set_momenta(self.momenta[r], apply_constraint=False)
-            a.info.update(specml_stopped=bool(self.stopped[r]), specml_stop_step=self.stop_step[r],
-                          specml_stop_reason=self.stop_reason[r], specml_step=self.step_count)
+            a.info.update(
+                specml_stopped=bool(self.stopped[r]),
+                specml_stop_step=self.stop_step[r],
+                specml_stop_reason=self.stop_reason[r],
+                specml_step=self.step_count,
+            )
             out.append(a)
         return out
 
@@ -635,24 +668,32 @@ class BatchedMD:
         """
         reps = []
         for r in range(self.n_replicas):
-            reps.append({
-                "numbers": self.numbers[r].copy(),
-                "masses": self.masses[r].copy(),
-                "positions": self.positions[r].copy(),
-                "momenta": self.momenta[r].copy(),
-                "velocities_A_per_fs": self.momenta[r] / self.masses[r][:, None] * units.fs,
-                "forces": None if self._saved_forces[r] is None else self._saved_forces[r].copy(),
-                "rng_state": copy.deepcopy(self.rngs[r].bit_generator.state),
-                "seed": self.seeds[r],
-                "temperature_K": None if self.temperatures_K is None else float(self.temperatures_K[r]),
-                "friction_per_fs": float(self.friction_per_fs[r]),
-                "uncertainty_threshold": float(self.thresholds[r]),
-                "stopped": bool(self.stopped[r]),
-                "stop_step": self.stop_step[r],
-                "stop_reason": self.stop_reason[r],
-            })
-        return {"version": 1, "step": self.step_count, "ensemble": self.ensemble,
-                "timestep_fs": self.timestep_fs, "precision": self.precision, "replicas": reps}
+            reps.append(
+                {
+                    "numbers": self.numbers[r].copy(),
+                    "masses": self.masses[r].copy(),
+                    "positions": self.positions[r].copy(),
+                    "momenta": self.momenta[r].copy(),
+                    "velocities_A_per_fs": self.momenta[r] / self.masses[r][:, None] * units.fs,
+                    "forces": None if self._saved_forces[r] is None else self._saved_forces[r].copy(),
+                    "rng_state": copy.deepcopy(self.rngs[r].bit_generator.state),
+                    "seed": self.seeds[r],
+                    "temperature_K": None if self.temperatures_K is None else float(self.temperatures_K[r]),
+                    "friction_per_fs": float(self.friction_per_fs[r]),
+                    "uncertainty_threshold": float(self.thresholds[r]),
+                    "stopped": bool(self.stopped[r]),
+                    "stop_step": self.stop_step[r],
+                    "stop_reason": self.stop_reason[r],
+                }
+            )
+        return {
+            "version": 1,
+            "step": self.step_count,
+            "ensemble": self.ensemble,
+            "timestep_fs": self.timestep_fs,
+            "precision": self.precision,
+            "replicas": reps,
+        }
 
     @classmethod
     def from_state(cls, state: dict, energy_models, *, dipole_model=None, **kwargs) -> "BatchedMD":
@@ -677,8 +718,7 @@ class BatchedMD:
         kwargs.setdefault("temperatures_K", None if any(t is None for t in temps) else temps)
         kwargs.setdefault("friction_per_fs", [d["friction_per_fs"] for d in reps])
         kwargs.setdefault("uncertainty_threshold", [d["uncertainty_threshold"] for d in reps])
-        eng = cls(energy_models, atoms, dipole_model=dipole_model,
-                  seeds=[d["seed"] for d in reps], **kwargs)
+        eng = cls(energy_models, atoms, dipole_model=dipole_model, seeds=[d["seed"] for d in reps], **kwargs)
         eng.step_count = int(state["step"])
         for r, d in enumerate(reps):
             eng.rngs[r].bit_generator.state = copy.deepcopy(d["rng_state"])

@@ -47,7 +47,11 @@ class _ScalarConvTPFunction(torch.autograd.Function):
         out = x1.new_empty(n, sum(mul * d for _, _, d in blocks))
         offset = 0
         for k, s, d in blocks:
-            torch.mul(xw[:, k, :, None], x2[:, None, s:s + d], out=out[:, offset:offset + mul * d].view(n, mul, d))
+            torch.mul(
+                xw[:, k, :, None],
+                x2[:, None, s : s + d],
+                out=out[:, offset : offset + mul * d].view(n, mul, d),
+            )
             offset += mul * d
         ctx.save_for_backward(x1, x2, ws, xw, scale)
         ctx.blocks, ctx.n_ins, ctx.mul = blocks, n_ins, mul
@@ -62,14 +66,14 @@ class _ScalarConvTPFunction(torch.autograd.Function):
         g_x2 = torch.zeros_like(x2) if ctx.needs_input_grad[1] else None
         offset = 0
         for k, s, d in ctx.blocks:
-            g = grad[:, offset:offset + mul * d].view(n, mul, d)
+            g = grad[:, offset : offset + mul * d].view(n, mul, d)
             offset += mul * d
-            acc = g[:, :, 0] * x2[:, s:s + 1]
+            acc = g[:, :, 0] * x2[:, s : s + 1]
             for m in range(1, d):
-                acc += g[:, :, m] * x2[:, s + m:s + m + 1]
+                acc += g[:, :, m] * x2[:, s + m : s + m + 1]
             g_xw[:, k] = acc
             if g_x2 is not None:
-                g_x2[:, s:s + d] += torch.bmm(xw[:, k, None, :], g).squeeze(1)
+                g_x2[:, s : s + d] += torch.bmm(xw[:, k, None, :], g).squeeze(1)
         g_x1 = g_w = None
         if ctx.needs_input_grad[0]:
             g_x1 = (g_xw * ws).sum(1)
@@ -115,8 +119,15 @@ class ScalarConvTP(torch.nn.Module):
         for i in ins:
             m2, ir2 = in2[i.i_in2]
             mo, iro = out[i.i_out]
-            if (i.i_in1 != 0 or i.connection_mode != "uvu" or not i.has_weight or m2 != 1
-                    or iro != ir2 or mo != in1[0].mul or tuple(i.path_shape) != (in1[0].mul, 1)):
+            if (
+                i.i_in1 != 0
+                or i.connection_mode != "uvu"
+                or not i.has_weight
+                or m2 != 1
+                or iro != ir2
+                or mo != in1[0].mul
+                or tuple(i.path_shape) != (in1[0].mul, 1)
+            ):
                 return False
         return tp.weight_numel == len(ins) * in1[0].mul
 
@@ -150,8 +161,11 @@ class InvariantContraction(torch.nn.Module):
             zeroed = [bool(b) for name, b in c.named_buffers() if name.endswith("_zeroed")]
         except (AttributeError, KeyError):
             return False
-        return (all(u.dim() == nu + 1 for nu, u in zip(range(1, nu_max + 1), us))
-                and not any(zeroed) and len(c.weights) == nu_max - 1)
+        return (
+            all(u.dim() == nu + 1 for nu, u in zip(range(1, nu_max + 1), us))
+            and not any(zeroed)
+            and len(c.weights) == nu_max - 1
+        )
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         # x: [B, C, I] features, y: [B, n_elements] one-hot; out[b, c]
@@ -217,7 +231,11 @@ def accelerate(model: torch.nn.Module) -> dict:
         for name, child in list(parent.named_children()):
             if isinstance(child, TensorProduct) and ScalarConvTP.matches(child):
                 fast = ScalarConvTP(child).to(device=device, dtype=dtype)
-                inputs = (rand(7, child.irreps_in1.dim), rand(7, child.irreps_in2.dim), rand(7, child.weight_numel))
+                inputs = (
+                    rand(7, child.irreps_in1.dim),
+                    rand(7, child.irreps_in2.dim),
+                    rand(7, child.weight_numel),
+                )
                 key = "conv_tp"
             elif isinstance(child, Contraction) and InvariantContraction.matches(child):
                 fast = InvariantContraction(child)

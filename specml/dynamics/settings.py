@@ -10,8 +10,15 @@ from specml.errors import InputError
 MAX_MD_STEPS = 100_000_000
 
 
-def check_md_settings(temperature_k: float, time_ps: float, thermalization_ps: float, timestep_fs: float,
-                      friction_per_fs: float, max_correlation_fs: float, seed: int) -> tuple[int, int]:
+def check_md_settings(
+    temperature_k: float,
+    time_ps: float,
+    thermalization_ps: float,
+    timestep_fs: float,
+    friction_per_fs: float,
+    max_correlation_fs: float,
+    seed: int,
+) -> tuple[int, int]:
     """Production and thermalisation steps of a reference MD run if its settings are usable, else
     :class:`~specml.errors.InputError`: temperature in (0, 10000] K, times > 0 (thermalisation >= 0),
     friction in [0, 1/timestep] 1/fs, correlation depth up to half the production time, seed >= 0."""
@@ -22,11 +29,15 @@ def check_md_settings(temperature_k: float, time_ps: float, thermalization_ps: f
     checks.non_negative("friction", friction_per_fs, "1/fs", upper=1.0 / timestep)
     steps, thermalization_steps = production_fs / timestep, thermalization_fs / timestep
     if not (steps >= 2 and steps + thermalization_steps <= MAX_MD_STEPS):
-        raise InputError(f"{production_fs:g} fs of production in steps of {timestep:g} fs (+ thermalisation) is "
-                         f"{steps:.3g} steps; between 2 and {MAX_MD_STEPS:.0e} in all are possible")
+        raise InputError(
+            f"{production_fs:g} fs of production in steps of {timestep:g} fs (+ thermalisation) is "
+            f"{steps:.3g} steps; between 2 and {MAX_MD_STEPS:.0e} in all are possible"
+        )
     depth = checks.positive("correlation depth", max_correlation_fs, "fs")
     if depth > production_fs / 2:  # the spectrum would fail after the whole run (ir_from_dipoles)
-        raise InputError(f"a correlation depth of {depth:g} fs needs at least twice that of production; "
-                         f"the production time is {production_fs:g} fs")
+        raise InputError(
+            f"a correlation depth of {depth:g} fs needs at least twice that of production; "
+            f"the production time is {production_fs:g} fs"
+        )
     checks.count("seed", seed, minimum=0)
     return int(round(steps)), int(round(thermalization_steps))

@@ -37,8 +37,9 @@ class DipoleTrajectory:
     def ir_spectrum(self, max_correlation_fs: float = 1000.0, **kwargs) -> Spectrum:
         """IR spectrum of the recorded dipoles (see :func:`ir_from_dipoles`)."""
         meta = {"temperature_k": self.target_temperature_k, **self.info, **kwargs.pop("metadata", {})}
-        return ir_from_dipoles(self.dipoles, self.record_interval_fs, max_correlation_fs,
-                               metadata=meta, **kwargs)
+        return ir_from_dipoles(
+            self.dipoles, self.record_interval_fs, max_correlation_fs, metadata=meta, **kwargs
+        )
 
 
 @dataclass

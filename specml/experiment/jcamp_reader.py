@@ -197,8 +197,10 @@ def _check_axis_headers(path: Path, block: dict, x: np.ndarray) -> None:
     mismatch = _deltax_mismatch(block, x)
     if mismatch is not None and mismatch[2] > DELTAX_LIMIT:
         delta, spacing, relative = mismatch
-        raise SpectrumFormatError(f"{path}: point spacing {spacing:g} disagrees with ##DELTAX={delta:g} "
-                                  f"by {relative:.0%} (more than {DELTAX_LIMIT:.0%})")
+        raise SpectrumFormatError(
+            f"{path}: point spacing {spacing:g} disagrees with ##DELTAX={delta:g} "
+            f"by {relative:.0%} (more than {DELTAX_LIMIT:.0%})"
+        )
 
 
 def _deltax_mismatch(block: dict, x: np.ndarray) -> tuple[float, float, float] | None:
@@ -218,8 +220,10 @@ def _axis_cautions(block: dict, x: np.ndarray) -> list[str]:
     if mismatch is None or mismatch[2] <= DELTAX_ROUNDING:
         return []
     delta, spacing, relative = mismatch
-    return [f"point spacing {spacing:.6g} differs from ##DELTAX={delta:g} by {relative:.1%}; "
-            "the axis follows ##FIRSTX, ##LASTX and ##NPOINTS"]
+    return [
+        f"point spacing {spacing:.6g} differs from ##DELTAX={delta:g} by {relative:.1%}; "
+        "the axis follows ##FIRSTX, ##LASTX and ##NPOINTS"
+    ]
 
 
 def _check_first_y(path: Path, block: dict, y: np.ndarray) -> None:

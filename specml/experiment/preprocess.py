@@ -104,9 +104,7 @@ def common_grid(spectra: list[Spectrum], lo: float, hi: float, step: float) -> n
     grid = np.arange(np.ceil(start / step) * step, stop + 1e-9 * step, step)
     if grid.size < 2:
         labels = ", ".join(s.label for s in spectra)
-        raise SpectrumFormatError(
-            f"spectra do not overlap within {lo:g}-{hi:g} cm-1 ({labels})"
-        )
+        raise SpectrumFormatError(f"spectra do not overlap within {lo:g}-{hi:g} cm-1 ({labels})")
     return grid
 
 

@@ -37,6 +37,4 @@ def read_spectrum(path: str | Path) -> Spectrum:
         return read_jcamp(path)
     if path.suffix.lower() in CSV_SUFFIXES:
         return Spectrum.from_csv(path)
-    raise SpectrumFormatError(
-        f"{path}: unknown spectrum format (expected .jdx/.dx/.jcamp/.jcm or .csv/.txt)"
-    )
+    raise SpectrumFormatError(f"{path}: unknown spectrum format (expected .jdx/.dx/.jcamp/.jcm or .csv/.txt)")

@@ -57,8 +57,11 @@ def to_absorbance(spectrum: Spectrum) -> Spectrum:
             t = t / 100.0
         absorbance = -np.log10(np.clip(t, TRANSMITTANCE_FLOOR, None))
         out = Spectrum(spectrum.wavenumber, absorbance, None, spectrum.metadata)
-        return out.with_metadata(intensity_units="absorbance", transmittance_percent=percent,
-                                 saturated_cm1=saturated_ranges(spectrum.wavenumber, t))
+        return out.with_metadata(
+            intensity_units="absorbance",
+            transmittance_percent=percent,
+            saturated_cm1=saturated_ranges(spectrum.wavenumber, t),
+        )
     if kind == "absorbance":
         return spectrum.with_metadata(intensity_units="absorbance")
     if kind == "coefficient":
@@ -91,5 +94,7 @@ def saturation_caution(spectrum: Spectrum, lo_cm1: float, hi_cm1: float) -> str 
         return None
     shown = ", ".join(f"{a:.0f}-{b:.0f}" if b - a >= 1 else f"{a:.0f}" for a, b in inside[:3])
     more = f" and {len(inside) - 3} more" if len(inside) > 3 else ""
-    return (f"transmittance below {SATURATION_TRANSMITTANCE:.0%} at {shown}{more} cm-1: saturated band(s), "
-            "whose measured heights are too low and their tops flat or noisy")
+    return (
+        f"transmittance below {SATURATION_TRANSMITTANCE:.0%} at {shown}{more} cm-1: saturated band(s), "
+        "whose measured heights are too low and their tops flat or noisy"
+    )

@@ -29,7 +29,13 @@ import numpy as np
 from scipy.optimize import minimize
 
 from specml.identification.library import LibraryEntry
-from specml.identification.scoring import FEATURES, ScoringParameters, compare_members, feature_vector, prepare_query
+from specml.identification.scoring import (
+    FEATURES,
+    ScoringParameters,
+    compare_members,
+    feature_vector,
+    prepare_query,
+)
 from specml.spectra.spectrum import Spectrum
 
 # Candidate values searched. Centred on the spread of published xTB scale factors; the
@@ -59,8 +65,14 @@ class ScoringRecipe:
         values = [self.grid[key] for key in GRID_KEYS]
         for combination in itertools.product(*values):
             for features in self.feature_sets:
-                yield ScoringParameters.from_json({**template, **dict(zip(GRID_KEYS, combination)),
-                                                   "features": tuple(features), "weights": {}})
+                yield ScoringParameters.from_json(
+                    {
+                        **template,
+                        **dict(zip(GRID_KEYS, combination)),
+                        "features": tuple(features),
+                        "weights": {},
+                    }
+                )
 
     def n_fitted_parameters(self) -> int:
         """Settings chosen among several values, the choice of feature set, and the weights."""
@@ -68,13 +80,23 @@ class ScoringRecipe:
         return chosen + max(len(features) for features in self.feature_sets)
 
     def describe(self) -> dict:
-        return {"grid": {key: list(self.grid[key]) for key in GRID_KEYS},
-                "feature_sets": [list(f) for f in self.feature_sets], "fixed_from": self.fixed_from,
-                "n_fitted_parameters": self.n_fitted_parameters()}
+        return {
+            "grid": {key: list(self.grid[key]) for key in GRID_KEYS},
+            "feature_sets": [list(f) for f in self.feature_sets],
+            "fixed_from": self.fixed_from,
+            "n_fitted_parameters": self.n_fitted_parameters(),
+        }
 
 
-XTB_RECIPE = ScoringRecipe({"scale_low": SCALE_LOW_GRID, "scale_high": SCALE_HIGH_GRID, "fwhm_cm1": FWHM_GRID_CM1,
-                            "contour_factor": CONTOUR_GRID, "intensity_power": POWER_GRID})
+XTB_RECIPE = ScoringRecipe(
+    {
+        "scale_low": SCALE_LOW_GRID,
+        "scale_high": SCALE_HIGH_GRID,
+        "fwhm_cm1": FWHM_GRID_CM1,
+        "contour_factor": CONTOUR_GRID,
+        "intensity_power": POWER_GRID,
+    }
+)
 # DFT: widths on top of each molecule's rotational contour (its P-R separation, contour 1, fixed:
 # physics, not a fit), and three features: the spectra's shape (PCC) and band matching both ways.
 DFT_FWHM_GRID_CM1 = (16.0, 32.0, 64.0)
@@ -84,9 +106,17 @@ DFT_FEATURE_SETS = (("pearson",), ("pearson", "bands_found_narrow", "query_expla
 
 def dft_recipe(scale_low: float, scale_high: float, source: str) -> ScoringRecipe:
     """The recipe for DFT spectra, its frequency scales (below/above 2000 cm-1) taken from ``source``."""
-    return ScoringRecipe({"scale_low": (scale_low,), "scale_high": (scale_high,), "fwhm_cm1": DFT_FWHM_GRID_CM1,
-                          "contour_factor": (1.0,), "intensity_power": DFT_POWER_GRID},
-                         DFT_FEATURE_SETS, fixed_from=source)
+    return ScoringRecipe(
+        {
+            "scale_low": (scale_low,),
+            "scale_high": (scale_high,),
+            "fwhm_cm1": DFT_FWHM_GRID_CM1,
+            "contour_factor": (1.0,),
+            "intensity_power": DFT_POWER_GRID,
+        },
+        DFT_FEATURE_SETS,
+        fixed_from=source,
+    )
 
 
 @dataclass
@@ -108,8 +138,9 @@ class FeatureTable:
     truth: np.ndarray  # (n_queries,) index of the true candidate
 
 
-def build_feature_table(queries: list[Query], candidates: list[list[LibraryEntry]],
-                        params: ScoringParameters) -> FeatureTable:
+def build_feature_table(
+    queries: list[Query], candidates: list[list[LibraryEntry]], params: ScoringParameters
+) -> FeatureTable:
     """Features of every (query, candidate) pair at one grid point; NaN where a pair cannot be compared.
 
     ``candidates[c]`` holds the candidate's entries, one per method scored together.
@@ -142,8 +173,9 @@ def _loss_and_grad(w: np.ndarray, x: np.ndarray, truth: np.ndarray, penalty: flo
     return nll + penalty * w @ w, grad + 2 * penalty * w
 
 
-def fit_weights(features: np.ndarray, truth: np.ndarray, penalty: float = L2_PENALTY,
-                used: tuple[str, ...] | None = None) -> tuple[np.ndarray, float]:
+def fit_weights(
+    features: np.ndarray, truth: np.ndarray, penalty: float = L2_PENALTY, used: tuple[str, ...] | None = None
+) -> tuple[np.ndarray, float]:
     """Conditional-logit weights (scipy L-BFGS) and the penalised loss they reach. With ``used``
     (names of :data:`FEATURES`, the columns' order), the other features get weight 0: their columns
     are zeroed, so neither the loss nor its gradient sees them."""
@@ -154,25 +186,30 @@ def fit_weights(features: np.ndarray, truth: np.ndarray, penalty: float = L2_PEN
     mean, std = x.reshape(-1, x.shape[-1]).mean(axis=0), x.reshape(-1, x.shape[-1]).std(axis=0)
     std[std == 0] = 1.0
     z = (x - mean) / std
-    result = minimize(_loss_and_grad, np.zeros(x.shape[-1]), args=(z, truth, penalty), jac=True, method="L-BFGS-B")
+    result = minimize(
+        _loss_and_grad, np.zeros(x.shape[-1]), args=(z, truth, penalty), jac=True, method="L-BFGS-B"
+    )
     return result.x / std, float(result.fun)
 
 
-def cross_validated_nll(table: FeatureTable, train: np.ndarray, groups: np.ndarray,
-                        penalty: float = L2_PENALTY) -> float:
+def cross_validated_nll(
+    table: FeatureTable, train: np.ndarray, groups: np.ndarray, penalty: float = L2_PENALTY
+) -> float:
     """Mean held-out negative log-likelihood of the truth, leaving one compound of ``train`` out at a time."""
     losses = []
     for group in dict.fromkeys(groups[train]):
         held = train & (groups == group)
-        weights, _ = fit_weights(table.features[train & ~held], table.truth[train & ~held], penalty,
-                                 table.params.features)
+        weights, _ = fit_weights(
+            table.features[train & ~held], table.truth[train & ~held], penalty, table.params.features
+        )
         _, probabilities = ranks(table.features[held], table.truth[held], weights)
         losses.extend(-np.log(probabilities[np.arange(held.sum()), table.truth[held]] + 1e-12))
     return float(np.mean(losses))
 
 
-def fit(tables: list[FeatureTable], train: np.ndarray, groups: list[str],
-        penalty: float = L2_PENALTY) -> ScoringParameters:
+def fit(
+    tables: list[FeatureTable], train: np.ndarray, groups: list[str], penalty: float = L2_PENALTY
+) -> ScoringParameters:
     """Best grid point and its weights, using only the queries selected by the boolean mask ``train``.
 
     The grid point is chosen by its leave-one-compound-out likelihood *within* ``train``
@@ -184,10 +221,13 @@ def fit(tables: list[FeatureTable], train: np.ndarray, groups: list[str],
     scores = [cross_validated_nll(table, train, groups, penalty) for table in tables]
     table = tables[int(np.argmin(scores))]
     weights, loss = fit_weights(table.features[train], table.truth[train], penalty, table.params.features)
-    return ScoringParameters.from_json({**table.params.to_json(),
-                                        "weights": dict(zip(FEATURES, map(float, weights))),
-                                        "provenance": {"training_loss": loss,
-                                                       "cross_validated_nll": float(min(scores))}})
+    return ScoringParameters.from_json(
+        {
+            **table.params.to_json(),
+            "weights": dict(zip(FEATURES, map(float, weights))),
+            "provenance": {"training_loss": loss, "cross_validated_nll": float(min(scores))},
+        }
+    )
 
 
 def ranks(features: np.ndarray, truth: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -211,8 +251,9 @@ class CrossValidation:
         return float(np.mean(self.rank <= k))
 
 
-def leave_one_compound_out(tables: list[FeatureTable], groups: list[str],
-                           penalty: float = L2_PENALTY) -> CrossValidation:
+def leave_one_compound_out(
+    tables: list[FeatureTable], groups: list[str], penalty: float = L2_PENALTY
+) -> CrossValidation:
     groups_arr = np.array(groups)
     n = len(groups)
     rank = np.zeros(n, dtype=int)
@@ -227,19 +268,30 @@ def leave_one_compound_out(tables: list[FeatureTable], groups: list[str],
         rank[held] = r
         top_candidate[held] = p.argmax(axis=1)
         confidence[held] = p.max(axis=1)
-        folds.append({"held_out": group, **{k: params.to_json()[k] for k in GRID_KEYS},
-                      "features": list(params.features), "weights": params.weights})
+        folds.append(
+            {
+                "held_out": group,
+                **{k: params.to_json()[k] for k in GRID_KEYS},
+                "features": list(params.features),
+                "weights": params.weights,
+            }
+        )
     return CrossValidation(rank, top_candidate, confidence, folds)
 
 
 def table_for(tables: list[FeatureTable], params: ScoringParameters) -> FeatureTable:
     """The feature table computed at ``params``' grid point and feature set."""
-    return next(t for t in tables if all(getattr(t.params, k) == getattr(params, k) for k in GRID_KEYS)
-                and t.params.features == params.features)
+    return next(
+        t
+        for t in tables
+        if all(getattr(t.params, k) == getattr(params, k) for k in GRID_KEYS)
+        and t.params.features == params.features
+    )
 
 
-def tables_for_recipe(queries: list[Query], candidates: list[list[LibraryEntry]],
-                      recipe: ScoringRecipe) -> list[FeatureTable]:
+def tables_for_recipe(
+    queries: list[Query], candidates: list[list[LibraryEntry]], recipe: ScoringRecipe
+) -> list[FeatureTable]:
     """Feature tables of every grid point and feature set. Features are computed once per grid
     point; a feature set only changes which of them the weights may use."""
     tables, computed = [], {}

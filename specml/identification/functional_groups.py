@@ -101,7 +101,10 @@ def band_evidence(spectrum: Spectrum) -> dict[str, float | None]:
 
 def supported_groups(spectrum: Spectrum, threshold: float = BAND_THRESHOLD) -> dict[str, bool | None]:
     """``{group: True/False}`` from band evidence; ``None`` where the spectrum does not cover the windows."""
-    return {name: (None if value is None else value >= threshold) for name, value in band_evidence(spectrum).items()}
+    return {
+        name: (None if value is None else value >= threshold)
+        for name, value in band_evidence(spectrum).items()
+    }
 
 
 def groups_in_molecule(smiles: str) -> set[str]:

@@ -10,10 +10,25 @@ import numpy as np
 
 from specml.errors import InputError, SpectrumFormatError
 from specml.identification.functional_groups import GroupAgreement
-from specml.identification.library import DEFAULT_REFERENCE, Candidate, SpectralLibrary, Warning_, ensemble_error, \
-    ensemble_name, fill_ensemble, methods_for, resolve_candidates
-from specml.identification.scoring import ScoringParameters, compare_members, feature_vector, load_parameters, \
-    prepare_query, softmax
+from specml.identification.library import (
+    DEFAULT_REFERENCE,
+    Candidate,
+    SpectralLibrary,
+    Warning_,
+    ensemble_error,
+    ensemble_name,
+    fill_ensemble,
+    methods_for,
+    resolve_candidates,
+)
+from specml.identification.scoring import (
+    ScoringParameters,
+    compare_members,
+    feature_vector,
+    load_parameters,
+    prepare_query,
+    softmax,
+)
 from specml.spectra.spectrum import Spectrum
 
 
@@ -45,11 +60,17 @@ class Identification:
         return self.ranking[:k]
 
 
-def identify(query: Spectrum | str | Path, candidates: Iterable[tuple[str, str]] | str | Path,
-             reference=DEFAULT_REFERENCE, models_dir: str | Path | None = None,
-             library: SpectralLibrary | None = None,
-             parameters: ScoringParameters | None = None, executor=None,
-             retry_failed: bool = False, ml_preset: str = "default") -> Identification:
+def identify(
+    query: Spectrum | str | Path,
+    candidates: Iterable[tuple[str, str]] | str | Path,
+    reference=DEFAULT_REFERENCE,
+    models_dir: str | Path | None = None,
+    library: SpectralLibrary | None = None,
+    parameters: ScoringParameters | None = None,
+    executor=None,
+    retry_failed: bool = False,
+    ml_preset: str = "default",
+) -> Identification:
     """Rank ``candidates`` (``(name, smiles)`` rows or a CSV path) for the experimental ``query``.
 
     Predictions come from ``library`` (computed and stored on a miss): harmonic spectra with
@@ -87,8 +108,10 @@ def identify(query: Spectrum | str | Path, candidates: Iterable[tuple[str, str]]
         else:
             warnings.append(Warning_(candidate.name, candidate.smiles, error))
     if not scored:
-        raise InputError("no candidate could be predicted; see the warnings: "
-                         + "; ".join(f"{w.name}: {w.reason}" for w in warnings[:3]))
+        raise InputError(
+            "no candidate could be predicted; see the warnings: "
+            + "; ".join(f"{w.name}: {w.reason}" for w in warnings[:3])
+        )
     results = []
     for candidate, members in scored:
         try:
@@ -99,11 +122,15 @@ def identify(query: Spectrum | str | Path, candidates: Iterable[tuple[str, str]]
         features, agreement = feature_vector(metrics, candidate.smiles, prepared.supported)
         results.append((candidate, float(features @ params.weight_vector()), metrics, agreement, on_grid))
     if not results:
-        raise InputError("no candidate's predicted spectrum overlaps the query; see the warnings: "
-                         + "; ".join(f"{w.name}: {w.reason}" for w in warnings[:3]))
+        raise InputError(
+            "no candidate's predicted spectrum overlaps the query; see the warnings: "
+            + "; ".join(f"{w.name}: {w.reason}" for w in warnings[:3])
+        )
     confidence = softmax(np.array([r[1] for r in results]))
-    ranking = [RankedCandidate(c.name, c.smiles, s, float(p), m, a, g)
-               for (c, s, m, a, g), p in zip(results, confidence)]
+    ranking = [
+        RankedCandidate(c.name, c.smiles, s, float(p), m, a, g)
+        for (c, s, m, a, g), p in zip(results, confidence)
+    ]
     ranking.sort(key=lambda r: -r.score)
     from specml.experiment.yunits import saturation_caution
 
@@ -111,8 +138,17 @@ def identify(query: Spectrum | str | Path, candidates: Iterable[tuple[str, str]]
     # The file's own cautions (e.g. a ##DELTAX a few percent off), then what the spectrum shows.
     shown = [note for note in (prepared.condensed_phase, saturation) if note]
     cautions = list(query.metadata.get("cautions", [])) + shown
-    return Identification(prepared.spectrum, ranking, warnings, prepared.supported, method_name, params,
-                          hits, misses, cautions=cautions)
+    return Identification(
+        prepared.spectrum,
+        ranking,
+        warnings,
+        prepared.supported,
+        method_name,
+        params,
+        hits,
+        misses,
+        cautions=cautions,
+    )
 
 
 def plot_identification(result: Identification, path: str | Path, top: int = 3) -> Path:

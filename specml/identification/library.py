@@ -27,9 +27,16 @@ CONFORMER_SEED = 42  # fixed so a library entry is reproducible
 # Geometry convergence (eV/Å) of harmonic entries; part of the cache key (Method.harmonic).
 HARMONIC_FMAX = 1e-4
 # Workflow settings that shape an ML-MD spectrum; part of the key of ML-MD entries.
-ML_SPECTRUM_SETTINGS = ("n_trajectories", "thermalization_ps", "production_ps", "timestep_fs",
-                        "production_friction_per_fs", "dipole_record_interval", "max_correlation_fs",
-                        "uncertainty_stop")
+ML_SPECTRUM_SETTINGS = (
+    "n_trajectories",
+    "thermalization_ps",
+    "production_ps",
+    "timestep_fs",
+    "production_friction_per_fs",
+    "dipole_record_interval",
+    "max_correlation_fs",
+    "uncertainty_stop",
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -137,9 +144,18 @@ class SpectralLibrary:
         if row is None:
             return self._shipped(smiles, method, settings)
         smiles, method, settings_text, status, error, kind, x, y, xyz, seconds = row
-        return LibraryEntry(smiles, method, json.loads(settings_text), status,
-                            np.array(json.loads(x or "[]"), dtype=float), np.array(json.loads(y or "[]"), dtype=float),
-                            kind, error, xyz, seconds)
+        return LibraryEntry(
+            smiles,
+            method,
+            json.loads(settings_text),
+            status,
+            np.array(json.loads(x or "[]"), dtype=float),
+            np.array(json.loads(y or "[]"), dtype=float),
+            kind,
+            error,
+            xyz,
+            seconds,
+        )
 
     def _shipped(self, smiles: str, method: str, settings: dict) -> LibraryEntry | None:
         if self.shipped is False:
@@ -154,9 +170,20 @@ class SpectralLibrary:
         self._db.execute(
             "INSERT OR REPLACE INTO entries (key, smiles, method, settings, status, error, kind, x, y, xyz, seconds,"
             " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (entry.key, entry.smiles, entry.method, settings_json(entry.settings), entry.status, entry.error,
-             entry.kind, json.dumps(np.asarray(entry.x, float).tolist()), json.dumps(np.asarray(entry.y, float).tolist()),
-             entry.xyz, entry.seconds, time.time()),
+            (
+                entry.key,
+                entry.smiles,
+                entry.method,
+                settings_json(entry.settings),
+                entry.status,
+                entry.error,
+                entry.kind,
+                json.dumps(np.asarray(entry.x, float).tolist()),
+                json.dumps(np.asarray(entry.y, float).tolist()),
+                entry.xyz,
+                entry.seconds,
+                time.time(),
+            ),
         )
         self._db.commit()
 
@@ -168,6 +195,7 @@ class SpectralLibrary:
 
 # -- computing entries ------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Candidate:
     """A candidate molecule as listed by the user and its canonical SMILES."""
@@ -178,7 +206,9 @@ class Candidate:
 
 def atoms_to_xyz(atoms) -> str:
     lines = [str(len(atoms)), atoms.get_chemical_formula()]
-    lines += [f"{s} {x:.6f} {y:.6f} {z:.6f}" for s, (x, y, z) in zip(atoms.get_chemical_symbols(), atoms.positions)]
+    lines += [
+        f"{s} {x:.6f} {y:.6f} {z:.6f}" for s, (x, y, z) in zip(atoms.get_chemical_symbols(), atoms.positions)
+    ]
     return "\n".join(lines)
 
 
@@ -205,10 +235,16 @@ def compute_harmonic_entry(task: tuple) -> dict:
     # ... so they can be held to one thread: the parallelism is across candidates, and an
     # OpenMP team on contended cores made tiny xTB calls 10-100x slower (measured).
     with threadpool_limits(limits=1):
-        result = optimized_harmonic_analysis(atoms, reference, fmax=HARMONIC_FMAX,
-                                             executor=make_executor(show_progress=False))
-    return {"x": result.frequencies_cm1.tolist(), "y": result.intensities_km_mol.tolist(),
-            "xyz": atoms_to_xyz(result.atoms), "seconds": time.perf_counter() - start, "kind": "sticks"}
+        result = optimized_harmonic_analysis(
+            atoms, reference, fmax=HARMONIC_FMAX, executor=make_executor(show_progress=False)
+        )
+    return {
+        "x": result.frequencies_cm1.tolist(),
+        "y": result.intensities_km_mol.tolist(),
+        "xyz": atoms_to_xyz(result.atoms),
+        "seconds": time.perf_counter() - start,
+        "kind": "sticks",
+    }
 
 
 def compute_ml_entry(task: tuple) -> dict:
@@ -225,10 +261,16 @@ def compute_ml_entry(task: tuple) -> dict:
     predict = ml_predictor()
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="specml-identify-") as tmp:
-        spectrum = predict(models_dir, smiles, out_dir=tmp, temperature_k=temperature_k,
-                           config=get_workflow_config(preset))
-    return {"x": spectrum.wavenumber.tolist(), "y": spectrum.intensity.tolist(), "xyz": None,
-            "seconds": time.perf_counter() - start, "kind": "curve"}
+        spectrum = predict(
+            models_dir, smiles, out_dir=tmp, temperature_k=temperature_k, config=get_workflow_config(preset)
+        )
+    return {
+        "x": spectrum.wavenumber.tolist(),
+        "y": spectrum.intensity.tolist(),
+        "xyz": None,
+        "seconds": time.perf_counter() - start,
+        "kind": "curve",
+    }
 
 
 def ml_predictor() -> Callable:
@@ -236,8 +278,10 @@ def ml_predictor() -> Callable:
     try:
         from specml.workflow import predict_spectrum
     except ImportError as exc:
-        raise InputError("--models needs specml.workflow.predict_spectrum (the ML-MD workflow), "
-                         "which this installation does not provide; use --reference instead") from exc
+        raise InputError(
+            "--models needs specml.workflow.predict_spectrum (the ML-MD workflow), "
+            "which this installation does not provide; use --reference instead"
+        ) from exc
     return predict_spectrum
 
 
@@ -268,9 +312,15 @@ class Method:
         # Named by the Hamiltonian where the reference has several (GFN1-/GFN2-xTB), so that each
         # gets its own fitted scoring parameters. The optimisation threshold changes the sticks,
         # so it is keyed along with the method.
-        variant = str(getattr(reference, "level", None) or reference.settings.get("method", reference.name)).lower()
-        return cls(f"harmonic:{variant}", {**reference.settings, "geometry_fmax": HARMONIC_FMAX},
-                   compute_harmonic_entry, reference)
+        variant = str(
+            getattr(reference, "level", None) or reference.settings.get("method", reference.name)
+        ).lower()
+        return cls(
+            f"harmonic:{variant}",
+            {**reference.settings, "geometry_fmax": HARMONIC_FMAX},
+            compute_harmonic_entry,
+            reference,
+        )
 
     @classmethod
     def ml(cls, models_dir: str | Path, preset: str = "default", temperature_k: float = 300.0) -> "Method":
@@ -287,8 +337,12 @@ class Method:
 
         config = get_workflow_config(preset)  # raises InputError naming the known presets
         md = {k: getattr(config, k) for k in ML_SPECTRUM_SETTINGS if hasattr(config, k)}
-        settings = {"committee_sha256": committee_fingerprint(models_dir), "preset": preset,
-                    "temperature_k": float(temperature_k), "md": md}
+        settings = {
+            "committee_sha256": committee_fingerprint(models_dir),
+            "preset": preset,
+            "temperature_k": float(temperature_k),
+            "md": md,
+        }
         return cls("ml-md", settings, compute_ml_entry, (str(models_dir), preset, float(temperature_k)))
 
 
@@ -313,8 +367,9 @@ def shipped_library_path(method: "Method"):
 DEFAULT_REFERENCE = "gfn2+gfn1"
 
 
-def methods_for(reference=DEFAULT_REFERENCE, models_dir: str | Path | None = None,
-                ml_preset: str = "default") -> list[Method]:
+def methods_for(
+    reference=DEFAULT_REFERENCE, models_dir: str | Path | None = None, ml_preset: str = "default"
+) -> list[Method]:
     """The methods whose predictions are scored together: ML-MD with ``models_dir``, else one
     harmonic method per member of ``reference`` (a method, a name, or names joined by ``+``)."""
     if models_dir is not None:
@@ -363,8 +418,13 @@ def resolve_candidates(rows: Iterable[tuple[str, str]]) -> tuple[list[Candidate]
     return candidates, warnings
 
 
-def fill_ensemble(library: SpectralLibrary, candidates: list[Candidate], methods: list[Method], executor=None,
-                  retry_failed: bool = False) -> dict[str, list[LibraryEntry]]:
+def fill_ensemble(
+    library: SpectralLibrary,
+    candidates: list[Candidate],
+    methods: list[Method],
+    executor=None,
+    retry_failed: bool = False,
+) -> dict[str, list[LibraryEntry]]:
     """``{smiles: [entry per method]}`` for all ``candidates``, computing what is missing.
 
     A candidate is usable only when every method succeeded; see :func:`ensemble_error`.
@@ -382,9 +442,14 @@ def ensemble_error(entries: list[LibraryEntry]) -> str | None:
     return None
 
 
-def fill_library(library: SpectralLibrary, candidates: list[Candidate], method: Method, executor=None,
-                 retry_failed: bool = False,
-                 on_entry: Callable[[LibraryEntry], None] | None = None) -> dict[str, LibraryEntry]:
+def fill_library(
+    library: SpectralLibrary,
+    candidates: list[Candidate],
+    method: Method,
+    executor=None,
+    retry_failed: bool = False,
+    on_entry: Callable[[LibraryEntry], None] | None = None,
+) -> dict[str, LibraryEntry]:
     """Entries of all ``candidates``, computing the missing ones through ``executor``.
 
     Results are written (and committed) as they arrive, and each computed one is then passed to
@@ -410,8 +475,18 @@ def fill_library(library: SpectralLibrary, candidates: list[Candidate], method: 
         smiles = todo[result.index]
         if result.ok:
             value = result.value
-            entry = LibraryEntry(smiles, method.name, method.settings, "ok", np.asarray(value["x"]),
-                                 np.asarray(value["y"]), value["kind"], None, value["xyz"], value["seconds"])
+            entry = LibraryEntry(
+                smiles,
+                method.name,
+                method.settings,
+                "ok",
+                np.asarray(value["x"]),
+                np.asarray(value["y"]),
+                value["kind"],
+                None,
+                value["xyz"],
+                value["seconds"],
+            )
         else:
             error = result.error
             message = str(error).splitlines()[0] if str(error) else type(error).__name__

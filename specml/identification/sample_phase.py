@@ -57,8 +57,10 @@ def condensed_phase_caution(spectrum: Spectrum, smoothed: Spectrum) -> str | Non
     ``smoothed`` is the same spectrum at the band-evidence resolution, on an even grid.
     """
     state = str(spectrum.metadata.get("state") or "").strip()
-    consequence = ("the predictions and the scorer are for gas-phase spectra, so expect the true compound to rank "
-                   "lower (docs/identify.md)")
+    consequence = (
+        "the predictions and the scorer are for gas-phase spectra, so expect the true compound to rank "
+        "lower (docs/identify.md)"
+    )
     if state:
         if any(word in state.lower() for word in GAS_STATES):
             return None
@@ -67,5 +69,7 @@ def condensed_phase_caution(spectrum: Spectrum, smoothed: Spectrum) -> str | Non
     if band is None:
         return None
     centre, width = band
-    return (f"a broad band at {centre:.0f} cm-1 ({width:.0f} cm-1 wide) looks like hydrogen-bonded O-H of a liquid "
-            f"or solid sample: {consequence}")
+    return (
+        f"a broad band at {centre:.0f} cm-1 ({width:.0f} cm-1 wide) looks like hydrogen-bonded O-H of a liquid "
+        f"or solid sample: {consequence}"
+    )

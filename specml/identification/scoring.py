@@ -42,9 +42,19 @@ from specml.identification.library import LibraryEntry
 from specml.spectra.spectrum import Spectrum
 
 # Order matters: weight vectors are stored in this order.
-FEATURES = ("pearson", "pearson_below_split", "pearson_above_split", "sis", "wasserstein_100cm1",
-            "groups_missing", "groups_unexplained", "bands_found_narrow", "query_explained_narrow",
-            "bands_found_wide", "query_explained_wide")
+FEATURES = (
+    "pearson",
+    "pearson_below_split",
+    "pearson_above_split",
+    "sis",
+    "wasserstein_100cm1",
+    "groups_missing",
+    "groups_unexplained",
+    "bands_found_narrow",
+    "query_explained_narrow",
+    "bands_found_wide",
+    "query_explained_wide",
+)
 # Resolution (FWHM, cm-1) at which band evidence (functional groups, band matching) is judged:
 # averages the rotational fine structure of gas-phase bands, still narrow against the windows.
 GROUP_RESOLUTION_CM1 = 16.0
@@ -64,7 +74,9 @@ class ScoringParameters:
     fwhm_cm1: float  # comparison width: query broadened to it, added in quadrature to predicted bands
     weights: dict[str, float]  # feature -> weight (includes the softmax temperature)
     intensity_power: float = 1.0  # intensities**power before comparing; <1 lessens the strongest band's say
-    contour_factor: float = 0.0  # x the molecule's rotational P-R separation as extra band width (sticks only)
+    contour_factor: float = (
+        0.0  # x the molecule's rotational P-R separation as extra band width (sticks only)
+    )
     tolerances: tuple[float, float] = (0.03, 0.10)  # relative band-matching tolerances (narrow, wide)
     features: tuple[str, ...] = FEATURES  # the features scored; the others weigh nothing
     temperature_k: float = 298.0  # of the rotational contour
@@ -77,11 +89,15 @@ class ScoringParameters:
 
     def __post_init__(self):
         if self.fwhm_cm1 <= 0 or self.step_cm1 <= 0 or self.hi_cm1 <= self.lo_cm1:
-            raise InputError(f"scoring parameters: need fwhm_cm1 > 0, step_cm1 > 0 and hi_cm1 > lo_cm1 "
-                             f"(got {self.fwhm_cm1}, {self.step_cm1}, {self.lo_cm1}-{self.hi_cm1})")
+            raise InputError(
+                f"scoring parameters: need fwhm_cm1 > 0, step_cm1 > 0 and hi_cm1 > lo_cm1 "
+                f"(got {self.fwhm_cm1}, {self.step_cm1}, {self.lo_cm1}-{self.hi_cm1})"
+            )
         if not 0 < self.intensity_power <= 1 or self.contour_factor < 0:
-            raise InputError(f"scoring parameters: need 0 < intensity_power <= 1 and contour_factor >= 0 "
-                             f"(got {self.intensity_power}, {self.contour_factor})")
+            raise InputError(
+                f"scoring parameters: need 0 < intensity_power <= 1 and contour_factor >= 0 "
+                f"(got {self.intensity_power}, {self.contour_factor})"
+            )
         unknown = (set(self.weights) | set(self.features)) - set(FEATURES)
         if unknown:
             raise InputError(f"scoring parameters: unknown features {sorted(unknown)}; known: {FEATURES}")
@@ -128,13 +144,20 @@ def load_parameters(path: str | Path | None = None, method: str = DEFAULT_METHOD
         params = ScoringParameters.from_json(table[DEFAULT_METHOD])
     except TypeError as exc:  # a required field missing
         raise InputError(f"{path}: incomplete scoring parameters ({exc})") from exc
-    return ScoringParameters.from_json({**params.to_json(),
-                                        "provenance": {**params.provenance, "fallback": f"fitted for {DEFAULT_METHOD}, "
-                                                                                       f"used for {method}"}})
+    return ScoringParameters.from_json(
+        {
+            **params.to_json(),
+            "provenance": {
+                **params.provenance,
+                "fallback": f"fitted for {DEFAULT_METHOD}, used for {method}",
+            },
+        }
+    )
 
 
-def map_frequencies(frequencies_cm1: np.ndarray, scale_low: float, scale_high: float,
-                    split_cm1: float = 2000.0) -> np.ndarray:
+def map_frequencies(
+    frequencies_cm1: np.ndarray, scale_low: float, scale_high: float, split_cm1: float = 2000.0
+) -> np.ndarray:
     """Piecewise-linear frequency correction: separate factors below/above ``split_cm1``."""
     f = np.asarray(frequencies_cm1, dtype=float)
     return np.where(f < split_cm1, f * scale_low, f * scale_high)
@@ -191,27 +214,41 @@ def prepare_query(query: Spectrum, params: ScoringParameters) -> PreparedQuery:
     from specml.identification.functional_groups import supported_groups
     from specml.identification.sample_phase import condensed_phase_caution
 
-    coarse, fine = (to_common_grid([broaden_to(query, width)], params.lo_cm1, params.hi_cm1, params.step_cm1)[0]
-                    for width in (params.fwhm_cm1, GROUP_RESOLUTION_CM1))
+    coarse, fine = (
+        to_common_grid([broaden_to(query, width)], params.lo_cm1, params.hi_cm1, params.step_cm1)[0]
+        for width in (params.fwhm_cm1, GROUP_RESOLUTION_CM1)
+    )
     if not np.any(coarse.intensity > 0):
-        raise SpectrumFormatError(f"{query.label}: no absorption within {params.lo_cm1:g}-{params.hi_cm1:g} cm-1")
+        raise SpectrumFormatError(
+            f"{query.label}: no absorption within {params.lo_cm1:g}-{params.hi_cm1:g} cm-1"
+        )
     coarse, fine = coarse.normalized(), fine.normalized()
     fine_compressed = _compress(fine.intensity, params.intensity_power)
     grid = coarse.wavenumber
-    return PreparedQuery(grid, _compress(coarse.intensity, params.intensity_power), fine_compressed,
-                         {t: dilate(grid, fine_compressed, t) for t in params.tolerances},
-                         supported_groups(fine), coarse, condensed_phase_caution(query, fine))
+    return PreparedQuery(
+        grid,
+        _compress(coarse.intensity, params.intensity_power),
+        fine_compressed,
+        {t: dilate(grid, fine_compressed, t) for t in params.tolerances},
+        supported_groups(fine),
+        coarse,
+        condensed_phase_caution(query, fine),
+    )
 
 
-def predicted_curves(entry: LibraryEntry, params: ScoringParameters, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def predicted_curves(
+    entry: LibraryEntry, params: ScoringParameters, grid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """The entry on ``grid`` at the comparison width and at the band-evidence width (not normalised)."""
     from specml.spectra.broadening import broaden_sticks
 
     if entry.kind == "sticks":
         real = entry.x > 0  # imaginary modes (negative) carry no absorption
         positions = map_frequencies(entry.x[real], params.scale_low, params.scale_high, params.split_cm1)
-        return tuple(broaden_sticks(positions, entry.y[real], grid, band_width_cm1(entry, params, width), params.shape)
-                     for width in (params.fwhm_cm1, GROUP_RESOLUTION_CM1))
+        return tuple(
+            broaden_sticks(positions, entry.y[real], grid, band_width_cm1(entry, params, width), params.shape)
+            for width in (params.fwhm_cm1, GROUP_RESOLUTION_CM1)
+        )
     # A sampled curve (ML-MD): move each sample's area to its mapped position (a histogram on the
     # comparison step; the piecewise map folds the axis near split_cm1, so no point-wise remap),
     # then bring it to the widths like the query (foundation broadening).
@@ -223,9 +260,13 @@ def predicted_curves(entry: LibraryEntry, params: ScoringParameters, grid: np.nd
     step = params.step_cm1
     edges = np.arange(np.floor(axis.min() / step) * step, axis.max() + 2 * step, step)
     area, _ = np.histogram(axis, bins=edges, weights=y * np.gradient(x))
-    curve = Spectrum(0.5 * (edges[1:] + edges[:-1]), area / step, metadata={"source": "predicted", "label": entry.smiles})
-    return tuple(np.interp(grid, curve.wavenumber, broaden_to(curve, width).intensity, left=0.0, right=0.0)
-                 for width in (params.fwhm_cm1, GROUP_RESOLUTION_CM1))
+    curve = Spectrum(
+        0.5 * (edges[1:] + edges[:-1]), area / step, metadata={"source": "predicted", "label": entry.smiles}
+    )
+    return tuple(
+        np.interp(grid, curve.wavenumber, broaden_to(curve, width).intensity, left=0.0, right=0.0)
+        for width in (params.fwhm_cm1, GROUP_RESOLUTION_CM1)
+    )
 
 
 def compare(prepared: PreparedQuery, entry: LibraryEntry, params: ScoringParameters) -> tuple[Spectrum, dict]:
@@ -241,8 +282,9 @@ def compare(prepared: PreparedQuery, entry: LibraryEntry, params: ScoringParamet
     grid = prepared.grid
     coarse, fine = predicted_curves(entry, params, grid)
     if not (coarse.max() > 0 and fine.max() > 0):
-        raise SpectrumFormatError(f"{entry.smiles}: predicted spectrum has no bands within "
-                                  f"{grid[0]:g}-{grid[-1]:g} cm-1")
+        raise SpectrumFormatError(
+            f"{entry.smiles}: predicted spectrum has no bands within {grid[0]:g}-{grid[-1]:g} cm-1"
+        )
     a = prepared.curve
     b = _compress(coarse / coarse.max(), params.intensity_power)
     b_fine = _compress(fine / fine.max(), params.intensity_power)
@@ -258,15 +300,22 @@ def compare(prepared: PreparedQuery, entry: LibraryEntry, params: ScoringParamet
     for name, tol in (("narrow", narrow), ("wide", wide)):
         # Share of predicted band intensity with query absorption within +-tol, and vice versa.
         metrics[f"bands_found_{name}"] = float(np.sum(b_fine * prepared.dilated[tol]) / np.sum(b_fine))
-        metrics[f"query_explained_{name}"] = float(np.sum(prepared.fine * dilate(grid, b_fine, tol))
-                                                   / np.sum(prepared.fine))
-    metadata = {"source": "predicted", "method": entry.method, "smiles": entry.smiles, "label": entry.smiles,
-                "resolution_cm1": params.fwhm_cm1}
+        metrics[f"query_explained_{name}"] = float(
+            np.sum(prepared.fine * dilate(grid, b_fine, tol)) / np.sum(prepared.fine)
+        )
+    metadata = {
+        "source": "predicted",
+        "method": entry.method,
+        "smiles": entry.smiles,
+        "label": entry.smiles,
+        "resolution_cm1": params.fwhm_cm1,
+    }
     return Spectrum(grid, coarse / coarse.max(), metadata=metadata), metrics
 
 
-def compare_members(prepared: PreparedQuery, entries: list[LibraryEntry],
-                    params: ScoringParameters) -> tuple[Spectrum, dict]:
+def compare_members(
+    prepared: PreparedQuery, entries: list[LibraryEntry], params: ScoringParameters
+) -> tuple[Spectrum, dict]:
     """:func:`compare` for a candidate predicted by several methods: the mean of their metrics
     (hence of their features, which are linear in the metrics) and of their curves."""
     pairs = [compare(prepared, entry, params) for entry in entries]
@@ -275,7 +324,9 @@ def compare_members(prepared: PreparedQuery, entries: list[LibraryEntry],
         return pairs[0][0], metrics
     curve = np.mean([s.intensity for s, _ in pairs], axis=0)
     members = "+".join(entry.method for entry in entries)
-    spectrum = Spectrum(prepared.grid, curve / curve.max(), metadata={**pairs[0][0].metadata, "method": members})
+    spectrum = Spectrum(
+        prepared.grid, curve / curve.max(), metadata={**pairs[0][0].metadata, "method": members}
+    )
     return spectrum, metrics
 
 
@@ -285,7 +336,9 @@ def dilate(grid: np.ndarray, values: np.ndarray, tolerance: float) -> np.ndarray
 
     log_grid = np.exp(np.arange(np.log(grid[0]), np.log(grid[-1]) + 0.5 * LOG_STEP, LOG_STEP))
     size = 2 * int(round(np.log1p(tolerance) / LOG_STEP)) + 1
-    return np.interp(grid, log_grid, maximum_filter1d(np.interp(log_grid, grid, values), size, mode="nearest"))
+    return np.interp(
+        grid, log_grid, maximum_filter1d(np.interp(log_grid, grid, values), size, mode="nearest")
+    )
 
 
 def _compress(values: np.ndarray, power: float) -> np.ndarray:
@@ -304,8 +357,12 @@ def _pearson_or_zero(x: np.ndarray, y: np.ndarray) -> float:
 def feature_vector(metrics: dict, smiles: str, supported: dict) -> tuple[np.ndarray, GroupAgreement]:
     """Features in :data:`FEATURES` order, and the functional-group agreement behind two of them."""
     agreement = group_agreement(supported, smiles)
-    values = {**metrics, "wasserstein_100cm1": metrics["wasserstein_cm1"] / 100.0,  # weights of order one
-              "groups_missing": len(agreement.missing), "groups_unexplained": len(agreement.unexplained)}
+    values = {
+        **metrics,
+        "wasserstein_100cm1": metrics["wasserstein_cm1"] / 100.0,  # weights of order one
+        "groups_missing": len(agreement.missing),
+        "groups_unexplained": len(agreement.unexplained),
+    }
     return np.array([values[name] for name in FEATURES], dtype=float), agreement
 
 

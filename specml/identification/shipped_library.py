@@ -46,9 +46,21 @@ def read_library_file(path: str | Path) -> list:
     if data.get("format") != FORMAT:
         raise InputError(f"{path}: format {data.get('format')!r}, expected {FORMAT!r}")
     method, settings = data["provenance"]["method"], data["provenance"]["settings"]
-    return [LibraryEntry(row["smiles"], method, settings, "ok", np.asarray(row["frequencies_cm1"], float),
-                         np.asarray(row["intensities_km_mol"], float), "sticks", None, row["xyz"], row["seconds"])
-            for row in data["entries"]]
+    return [
+        LibraryEntry(
+            row["smiles"],
+            method,
+            settings,
+            "ok",
+            np.asarray(row["frequencies_cm1"], float),
+            np.asarray(row["intensities_km_mol"], float),
+            "sticks",
+            None,
+            row["xyz"],
+            row["seconds"],
+        )
+        for row in data["entries"]
+    ]
 
 
 def write_library_file(path: str | Path, entries: list, provenance: dict) -> Path:
@@ -63,13 +75,26 @@ def write_library_file(path: str | Path, entries: list, provenance: dict) -> Pat
     methods = {(e.method, json.dumps(e.settings, sort_keys=True)) for e in good}
     if len(methods) != 1:
         raise InputError(f"a library file holds one method; got {len(methods)}")
-    rows = [{"smiles": e.smiles, "frequencies_cm1": np.round(e.x, 2).tolist(),
-             "intensities_km_mol": np.round(e.y, 3).tolist(), "xyz": e.xyz,
-             "seconds": None if e.seconds is None else round(float(e.seconds), 1)} for e in good]
-    data = {"format": FORMAT,
-            "provenance": {**provenance, "method": good[0].method, "settings": good[0].settings,
-                           "n_entries": len(rows)},
-            "entries": rows}
+    rows = [
+        {
+            "smiles": e.smiles,
+            "frequencies_cm1": np.round(e.x, 2).tolist(),
+            "intensities_km_mol": np.round(e.y, 3).tolist(),
+            "xyz": e.xyz,
+            "seconds": None if e.seconds is None else round(float(e.seconds), 1),
+        }
+        for e in good
+    ]
+    data = {
+        "format": FORMAT,
+        "provenance": {
+            **provenance,
+            "method": good[0].method,
+            "settings": good[0].settings,
+            "n_entries": len(rows),
+        },
+        "entries": rows,
+    }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

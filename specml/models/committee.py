@@ -40,9 +40,7 @@ MANIFEST_NAME = "committee.json"
 FORMAT_VERSION = 1
 
 
-def uncertainty(
-    forces_members: np.ndarray, eps: float = FORCE_UNCERTAINTY_EPS
-) -> tuple[float, float]:
+def uncertainty(forces_members: np.ndarray, eps: float = FORCE_UNCERTAINTY_EPS) -> tuple[float, float]:
     """PALIRS force uncertainty of one structure.
 
     ``forces_members``: shape (n_members, n_atoms, 3) in eV/Å. Returns
@@ -172,9 +170,7 @@ class Committee:
             "forces_members": per_structure,
             "force_variance": [f.var(axis=0) for f in per_structure],
         }
-        result["force_std_per_atom"] = [
-            np.sqrt(v.sum(axis=-1)) for v in result["force_variance"]
-        ]
+        result["force_std_per_atom"] = [np.sqrt(v.sum(axis=-1)) for v in result["force_variance"]]
         if n_members > 1:
             pairs = [uncertainty(f) for f in per_structure]
             result["relative_force_uncertainty"] = np.array([p[0] for p in pairs])
@@ -237,9 +233,7 @@ class Committee:
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ModelError(f"corrupt committee manifest {manifest_path}: {exc}") from exc
         if manifest.get("format_version") != FORMAT_VERSION:
-            raise ModelError(
-                f"{manifest_path}: unsupported format version {manifest.get('format_version')}"
-            )
+            raise ModelError(f"{manifest_path}: unsupported format version {manifest.get('format_version')}")
         target = select_device(device or "auto")
         energy_models = [_load_module(directory / name, target) for name in files]
         dipole_model = None
@@ -273,7 +267,9 @@ def committee_digest(directory: str | Path) -> str:
         try:
             digest.update((directory / name).read_bytes())
         except OSError as exc:
-            raise InputError(f"{directory}: model file {name} of the committee is unreadable ({exc})") from exc
+            raise InputError(
+                f"{directory}: model file {name} of the committee is unreadable ({exc})"
+            ) from exc
     return digest.hexdigest()
 
 
@@ -332,11 +328,17 @@ def train_committee(
     atoms_list = list(atoms_list)
     checkpoints = _checkpoint_paths(checkpoint_dir, seeds)
     if executor is not None and executor.distributed:
-        return _train_committee_distributed(atoms_list, preset, seeds, init, device, dtype, train_dipole,
-                                            split_seed, executor, checkpoints)
+        return _train_committee_distributed(
+            atoms_list, preset, seeds, init, device, dtype, train_dipole, split_seed, executor, checkpoints
+        )
     data = prepare_data(
-        atoms_list, (ENERGY_KEY, FORCES_KEY), r_max, dtype, split_seed,
-        preset.valid_fraction, z_table,
+        atoms_list,
+        (ENERGY_KEY, FORCES_KEY),
+        r_max,
+        dtype,
+        split_seed,
+        preset.valid_fraction,
+        z_table,
     )
 
     def reporter(label):
@@ -348,8 +350,15 @@ def train_committee(
     for i, seed in enumerate(seeds):
         start = init.energy_models[i % len(init)] if init is not None else None
         model, history = train_potential(
-            atoms_list, preset, seed=seed, device=device, dtype=dtype,
-            init_model=start, progress=reporter(f"member {i}"), data=data, checkpoint=checkpoints[i],
+            atoms_list,
+            preset,
+            seed=seed,
+            device=device,
+            dtype=dtype,
+            init_model=start,
+            progress=reporter(f"member {i}"),
+            data=data,
+            checkpoint=checkpoints[i],
         )
         energy_models.append(model)
         histories["energy"].append(history)
@@ -358,12 +367,24 @@ def train_committee(
     if train_dipole:
         start = init.dipole_model if init is not None else None
         dipole_data = prepare_data(
-            atoms_list, (DIPOLE_KEY,), r_max, dtype, split_seed,
-            preset.valid_fraction, data.z_table,
+            atoms_list,
+            (DIPOLE_KEY,),
+            r_max,
+            dtype,
+            split_seed,
+            preset.valid_fraction,
+            data.z_table,
         )
         dipole_model, histories["dipole"] = train_dipole_model(
-            atoms_list, preset, seed=seeds[0], device=device, dtype=dtype,
-            init_model=start, progress=reporter("dipole"), data=dipole_data, checkpoint=checkpoints[-1],
+            atoms_list,
+            preset,
+            seed=seeds[0],
+            device=device,
+            dtype=dtype,
+            init_model=start,
+            progress=reporter("dipole"),
+            data=dipole_data,
+            checkpoint=checkpoints[-1],
         )
     return Committee(energy_models, dipole_model, preset, seeds, device, dtype, histories)
 
@@ -396,30 +417,65 @@ def _train_one_task(args) -> tuple[bytes, dict]:
     Modules travel as ``torch.save`` bytes: that is how MACE modules are known to serialise."""
     kind, atoms_list, preset, seed, dtype, init_bytes, split_seed, checkpoint = args
     train = train_potential if kind == "energy" else train_dipole_model
-    model, history = train(atoms_list, preset, seed=seed, dtype=dtype, init_model=_module_from_bytes(init_bytes),
-                           split_seed=split_seed, checkpoint=checkpoint)
+    model, history = train(
+        atoms_list,
+        preset,
+        seed=seed,
+        dtype=dtype,
+        init_model=_module_from_bytes(init_bytes),
+        split_seed=split_seed,
+        checkpoint=checkpoint,
+    )
     return _module_to_bytes(model), history
 
 
-def _train_committee_distributed(atoms_list, preset, seeds, init, device, dtype, train_dipole, split_seed,
-                                 executor, checkpoints) -> Committee:
-    tasks = [("energy", atoms_list, preset, seed, dtype,
-              _module_to_bytes(init.energy_models[i % len(init)]) if init is not None else None, split_seed,
-              checkpoints[i])
-             for i, seed in enumerate(seeds)]
+def _train_committee_distributed(
+    atoms_list, preset, seeds, init, device, dtype, train_dipole, split_seed, executor, checkpoints
+) -> Committee:
+    tasks = [
+        (
+            "energy",
+            atoms_list,
+            preset,
+            seed,
+            dtype,
+            _module_to_bytes(init.energy_models[i % len(init)]) if init is not None else None,
+            split_seed,
+            checkpoints[i],
+        )
+        for i, seed in enumerate(seeds)
+    ]
     if train_dipole:
-        tasks.append(("dipole", atoms_list, preset, seeds[0], dtype,
-                      _module_to_bytes(init.dipole_model) if init is not None else None, split_seed,
-                      checkpoints[-1]))
+        tasks.append(
+            (
+                "dipole",
+                atoms_list,
+                preset,
+                seeds[0],
+                dtype,
+                _module_to_bytes(init.dipole_model) if init is not None else None,
+                split_seed,
+                checkpoints[-1],
+            )
+        )
     results = executor.map(_train_one_task, tasks, f"training {len(tasks)} models in parallel")
     for result in results:
         if not result.ok:
             raise result.error
     models = [_module_from_bytes(r.value[0]) for r in results]
-    histories = {"energy": [r.value[1] for r in results[:len(seeds)]],
-                 "dipole": results[len(seeds)].value[1] if train_dipole else None}
-    return Committee(models[:len(seeds)], models[len(seeds)] if train_dipole else None, preset, seeds, device,
-                     dtype, histories)
+    histories = {
+        "energy": [r.value[1] for r in results[: len(seeds)]],
+        "dipole": results[len(seeds)].value[1] if train_dipole else None,
+    }
+    return Committee(
+        models[: len(seeds)],
+        models[len(seeds)] if train_dipole else None,
+        preset,
+        seeds,
+        device,
+        dtype,
+        histories,
+    )
 
 
 class CommitteeCalculator(Calculator):

@@ -111,9 +111,7 @@ def train_valid_split(
     early stopping).
     """
     if n_structures < 2:
-        raise InputError(
-            f"need at least 2 labelled structures to train (got {n_structures})"
-        )
+        raise InputError(f"need at least 2 labelled structures to train (got {n_structures})")
     if not 0.0 < valid_fraction < 1.0:
         raise InputError(f"valid_fraction must be in (0, 1), got {valid_fraction}")
     if keys is not None and len(keys) == n_structures and len(set(keys)) == n_structures:

@@ -42,9 +42,7 @@ def torch_dtype(precision: str | torch.dtype) -> torch.dtype:
     try:
         return _DTYPES[str(precision).strip().lower()]
     except KeyError:
-        raise ModelError(
-            f"unknown precision {precision!r}; use one of {sorted(_DTYPES)}"
-        ) from None
+        raise ModelError(f"unknown precision {precision!r}; use one of {sorted(_DTYPES)}") from None
 
 
 def dtype_name(dtype: torch.dtype) -> str:

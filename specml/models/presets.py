@@ -96,9 +96,7 @@ class ModelPreset:
 
 def hidden_irreps(num_channels: int, max_L: int) -> o3.Irreps:
     # Same construction as mace_run_train's --num_channels/--max_L options.
-    return o3.Irreps(
-        (num_channels * o3.Irreps.spherical_harmonics(max_L)).sort().irreps.simplify()
-    )
+    return o3.Irreps((num_channels * o3.Irreps.spherical_harmonics(max_L)).sort().irreps.simplify())
 
 
 DEFAULT_PRESET_NOTE = """\
@@ -215,9 +213,7 @@ def get_preset(name: str, **overrides) -> ModelPreset:
     try:
         preset = PRESETS[name]
     except KeyError:
-        raise ModelError(
-            f"unknown model preset {name!r}; available: {', '.join(sorted(PRESETS))}"
-        ) from None
+        raise ModelError(f"unknown model preset {name!r}; available: {', '.join(sorted(PRESETS))}") from None
     if not overrides:
         return preset
     known = {f.name for f in dataclasses.fields(ModelPreset)}

@@ -153,12 +153,8 @@ def build_dipole_model(preset: ModelPreset, data: PreparedData) -> torch.nn.Modu
         model = mace_modules.AtomicDipolesMACE(
             atomic_energies=None,
             # mace_run_train builds the dipole model with this first block.
-            interaction_cls_first=mace_modules.interaction_classes[
-                "RealAgnosticInteractionBlock"
-            ],
-            **_common_model_kwargs(
-                preset, data.z_table, avg_num_neighbors, max(1, preset.max_L)
-            ),
+            interaction_cls_first=mace_modules.interaction_classes["RealAgnosticInteractionBlock"],
+            **_common_model_kwargs(preset, data.z_table, avg_num_neighbors, max(1, preset.max_L)),
         )
     return model.to(data.dtype)
 
@@ -243,15 +239,19 @@ class Checkpoint(PeriodicCheckpoint):
 
     def save(self, fit_state: dict, **progress) -> None:
         ema = fit_state["ema"]
-        self.write({
-            "model": fit_state["model"].state_dict(),
-            "optimizer": fit_state["optimizer"].state_dict(),
-            "scheduler": fit_state["scheduler"].state_dict(),
-            "ema": ema.state_dict() if ema is not None else None,
-            "generator": fit_state["generator"].get_state() if fit_state["generator"] is not None else None,
-            "torch_rng": torch.get_rng_state(),
-            **progress,
-        })
+        self.write(
+            {
+                "model": fit_state["model"].state_dict(),
+                "optimizer": fit_state["optimizer"].state_dict(),
+                "scheduler": fit_state["scheduler"].state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
+                "generator": fit_state["generator"].get_state()
+                if fit_state["generator"] is not None
+                else None,
+                "torch_rng": torch.get_rng_state(),
+                **progress,
+            }
+        )
 
     def load(self, fit_state: dict) -> dict | None:
         """Restore ``fit_state`` in place; returns the saved progress, or None if there is none for this fit."""
@@ -269,12 +269,24 @@ class Checkpoint(PeriodicCheckpoint):
         return payload
 
 
-def _checkpoint(path: str | Path | None, kind: str, preset: ModelPreset, seed: int, data: PreparedData,
-                init_model: torch.nn.Module | None) -> Checkpoint | None:
+def _checkpoint(
+    path: str | Path | None,
+    kind: str,
+    preset: ModelPreset,
+    seed: int,
+    data: PreparedData,
+    init_model: torch.nn.Module | None,
+) -> Checkpoint | None:
     if path is None:
         return None
-    fingerprint = {"kind": kind, "preset": preset.as_dict(), "seed": int(seed), "dtype": str(data.dtype),
-                   "data": data_fingerprint(data), "warm_start": init_model is not None}
+    fingerprint = {
+        "kind": kind,
+        "preset": preset.as_dict(),
+        "seed": int(seed),
+        "dtype": str(data.dtype),
+        "data": data_fingerprint(data),
+        "warm_start": init_model is not None,
+    }
     return Checkpoint(path, fingerprint)
 
 
@@ -312,15 +324,9 @@ def _fit(
     stage_two_epochs = stage_two_length(preset, n_epochs) if stage_two_loss_fn is not None else 0
     if stage_two_epochs:
         stage_two_loss_fn = stage_two_loss_fn.to(device=device, dtype=data.dtype)
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=preset.learning_rate, amsgrad=True
-    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=preset.learning_rate, amsgrad=True)
     scheduler = _lr_scheduler(optimizer, preset, n_epochs, lr_patience)
-    ema = (
-        ExponentialMovingAverage(model.parameters(), decay=preset.ema_decay)
-        if preset.ema_decay
-        else None
-    )
+    ema = ExponentialMovingAverage(model.parameters(), decay=preset.ema_decay) if preset.ema_decay else None
 
     initial = evaluate(model, valid_loader, loss_fn, device)
     history = {
@@ -342,8 +348,13 @@ def _fit(
     timers = dict.fromkeys(("data", "forward", "backward", "optimizer", "validation"), 0.0)
     clock = time.perf_counter
     # Everything that evolves during the fit, so a checkpoint can restore it exactly.
-    fit_state = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "ema": ema,
-                 "generator": train_loader.generator}
+    fit_state = {
+        "model": model,
+        "optimizer": optimizer,
+        "scheduler": scheduler,
+        "ema": ema,
+        "generator": train_loader.generator,
+    }
     first_epoch, earlier_s = 1, 0.0
     if checkpoint is not None:
         resumed = checkpoint.load(fit_state)
@@ -358,7 +369,11 @@ def _fit(
     epoch = first_epoch - 1
     while epoch < last_epoch:
         epoch += 1
-        if stage_two_epochs and history["stage_two_from_epoch"] is None and epoch > last_epoch - stage_two_epochs:
+        if (
+            stage_two_epochs
+            and history["stage_two_from_epoch"] is None
+            and epoch > last_epoch - stage_two_epochs
+        ):
             loss_fn = stage_two_loss_fn
             for group in optimizer.param_groups:
                 group["lr"] = preset.stage_two_lr
@@ -384,7 +399,9 @@ def _fit(
             running += float(loss.detach()) * batch.num_graphs
             seen += batch.num_graphs
             t4 = clock()
-            for phase, dt in zip(("data", "forward", "backward", "optimizer"), (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            for phase, dt in zip(
+                ("data", "forward", "backward", "optimizer"), (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+            ):
                 timers[phase] += dt
         train_loss = running / max(seen, 1)
 
@@ -409,9 +426,18 @@ def _fit(
         if finished and stage_two_epochs and history["stage_two_from_epoch"] is None:
             last_epoch, finished = epoch + stage_two_epochs, False  # stage one stopped early
         if checkpoint is not None and (finished or checkpoint.due()):
-            checkpoint.save(fit_state, epoch=epoch, finished=finished, history=history, timers=timers,
-                            best_state=best_state, best_loss=best_loss, best_epoch=best_epoch,
-                            last_epoch=last_epoch, elapsed_s=earlier_s + clock() - started)
+            checkpoint.save(
+                fit_state,
+                epoch=epoch,
+                finished=finished,
+                history=history,
+                timers=timers,
+                best_state=best_state,
+                best_loss=best_loss,
+                best_epoch=best_epoch,
+                last_epoch=last_epoch,
+                elapsed_s=earlier_s + clock() - started,
+            )
         if progress is not None:
             progress(
                 epoch,
@@ -486,9 +512,7 @@ def _resolve(device, dtype) -> tuple[torch.device, torch.dtype]:
 
 def _warm_start_model(init_model: torch.nn.Module, kind: type, dtype) -> torch.nn.Module:
     if not isinstance(init_model, kind):
-        raise ModelError(
-            f"warm start needs a {kind.__name__}, got {type(init_model).__name__}"
-        )
+        raise ModelError(f"warm start needs a {kind.__name__}, got {type(init_model).__name__}")
     return copy.deepcopy(init_model).to(dtype)
 
 
@@ -526,8 +550,13 @@ def train_potential(
         z_table = _z_table_of(init_model) if init_model is not None else None
         r_max = float(init_model.r_max) if init_model is not None else preset.r_max
         data = prepare_data(
-            atoms_list, (ENERGY_KEY, FORCES_KEY), r_max, dtype, split_seed,
-            preset.valid_fraction, z_table,
+            atoms_list,
+            (ENERGY_KEY, FORCES_KEY),
+            r_max,
+            dtype,
+            split_seed,
+            preset.valid_fraction,
+            z_table,
         )
     torch.manual_seed(seed)
     model = init_model if init_model is not None else build_energy_model(preset, data)
@@ -536,11 +565,22 @@ def train_potential(
     # already absorbs its offset, and Stage Two only took epochs from the forces (quick
     # methanol run: harmonic MAE 44 -> 68 cm-1).
     several = len(molecule_identities(atoms_list)) > 1
-    stage_two = (WeightedEnergyForcesLoss(preset.stage_two_energy_weight, preset.stage_two_forces_weight)
-                 if several else None)
+    stage_two = (
+        WeightedEnergyForcesLoss(preset.stage_two_energy_weight, preset.stage_two_forces_weight)
+        if several
+        else None
+    )
     model, history = _fit(
-        model, data, preset, seed, device, loss_fn, _evaluate_energy,
-        {"compute_force": True}, progress, _checkpoint(checkpoint, "energy", preset, seed, data, init_model),
+        model,
+        data,
+        preset,
+        seed,
+        device,
+        loss_fn,
+        _evaluate_energy,
+        {"compute_force": True},
+        progress,
+        _checkpoint(checkpoint, "energy", preset, seed, data, init_model),
         stage_two_loss_fn=stage_two,
     )
     history.update(kind="energy", warm_start=init_model is not None)
@@ -570,14 +610,27 @@ def train_dipole_model(
         z_table = _z_table_of(init_model) if init_model is not None else None
         r_max = float(init_model.r_max) if init_model is not None else preset.r_max
         data = prepare_data(
-            atoms_list, (DIPOLE_KEY,), r_max, dtype, split_seed,
-            preset.valid_fraction, z_table,
+            atoms_list,
+            (DIPOLE_KEY,),
+            r_max,
+            dtype,
+            split_seed,
+            preset.valid_fraction,
+            z_table,
         )
     torch.manual_seed(seed)
     model = init_model if init_model is not None else build_dipole_model(preset, data)
     loss_fn = DipoleSingleLoss(preset.dipole_weight)
     model, history = _fit(
-        model, data, preset, seed, device, loss_fn, _evaluate_dipole, {}, progress,
+        model,
+        data,
+        preset,
+        seed,
+        device,
+        loss_fn,
+        _evaluate_dipole,
+        {},
+        progress,
         _checkpoint(checkpoint, "dipole", preset, seed, data, init_model),
     )
     history.update(kind="dipole", warm_start=init_model is not None)

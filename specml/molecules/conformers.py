@@ -50,7 +50,9 @@ class ConformerEnsemble:
 
         return float(rdMolAlign.GetBestRMS(with_positions(a), with_positions(b)))
 
-    def distinct(self, structures: list[Atoms], energies_eV, rmsd_threshold: float = SAME_CONFORMER_RMSD_A) -> list[int]:
+    def distinct(
+        self, structures: list[Atoms], energies_eV, rmsd_threshold: float = SAME_CONFORMER_RMSD_A
+    ) -> list[int]:
         """Indices of the distinct structures, lowest energy first: a structure within
         ``rmsd_threshold`` of a lower-energy one is a duplicate."""
         kept: list[int] = []
@@ -68,7 +70,11 @@ def conformers_from_smiles(smiles: str, seed: int = 42, max_conformers: int = 10
     """
     from rdkit.Chem import AllChem, rdMolDescriptors
 
-    from specml.molecules.inputs import atoms_from_rdkit_conformer, hydrogenated_rdkit_molecule, relax_with_force_field
+    from specml.molecules.inputs import (
+        atoms_from_rdkit_conformer,
+        hydrogenated_rdkit_molecule,
+        relax_with_force_field,
+    )
 
     mol = hydrogenated_rdkit_molecule(smiles)
     params = AllChem.ETKDGv3()

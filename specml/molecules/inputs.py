@@ -84,8 +84,11 @@ def atoms_from_rdkit_conformer(mol, smiles: str, conf_id: int = -1) -> Atoms:
     """ASE Atoms of one conformer of an RDKit molecule, with its SMILES and any net charge in ``info``."""
     from rdkit import Chem
 
-    atoms = Atoms([a.GetSymbol() for a in mol.GetAtoms()], positions=mol.GetConformer(conf_id).GetPositions(),
-                  masses=isotope_masses(mol))
+    atoms = Atoms(
+        [a.GetSymbol() for a in mol.GetAtoms()],
+        positions=mol.GetConformer(conf_id).GetPositions(),
+        masses=isotope_masses(mol),
+    )
     atoms.info["smiles"] = smiles
     charge = Chem.GetFormalCharge(mol)
     if charge:
@@ -103,8 +106,14 @@ def isotope_masses(mol) -> np.ndarray | None:
     if not any(a.GetIsotope() for a in mol.GetAtoms()):
         return None
     table = Chem.GetPeriodicTable()
-    return np.array([table.GetMassForIsotope(a.GetSymbol(), a.GetIsotope()) if a.GetIsotope()
-                     else atomic_masses[a.GetAtomicNum()] for a in mol.GetAtoms()])
+    return np.array(
+        [
+            table.GetMassForIsotope(a.GetSymbol(), a.GetIsotope())
+            if a.GetIsotope()
+            else atomic_masses[a.GetAtomicNum()]
+            for a in mol.GetAtoms()
+        ]
+    )
 
 
 def explicit_masses(atoms: Atoms) -> np.ndarray | None:
@@ -117,8 +126,11 @@ def bare_copy(atoms: Atoms, positions: np.ndarray | None = None) -> Atoms:
     """Elements, positions (Å; ``positions`` instead when given) and explicit masses (amu) of
     ``atoms``, nothing else (no calculator, info or velocities). The masses carry isotope labels,
     which harmonic frequencies and MD depend on (a C-D stretch is ~1/1.36 of a C-H one)."""
-    return Atoms(numbers=atoms.numbers, positions=atoms.positions if positions is None else positions,
-                 masses=explicit_masses(atoms))
+    return Atoms(
+        numbers=atoms.numbers,
+        positions=atoms.positions if positions is None else positions,
+        masses=explicit_masses(atoms),
+    )
 
 
 def molecule_from_smiles(smiles: str, name: str | None = None, seed: int = 42) -> Molecule:
@@ -144,8 +156,10 @@ def read_structures(path: str | Path) -> list[Molecule]:
             names = [row.get("name") or f"{path.stem}-{row.id}" for row in rows]
         else:
             images = read(str(path), index=":")
-            names = [a.info.get("name") or (path.stem if len(images) == 1 else f"{path.stem}-{i}")
-                     for i, a in enumerate(images)]
+            names = [
+                a.info.get("name") or (path.stem if len(images) == 1 else f"{path.stem}-{i}")
+                for i, a in enumerate(images)
+            ]
     except Exception as exc:  # ASE raises many types for malformed files
         raise MoleculeError(f"{path}: cannot read structures ({type(exc).__name__}: {exc})") from exc
     if not images:
@@ -170,7 +184,9 @@ def read_molecule_table(path: str | Path) -> list[tuple[str, str]]:
             reader = csv.DictReader(fh)
             fields = {f.lower().strip(): f for f in (reader.fieldnames or [])}
             if "smiles" not in fields:
-                raise InputError(f"{path}: a molecule table needs a 'smiles' column (found {reader.fieldnames})")
+                raise InputError(
+                    f"{path}: a molecule table needs a 'smiles' column (found {reader.fieldnames})"
+                )
             rows = []
             for i, row in enumerate(reader):
                 smiles = (row.get(fields["smiles"]) or "").strip()

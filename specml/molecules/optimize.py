@@ -16,8 +16,13 @@ from specml.molecules.inputs import bare_copy
 PRERELAX_FMAX = 5e-3
 
 
-def optimize_geometry(atoms: Atoms, reference, fmax: float = 1e-3, max_steps: int = 1000,
-                      on_stage: Callable[[str], None] | None = None) -> Atoms:
+def optimize_geometry(
+    atoms: Atoms,
+    reference,
+    fmax: float = 1e-3,
+    max_steps: int = 1000,
+    on_stage: Callable[[str], None] | None = None,
+) -> Atoms:
     """Relaxed copy of ``atoms`` with the reference method (``fmax`` in eV/Å).
 
     A reference with an optimiser of its own (``reference.optimize``, e.g. geomeTRIC in internal
@@ -37,7 +42,9 @@ def optimize_geometry(atoms: Atoms, reference, fmax: float = 1e-3, max_steps: in
     start = prerelaxed(atoms, reference)
     report("optimisation")
     native = getattr(reference, "optimize", None)
-    work = native(start, fmax, max_steps) if native is not None else _ase_bfgs(start, reference, fmax, max_steps)
+    work = (
+        native(start, fmax, max_steps) if native is not None else _ase_bfgs(start, reference, fmax, max_steps)
+    )
     result = bare_copy(work)  # isotope masses survive the optimisation
     result.info.update(atoms.info)
     result.info["optimized_with"] = reference.describe()

@@ -10,8 +10,15 @@ from specml.reference.base import Label, ReferenceMethod
 from specml.reference.pyscf_dft import PySCFCalculator, PySCFReference
 from specml.reference.xtb import XTBReference
 
-__all__ = ["ASECalculatorReference", "Label", "PySCFCalculator", "PySCFReference", "ReferenceMethod",
-           "XTBReference", "make_reference"]
+__all__ = [
+    "ASECalculatorReference",
+    "Label",
+    "PySCFCalculator",
+    "PySCFReference",
+    "ReferenceMethod",
+    "XTBReference",
+    "make_reference",
+]
 
 
 def make_reference(spec: str | ReferenceMethod = "xtb", **options) -> ReferenceMethod:
@@ -48,6 +55,10 @@ def make_reference(spec: str | ReferenceMethod = "xtb", **options) -> ReferenceM
             try:
                 kwargs.update(json.loads(kwargs_json))
             except json.JSONDecodeError as exc:
-                raise InputError(f"reference {spec!r}: calculator arguments are not valid JSON ({exc})") from exc
+                raise InputError(
+                    f"reference {spec!r}: calculator arguments are not valid JSON ({exc})"
+                ) from exc
         return ASECalculatorReference(path, **kwargs)
-    raise InputError(f"unknown reference method {spec!r}; use 'xtb', 'pyscf[:FUNC/BASIS]' or 'ase:module:Class'")
+    raise InputError(
+        f"unknown reference method {spec!r}; use 'xtb', 'pyscf[:FUNC/BASIS]' or 'ase:module:Class'"
+    )

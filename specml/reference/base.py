@@ -79,8 +79,12 @@ class ReferenceMethod(abc.ABC):
 
     def label(self, atoms: Atoms) -> Label:
         """Energy, forces and dipole of ``atoms`` (which is not modified)."""
-        work = Atoms(atoms.get_chemical_symbols(), positions=atoms.get_positions(),
-                     cell=atoms.get_cell(), pbc=atoms.get_pbc())
+        work = Atoms(
+            atoms.get_chemical_symbols(),
+            positions=atoms.get_positions(),
+            cell=atoms.get_cell(),
+            pbc=atoms.get_pbc(),
+        )
         self.attach(work)
         try:
             energy = float(work.get_potential_energy())
@@ -104,8 +108,11 @@ def translate_calculator_error(exc: Exception, atoms: Atoms, method: ReferenceMe
     text = str(exc)
     formula = atoms.get_chemical_formula()
     if "converge" in text.lower():
-        return SCFConvergenceError(f"{method.describe()}: SCF did not converge for {formula}: {text}", atoms.copy())
+        return SCFConvergenceError(
+            f"{method.describe()}: SCF did not converge for {formula}: {text}", atoms.copy()
+        )
     if "support" in text.lower() and "element" in text.lower():
         return UnsupportedElementError(f"{formula}: {text} ({method.describe()})")
-    return ReferenceCalculationError(f"{method.describe()} failed for {formula}: {type(exc).__name__}: {text}",
-                                     atoms.copy())
+    return ReferenceCalculationError(
+        f"{method.describe()} failed for {formula}: {type(exc).__name__}: {text}", atoms.copy()
+    )

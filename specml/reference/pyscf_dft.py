@@ -43,11 +43,22 @@ def split_dispersion(functional: str) -> tuple[str, str | None]:
 class PySCFSettings:
     """Level of theory and numerical settings shared by the calculator and the harmonic path."""
 
-    def __init__(self, functional: str = "b3lyp", basis: str = "def2-svp", charge: int = 0, spin: int = 0,
-                 density_fit: bool = True, conv_tol: float = 1e-9, max_cycle: int = 100,
-                 grid_level: int = 3, dispersion: str | None = None):
+    def __init__(
+        self,
+        functional: str = "b3lyp",
+        basis: str = "def2-svp",
+        charge: int = 0,
+        spin: int = 0,
+        density_fit: bool = True,
+        conv_tol: float = 1e-9,
+        max_cycle: int = 100,
+        grid_level: int = 3,
+        dispersion: str | None = None,
+    ):
         if dispersion is not None and dispersion.lower() not in DISPERSION_MODELS:
-            raise InputError(f"dispersion {dispersion!r} is not known; use one of {', '.join(DISPERSION_MODELS)}")
+            raise InputError(
+                f"dispersion {dispersion!r} is not known; use one of {', '.join(DISPERSION_MODELS)}"
+            )
         self.functional = functional
         self.basis = basis
         self.charge = charge
@@ -66,8 +77,15 @@ class PySCFSettings:
         # it HI would have 54 electrons in a basis made for 26.
         ecp = {symbol: self.basis for symbol in set(symbols) if _has_ecp(self.basis, symbol)}
         try:
-            return gto.M(atom=[(s, tuple(p)) for s, p in zip(symbols, atoms.positions)], unit="Angstrom",
-                         basis=self.basis, ecp=ecp, charge=self.charge, spin=self.spin, verbose=0)
+            return gto.M(
+                atom=[(s, tuple(p)) for s, p in zip(symbols, atoms.positions)],
+                unit="Angstrom",
+                basis=self.basis,
+                ecp=ecp,
+                charge=self.charge,
+                spin=self.spin,
+                verbose=0,
+            )
         except (KeyError, RuntimeError, ValueError) as exc:
             raise UnsupportedElementError(
                 f"{atoms.get_chemical_formula()}: basis {self.basis!r} cannot be built ({exc})"
@@ -109,8 +127,9 @@ def _require_dispersion_package() -> None:
     try:
         import pyscf.dispersion  # noqa: F401
     except ImportError as exc:
-        raise InputError("a dispersion correction needs the 'pyscf-dispersion' package "
-                         "(pip install pyscf-dispersion)") from exc
+        raise InputError(
+            "a dispersion correction needs the 'pyscf-dispersion' package (pip install pyscf-dispersion)"
+        ) from exc
 
 
 def gradient_method(mf):
@@ -127,12 +146,23 @@ class PySCFCalculator(Calculator):
 
     implemented_properties = ["energy", "forces", "dipole"]
 
-    def __init__(self, functional: str = "b3lyp", basis: str = "def2-svp", charge: int = 0, spin: int = 0,
-                 density_fit: bool = True, conv_tol: float = 1e-9, max_cycle: int = 100,
-                 grid_level: int = 3, dispersion: str | None = None, **kwargs):
+    def __init__(
+        self,
+        functional: str = "b3lyp",
+        basis: str = "def2-svp",
+        charge: int = 0,
+        spin: int = 0,
+        density_fit: bool = True,
+        conv_tol: float = 1e-9,
+        max_cycle: int = 100,
+        grid_level: int = 3,
+        dispersion: str | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        self.pyscf = PySCFSettings(functional, basis, charge, spin, density_fit, conv_tol, max_cycle, grid_level,
-                                   dispersion)
+        self.pyscf = PySCFSettings(
+            functional, basis, charge, spin, density_fit, conv_tol, max_cycle, grid_level, dispersion
+        )
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
@@ -155,9 +185,17 @@ class PySCFReference(ReferenceMethod):
     #: Expensive: geometry optimisations start from the GFN2-xTB minimum.
     prerelax = "xtb"
 
-    def __init__(self, functional: str = "b3lyp", basis: str = "def2-svp", charge: int = 0, spin: int = 0,
-                 density_fit: bool = True, conv_tol: float = 1e-9, max_cycle: int = 100,
-                 dispersion: str | None = None):
+    def __init__(
+        self,
+        functional: str = "b3lyp",
+        basis: str = "def2-svp",
+        charge: int = 0,
+        spin: int = 0,
+        density_fit: bool = True,
+        conv_tol: float = 1e-9,
+        max_cycle: int = 100,
+        dispersion: str | None = None,
+    ):
         functional, suffix = split_dispersion(functional)
         self.functional = functional
         self.basis = basis
@@ -171,8 +209,15 @@ class PySCFReference(ReferenceMethod):
 
     @property
     def settings(self) -> dict:
-        settings = {"functional": self.functional, "basis": self.basis, "charge": self.charge, "spin": self.spin,
-                    "density_fit": self.density_fit, "conv_tol": self.conv_tol, "max_cycle": self.max_cycle}
+        settings = {
+            "functional": self.functional,
+            "basis": self.basis,
+            "charge": self.charge,
+            "spin": self.spin,
+            "density_fit": self.density_fit,
+            "conv_tol": self.conv_tol,
+            "max_cycle": self.max_cycle,
+        }
         if self.dispersion:  # only when set, so keys of earlier results stay valid
             settings["dispersion"] = self.dispersion
         return settings
@@ -210,12 +255,19 @@ class PySCFReference(ReferenceMethod):
         # subfrctor=2: the net force and torque (numerical noise of the DFT grid) are projected out
         # from the first step. Otherwise geomeTRIC chased them below 1e-5 Hartree/Bohr and wandered
         # off the minimum: SO2 took 15 steps instead of 5, methanol 19.
-        criteria = dict(convergence_energy=1e-9, convergence_gmax=gmax, convergence_grms=gmax / 1.5,
-                        convergence_drms=1e-3, convergence_dmax=2e-3, subfrctor=2)
+        criteria = dict(
+            convergence_energy=1e-9,
+            convergence_gmax=gmax,
+            convergence_grms=gmax / 1.5,
+            convergence_drms=1e-3,
+            convergence_dmax=2e-3,
+            subfrctor=2,
+        )
         try:
             with _quiet_geometric():
-                converged, mol = geometric_optimize(scanner, assert_convergence=False, maxsteps=max_steps,
-                                                    callback=count, **criteria)
+                converged, mol = geometric_optimize(
+                    scanner, assert_convergence=False, maxsteps=max_steps, callback=count, **criteria
+                )
         except SCFConvergenceError:
             raise
         except Exception as exc:  # geomeTRIC and PySCF raise assorted types
@@ -228,7 +280,9 @@ class PySCFReference(ReferenceMethod):
         if not converged:
             raise ReferenceCalculationError(
                 f"geometry optimisation of {atoms.get_chemical_formula()} with {self.describe()} did not reach "
-                f"fmax={fmax} eV/Å in {max_steps} steps", relaxed)
+                f"fmax={fmax} eV/Å in {max_steps} steps",
+                relaxed,
+            )
         relaxed.info["optimizer_steps"] = steps[0]
         return relaxed
 

@@ -47,8 +47,15 @@ class XTBReference(ReferenceMethod):
 
     name = "xtb"
 
-    def __init__(self, method: str = "GFN2-xTB", accuracy: float = 1.0, max_iterations: int = 250,
-                 electronic_temperature: float = 300.0, charge: int = 0, threads: int = 1):
+    def __init__(
+        self,
+        method: str = "GFN2-xTB",
+        accuracy: float = 1.0,
+        max_iterations: int = 250,
+        electronic_temperature: float = 300.0,
+        charge: int = 0,
+        threads: int = 1,
+    ):
         self.method = method
         self.accuracy = accuracy
         self.max_iterations = max_iterations
@@ -58,13 +65,26 @@ class XTBReference(ReferenceMethod):
 
     @property
     def settings(self) -> dict:
-        return {"method": self.method, "accuracy": self.accuracy, "max_iterations": self.max_iterations,
-                "electronic_temperature": self.electronic_temperature, "charge": self.charge}
+        return {
+            "method": self.method,
+            "accuracy": self.accuracy,
+            "max_iterations": self.max_iterations,
+            "electronic_temperature": self.electronic_temperature,
+            "charge": self.charge,
+        }
+
     # ``threads`` is deliberately not a setting: it does not change the level of theory.
 
     def calculator(self):
-        return ThreadLimitedTBLite(threads=self.threads, method=self.method, accuracy=self.accuracy, max_iterations=self.max_iterations,
-                      electronic_temperature=self.electronic_temperature, charge=self.charge, verbosity=0)
+        return ThreadLimitedTBLite(
+            threads=self.threads,
+            method=self.method,
+            accuracy=self.accuracy,
+            max_iterations=self.max_iterations,
+            electronic_temperature=self.electronic_temperature,
+            charge=self.charge,
+            verbosity=0,
+        )
 
     def supported_elements(self):
         return set(_XTB_ELEMENTS)

@@ -42,10 +42,18 @@ def harmonic_quantum_correction(wavenumber_cm1: np.ndarray, temperature_k: float
     return factor
 
 
-def ir_from_dipoles(dipoles: np.ndarray, timestep_fs: float, max_correlation_fs: float = 1000.0,
-                    lo: float = 0.0, hi: float = 4000.0, resolution_cm1: float = 0.5,
-                    quantum_correction: str | None = None, temperature_k: float | None = None,
-                    correct_finite_difference: bool = True, metadata: dict | None = None) -> Spectrum:
+def ir_from_dipoles(
+    dipoles: np.ndarray,
+    timestep_fs: float,
+    max_correlation_fs: float = 1000.0,
+    lo: float = 0.0,
+    hi: float = 4000.0,
+    resolution_cm1: float = 0.5,
+    quantum_correction: str | None = None,
+    temperature_k: float | None = None,
+    correct_finite_difference: bool = True,
+    metadata: dict | None = None,
+) -> Spectrum:
     """IR spectrum of one dipole trajectory.
 
     Args:
@@ -84,15 +92,24 @@ def ir_from_dipoles(dipoles: np.ndarray, timestep_fs: float, max_correlation_fs:
     wavenumber = np.fft.rfftfreq(n_fft, d=timestep_fs) / SPEED_OF_LIGHT_CM_PER_FS
     if correct_finite_difference:
         wdt = 2 * np.pi * wavenumber * SPEED_OF_LIGHT_CM_PER_FS * timestep_fs
-        intensity = intensity * np.where(wdt > 1e-12, (wdt / np.sin(np.clip(wdt, 1e-12, np.pi - 1e-6))) ** 2, 1.0)
+        intensity = intensity * np.where(
+            wdt > 1e-12, (wdt / np.sin(np.clip(wdt, 1e-12, np.pi - 1e-6))) ** 2, 1.0
+        )
     if quantum_correction == "harmonic":
         intensity = intensity * harmonic_quantum_correction(wavenumber, temperature_k)
     keep = (wavenumber >= lo) & (wavenumber <= hi)
-    info = {"source": "md", "intensity_units": "(e·Å/fs)^2·fs", "timestep_fs": timestep_fs,
-            "max_correlation_fs": max_correlation_fs, "window": "hann", "n_frames": int(dipoles.shape[0]),
-            "quantum_correction": quantum_correction, "temperature_k": temperature_k,
-            # A Hann window over +-T has a main-lobe FWHM of about 2/(T c) in cm-1.
-            "resolution_cm1": 2.0 / (max_correlation_fs * SPEED_OF_LIGHT_CM_PER_FS)}
+    info = {
+        "source": "md",
+        "intensity_units": "(e·Å/fs)^2·fs",
+        "timestep_fs": timestep_fs,
+        "max_correlation_fs": max_correlation_fs,
+        "window": "hann",
+        "n_frames": int(dipoles.shape[0]),
+        "quantum_correction": quantum_correction,
+        "temperature_k": temperature_k,
+        # A Hann window over +-T has a main-lobe FWHM of about 2/(T c) in cm-1.
+        "resolution_cm1": 2.0 / (max_correlation_fs * SPEED_OF_LIGHT_CM_PER_FS),
+    }
     info.update(metadata or {})
     return Spectrum(wavenumber[keep], intensity[keep], metadata=info)
 
@@ -111,9 +128,16 @@ def average_spectra(spectra: Sequence[Spectrum], metadata: dict | None = None) -
     return Spectrum(axis, stack.mean(axis=0), std, info)
 
 
-def ir_from_trajectories(dipole_series: Sequence[np.ndarray], timestep_fs: float, max_correlation_fs: float = 1000.0,
-                         lo: float = 0.0, hi: float = 4000.0, metadata: dict | None = None) -> Spectrum:
+def ir_from_trajectories(
+    dipole_series: Sequence[np.ndarray],
+    timestep_fs: float,
+    max_correlation_fs: float = 1000.0,
+    lo: float = 0.0,
+    hi: float = 4000.0,
+    metadata: dict | None = None,
+) -> Spectrum:
     """Mean ± std IR spectrum over independent trajectories (one ``(T, 3)`` dipole series each,
     e·Å every ``timestep_fs``): :func:`ir_from_dipoles` per trajectory, then :func:`average_spectra`."""
-    return average_spectra([ir_from_dipoles(d, timestep_fs, max_correlation_fs, lo, hi) for d in dipole_series],
-                           metadata)
+    return average_spectra(
+        [ir_from_dipoles(d, timestep_fs, max_correlation_fs, lo, hi) for d in dipole_series], metadata
+    )

@@ -53,9 +53,16 @@ class HarmonicResult:
         """d mu / d Q of every mode in e / sqrt(amu), (n_modes, 3), in the frame of ``atoms``."""
         return transition_dipoles(self.atoms, self.mass_weighted_modes, self.dipole_derivatives)
 
-    def spectrum(self, fwhm: float = 10.0, shape: str = "lorentzian", lo: float = 400.0, hi: float = 4000.0,
-                 step: float = 1.0, frequency_scale: float = 1.0,
-                 rotational_temperature_k: float | None = None) -> Spectrum:
+    def spectrum(
+        self,
+        fwhm: float = 10.0,
+        shape: str = "lorentzian",
+        lo: float = 400.0,
+        hi: float = 4000.0,
+        step: float = 1.0,
+        frequency_scale: float = 1.0,
+        rotational_temperature_k: float | None = None,
+    ) -> Spectrum:
         """Broadened stick spectrum on ``lo..hi`` cm-1 (area of each line = its km/mol).
 
         With ``rotational_temperature_k``, every band is spread over its gas-phase rotational
@@ -68,13 +75,36 @@ class HarmonicResult:
             from specml.spectra.rotational_contour import band_axis_weights
 
             axis_weights = band_axis_weights(self.atoms, self.transition_dipoles)
-        return stick_spectrum(self.frequencies_cm1, self.intensities_km_mol, self.atoms, self.method, fwhm, shape,
-                              lo, hi, step, frequency_scale, axis_weights, rotational_temperature_k)
+        return stick_spectrum(
+            self.frequencies_cm1,
+            self.intensities_km_mol,
+            self.atoms,
+            self.method,
+            fwhm,
+            shape,
+            lo,
+            hi,
+            step,
+            frequency_scale,
+            axis_weights,
+            rotational_temperature_k,
+        )
 
 
-def stick_spectrum(frequencies_cm1, intensities_km_mol, atoms: Atoms, method: str, fwhm: float, shape: str,
-                   lo: float, hi: float, step: float, frequency_scale: float, axis_weights=None,
-                   rotational_temperature_k: float | None = None) -> Spectrum:
+def stick_spectrum(
+    frequencies_cm1,
+    intensities_km_mol,
+    atoms: Atoms,
+    method: str,
+    fwhm: float,
+    shape: str,
+    lo: float,
+    hi: float,
+    step: float,
+    frequency_scale: float,
+    axis_weights=None,
+    rotational_temperature_k: float | None = None,
+) -> Spectrum:
     """Real sticks broadened on ``lo..hi`` cm-1 (area of each line = its km/mol); imaginary ones are left out.
 
     With ``rotational_temperature_k`` (and the bands' ``axis_weights``), each band has the
@@ -89,16 +119,34 @@ def stick_spectrum(frequencies_cm1, intensities_km_mol, atoms: Atoms, method: st
         from specml.spectra.rotational_contour import contour_broadened_sticks, principal_axes
 
         if shape != "gaussian":
-            raise InputError(f"a rotational contour is combined with a Gaussian resolution; got line shape {shape!r}")
+            raise InputError(
+                f"a rotational contour is combined with a Gaussian resolution; got line shape {shape!r}"
+            )
         moments, _ = principal_axes(atoms)
-        intensity = contour_broadened_sticks(positions, intensities_km_mol[real], np.asarray(axis_weights)[real],
-                                             moments, grid, fwhm, rotational_temperature_k)
-    return Spectrum(grid, intensity, metadata={
-        "source": "harmonic", "method": method, "label": f"harmonic {method}".strip(),
-        "formula": atoms.get_chemical_formula(), "intensity_units": "km/mol per cm-1",
-        "resolution_cm1": fwhm, "line_shape": shape, "frequency_scale": frequency_scale,
-        "rotational_temperature_k": rotational_temperature_k,
-    })
+        intensity = contour_broadened_sticks(
+            positions,
+            intensities_km_mol[real],
+            np.asarray(axis_weights)[real],
+            moments,
+            grid,
+            fwhm,
+            rotational_temperature_k,
+        )
+    return Spectrum(
+        grid,
+        intensity,
+        metadata={
+            "source": "harmonic",
+            "method": method,
+            "label": f"harmonic {method}".strip(),
+            "formula": atoms.get_chemical_formula(),
+            "intensity_units": "km/mol per cm-1",
+            "resolution_cm1": fwhm,
+            "line_shape": shape,
+            "frequency_scale": frequency_scale,
+            "rotational_temperature_k": rotational_temperature_k,
+        },
+    )
 
 
 def _displaced_label(args):
@@ -189,8 +237,9 @@ def normal_modes(atoms: Atoms, hessian: np.ndarray, project: bool = True):
     return wavenumbers[order], vectors[order]
 
 
-def harmonic_analysis(atoms: Atoms, reference="xtb", delta: float = 0.01, project: bool = True,
-                      executor=None) -> HarmonicResult:
+def harmonic_analysis(
+    atoms: Atoms, reference="xtb", delta: float = 0.01, project: bool = True, executor=None
+) -> HarmonicResult:
     """Harmonic frequencies and IR intensities of ``atoms`` (which should be optimised).
 
     Analytic second derivatives when the reference has them, else central differences of
@@ -208,20 +257,26 @@ def harmonic_analysis(atoms: Atoms, reference="xtb", delta: float = 0.01, projec
     return harmonic_from_derivatives(atoms, hessian, dmu_dx, project, reference.describe())
 
 
-def harmonic_from_derivatives(atoms: Atoms, hessian: np.ndarray, dipole_derivatives: np.ndarray,
-                              project: bool = True, method: str = "") -> HarmonicResult:
+def harmonic_from_derivatives(
+    atoms: Atoms, hessian: np.ndarray, dipole_derivatives: np.ndarray, project: bool = True, method: str = ""
+) -> HarmonicResult:
     """Normal modes and IR intensities from a Hessian and dipole derivatives (any source, e.g. ML)."""
     wavenumbers, mw_vectors = normal_modes(atoms, hessian, project)
-    intensities = (transition_dipoles(atoms, mw_vectors, dipole_derivatives) * E_ANGSTROM_IN_DEBYE) ** 2  # (D/Å)^2/amu
+    intensities = (
+        transition_dipoles(atoms, mw_vectors, dipole_derivatives) * E_ANGSTROM_IN_DEBYE
+    ) ** 2  # (D/Å)^2/amu
     intensities = intensities.sum(axis=1) * IR_INTENSITY_D2_A2_AMU_TO_KM_PER_MOL
     inv_sqrt_m = 1.0 / np.sqrt(np.repeat(atoms.get_masses(), 3))
     cartesian = (mw_vectors * inv_sqrt_m[None, :]).reshape(len(wavenumbers), len(atoms), 3)
     cartesian /= np.linalg.norm(cartesian.reshape(len(wavenumbers), -1), axis=1)[:, None, None]
-    return HarmonicResult(atoms.copy(), wavenumbers, intensities, cartesian, mw_vectors, hessian,
-                          dipole_derivatives, method)
+    return HarmonicResult(
+        atoms.copy(), wavenumbers, intensities, cartesian, mw_vectors, hessian, dipole_derivatives, method
+    )
 
 
-def transition_dipoles(atoms: Atoms, mass_weighted_modes: np.ndarray, dipole_derivatives: np.ndarray) -> np.ndarray:
+def transition_dipoles(
+    atoms: Atoms, mass_weighted_modes: np.ndarray, dipole_derivatives: np.ndarray
+) -> np.ndarray:
     """d mu / d Q_k = sum_i (d mu / d x_i) e_ki / sqrt(m_i), in e / sqrt(amu), (n_modes, 3)."""
     inv_sqrt_m = 1.0 / np.sqrt(np.repeat(atoms.get_masses(), 3))
     return (mass_weighted_modes * inv_sqrt_m[None, :]) @ dipole_derivatives
@@ -239,9 +294,14 @@ SADDLE_ESCAPE_STEP_A = 0.3
 HARMONIC_STAGES = ("pre-relaxation", "optimisation", "second derivatives")
 
 
-def optimized_harmonic_analysis(atoms: Atoms, reference="xtb", fmax: float = 1e-4, executor=None,
-                                max_saddle_escapes: int = 2,
-                                on_stage: Callable[[str], None] | None = None) -> HarmonicResult:
+def optimized_harmonic_analysis(
+    atoms: Atoms,
+    reference="xtb",
+    fmax: float = 1e-4,
+    executor=None,
+    max_saddle_escapes: int = 2,
+    on_stage: Callable[[str], None] | None = None,
+) -> HarmonicResult:
     """Optimise ``atoms`` tightly with the reference (:func:`specml.molecules.optimize_geometry`:
     internal coordinates from the xTB minimum for DFT), then run :func:`harmonic_analysis`.
 
@@ -294,25 +354,53 @@ class ConformerHarmonic:
         intensities = np.concatenate([w * r.intensities_km_mol for w, r in zip(self.weights, self.results)])
         return frequencies, intensities
 
-    def spectrum(self, fwhm: float = 10.0, shape: str = "lorentzian", lo: float = 400.0, hi: float = 4000.0,
-                 step: float = 1.0, frequency_scale: float = 1.0,
-                 rotational_temperature_k: float | None = None) -> Spectrum:
+    def spectrum(
+        self,
+        fwhm: float = 10.0,
+        shape: str = "lorentzian",
+        lo: float = 400.0,
+        hi: float = 4000.0,
+        step: float = 1.0,
+        frequency_scale: float = 1.0,
+        rotational_temperature_k: float | None = None,
+    ) -> Spectrum:
         """The population-weighted sum of the conformers' broadened spectra (see :meth:`HarmonicResult.spectrum`)."""
         if rotational_temperature_k is not None:  # each conformer rotates with its own moments of inertia
-            parts = [r.spectrum(fwhm, shape, lo, hi, step, frequency_scale, rotational_temperature_k)
-                     for r in self.results]
-            spectrum = Spectrum(parts[0].wavenumber, sum(w * p.intensity for w, p in zip(self.weights, parts)),
-                                metadata=parts[0].metadata)
+            parts = [
+                r.spectrum(fwhm, shape, lo, hi, step, frequency_scale, rotational_temperature_k)
+                for r in self.results
+            ]
+            spectrum = Spectrum(
+                parts[0].wavenumber,
+                sum(w * p.intensity for w, p in zip(self.weights, parts)),
+                metadata=parts[0].metadata,
+            )
         else:
             frequencies, intensities = self.sticks()
             first = self.results[0]
-            spectrum = stick_spectrum(frequencies, intensities, first.atoms, first.method, fwhm, shape, lo, hi, step,
-                                      frequency_scale)
+            spectrum = stick_spectrum(
+                frequencies,
+                intensities,
+                first.atoms,
+                first.method,
+                fwhm,
+                shape,
+                lo,
+                hi,
+                step,
+                frequency_scale,
+            )
         return spectrum.with_metadata(conformers=len(self.results), temperature_k=self.temperature_k)
 
 
-def conformer_averaged_harmonic(ensemble, reference="xtb", temperature_k: float = 298.15, fmax: float = 1e-4,
-                                energy_window_eV: float = 0.2, executor=None) -> ConformerHarmonic:
+def conformer_averaged_harmonic(
+    ensemble,
+    reference="xtb",
+    temperature_k: float = 298.15,
+    fmax: float = 1e-4,
+    energy_window_eV: float = 0.2,
+    executor=None,
+) -> ConformerHarmonic:
     """Optimise every conformer of ``ensemble`` (:class:`specml.molecules.conformers.ConformerEnsemble`)
     with the reference, merge those that reach the same minimum, and analyse those within
     ``energy_window_eV`` of the lowest (0.2 eV: a population below 5e-4 at 298 K).
@@ -346,8 +434,14 @@ def conformer_averaged_harmonic(ensemble, reference="xtb", temperature_k: float 
     minima = [j for j, r in enumerate(results) if r.frequencies_cm1.min() > SADDLE_POINT_CM1] or [0]
     kept_energies = energies[[kept[j] for j in minima]]
     return ConformerHarmonic(
-        results=[results[j] for j in minima], energies_eV=kept_energies,
-        weights=boltzmann_weights(kept_energies, temperature_k), temperature_k=temperature_k,
-        n_dropped={"failed": len(ensemble.structures) - len(optimised),
-                   "same_minimum": len(optimised) - len(distinct), "above_window": len(distinct) - len(kept),
-                   "saddle_points": len(kept) - len(minima)})
+        results=[results[j] for j in minima],
+        energies_eV=kept_energies,
+        weights=boltzmann_weights(kept_energies, temperature_k),
+        temperature_k=temperature_k,
+        n_dropped={
+            "failed": len(ensemble.structures) - len(optimised),
+            "same_minimum": len(optimised) - len(distinct),
+            "above_window": len(distinct) - len(kept),
+            "saddle_points": len(kept) - len(minima),
+        },
+    )

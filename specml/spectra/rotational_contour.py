@@ -66,7 +66,7 @@ def band_axis_weights(atoms: Atoms, transition_dipoles: np.ndarray) -> np.ndarra
     """
     _, axes = principal_axes(atoms)
     projected = np.asarray(transition_dipoles, dtype=float) @ axes.T
-    squared = projected ** 2
+    squared = projected**2
     total = squared.sum(axis=1, keepdims=True)
     return np.where(total > 0, squared / np.where(total > 0, total, 1.0), 1.0 / 3.0)
 
@@ -83,8 +83,9 @@ def _rotation_matrices(rotation_vectors: np.ndarray) -> np.ndarray:
     return np.eye(3)[None] + sin * cross + (1.0 - cos) * cross @ cross
 
 
-def rotational_correlations(moments_amu_a2, temperature_k: float, duration_fs: float,
-                            n_rotors: int = N_ROTORS, seed: int = ROTOR_SEED) -> tuple[np.ndarray, np.ndarray]:
+def rotational_correlations(
+    moments_amu_a2, temperature_k: float, duration_fs: float, n_rotors: int = N_ROTORS, seed: int = ROTOR_SEED
+) -> tuple[np.ndarray, np.ndarray]:
     """Times (fs) and <e_alpha(0) . e_alpha(t)> for the three principal axes, (n_t,) and (3, n_t).
 
     Free classical rigid rotors with Boltzmann angular momenta at ``temperature_k``. A free
@@ -110,7 +111,7 @@ def rotational_correlations(moments_amu_a2, temperature_k: float, duration_fs: f
     rng = np.random.default_rng(seed)
     momentum = rng.normal(size=(n_rotors, 3)) * np.sqrt(np.where(rotating, moments, 0.0) * kt)
     # Reference size rho = 1: L / sqrt(sum L_alpha^2 / (I_alpha kT)).
-    momentum /= np.sqrt(np.sum(momentum ** 2 * inverse / kt, axis=1, keepdims=True))
+    momentum /= np.sqrt(np.sum(momentum**2 * inverse / kt, axis=1, keepdims=True))
     speed = np.linalg.norm(momentum * inverse, axis=1).max() * ase_units.fs  # rad/fs
     dt = min(MAX_TIMESTEP_FS, 2 * math.pi / speed / STEPS_PER_PERIOD)
     n_steps = math.ceil(CHI_MAX * duration_fs / dt)
@@ -124,18 +125,22 @@ def rotational_correlations(moments_amu_a2, temperature_k: float, duration_fs: f
         momentum = np.einsum("nji,nj->ni", step_rotation, momentum)
     reference_times = np.arange(n_steps + 1) * dt
     rho = np.linspace(0.0, CHI_MAX, CHI_NODES)
-    weights = rho ** (rotating.sum() - 1) * np.exp(-0.5 * rho ** 2)  # chi with one degree per rotating axis
+    weights = rho ** (rotating.sum() - 1) * np.exp(-0.5 * rho**2)  # chi with one degree per rotating axis
     weights /= weights.sum()
     times = reference_times[reference_times <= duration_fs + 0.5 * dt]
     scaled = np.minimum(rho[:, None] * times[None, :], reference_times[-1])  # (n_rho, n_t)
-    correlation = np.stack([weights @ np.interp(scaled, reference_times, reference[axis]) for axis in range(3)])
+    correlation = np.stack(
+        [weights @ np.interp(scaled, reference_times, reference[axis]) for axis in range(3)]
+    )
     return times, correlation
 
 
 _CORRELATIONS: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
 
-def _correlations_for(moments: tuple, temperature_k: float, duration_fs: float) -> tuple[np.ndarray, np.ndarray]:
+def _correlations_for(
+    moments: tuple, temperature_k: float, duration_fs: float
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`rotational_correlations` up to ``duration_fs``, from a longer run of the same rotors if one is cached.
 
     The time step depends only on the moments and temperature, and the rotors are seeded, so a
@@ -151,8 +156,9 @@ def _correlations_for(moments: tuple, temperature_k: float, duration_fs: float) 
 
 
 @lru_cache(maxsize=512)
-def _band_profiles_cached(moments: tuple, temperature_k: float, fwhm_cm1: float,
-                          step_cm1: float) -> tuple[np.ndarray, np.ndarray]:
+def _band_profiles_cached(
+    moments: tuple, temperature_k: float, fwhm_cm1: float, step_cm1: float
+) -> tuple[np.ndarray, np.ndarray]:
     sigma_cm1 = fwhm_cm1 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
     # Time envelope of a Gaussian line of that width: exp(-(2 pi c sigma t)^2 / 2)
     rate = 2 * math.pi * SPEED_OF_LIGHT_CM_PER_FS * sigma_cm1
@@ -161,8 +167,11 @@ def _band_profiles_cached(moments: tuple, temperature_k: float, fwhm_cm1: float,
     envelope = np.exp(-0.5 * (rate * times) ** 2)
     inertia = np.asarray(moments)
     smallest = inertia[inertia > LINEAR_TOLERANCE * inertia.max()].min()
-    rotor_cm1 = math.sqrt(KB_EV_PER_K * temperature_k / smallest) * ase_units.fs / (
-        2 * math.pi * SPEED_OF_LIGHT_CM_PER_FS)
+    rotor_cm1 = (
+        math.sqrt(KB_EV_PER_K * temperature_k / smallest)
+        * ase_units.fs
+        / (2 * math.pi * SPEED_OF_LIGHT_CM_PER_FS)
+    )
     half_width = 6.0 * rotor_cm1 + 5.0 * sigma_cm1
     offsets = np.arange(-np.ceil(half_width / step_cm1), np.ceil(half_width / step_cm1) + 1) * step_cm1
     phase = np.cos(2 * math.pi * SPEED_OF_LIGHT_CM_PER_FS * offsets[:, None] * times[None, :])
@@ -177,13 +186,16 @@ def _band_profiles_cached(moments: tuple, temperature_k: float, fwhm_cm1: float,
 def check_contour_settings(fwhm_cm1: float, temperature_k: float) -> None:
     """Raise :class:`InputError` unless a contour can be computed at this resolution and temperature."""
     if not fwhm_cm1 >= MIN_FWHM_CM1:
-        raise InputError(f"a rotational contour needs a resolution of at least {MIN_FWHM_CM1:g} cm-1 FWHM "
-                         f"(got {fwhm_cm1}): it is the envelope of the rotational lines, not the lines")
+        raise InputError(
+            f"a rotational contour needs a resolution of at least {MIN_FWHM_CM1:g} cm-1 FWHM "
+            f"(got {fwhm_cm1}): it is the envelope of the rotational lines, not the lines"
+        )
     checks.temperature("rotational temperature", temperature_k)
 
 
-def band_profiles(moments_amu_a2, temperature_k: float, fwhm_cm1: float,
-                  step_cm1: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def band_profiles(
+    moments_amu_a2, temperature_k: float, fwhm_cm1: float, step_cm1: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Line shapes of a-, b- and c-type bands: the rotational contour convolved with a Gaussian of ``fwhm_cm1``.
 
     Returns offsets from the band centre (cm-1) and the three shapes, (n,) and (3, n), each of
@@ -194,8 +206,15 @@ def band_profiles(moments_amu_a2, temperature_k: float, fwhm_cm1: float,
     return _band_profiles_cached(moments, float(temperature_k), float(fwhm_cm1), float(step_cm1))
 
 
-def contour_broadened_sticks(positions_cm1, intensities, axis_weights, moments_amu_a2, grid_cm1,
-                             fwhm_cm1: float, temperature_k: float = 298.0) -> np.ndarray:
+def contour_broadened_sticks(
+    positions_cm1,
+    intensities,
+    axis_weights,
+    moments_amu_a2,
+    grid_cm1,
+    fwhm_cm1: float,
+    temperature_k: float = 298.0,
+) -> np.ndarray:
     """Gas-phase spectrum on ``grid_cm1``: every stick spread over its band's rotational contour.
 
     The area of each band is its intensity, as with :func:`specml.spectra.broadening.broaden_sticks`.
@@ -208,6 +227,9 @@ def contour_broadened_sticks(positions_cm1, intensities, axis_weights, moments_a
     step = float(np.min(np.diff(grid))) if grid.size > 1 else 1.0
     offsets, profiles = band_profiles(moments_amu_a2, temperature_k, fwhm_cm1, min(step, 1.0))
     shifted = grid[:, None] - positions[None, :]  # (n_grid, n_sticks)
-    shape = sum(np.interp(shifted, offsets, profiles[axis], left=0.0, right=0.0)
-                * np.asarray(axis_weights, dtype=float)[None, :, axis] for axis in range(3))
+    shape = sum(
+        np.interp(shifted, offsets, profiles[axis], left=0.0, right=0.0)
+        * np.asarray(axis_weights, dtype=float)[None, :, axis]
+        for axis in range(3)
+    )
     return shape @ np.asarray(intensities, dtype=float)

@@ -6,14 +6,35 @@ Names are imported on first use: the settings (:mod:`specml.workflow.config`) ch
 
 from specml._lazy import lazy_exports
 
-__getattr__, __dir__ = lazy_exports(__name__, {
-    "IRWorkflow": "active_learning", "WorkflowResult": "active_learning",
-    "WORKFLOW_PRESETS": "config", "WorkflowConfig": "config", "get_workflow_config": "config",
-    "predict_spectra": "prediction", "predict_spectrum": "prediction", "resolve_models_dir": "prediction",
-    "ProductionJob": "production", "job_spectra": "production", "production_spectra": "production",
-    "run_production": "production",
-})
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "IRWorkflow": "active_learning",
+        "WorkflowResult": "active_learning",
+        "WORKFLOW_PRESETS": "config",
+        "WorkflowConfig": "config",
+        "get_workflow_config": "config",
+        "predict_spectra": "prediction",
+        "predict_spectrum": "prediction",
+        "resolve_models_dir": "prediction",
+        "ProductionJob": "production",
+        "job_spectra": "production",
+        "production_spectra": "production",
+        "run_production": "production",
+    },
+)
 
-__all__ = ["IRWorkflow", "ProductionJob", "WORKFLOW_PRESETS", "WorkflowConfig", "WorkflowResult",
-           "get_workflow_config", "job_spectra", "predict_spectra", "predict_spectrum", "production_spectra",
-           "resolve_models_dir", "run_production"]
+__all__ = [
+    "IRWorkflow",
+    "ProductionJob",
+    "WORKFLOW_PRESETS",
+    "WorkflowConfig",
+    "WorkflowResult",
+    "get_workflow_config",
+    "job_spectra",
+    "predict_spectra",
+    "predict_spectrum",
+    "production_spectra",
+    "resolve_models_dir",
+    "run_production",
+]

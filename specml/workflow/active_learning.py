@@ -35,10 +35,24 @@ from specml.spectra.spectrum import Spectrum
 from specml.workflow.config import STOPPING_SETTINGS, TEST_SET_SETTINGS, WorkflowConfig
 from specml.workflow.evaluation import harmonic_errors, label_errors, ml_harmonic_analysis
 from specml.workflow.labelling import Candidate, label_candidates
-from specml.workflow.md_tasks import Replica, exploration_task, replica_seed, run_md_tasks, select_most_uncertain
+from specml.workflow.md_tasks import (
+    Replica,
+    exploration_task,
+    replica_seed,
+    run_md_tasks,
+    select_most_uncertain,
+)
 from specml.workflow.production import keyed_spectra, production_spectra
-from specml.workflow.state import (RunDirectory, atomic_save_directory, safe_name, atomic_write_json, atomic_write_npz,
-                                   atomic_write_structures, file_logger, read_structures_file)
+from specml.workflow.state import (
+    RunDirectory,
+    atomic_save_directory,
+    safe_name,
+    atomic_write_json,
+    atomic_write_npz,
+    atomic_write_structures,
+    file_logger,
+    read_structures_file,
+)
 
 
 @dataclass
@@ -63,9 +77,16 @@ class WorkflowResult:
 class IRWorkflow:
     """Molecules + reference method + settings -> trained models and ML-MD IR spectra."""
 
-    def __init__(self, molecules: list[Molecule], run_dir: str | Path, config: WorkflowConfig | None = None,
-                 executor: Executor | None = None, database: str | None = None, show_progress: bool = True,
-                 console=None):
+    def __init__(
+        self,
+        molecules: list[Molecule],
+        run_dir: str | Path,
+        config: WorkflowConfig | None = None,
+        executor: Executor | None = None,
+        database: str | None = None,
+        show_progress: bool = True,
+        console=None,
+    ):
         if not molecules:
             raise InputError("no molecules given")
         names = [m.name for m in molecules]
@@ -74,9 +95,12 @@ class IRWorkflow:
         self.molecules = molecules
         self.config = config or WorkflowConfig()
         self.dirs = RunDirectory(run_dir)
-        self.dirs.check_config(self.config.to_dict(), [f"{m.name}:{m.smiles or m.formula}" for m in molecules],
-                               normalise=lambda stored: WorkflowConfig.from_dict(stored).to_dict(),
-                               may_change=self._settings_open_to_change())
+        self.dirs.check_config(
+            self.config.to_dict(),
+            [f"{m.name}:{m.smiles or m.formula}" for m in molecules],
+            normalise=lambda stored: WorkflowConfig.from_dict(stored).to_dict(),
+            may_change=self._settings_open_to_change(),
+        )
         self.reference = make_reference(self.config.reference)
         for mol in molecules:
             self.reference.check_elements(mol.atoms, mol.smiles or mol.name)
@@ -116,19 +140,33 @@ class IRWorkflow:
         if path.exists():
             data = json.loads(path.read_text())
             atoms = Atoms(data["symbols"], positions=data["positions"], masses=data.get("masses"))  # isotopes
-            harmonic = harmonic_from_derivatives(atoms, np.array(data["hessian"]),
-                                                 np.array(data["dipole_derivatives"]), method=data["reference"])
+            harmonic = harmonic_from_derivatives(
+                atoms,
+                np.array(data["hessian"]),
+                np.array(data["dipole_derivatives"]),
+                method=data["reference"],
+            )
             return PreparedMolecule(molecule.name, atoms, harmonic, data["reference_calls"])
         self.say(f"optimising {molecule.name} and computing its reference harmonic frequencies")
         atoms = optimize_geometry(molecule.atoms, self.reference, fmax=1e-4)
         hessian, dmu = finite_differences(atoms, self.reference)
         harmonic = harmonic_from_derivatives(atoms, hessian, dmu, method=self.reference.describe())
         calls = 6 * len(atoms) + int(atoms.info.get("optimizer_steps", 0))
-        atomic_write_json(path, {"name": molecule.name, "smiles": molecule.smiles, "symbols": atoms.get_chemical_symbols(),
-                                 "positions": atoms.positions, "masses": explicit_masses(atoms),
-                                 "hessian": hessian, "dipole_derivatives": dmu,
-                                 "frequencies_cm1": harmonic.frequencies_cm1, "reference": self.reference.describe(),
-                                 "reference_calls": calls})
+        atomic_write_json(
+            path,
+            {
+                "name": molecule.name,
+                "smiles": molecule.smiles,
+                "symbols": atoms.get_chemical_symbols(),
+                "positions": atoms.positions,
+                "masses": explicit_masses(atoms),
+                "hessian": hessian,
+                "dipole_derivatives": dmu,
+                "frequencies_cm1": harmonic.frequencies_cm1,
+                "reference": self.reference.describe(),
+                "reference_calls": calls,
+            },
+        )
         return PreparedMolecule(molecule.name, atoms, harmonic, calls)
 
     # -- stage 1 --------------------------------------------------------------------
@@ -136,8 +174,12 @@ class IRWorkflow:
         candidates = []
         for mol in self.prepared():
             base = {"molecule": mol.name, "iteration": 0, "kind": "normal_mode"}
-            candidates.append(Candidate(f"{mol.name}:0:minimum", mol.atoms.copy(), {**base, "kind": "minimum"}))
-            samples = sample_normal_modes(mol.harmonic, self.config.n_per_mode, self.config.sampling_temperature_k)
+            candidates.append(
+                Candidate(f"{mol.name}:0:minimum", mol.atoms.copy(), {**base, "kind": "minimum"})
+            )
+            samples = sample_normal_modes(
+                mol.harmonic, self.config.n_per_mode, self.config.sampling_temperature_k
+            )
             for j, (atoms, info) in enumerate(samples):
                 candidates.append(Candidate(f"{mol.name}:0:nm{j:03d}", atoms, {**base, **info}))
         return candidates
@@ -161,25 +203,40 @@ class IRWorkflow:
         n_models = self.config.n_committee + 1
         checkpoints = self.dirs.iteration_dir(iteration) / "training_checkpoints"
         with progress_bar(disable=not self.show_progress) as bar:
-            task = bar.add_task(f"training iteration {iteration} ({len(data)} structures)",
-                                total=n_models * preset.epochs)
+            task = bar.add_task(
+                f"training iteration {iteration} ({len(data)} structures)", total=n_models * preset.epochs
+            )
             done, planned = {}, {}
 
             def progress(label, epoch, n_epochs, metrics):
                 # n_epochs may be below preset.epochs when the step budget binds.
                 done[label], planned[label] = epoch, n_epochs
-                bar.update(task, completed=sum(done.values()),
-                           total=sum(planned.values()) + (n_models - len(planned)) * n_epochs)
+                bar.update(
+                    task,
+                    completed=sum(done.values()),
+                    total=sum(planned.values()) + (n_models - len(planned)) * n_epochs,
+                )
 
             start = time.perf_counter()
-            committee = train_committee(data, preset, self.config.n_committee, self.config.committee_seeds,
-                                        init=init, dtype=self.config.train_precision, train_dipole=True,
-                                        split_seed=self.config.seed, progress=progress, executor=self.executor,
-                                        checkpoint_dir=checkpoints)
+            committee = train_committee(
+                data,
+                preset,
+                self.config.n_committee,
+                self.config.committee_seeds,
+                init=init,
+                dtype=self.config.train_precision,
+                train_dipole=True,
+                split_seed=self.config.seed,
+                progress=progress,
+                executor=self.executor,
+                checkpoint_dir=checkpoints,
+            )
         atomic_save_directory(committee.save, target)
         shutil.rmtree(checkpoints, ignore_errors=True)
-        self.say(f"iteration {iteration}: trained {self.config.n_committee} potentials + dipole model on "
-                 f"{len(data)} structures in {time.perf_counter() - start:.0f} s")
+        self.say(
+            f"iteration {iteration}: trained {self.config.n_committee} potentials + dipole model on "
+            f"{len(data)} structures in {time.perf_counter() - start:.0f} s"
+        )
         return committee
 
     def evaluate(self, iteration: int, committee, run_wall_time_s: float) -> dict:
@@ -198,7 +255,9 @@ class IRWorkflow:
             "harmonic_per_molecule": per_molecule,
             "valid_energy_mae_meV": float(np.mean([e.get("energy_meV", np.nan) for e in energy])),
             "valid_force_mae_meV_per_A": float(np.mean([e.get("forces_meV_per_A", np.nan) for e in energy])),
-            "valid_dipole_mae_mD": float((histories.get("dipole") or {}).get("valid_mae", {}).get("dipole_mD", np.nan)),
+            "valid_dipole_mae_mD": float(
+                (histories.get("dipole") or {}).get("valid_mae", {}).get("dipole_mD", np.nan)
+            ),
             # Per member: the first Stage Two epoch (None: the fit had no Stage Two).
             "stage_two_from_epoch": [h.get("stage_two_from_epoch") for h in histories["energy"]],
             # Cumulative over resumed invocations (timings.json), so curves of interrupted runs compare.
@@ -208,7 +267,11 @@ class IRWorkflow:
 
     def reference_calls(self) -> int:
         """Reference calculations used for training data (labelled or failed; test set excluded)."""
-        return self.database.count(status="ok") + self.database.count(status="failed") - self.database.count(kind="test")
+        return (
+            self.database.count(status="ok")
+            + self.database.count(status="failed")
+            - self.database.count(kind="test")
+        )
 
     # -- stage 3 --------------------------------------------------------------------
     def explore(self, iteration: int) -> list[Candidate]:
@@ -216,39 +279,73 @@ class IRWorkflow:
         folder = self.dirs.iteration_dir(iteration)
         candidates_file = folder / "candidates.extxyz"
         if candidates_file.exists():
-            return [Candidate(a.info.pop("key"), a, dict(a.info)) for a in read_structures_file(candidates_file)]
+            return [
+                Candidate(a.info.pop("key"), a, dict(a.info)) for a in read_structures_file(candidates_file)
+            ]
         previous = self._continuation_states(iteration - 1)
         replicas = []
         for mol in self.prepared():
             for temperature in self.config.temperatures_k:
                 start = previous.get((mol.name, temperature), mol.atoms)
-                replicas.append(Replica(mol.name, start, temperature,
-                                        seed=replica_seed(self.config.seed, f"exploration:{iteration}", mol.name,
-                                                          temperature, 0)))
-        settings = {"n_steps": self.config.exploration_steps, "timestep_fs": self.config.timestep_fs,
-                    "friction_per_fs": self.config.exploration_friction_per_fs,
-                    "record_interval": self.config.exploration_record_interval,
-                    "uncertainty_stop": self.config.uncertainty_stop, "precision": self.config.md_precision}
+                replicas.append(
+                    Replica(
+                        mol.name,
+                        start,
+                        temperature,
+                        seed=replica_seed(
+                            self.config.seed, f"exploration:{iteration}", mol.name, temperature, 0
+                        ),
+                    )
+                )
+        settings = {
+            "n_steps": self.config.exploration_steps,
+            "timestep_fs": self.config.timestep_fs,
+            "friction_per_fs": self.config.exploration_friction_per_fs,
+            "record_interval": self.config.exploration_record_interval,
+            "uncertainty_stop": self.config.uncertainty_stop,
+            "precision": self.config.md_precision,
+        }
         snapshots = folder / "md_checkpoints"
-        results = self._run_md(exploration_task, replicas, settings, f"exploration MD, iteration {iteration}",
-                               snapshots)
+        results = self._run_md(
+            exploration_task, replicas, settings, f"exploration MD, iteration {iteration}", snapshots
+        )
         candidates, states = [], {}
         for r in results:
             n_frames = len(r["uncertainty"])
             note = f" (sanity stop at step {r['stop_step']}: {r['stop_reason']})" if r["stopped"] else ""
-            self.log.info("iteration %d %s %.0f K: %d frames, max uncertainty %.3f%s", iteration, r["molecule"],
-                          r["temperature_k"], n_frames, np.nanmax(r["uncertainty"]) if n_frames else np.nan, note)
+            self.log.info(
+                "iteration %d %s %.0f K: %d frames, max uncertainty %.3f%s",
+                iteration,
+                r["molecule"],
+                r["temperature_k"],
+                n_frames,
+                np.nanmax(r["uncertainty"]) if n_frames else np.nan,
+                note,
+            )
             for j in select_most_uncertain(r["uncertainty"], self.config.n_select_per_temperature):
                 atoms = Atoms(r["symbols"], positions=r["positions"][j])
                 key = f"{r['molecule']}:{iteration}:{r['temperature_k']:.0f}K:step{int(r['steps'][j])}"
-                candidates.append(Candidate(key, atoms, {"molecule": r["molecule"], "iteration": iteration,
-                                                         "kind": "active", "temperature": r["temperature_k"],
-                                                         "uncertainty": float(r["uncertainty"][j])}))
+                candidates.append(
+                    Candidate(
+                        key,
+                        atoms,
+                        {
+                            "molecule": r["molecule"],
+                            "iteration": iteration,
+                            "kind": "active",
+                            "temperature": r["temperature_k"],
+                            "uncertainty": float(r["uncertainty"][j]),
+                        },
+                    )
+                )
             # A stopped (blown-up) replica restarts from the minimum next time.
             if not r["stopped"]:
                 states[f"{r['molecule']}|{r['temperature_k']}"] = (r["final_positions"], r["final_momenta"])
-        atomic_write_npz(folder / "md_state.npz", **{f"{k}|pos": v[0] for k, v in states.items()},
-                         **{f"{k}|mom": v[1] for k, v in states.items()})
+        atomic_write_npz(
+            folder / "md_state.npz",
+            **{f"{k}|pos": v[0] for k, v in states.items()},
+            **{f"{k}|mom": v[1] for k, v in states.items()},
+        )
         images = []
         for c in candidates:
             a = c.atoms.copy()
@@ -274,9 +371,12 @@ class IRWorkflow:
                     states[(name, float(temperature))] = atoms
         return states
 
-    def _run_md(self, task, replicas: list[Replica], settings: dict, description: str,
-                checkpoint_dir: Path) -> list[dict]:
-        return run_md_tasks(self.executor, self._models_for_md, task, replicas, settings, description, checkpoint_dir)
+    def _run_md(
+        self, task, replicas: list[Replica], settings: dict, description: str, checkpoint_dir: Path
+    ) -> list[dict]:
+        return run_md_tasks(
+            self.executor, self._models_for_md, task, replicas, settings, description, checkpoint_dir
+        )
 
     # -- the loop -------------------------------------------------------------------
     def active_learning(self) -> tuple[object, list[dict]]:
@@ -296,18 +396,28 @@ class IRWorkflow:
                 with self.dirs.timed("exploration_md"):
                     candidates = self.explore(iteration)
             with self.dirs.timed("labelling"):
-                counts = label_candidates(candidates, self.database, self.reference, self.executor, self.log,
-                                          f"labelling iteration {iteration}")
-            self.say(f"iteration {iteration}: {counts['new']} new labels, {counts['failed']} failed, "
-                     f"{counts['skipped']} already present")
+                counts = label_candidates(
+                    candidates,
+                    self.database,
+                    self.reference,
+                    self.executor,
+                    self.log,
+                    f"labelling iteration {iteration}",
+                )
+            self.say(
+                f"iteration {iteration}: {counts['new']} new labels, {counts['failed']} failed, "
+                f"{counts['skipped']} already present"
+            )
             with self.dirs.timed("training"):
                 committee = self.train(iteration)
             with self.dirs.timed("evaluation"):
                 entry = self.evaluate(iteration, committee, self.dirs.total_time_s())
             curve.append(entry)
             atomic_write_json(self.dirs.learning_curve, curve)
-            self.say(f"iteration {iteration}: harmonic MAE {entry['harmonic_mae_cm1']:.1f} cm-1, "
-                     f"{entry['reference_calls']} reference calculations")
+            self.say(
+                f"iteration {iteration}: harmonic MAE {entry['harmonic_mae_cm1']:.1f} cm-1, "
+                f"{entry['reference_calls']} reference calculations"
+            )
             if entry["harmonic_mae_cm1"] <= self.config.target_harmonic_mae_cm1:
                 break
         last = max(e["iteration"] for e in curve)
@@ -333,41 +443,64 @@ class IRWorkflow:
             n_replicas = max(1, self.config.test_md_replicas)
             n_steps = int(round(self.config.test_md_ps * 1000 / self.config.timestep_fs / n_replicas))
             interval = max(1, n_steps * n_replicas // self.config.test_frames)
-            replicas = [Replica(m.name, m.atoms, 300.0, seed=replica_seed(self.config.seed, "test_set", m.name, 300.0, k))
-                        for m in self.prepared() for k in range(n_replicas)]
-            settings = {"n_steps": n_steps, "timestep_fs": self.config.timestep_fs,
-                        "friction_per_fs": self.config.exploration_friction_per_fs, "record_interval": interval,
-                        "uncertainty_stop": np.inf, "precision": self.config.md_precision}
+            replicas = [
+                Replica(
+                    m.name, m.atoms, 300.0, seed=replica_seed(self.config.seed, "test_set", m.name, 300.0, k)
+                )
+                for m in self.prepared()
+                for k in range(n_replicas)
+            ]
+            settings = {
+                "n_steps": n_steps,
+                "timestep_fs": self.config.timestep_fs,
+                "friction_per_fs": self.config.exploration_friction_per_fs,
+                "record_interval": interval,
+                "uncertainty_stop": np.inf,
+                "precision": self.config.md_precision,
+            }
             frames_by_molecule: dict[str, list[Atoms]] = {}
             snapshots = frames_file.parent / "md_checkpoints"
             for r in self._run_md(exploration_task, replicas, settings, "test-set MD (300 K)", snapshots):
                 frames_by_molecule.setdefault(r["molecule"], []).extend(
-                    Atoms(r["symbols"], positions=p) for p in r["positions"])
+                    Atoms(r["symbols"], positions=p) for p in r["positions"]
+                )
             images = []
             for name, frames in frames_by_molecule.items():
-                for j in select_representative(frames, self.config.test_clusters, self.config.test_per_cluster,
-                                               self.config.seed):
+                for j in select_representative(
+                    frames, self.config.test_clusters, self.config.test_per_cluster, self.config.seed
+                ):
                     atoms = frames[j]
                     atoms.info.update(key=f"{name}:test:{j}", molecule=name, kind="test", temperature=300.0)
                     images.append(atoms)
             atomic_write_structures(frames_file, images)
             shutil.rmtree(snapshots, ignore_errors=True)
-        candidates = [Candidate(a.info.pop("key"), a, dict(a.info)) for a in read_structures_file(frames_file)]
-        label_candidates(candidates, self.database, self.reference, self.executor, self.log, "labelling test set")
+        candidates = [
+            Candidate(a.info.pop("key"), a, dict(a.info)) for a in read_structures_file(frames_file)
+        ]
+        label_candidates(
+            candidates, self.database, self.reference, self.executor, self.log, "labelling test set"
+        )
         labelled = [a for a in self.database.labelled_atoms(exclude_kinds=()) if a.info.get("kind") == "test"]
         errors = label_errors(committee, labelled)
         atomic_write_json(path, errors)
         return errors
 
     # -- stage 5 --------------------------------------------------------------------
-    def production(self, temperatures_k: tuple[float, ...] | None = None,
-                   models_dir: Path | None = None) -> dict[float, dict[str, Spectrum]]:
+    def production(
+        self, temperatures_k: tuple[float, ...] | None = None, models_dir: Path | None = None
+    ) -> dict[float, dict[str, Spectrum]]:
         """Production ML-MD spectra of every molecule at each temperature (by default the
         configured one); all temperatures share the MD batches."""
         self._models_for_md = models_dir or self.dirs.final_models
-        return production_spectra(self.prepared_structures(), self._models_for_md,
-                                  temperatures_k or (self.config.production_temperature_k,), self.config,
-                                  self.dirs.production_dir, self.executor, self.say)
+        return production_spectra(
+            self.prepared_structures(),
+            self._models_for_md,
+            temperatures_k or (self.config.production_temperature_k,),
+            self.config,
+            self.dirs.production_dir,
+            self.executor,
+            self.say,
+        )
 
     def prepared_structures(self) -> list[tuple[str, Atoms]]:
         return [(m.name, m.atoms) for m in self.prepared()]
@@ -393,6 +526,8 @@ class IRWorkflow:
             "test_set": test_errors,
             "wall_time_s_this_invocation": time.perf_counter() - started,
             "wall_time_s_total": self.dirs.total_time_s(),
-            "wall_time_s_by_stage": json.loads(self.dirs.timings.read_text()) if self.dirs.timings.exists() else {},
+            "wall_time_s_by_stage": json.loads(self.dirs.timings.read_text())
+            if self.dirs.timings.exists()
+            else {},
         }
         return WorkflowResult(self.dirs.root, spectra, curve, summary)

@@ -13,11 +13,26 @@ from specml.errors import InputError
 # Settings by the check they must pass (units in the names); see WorkflowConfig.check.
 _TEMPERATURES = ("sampling_temperature_k", "production_temperature_k")
 _POSITIVE = ("timestep_fs", "uncertainty_stop", "production_ps", "max_correlation_fs", "test_md_ps")
-_NON_NEGATIVE = ("exploration_friction_per_fs", "target_harmonic_mae_cm1", "thermalization_ps",
-                 "production_friction_per_fs")
-_COUNTS = ("n_committee", "warm_start_epochs", "n_per_mode", "exploration_steps", "exploration_record_interval",
-           "n_select_per_temperature", "n_trajectories", "dipole_record_interval", "test_md_replicas",
-           "test_frames", "test_clusters", "test_per_cluster")
+_NON_NEGATIVE = (
+    "exploration_friction_per_fs",
+    "target_harmonic_mae_cm1",
+    "thermalization_ps",
+    "production_friction_per_fs",
+)
+_COUNTS = (
+    "n_committee",
+    "warm_start_epochs",
+    "n_per_mode",
+    "exploration_steps",
+    "exploration_record_interval",
+    "n_select_per_temperature",
+    "n_trajectories",
+    "dipole_record_interval",
+    "test_md_replicas",
+    "test_frames",
+    "test_clusters",
+    "test_per_cluster",
+)
 
 
 @dataclass(frozen=True)
@@ -127,13 +142,34 @@ WORKFLOW_PRESETS: dict[str, WorkflowConfig] = {
     # iterations, 3 x 10 ps production. Use "default" for results. 60 epochs, not 30: on methanol
     # with three committee seed sets the harmonic MAE was 25-30 cm-1 against 56-103, for about
     # 75 s more training (benchmarks/quick_preset_epochs.py).
-    "quick": WorkflowConfig(model_epochs=60, n_per_mode=4, exploration_steps=1000, max_iterations=2,
-                            thermalization_ps=1.0, production_ps=10.0, test_md_ps=5.0, test_frames=200),
-    "ci": WorkflowConfig(model_preset="tiny", n_per_mode=4, temperatures_k=(300.0, 600.0), exploration_steps=200,
-                         exploration_record_interval=5, n_select_per_temperature=3, max_iterations=1,
-                         target_harmonic_mae_cm1=0.0, n_trajectories=2, thermalization_ps=0.05, production_ps=1.0,
-                         max_correlation_fs=200.0, test_md_ps=0.5, test_frames=40, test_clusters=2,
-                         test_per_cluster=2),
+    "quick": WorkflowConfig(
+        model_epochs=60,
+        n_per_mode=4,
+        exploration_steps=1000,
+        max_iterations=2,
+        thermalization_ps=1.0,
+        production_ps=10.0,
+        test_md_ps=5.0,
+        test_frames=200,
+    ),
+    "ci": WorkflowConfig(
+        model_preset="tiny",
+        n_per_mode=4,
+        temperatures_k=(300.0, 600.0),
+        exploration_steps=200,
+        exploration_record_interval=5,
+        n_select_per_temperature=3,
+        max_iterations=1,
+        target_harmonic_mae_cm1=0.0,
+        n_trajectories=2,
+        thermalization_ps=0.05,
+        production_ps=1.0,
+        max_correlation_fs=200.0,
+        test_md_ps=0.5,
+        test_frames=40,
+        test_clusters=2,
+        test_per_cluster=2,
+    ),
 }
 
 

@@ -7,8 +7,12 @@ from ase import Atoms
 from ase.optimize import BFGS
 
 from specml.molecules.inputs import bare_copy
-from specml.spectra.harmonic import (HarmonicResult, derivatives_from_displacements, displaced_structures,
-                                     harmonic_from_derivatives)
+from specml.spectra.harmonic import (
+    HarmonicResult,
+    derivatives_from_displacements,
+    displaced_structures,
+    harmonic_from_derivatives,
+)
 from specml.units import E_ANGSTROM_IN_DEBYE
 
 
@@ -40,13 +44,21 @@ def label_errors(committee, images: list[Atoms]) -> dict:
         return {}
     prediction = committee.predict(images)
     e_err = (np.asarray(prediction["energy"]) - np.array([a.info["energy"] for a in images])) * 1000.0
-    f_err = np.concatenate([(p - a.arrays["forces"]).ravel() for p, a in zip(prediction["forces"], images)]) * 1000.0
-    errors = {"n_structures": len(images),
-              "energy_mae_meV": float(np.mean(np.abs(e_err))), "energy_rmse_meV": float(np.sqrt(np.mean(e_err**2))),
-              "force_mae_meV_per_A": float(np.mean(np.abs(f_err))),
-              "force_rmse_meV_per_A": float(np.sqrt(np.mean(f_err**2)))}
+    f_err = (
+        np.concatenate([(p - a.arrays["forces"]).ravel() for p, a in zip(prediction["forces"], images)])
+        * 1000.0
+    )
+    errors = {
+        "n_structures": len(images),
+        "energy_mae_meV": float(np.mean(np.abs(e_err))),
+        "energy_rmse_meV": float(np.sqrt(np.mean(e_err**2))),
+        "force_mae_meV_per_A": float(np.mean(np.abs(f_err))),
+        "force_rmse_meV_per_A": float(np.sqrt(np.mean(f_err**2))),
+    }
     if prediction.get("dipole") is not None:
-        d_err = (np.asarray(prediction["dipole"]) - np.array([a.info["dipole"] for a in images]))
+        d_err = np.asarray(prediction["dipole"]) - np.array([a.info["dipole"] for a in images])
         d_err = d_err.ravel() * E_ANGSTROM_IN_DEBYE * 1000.0
-        errors.update(dipole_mae_mD=float(np.mean(np.abs(d_err))), dipole_rmse_mD=float(np.sqrt(np.mean(d_err**2))))
+        errors.update(
+            dipole_mae_mD=float(np.mean(np.abs(d_err))), dipole_rmse_mD=float(np.sqrt(np.mean(d_err**2)))
+        )
     return errors

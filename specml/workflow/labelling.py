@@ -26,8 +26,14 @@ def _label_task(args):
     return label.energy, label.forces, label.dipole
 
 
-def label_candidates(candidates: list[Candidate], database: LabelDatabase, reference, executor: Executor,
-                     logger=None, description: str = "labelling") -> dict:
+def label_candidates(
+    candidates: list[Candidate],
+    database: LabelDatabase,
+    reference,
+    executor: Executor,
+    logger=None,
+    description: str = "labelling",
+) -> dict:
     """Label every candidate whose key is not yet in ``database``.
 
     Each result is written as soon as it arrives, so an interruption loses at most the

@@ -64,14 +64,33 @@ def _committee(models_dir):
 COMPILE_MIN_STEPS = 20_000
 
 
-def _engine(committee, starts, replicas, friction, precision, record_interval, timestep_fs, uncertainty_stop,
-            record_positions, compile_models=False):
+def _engine(
+    committee,
+    starts,
+    replicas,
+    friction,
+    precision,
+    record_interval,
+    timestep_fs,
+    uncertainty_stop,
+    record_positions,
+    compile_models=False,
+):
     """An engine without dipoles (exploration, thermalisation); production continues one via from_state."""
-    return BatchedMD(committee.energy_models, starts,
-                     ensemble="langevin", temperatures_K=[r.temperature_k for r in replicas],
-                     timestep_fs=timestep_fs, friction_per_fs=friction, seeds=[r.seed for r in replicas],
-                     uncertainty_threshold=uncertainty_stop, record_interval=record_interval,
-                     record_positions=record_positions, precision=precision, compile_models=compile_models)
+    return BatchedMD(
+        committee.energy_models,
+        starts,
+        ensemble="langevin",
+        temperatures_K=[r.temperature_k for r in replicas],
+        timestep_fs=timestep_fs,
+        friction_per_fs=friction,
+        seeds=[r.seed for r in replicas],
+        uncertainty_threshold=uncertainty_stop,
+        record_interval=record_interval,
+        record_positions=record_positions,
+        precision=precision,
+        compile_models=compile_models,
+    )
 
 
 #: Steps per engine call when progress is reported or snapshots are taken (runs continue
@@ -79,8 +98,15 @@ def _engine(committee, starts, replicas, friction, precision, record_interval, t
 CHUNK_STEPS = 500
 
 
-def _run_chunked(engine: BatchedMD, n_steps: int, progress=None, done: int = 0, total: int | None = None,
-                 snapshot=None, parts: list | None = None):
+def _run_chunked(
+    engine: BatchedMD,
+    n_steps: int,
+    progress=None,
+    done: int = 0,
+    total: int | None = None,
+    snapshot=None,
+    parts: list | None = None,
+):
     """``engine.run(n_steps)``, in chunks when ``progress(steps_done, total)`` or
     ``snapshot(engine, parts, steps_run)`` is given; returns the frames of ``parts`` (an
     earlier, interrupted call's) followed by this call's, concatenated."""
@@ -100,7 +126,9 @@ def _run_chunked(engine: BatchedMD, n_steps: int, progress=None, done: int = 0, 
             return _concatenate(parts)
 
 
-def _task_checkpoint(kind: str, models_dir, replicas: list[Replica], settings: dict) -> PeriodicCheckpoint | None:
+def _task_checkpoint(
+    kind: str, models_dir, replicas: list[Replica], settings: dict
+) -> PeriodicCheckpoint | None:
     """The snapshot file ``settings["checkpoint"]`` of one task, named by everything that shapes its frames."""
     path = settings.get("checkpoint")
     if path is None:
@@ -109,13 +137,19 @@ def _task_checkpoint(kind: str, models_dir, replicas: list[Replica], settings: d
 
     def start_digest(r: Replica) -> str:
         momenta = r.atoms.get_momenta() if r.atoms.has("momenta") else np.zeros(0)
-        masses = r.atoms.get_masses() if r.atoms.has("masses") else np.zeros(0)  # an isotopologue is another start
-        return hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes()
-                                       for a in (r.atoms.get_positions(), momenta, masses))).hexdigest()
+        masses = (
+            r.atoms.get_masses() if r.atoms.has("masses") else np.zeros(0)
+        )  # an isotopologue is another start
+        return hashlib.sha256(
+            b"".join(np.ascontiguousarray(a).tobytes() for a in (r.atoms.get_positions(), momenta, masses))
+        ).hexdigest()
 
-    fingerprint = {"task": kind, "committee": committee_digest(models_dir),
-                   "replicas": [(r.molecule, float(r.temperature_k), int(r.seed), start_digest(r)) for r in replicas],
-                   "settings": {k: v for k, v in settings.items() if k not in ("progress", "checkpoint")}}
+    fingerprint = {
+        "task": kind,
+        "committee": committee_digest(models_dir),
+        "replicas": [(r.molecule, float(r.temperature_k), int(r.seed), start_digest(r)) for r in replicas],
+        "settings": {k: v for k, v in settings.items() if k not in ("progress", "checkpoint")},
+    }
     return PeriodicCheckpoint(path, fingerprint, what="MD")
 
 
@@ -126,9 +160,18 @@ def _snapshot_writer(checkpoint: PeriodicCheckpoint | None, phase: str, done_bef
 
     def snapshot(engine: BatchedMD, parts: list, steps_run: int) -> None:
         if checkpoint.due():
-            parts[:] = [_concatenate(parts)] if phase != "thermalization" else []  # frames are kept as one block
-            checkpoint.write({"phase": phase, "steps_done": done_before + steps_run, "state": engine.state_dict(),
-                              "frames": parts[0] if parts else None})
+            parts[:] = (
+                [_concatenate(parts)] if phase != "thermalization" else []
+            )  # frames are kept as one block
+            checkpoint.write(
+                {
+                    "phase": phase,
+                    "steps_done": done_before + steps_run,
+                    "state": engine.state_dict(),
+                    "frames": parts[0] if parts else None,
+                }
+            )
+
     return snapshot
 
 
@@ -145,8 +188,24 @@ def _concatenate(parts):
             arrays = [getattr(piece, name) for piece in pieces if getattr(piece, name) is not None]
             return np.concatenate(arrays) if arrays else None
 
-        replicas.append(replace(last, **{name: cat(name) for name in (
-            "times_fs", "steps", "energies", "temperatures", "rel_uncertainty", "force_std", "dipoles", "positions")}))
+        replicas.append(
+            replace(
+                last,
+                **{
+                    name: cat(name)
+                    for name in (
+                        "times_fs",
+                        "steps",
+                        "energies",
+                        "temperatures",
+                        "rel_uncertainty",
+                        "force_std",
+                        "dipoles",
+                        "positions",
+                    )
+                },
+            )
+        )
     return replace(first, replicas=replicas, steps_run=sum(p.steps_run for p in parts))
 
 
@@ -165,23 +224,51 @@ def exploration_task(args) -> list[dict]:
         return saved["output"]
     committee = _committee(models_dir)
     if saved["phase"] == "exploration":
-        engine = BatchedMD.from_state(saved["state"], committee.energy_models,
-                                      record_interval=settings["record_interval"], record_positions=True)
+        engine = BatchedMD.from_state(
+            saved["state"],
+            committee.energy_models,
+            record_interval=settings["record_interval"],
+            record_positions=True,
+        )
     else:
-        engine = _engine(committee, [_start(r) for r in replicas], replicas, settings["friction_per_fs"],
-                         settings["precision"], settings["record_interval"], settings["timestep_fs"],
-                         settings["uncertainty_stop"], record_positions=True)
+        engine = _engine(
+            committee,
+            [_start(r) for r in replicas],
+            replicas,
+            settings["friction_per_fs"],
+            settings["precision"],
+            settings["record_interval"],
+            settings["timestep_fs"],
+            settings["uncertainty_stop"],
+            record_positions=True,
+        )
     done = saved["steps_done"]
-    trajectory = _run_chunked(engine, settings["n_steps"] - done, settings.get("progress"), done, settings["n_steps"],
-                              _snapshot_writer(checkpoint, "exploration", done),
-                              [saved["frames"]] if saved["frames"] is not None else None)
+    trajectory = _run_chunked(
+        engine,
+        settings["n_steps"] - done,
+        settings.get("progress"),
+        done,
+        settings["n_steps"],
+        _snapshot_writer(checkpoint, "exploration", done),
+        [saved["frames"]] if saved["frames"] is not None else None,
+    )
     out = []
     for replica, frames, final in zip(replicas, trajectory.replicas, trajectory.final_atoms):
-        out.append({"molecule": replica.molecule, "temperature_k": replica.temperature_k,
-                    "positions": frames.positions, "uncertainty": frames.rel_uncertainty,
-                    "steps": frames.steps, "stopped": frames.stopped, "stop_reason": frames.stop_reason,
-                    "stop_step": frames.stop_step, "final_positions": final.get_positions(),
-                    "final_momenta": final.get_momenta(), "symbols": final.get_chemical_symbols()})
+        out.append(
+            {
+                "molecule": replica.molecule,
+                "temperature_k": replica.temperature_k,
+                "positions": frames.positions,
+                "uncertainty": frames.rel_uncertainty,
+                "steps": frames.steps,
+                "stopped": frames.stopped,
+                "stop_reason": frames.stop_reason,
+                "stop_step": frames.stop_step,
+                "final_positions": final.get_positions(),
+                "final_momenta": final.get_momenta(),
+                "symbols": final.get_chemical_symbols(),
+            }
+        )
     return _finished(checkpoint, out)
 
 
@@ -199,32 +286,71 @@ def production_task(args) -> list[dict]:
     progress = settings.get("progress")
     if saved["phase"] != "production":
         if saved["phase"] == "thermalization":
-            thermalize = BatchedMD.from_state(saved["state"], committee.energy_models, record_interval=max(1, n_thermal),
-                                              record_positions=False, compile_models=compile_models)
+            thermalize = BatchedMD.from_state(
+                saved["state"],
+                committee.energy_models,
+                record_interval=max(1, n_thermal),
+                record_positions=False,
+                compile_models=compile_models,
+            )
         else:
-            thermalize = _engine(committee, [_start(r) for r in replicas], replicas, settings["friction_per_fs"],
-                                 settings["precision"], max(1, n_thermal), settings["timestep_fs"],
-                                 settings["uncertainty_stop"], record_positions=False, compile_models=compile_models)
+            thermalize = _engine(
+                committee,
+                [_start(r) for r in replicas],
+                replicas,
+                settings["friction_per_fs"],
+                settings["precision"],
+                max(1, n_thermal),
+                settings["timestep_fs"],
+                settings["uncertainty_stop"],
+                record_positions=False,
+                compile_models=compile_models,
+            )
         done = saved["steps_done"]
-        _run_chunked(thermalize, n_thermal - done, progress, done, total,
-                     _snapshot_writer(checkpoint, "thermalization", done))
+        _run_chunked(
+            thermalize,
+            n_thermal - done,
+            progress,
+            done,
+            total,
+            _snapshot_writer(checkpoint, "thermalization", done),
+        )
         # Production continues the thermalisation exactly: same state, forces and random streams
         # (a fresh engine with the same seeds would replay the thermalisation's Langevin kicks).
         saved = {"state": thermalize.state_dict(), "steps_done": 0, "frames": None}
-    production = BatchedMD.from_state(saved["state"], committee.energy_models,
-                                      dipole_model=committee.dipole_model, record_interval=settings["record_interval"],
-                                      record_positions=False, compile_models=compile_models)
+    production = BatchedMD.from_state(
+        saved["state"],
+        committee.energy_models,
+        dipole_model=committee.dipole_model,
+        record_interval=settings["record_interval"],
+        record_positions=False,
+        compile_models=compile_models,
+    )
     done = saved["steps_done"]
-    trajectory = _run_chunked(production, n_production - done, progress, n_thermal + done, total,
-                              _snapshot_writer(checkpoint, "production", done),
-                              [saved["frames"]] if saved["frames"] is not None else None)
+    trajectory = _run_chunked(
+        production,
+        n_production - done,
+        progress,
+        n_thermal + done,
+        total,
+        _snapshot_writer(checkpoint, "production", done),
+        [saved["frames"]] if saved["frames"] is not None else None,
+    )
     out = []
     for replica, frames in zip(replicas, trajectory.replicas):
-        out.append({"molecule": replica.molecule, "seed": replica.seed, "dipoles": frames.dipoles,
-                    "temperatures": frames.temperatures, "uncertainty": frames.rel_uncertainty,
-                    "stopped": frames.stopped, "stop_reason": frames.stop_reason,
-                    "precision": trajectory.precision, "record_interval_fs": settings["record_interval"]
-                    * settings["timestep_fs"]})
+        out.append(
+            {
+                "molecule": replica.molecule,
+                "seed": replica.seed,
+                "dipoles": frames.dipoles,
+                "temperatures": frames.temperatures,
+                "uncertainty": frames.rel_uncertainty,
+                "stopped": frames.stopped,
+                "stop_reason": frames.stop_reason,
+                "precision": trajectory.precision,
+                "record_interval_fs": settings["record_interval"] * settings["timestep_fs"],
+            }
+        )
     return _finished(checkpoint, out)
 
 
@@ -250,8 +376,15 @@ def select_most_uncertain(uncertainty: np.ndarray, n: int, min_separation: int =
     return sorted(chosen)
 
 
-def run_md_tasks(executor: Executor, models_dir: Path, task, replicas: list[Replica], settings: dict,
-                 description: str, checkpoint_dir: Path | None = None) -> list[dict]:
+def run_md_tasks(
+    executor: Executor,
+    models_dir: Path,
+    task,
+    replicas: list[Replica],
+    settings: dict,
+    description: str,
+    checkpoint_dir: Path | None = None,
+) -> list[dict]:
     """Run MD ``task`` over ``replicas`` through the executor and return one output per replica,
     in the order of ``replicas``. In-process all replicas go into one batch; on Dask they are
     split into one batch per worker, balanced by atoms (one batch of many replicas costs far
@@ -263,7 +396,9 @@ def run_md_tasks(executor: Executor, models_dir: Path, task, replicas: list[Repl
     batches = balanced_batches(replicas, executor.n_workers()) if executor.distributed else [replicas]
     items = []
     for k, batch in enumerate(batches):
-        checkpoint = {"checkpoint": str(checkpoint_dir / f"batch_{k}.pt")} if checkpoint_dir is not None else {}
+        checkpoint = (
+            {"checkpoint": str(checkpoint_dir / f"batch_{k}.pt")} if checkpoint_dir is not None else {}
+        )
         items.append((str(models_dir), batch, {**settings, **checkpoint}))
     if executor.distributed:
         outcomes = executor.map(task, items, description)

@@ -60,8 +60,9 @@ def check_known_elements(committee, molecules: list[Molecule]) -> None:
         committee.check_elements(mol.atoms)
 
 
-def prediction_structures(committee, molecules: list[Molecule], store: Path | None = None
-                          ) -> tuple[list[tuple[str, Atoms]], dict]:
+def prediction_structures(
+    committee, molecules: list[Molecule], store: Path | None = None
+) -> tuple[list[tuple[str, Atoms]], dict]:
     """The molecules' committee minima, where their production MD starts, and a domain report
     with the relative force uncertainty at each minimum; an element the committee never saw
     raises first.
@@ -81,9 +82,14 @@ def prediction_structures(committee, molecules: list[Molecule], store: Path | No
             minimum = ml_minimum(committee, mol.atoms)
             uncertainty = float(committee.predict([minimum])["relative_force_uncertainty"][0])
             if path is not None:
-                atomic_write_npz(path, numbers=minimum.numbers, positions=minimum.positions,
-                                 uncertainty_at_minimum=np.array(uncertainty),
-                                 start_numbers=mol.atoms.numbers, start_positions=mol.atoms.positions)
+                atomic_write_npz(
+                    path,
+                    numbers=minimum.numbers,
+                    positions=minimum.positions,
+                    uncertainty_at_minimum=np.array(uncertainty),
+                    start_numbers=mol.atoms.numbers,
+                    start_positions=mol.atoms.positions,
+                )
         structures.append((mol.name, minimum))
         report[mol.name] = {"uncertainty_at_minimum": uncertainty}
     return structures, report
@@ -92,11 +98,14 @@ def prediction_structures(committee, molecules: list[Molecule], store: Path | No
 def _stored_minimum(path: Path, mol: Molecule) -> tuple[Atoms, float]:
     """The minimum :func:`prediction_structures` stored for ``mol``."""
     with np.load(path) as data:
-        same_start = (np.array_equal(data["start_numbers"], mol.atoms.numbers)
-                      and np.array_equal(data["start_positions"], mol.atoms.positions))
+        same_start = np.array_equal(data["start_numbers"], mol.atoms.numbers) and np.array_equal(
+            data["start_positions"], mol.atoms.positions
+        )
         if not same_start:
-            raise InputError(f"{path}: {mol.name!r} was predicted here from another structure; rename the "
-                             "molecule, use another --run-dir or delete it to start over")
+            raise InputError(
+                f"{path}: {mol.name!r} was predicted here from another structure; rename the "
+                "molecule, use another --run-dir or delete it to start over"
+            )
         # Same start, so same elements; masses (isotopes) from the input, as a minimum does not depend on them.
         return bare_copy(mol.atoms, data["positions"]), float(data["uncertainty_at_minimum"])
 
@@ -116,11 +125,16 @@ def claim_prediction_dir(out_dir: str | Path, models_dir: Path, config: Workflow
         atomic_write_json(path, identity)
         return
     stored = json.loads(path.read_text())
-    changed = [what for key, what in (("committee", "another committee"), ("production", "other MD settings"))
-               if stored.get(key) != identity[key]]
+    changed = [
+        what
+        for key, what in (("committee", "another committee"), ("production", "other MD settings"))
+        if stored.get(key) != identity[key]
+    ]
     if changed:
-        raise InputError(f"{out_dir} holds predictions made with {' and '.join(changed)}; "
-                         "use another --run-dir or delete it to start over")
+        raise InputError(
+            f"{out_dir} holds predictions made with {' and '.join(changed)}; "
+            "use another --run-dir or delete it to start over"
+        )
 
 
 def domain_report(report: dict, spectra: dict[float, dict[str, Spectrum]], say=print) -> dict:
@@ -128,24 +142,38 @@ def domain_report(report: dict, spectra: dict[float, dict[str, Spectrum]], say=p
     at each temperature ({T: {name: spectrum}}) and an out-of-domain flag (warned about) per
     molecule; the flag and ``mean_uncertainty_md`` take the worst temperature."""
     for name, entry in report.items():
-        by_temperature = {t: per_molecule[name].metadata["mean_relative_force_uncertainty"]
-                          if name in per_molecule else np.inf for t, per_molecule in spectra.items()}
+        by_temperature = {
+            t: per_molecule[name].metadata["mean_relative_force_uncertainty"]
+            if name in per_molecule
+            else np.inf
+            for t, per_molecule in spectra.items()
+        }
         worst_t = max(by_temperature, key=by_temperature.get)
         entry["mean_uncertainty_md"] = by_temperature[worst_t]
         entry["mean_uncertainty_md_by_temperature_k"] = {f"{t:.0f}": u for t, u in by_temperature.items()}
         worst = max(entry["uncertainty_at_minimum"], entry["mean_uncertainty_md"])
         entry["out_of_domain"] = bool(worst > OUT_OF_DOMAIN_UNCERTAINTY)
         if entry["out_of_domain"]:
-            where = f" (MD at {worst_t:.0f} K)" if worst == entry["mean_uncertainty_md"] else " (at its minimum)"
-            say(f"[yellow]warning: {name} looks outside what the committee knows (relative force uncertainty "
+            where = (
+                f" (MD at {worst_t:.0f} K)" if worst == entry["mean_uncertainty_md"] else " (at its minimum)"
+            )
+            say(
+                f"[yellow]warning: {name} looks outside what the committee knows (relative force uncertainty "
                 f"{worst:.2f}{where} > {OUT_OF_DOMAIN_UNCERTAINTY}); "
-                f"treat its spectrum with caution or add it to the training set[/]")
+                f"treat its spectrum with caution or add it to the training set[/]"
+            )
     return report
 
 
-def predict_spectra(models_dir: str | Path, molecules: list[Molecule], out_dir: str | Path,
-                    temperatures_k=(300.0,), config: WorkflowConfig | None = None,
-                    executor: Executor | None = None, say=print) -> tuple[dict[float, dict[str, Spectrum]], dict]:
+def predict_spectra(
+    models_dir: str | Path,
+    molecules: list[Molecule],
+    out_dir: str | Path,
+    temperatures_k=(300.0,),
+    config: WorkflowConfig | None = None,
+    executor: Executor | None = None,
+    say=print,
+) -> tuple[dict[float, dict[str, Spectrum]], dict]:
     """ML-MD spectra of ``molecules`` at each temperature with a trained committee, all in one
     set of MD batches; returns {T: {name: spectrum}} and a per-molecule domain report
     (uncertainty at the minimum and along the trajectories)."""
@@ -155,16 +183,29 @@ def predict_spectra(models_dir: str | Path, molecules: list[Molecule], out_dir: 
     check_known_elements(committee, molecules)  # before the claim: a refused molecule leaves no trace
     claim_prediction_dir(out_dir, models_dir, config)
     structures, report = prediction_structures(committee, molecules, Path(out_dir) / "minima")
-    spectra = production_spectra(structures, models_dir, temperatures_k, config, Path(out_dir) / "production",
-                                 executor or make_executor(), say)
+    spectra = production_spectra(
+        structures,
+        models_dir,
+        temperatures_k,
+        config,
+        Path(out_dir) / "production",
+        executor or make_executor(),
+        say,
+    )
     return spectra, domain_report(report, spectra, say)
 
 
-def predict_spectrum(models_dir: str | Path, smiles: str, out_dir: str | Path = "specml-output",
-                     temperature_k: float = 300.0, config: WorkflowConfig | None = None) -> Spectrum:
+def predict_spectrum(
+    models_dir: str | Path,
+    smiles: str,
+    out_dir: str | Path = "specml-output",
+    temperature_k: float = 300.0,
+    config: WorkflowConfig | None = None,
+) -> Spectrum:
     """One molecule from SMILES: the ML-MD spectrum (used by identification)."""
-    produced, _ = predict_spectra(models_dir, load_molecules(smiles), out_dir, (temperature_k,), config,
-                                  say=lambda *_: None)
+    produced, _ = predict_spectra(
+        models_dir, load_molecules(smiles), out_dir, (temperature_k,), config, say=lambda *_: None
+    )
     spectra = produced[float(temperature_k)]
     if not spectra:
         raise ModelError(f"{smiles}: every trajectory hit the sanity stop; no spectrum")

@@ -43,14 +43,20 @@ class ProductionJob:
 
 def production_settings(config: WorkflowConfig) -> dict:
     """The settings of a production task (they name its snapshots, so keep them stable)."""
-    return {"thermalization_steps": config.thermalization_steps, "production_steps": config.production_steps,
-            "timestep_fs": config.timestep_fs, "friction_per_fs": config.production_friction_per_fs,
-            "record_interval": config.dipole_record_interval, "uncertainty_stop": config.uncertainty_stop,
-            "precision": config.md_precision}
+    return {
+        "thermalization_steps": config.thermalization_steps,
+        "production_steps": config.production_steps,
+        "timestep_fs": config.timestep_fs,
+        "friction_per_fs": config.production_friction_per_fs,
+        "record_interval": config.dipole_record_interval,
+        "uncertainty_stop": config.uncertainty_stop,
+        "precision": config.md_precision,
+    }
 
 
-def run_production(jobs: list[ProductionJob], models_dir: Path, config: WorkflowConfig, executor: Executor,
-                   snapshots: Path) -> None:
+def run_production(
+    jobs: list[ProductionJob], models_dir: Path, config: WorkflowConfig, executor: Executor, snapshots: Path
+) -> None:
     """Run the trajectories the ``jobs`` still miss, all together, and write each molecule's file.
 
     Batches snapshot themselves in ``snapshots``, so a killed run resumes; the folder is
@@ -60,16 +66,32 @@ def run_production(jobs: list[ProductionJob], models_dir: Path, config: Workflow
     for job in jobs:
         for name, atoms in job.missing():
             for k in range(config.n_trajectories):
-                replicas.append(Replica(name, atoms, job.temperature_k,
-                                        seed=replica_seed(config.seed, "production", name, job.temperature_k, k)))
+                replicas.append(
+                    Replica(
+                        name,
+                        atoms,
+                        job.temperature_k,
+                        seed=replica_seed(config.seed, "production", name, job.temperature_k, k),
+                    )
+                )
                 files.append(job.file(name))
     if not replicas:
         return
     temperatures = sorted({r.temperature_k for r in replicas})
     description = f"production MD at {', '.join(f'{t:.0f}' for t in temperatures)} K"
     runs_per_file: dict[Path, list[dict]] = {}
-    for file, run in zip(files, run_md_tasks(executor, models_dir, production_task, replicas,
-                                             production_settings(config), description, snapshots)):
+    for file, run in zip(
+        files,
+        run_md_tasks(
+            executor,
+            models_dir,
+            production_task,
+            replicas,
+            production_settings(config),
+            description,
+            snapshots,
+        ),
+    ):
         runs_per_file.setdefault(file, []).append(run)
     for file, runs in runs_per_file.items():
         write_production_file(file, runs)
@@ -83,12 +105,16 @@ def write_production_file(path: Path, runs: list[dict]) -> None:
         arrays[f"dipoles_{k}"] = np.asarray(r["dipoles"], dtype=float)
         arrays[f"uncertainty_{k}"] = np.asarray(r["uncertainty"], dtype=float)
         arrays[f"stopped_{k}"] = np.array(bool(r["stopped"]))
-        arrays[f"mean_temperature_{k}"] = np.array(float(np.mean(r["temperatures"])) if len(r["temperatures"]) else np.nan)
+        arrays[f"mean_temperature_{k}"] = np.array(
+            float(np.mean(r["temperatures"])) if len(r["temperatures"]) else np.nan
+        )
     arrays["record_interval_fs"] = np.array(runs[0]["record_interval_fs"])
     atomic_write_npz(path, **arrays)
 
 
-def job_spectra(job: ProductionJob, models_dir: Path, config: WorkflowConfig, say=print) -> dict[str, Spectrum]:
+def job_spectra(
+    job: ProductionJob, models_dir: Path, config: WorkflowConfig, say=print
+) -> dict[str, Spectrum]:
     """IR spectra (mean and std over trajectories) of a job's stored trajectories, per molecule;
     a molecule whose trajectories all hit the sanity stop gets none, with a warning."""
     spectra = {}
@@ -99,12 +125,23 @@ def job_spectra(job: ProductionJob, models_dir: Path, config: WorkflowConfig, sa
         if not usable:
             say(f"[yellow]{name}: every production trajectory hit the sanity stop; no spectrum[/]")
             continue
-        spectra[name] = ir_from_trajectories(usable, runs.record_interval_fs, config.max_correlation_fs, lo, hi, {
-            "label": f"{name} ML-MD {job.temperature_k:.0f} K", "molecule": name, "temperature_k": job.temperature_k,
-            "n_trajectories_stopped": len(runs.dipoles) - len(usable),
-            "mean_relative_force_uncertainty": float(np.nanmean(runs.mean_uncertainties)),
-            "mean_kinetic_temperature_k": float(np.nanmean(runs.mean_temperatures_k)),
-            "method": "ML-MD (MACE committee)", "models": str(models_dir)})
+        spectra[name] = ir_from_trajectories(
+            usable,
+            runs.record_interval_fs,
+            config.max_correlation_fs,
+            lo,
+            hi,
+            {
+                "label": f"{name} ML-MD {job.temperature_k:.0f} K",
+                "molecule": name,
+                "temperature_k": job.temperature_k,
+                "n_trajectories_stopped": len(runs.dipoles) - len(usable),
+                "mean_relative_force_uncertainty": float(np.nanmean(runs.mean_uncertainties)),
+                "mean_kinetic_temperature_k": float(np.nanmean(runs.mean_temperatures_k)),
+                "method": "ML-MD (MACE committee)",
+                "models": str(models_dir),
+            },
+        )
     return spectra
 
 
@@ -118,9 +155,15 @@ def snapshot_folder(production_dir: Path, temperatures_k) -> Path:
     return Path(production_dir) / "md_checkpoints"
 
 
-def production_spectra(structures: list[tuple[str, Atoms]], models_dir: Path, temperatures_k,
-                       config: WorkflowConfig, production_dir: Path, executor: Executor,
-                       say=print) -> dict[float, dict[str, Spectrum]]:
+def production_spectra(
+    structures: list[tuple[str, Atoms]],
+    models_dir: Path,
+    temperatures_k,
+    config: WorkflowConfig,
+    production_dir: Path,
+    executor: Executor,
+    say=print,
+) -> dict[float, dict[str, Spectrum]]:
     """Production ML-MD spectra of ``structures`` at each temperature, {T: {name: spectrum}};
     all temperatures share the MD batches, each is stored in its :func:`temperature_folder`."""
     # Each temperature once: a repeated one would run its trajectories twice into one folder.
@@ -137,8 +180,11 @@ def spectrum_key(name: str, temperature_k: float) -> str:
 
 def keyed_spectra(produced: dict[float, dict[str, Spectrum]]) -> dict[str, Spectrum]:
     """:func:`production_spectra`'s {T: {name: spectrum}} as one mapping by :func:`spectrum_key`."""
-    return {spectrum_key(name, t): spectrum for t, per_molecule in produced.items()
-            for name, spectrum in per_molecule.items()}
+    return {
+        spectrum_key(name, t): spectrum
+        for t, per_molecule in produced.items()
+        for name, spectrum in per_molecule.items()
+    }
 
 
 @dataclass
@@ -164,8 +210,11 @@ class ProductionRuns:
         """Dipole series of the trajectories that were not stopped and are at least ``min_fs``
         long, cut to their first ``max_ps`` picoseconds."""
         n = None if max_ps is None else int(round(max_ps * 1000.0 / self.record_interval_fs))
-        return [d[:n] for d, stop in zip(self.dipoles, self.stopped)
-                if not stop and len(d) * self.record_interval_fs >= min_fs]
+        return [
+            d[:n]
+            for d, stop in zip(self.dipoles, self.stopped)
+            if not stop and len(d) * self.record_interval_fs >= min_fs
+        ]
 
 
 def read_production_file(path: Path) -> ProductionRuns:

@@ -28,7 +28,12 @@ def plot_learning_curves(curve: list[dict], path: Path, target_mae_cm1: float | 
         ax.set_xlabel("active-learning iteration")
         ax.set_ylabel("harmonic frequency error (cm$^{-1}$)")
         if target_mae_cm1 is not None:
-            ax.axhline(target_mae_cm1, color="grey", linestyle=":", label=f"target MAE {target_mae_cm1:g} cm$^{{-1}}$")
+            ax.axhline(
+                target_mae_cm1,
+                color="grey",
+                linestyle=":",
+                label=f"target MAE {target_mae_cm1:g} cm$^{{-1}}$",
+            )
         ax.set_yscale("log")
         twin = ax.twiny()
         twin.set_xlim(ax.get_xlim())
@@ -37,8 +42,11 @@ def plot_learning_curves(curve: list[dict], path: Path, target_mae_cm1: float | 
         twin.set_xlabel("reference calculations")
         ax.legend()
         ax = axes[1]
-        for key, label in (("valid_energy_mae_meV", "energy (meV)"), ("valid_force_mae_meV_per_A", "force (meV/Å)"),
-                           ("valid_dipole_mae_mD", "dipole (mD)")):
+        for key, label in (
+            ("valid_energy_mae_meV", "energy (meV)"),
+            ("valid_force_mae_meV_per_A", "force (meV/Å)"),
+            ("valid_dipole_mae_mD", "dipole (mD)"),
+        ):
             ax.plot(iterations, [e.get(key) for e in curve], "o-", label=label)
         ax.set_xlabel("active-learning iteration")
         ax.set_ylabel("validation MAE")
@@ -65,13 +73,19 @@ def write_outputs(result, out_dir: Path, experiment: Spectrum | None = None, com
         stem = out_dir / f"spectrum_{safe_name(key.replace('@', '_'))}"
         spectrum.to_csv(stem.with_suffix(".csv"))
         shown = [spectrum] + ([experiment] if experiment is not None else [])
-        plot_spectra(shown, stem.with_suffix(".png"),
-                     title=f"{spectrum.label} (mean ± std over {spectrum.metadata.get('n_trajectories', 1)} trajectories)")
+        plot_spectra(
+            shown,
+            stem.with_suffix(".png"),
+            title=f"{spectrum.label} (mean ± std over {spectrum.metadata.get('n_trajectories', 1)} trajectories)",
+        )
         files[key] = str(stem.with_suffix(".csv"))
     if result.learning_curve:
         atomic_write_json(out_dir / "learning_curve.json", result.learning_curve)
-        plot_learning_curves(result.learning_curve, out_dir / "learning_curve.png",
-                             result.summary.get("target_harmonic_mae_cm1"))
+        plot_learning_curves(
+            result.learning_curve,
+            out_dir / "learning_curve.png",
+            result.summary.get("target_harmonic_mae_cm1"),
+        )
     summary = dict(result.summary)
     if comparison is not None:
         summary["vs_experiment"] = comparison

@@ -144,14 +144,16 @@ class RunDirectory:
     def production(self, temperature_k: float) -> Path:
         return temperature_folder(self.production_dir, temperature_k)
 
-    def check_config(self, config_dict: dict, molecules: list[str], normalise=lambda d: d,
-                     may_change: tuple[str, ...] = ()) -> None:
+    def check_config(
+        self, config_dict: dict, molecules: list[str], normalise=lambda d: d, may_change: tuple[str, ...] = ()
+    ) -> None:
         """Refuse to resume a run with different settings or molecules (it would mix data).
 
         ``normalise`` maps a stored settings dict onto the current schema, so a setting
         added later (with its default) does not orphan existing runs. Settings named in
         ``may_change`` only decide when the run stops; a new value is recorded, not refused.
         """
+
         def comparable(record: dict) -> dict:
             record = json.loads(json.dumps(record, default=_json_default))
             record["config"] = {k: v for k, v in record["config"].items() if k not in may_change}
@@ -166,7 +168,9 @@ class RunDirectory:
                     f"{self.root} holds a run with other settings or molecules; use another --run-dir "
                     "or delete it to start over"
                 )
-        if previous != json.loads(json.dumps(stored, default=_json_default)):  # new, or a changed stopping setting
+        if previous != json.loads(
+            json.dumps(stored, default=_json_default)
+        ):  # new, or a changed stopping setting
             atomic_write_json(self.config, stored)
 
 
