@@ -22,10 +22,16 @@ sys.path.insert(0, str(ROOT))
 
 from specml.executor import make_executor  # noqa: E402
 from specml.identification import SpectralLibrary, fill_library, resolve_candidates  # noqa: E402
-from specml.identification.library import DFT_REFERENCE, HARMONIC_FMAX, Method, shipped_library_path  # noqa: E402
+from specml.identification.library import (  # noqa: E402
+    DFT_REFERENCE,
+    HARMONIC_FMAX,
+    HARMONIC_PROTOCOL,
+    Method,
+    shipped_library_path,
+)
 from specml.identification.shipped_library import write_library_file  # noqa: E402
 from specml.molecules import atoms_from_smiles, read_molecule_table  # noqa: E402
-from specml.provenance import program_versions  # noqa: E402
+from specml.provenance import file_stem, program_versions  # noqa: E402
 
 NIST_INDEX = ROOT.parent / "shared" / "data" / "nist-ir" / "index.csv"
 DECOYS = ROOT / "benchmarks" / "data" / "identify_decoys.csv"
@@ -40,16 +46,18 @@ def from_fundamentals(library: SpectralLibrary, candidates, method: Method, refe
     import numpy as np
     from ase import Atoms
 
-    from benchmarks.fundamentals import CACHE_DIR, hessian_from_entry, slug
+    from benchmarks.fundamentals import CACHE_DIR, hessian_from_entry
     from specml.identification.library import LibraryEntry, atoms_to_xyz
     from specml.molecules import canonical_smiles
     from specml.spectra.harmonic import harmonic_from_derivatives
 
-    cache = CACHE_DIR / f"{slug(reference)}.json"
+    cache = CACHE_DIR / f"{file_stem(reference)}.json"
     if not cache.is_file():
         return 0
     data = json.loads(cache.read_text())
-    if {**data["settings"], "geometry_fmax": HARMONIC_FMAX} != method.settings:
+    # The fundamentals cache was computed with the current protocol (saddle escape, linear fix).
+    keyed = {**data["settings"], "geometry_fmax": HARMONIC_FMAX, "harmonic_protocol": HARMONIC_PROTOCOL}
+    if keyed != method.settings:
         return 0
     computed = {
         canonical_smiles(parent): entry for parent, entry in data["entries"].items() if "error" not in entry

@@ -53,7 +53,6 @@ import functools
 import json
 import os
 import platform
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -69,9 +68,9 @@ sys.path.insert(0, str(ROOT))
 from specml.atomic import atomic_write  # noqa: E402
 from specml.errors import MoleculeError, SpecmlError, UnsupportedElementError  # noqa: E402
 from specml.executor import make_executor  # noqa: E402
-from specml.provenance import program_versions, specml_commit  # noqa: E402
 from specml.molecules import atoms_from_smiles, canonical_smiles  # noqa: E402
 from specml.molecules.inputs import hydrogenated_rdkit_molecule  # noqa: E402
+from specml.provenance import file_stem, program_versions, specml_commit  # noqa: E402
 from specml.reference import ReferenceMethod, XTBReference, make_reference  # noqa: E402
 from specml.spectra.harmonic import harmonic_from_derivatives, optimized_harmonic_analysis  # noqa: E402
 
@@ -203,10 +202,6 @@ def hessian_from_entry(entry: dict) -> np.ndarray:
     return upper + np.triu(upper, 1).T
 
 
-def slug(method: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "_", method.lower().replace("*", "star")).strip("_")
-
-
 class ResultCache:
     """One method's finished parents, benchmarks/data/fundamentals/<method>.json (committed).
 
@@ -216,7 +211,7 @@ class ResultCache:
     """
 
     def __init__(self, method: str, reference):
-        self.path = CACHE_DIR / f"{slug(method)}.json"
+        self.path = CACHE_DIR / f"{file_stem(method)}.json"
         # Round-tripped through JSON so that it compares equal to what is read back.
         self.header = json.loads(
             json.dumps(
@@ -699,7 +694,7 @@ def figure(matched: dict[str, list[Match]], results: dict, path: Path) -> None:
     columns = min(n, 3)
     rows = -(-n // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False, sharey=True)
-    for ax, (method, matches) in zip(axes.flat, matched.items()):
+    for ax, (method, matches) in zip(axes.flat, matched.items(), strict=False):
         r = results["methods"][method]
         _, experimental, _ = pooled(matches)
         error = cross_validated(matches, r["scheme"]) - experimental

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from specml.executor import make_executor  # noqa: E402
 from specml.experiment import load_absorbance  # noqa: E402
-from specml.identification import (
+from specml.identification import (  # noqa: E402
     DEFAULT_REFERENCE,
     SpectralLibrary,
     ensemble_name,
@@ -37,8 +36,7 @@ from specml.identification import (
     identify,
     methods_for,
     resolve_candidates,
-)  # noqa: E402
-from specml.identification.library import ensemble_error  # noqa: E402
+)
 from specml.identification.calibration import (  # noqa: E402
     GRID_KEYS,
     L2_PENALTY,
@@ -53,8 +51,10 @@ from specml.identification.calibration import (  # noqa: E402
     table_for,
     tables_for_recipe,
 )
+from specml.identification.library import ensemble_error  # noqa: E402
 from specml.identification.scoring import DEFAULT_PARAMETERS_PATH, ScoringParameters  # noqa: E402
 from specml.molecules import canonical_smiles, read_molecule_table  # noqa: E402
+from specml.provenance import specml_commit  # noqa: E402
 
 NIST = ROOT.parent / "shared" / "data" / "nist-ir"
 DECOYS = ROOT / "benchmarks" / "data" / "identify_decoys.csv"
@@ -72,15 +72,6 @@ def load_queries() -> list[Query]:
         # The group is the compound: files of the same molecule are held out together.
         queries.append(Query(row["file"], load_absorbance(NIST / row["file"]), smiles, smiles))
     return queries
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        return "unknown"
 
 
 def recipe_for(methods) -> ScoringRecipe:
@@ -117,7 +108,7 @@ def confusion_figure(queries, candidates, cv, path: Path, method_name: str) -> N
     rows = list(dict.fromkeys(q.smiles for q in queries))
     columns = list(dict.fromkeys(rows + [candidates[i].smiles for i in cv.top_candidate]))
     matrix = np.zeros((len(rows), len(columns)))
-    for q, top in zip(queries, cv.top_candidate):
+    for q, top in zip(queries, cv.top_candidate, strict=True):
         matrix[rows.index(q.smiles), columns.index(candidates[top].smiles)] += 1
     fig, ax = plt.subplots(figsize=(0.35 * len(columns) + 3, 0.35 * len(rows) + 2.5))
     ax.imshow(matrix, cmap="Blues", aspect="auto")
@@ -157,7 +148,7 @@ def limit_diagnostics(table, files: list[str]) -> dict:
     return {
         "note": "upper bounds and single-feature ranks for the discussion of limits; not LOCO accuracies",
         "resubstitution": resubstitution,
-        "rank_by_pearson": dict(zip(files, by_pearson)),
+        "rank_by_pearson": dict(zip(files, by_pearson, strict=True)),
         "top1_by_pearson": float(np.mean(np.array(by_pearson) == 1)),
     }
 
@@ -218,7 +209,7 @@ def main() -> None:
     provenance = {
         "produced_by": "benchmarks/identify.py --fit",
         "date": datetime.date.today().isoformat(),
-        "git_commit": git_commit(),
+        "git_commit": specml_commit(),
         "method": method_name,
         "method_settings": {m.name: m.settings for m in methods},
         "training_data": "../shared/data/nist-ir (all files of index.csv)",
@@ -281,7 +272,7 @@ def main() -> None:
             "top1": names[usable_candidates[t].smiles],
             "confidence_top1": round(float(p), 3),
         }
-        for q, r, t, p in zip(queries, cv.rank, cv.top_candidate, cv.confidence)
+        for q, r, t, p in zip(queries, cv.rank, cv.top_candidate, cv.confidence, strict=True)
     ]
     correct = cv.rank == 1
     results = {

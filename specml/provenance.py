@@ -33,3 +33,12 @@ def program_versions(packages=REFERENCE_PROGRAMS) -> dict:
         except importlib.metadata.PackageNotFoundError:
             versions[package] = None
     return versions
+
+
+def file_stem(name: str) -> str:
+    """A file-name stem for a method or reference name, e.g. ``pyscf:b3lyp/6-31g*`` ->
+    ``pyscf_b3lyp_6-31gstar``: lower case, ``*`` spelled out, other characters outside
+    ``[a-z0-9.-]`` replaced by ``_``. Caches and shipped libraries are named by it."""
+    import re
+
+    return re.sub(r"[^a-z0-9.-]+", "_", name.lower().replace("*", "star")).strip("_")

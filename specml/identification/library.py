@@ -26,6 +26,10 @@ LIBRARY_ENV = "SPECML_LIBRARY"
 CONFORMER_SEED = 42  # fixed so a library entry is reproducible
 # Geometry convergence (eV/Å) of harmonic entries; part of the cache key (Method.harmonic).
 HARMONIC_FMAX = 1e-4
+# Version of the harmonic protocol (optimisation, saddle escape, mode analysis), also keyed:
+# raise it when a fix changes harmonic sticks, so caches made before the fix miss and recompute.
+# 2: saddle-point escape and linear molecules straight only to 1e-4 Å keep their bend.
+HARMONIC_PROTOCOL = 2
 # Workflow settings that shape an ML-MD spectrum; part of the key of ML-MD entries.
 ML_SPECTRUM_SETTINGS = (
     "n_trajectories",
@@ -207,7 +211,8 @@ class Candidate:
 def atoms_to_xyz(atoms) -> str:
     lines = [str(len(atoms)), atoms.get_chemical_formula()]
     lines += [
-        f"{s} {x:.6f} {y:.6f} {z:.6f}" for s, (x, y, z) in zip(atoms.get_chemical_symbols(), atoms.positions)
+        f"{s} {x:.6f} {y:.6f} {z:.6f}"
+        for s, (x, y, z) in zip(atoms.get_chemical_symbols(), atoms.positions, strict=True)
     ]
     return "\n".join(lines)
 
@@ -305,25 +310,25 @@ class Method:
     argument: object
 
     @classmethod
-    def harmonic(cls, reference) -> "Method":
+    def harmonic(cls, reference) -> Method:
         from specml.reference import make_reference
 
         reference = make_reference(reference)
         # Named by the Hamiltonian where the reference has several (GFN1-/GFN2-xTB), so that each
-        # gets its own fitted scoring parameters. The optimisation threshold changes the sticks,
-        # so it is keyed along with the method.
+        # gets its own fitted scoring parameters. The optimisation threshold and the protocol
+        # version change the sticks, so they are keyed along with the method.
         variant = str(
             getattr(reference, "level", None) or reference.settings.get("method", reference.name)
         ).lower()
         return cls(
             f"harmonic:{variant}",
-            {**reference.settings, "geometry_fmax": HARMONIC_FMAX},
+            {**reference.settings, "geometry_fmax": HARMONIC_FMAX, "harmonic_protocol": HARMONIC_PROTOCOL},
             compute_harmonic_entry,
             reference,
         )
 
     @classmethod
-    def ml(cls, models_dir: str | Path, preset: str = "default", temperature_k: float = 300.0) -> "Method":
+    def ml(cls, models_dir: str | Path, preset: str = "default", temperature_k: float = 300.0) -> Method:
         """ML-MD with the committee in ``models_dir`` and the MD settings of workflow ``preset``.
 
         The key holds the committee's content fingerprint and the MD settings that shape
@@ -352,13 +357,12 @@ class Method:
 DFT_REFERENCE = "pyscf:b3lyp/def2-svp"
 
 
-def shipped_library_path(method: "Method"):
+def shipped_library_path(method: Method):
     """Where the shipped spectra of ``method`` live: ``specml/data/library/<method name>.json.gz``."""
-    import re
-
     from specml.identification.shipped_library import SHIPPED_DIR
+    from specml.provenance import file_stem
 
-    return SHIPPED_DIR / (re.sub(r"[^a-z0-9.-]+", "_", method.name.lower()) + ".json.gz")
+    return SHIPPED_DIR / (file_stem(method.name) + ".json.gz")
 
 
 # GFN2- and GFN1-xTB together: their harmonic errors differ by mode (GFN1 gets C-Cl and S=O
