@@ -1276,7 +1276,7 @@ def _header(doc: _Doc, json_path: Path) -> list[str]:
     if smoke:
         lines += [
             "> **This report comes from the `small` preset (a smoke test).** No full run has finished "
-            "(the README's *Paper reproduction* says why): every section is pending it.",
+            "(`docs/results/paper-reproduction.md` says why): every section is pending it.",
             "",
         ]
     lines += [

@@ -85,7 +85,7 @@ class _ScalarConvTPFunction(torch.autograd.Function):
 class ScalarConvTP(torch.nn.Module):
     """e3nn ``TensorProduct`` of scalar features (``U x 0e``) with ``1 x l`` irreps, ``uvu`` paths.
 
-    out[e, block l][u, m] = path_weight_l / sqrt(2l + 1) * w[e, l, u] * x1[e, u] * x2[e, l, m]
+    ``out[e, block l][u, m] = path_weight_l / sqrt(2l + 1) * w[e, l, u] * x1[e, u] * x2[e, l, m]``
     (e3nn's Wigner 3j symbol for 0 x l -> l is delta / sqrt(2l + 1)); the output
     is laid out exactly as e3nn's (irreps in order, channel-major within each).
     First derivatives only (see :class:`_ScalarConvTPFunction`).

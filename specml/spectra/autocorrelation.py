@@ -59,7 +59,8 @@ def ir_from_dipoles(
     Args:
         dipoles: (T, 3) dipole moments in e·Å at a fixed ``timestep_fs`` spacing.
         max_correlation_fs: correlation depth; longer = sharper lines, noisier.
-        lo, hi: wavenumber range of the output, cm-1.
+        lo: lower end of the output's wavenumber range, cm-1.
+        hi: upper end of the output's wavenumber range, cm-1.
         resolution_cm1: output point spacing, reached by zero padding.
         quantum_correction: None or ``"harmonic"`` (needs ``temperature_k``).
         correct_finite_difference: divide out the central-difference transfer function
