@@ -109,7 +109,7 @@ class ReferenceMDPool:
         self.executor.close()
         self._client = None
 
-    def __enter__(self) -> "ReferenceMDPool":
+    def __enter__(self) -> ReferenceMDPool:
         return self
 
     def __exit__(self, *exc) -> None:

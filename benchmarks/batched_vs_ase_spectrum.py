@@ -289,7 +289,7 @@ def advance_batched(work_dir, states, committee, protocol, targets, segment_step
         trajectory = engine.run(n)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         saved = engine.state_dict()["replicas"]
-        for state, frames, rep in zip(group, trajectory.replicas, saved):
+        for state, frames, rep in zip(group, trajectory.replicas, saved, strict=True):
             done = rep["stop_step"] - state["steps"][phase] if rep["stopped"] else n
             state.update(
                 positions=rep["positions"],

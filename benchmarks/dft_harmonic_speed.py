@@ -50,7 +50,7 @@ def timed_harmonic(smiles: str, reference) -> dict:
     edges = marks + [end]
     return {
         "seconds": end - start,
-        "stage_seconds": {s: round(b - a, 1) for s, a, b in zip(stages, edges, edges[1:])},
+        "stage_seconds": {s: round(b - a, 1) for s, a, b in zip(stages, edges, edges[1:], strict=False)},
         "optimizer_steps": result.atoms.info.get("optimizer_steps"),
         "derivatives": result.derivatives,
         "frequencies_cm1": np.round(result.frequencies_cm1, 1).tolist(),

@@ -24,9 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from mace import modules  # before e3nn: mace makes e3nn's constants loadable with torch>=2.6
-from e3nn import o3
+
+# isort: split
 from ase import Atoms
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from e3nn import o3
 
 from specml.dynamics.ase_loop import mace_calculator, run_mace_replica
 from specml.dynamics.batched import BatchedMD
@@ -140,10 +142,10 @@ def ase_timer(models, atoms, temps, precision, steps, warmup=2):
 
     def timer():
         wall = cpu = 0.0
-        for i, (a, T) in enumerate(zip(atoms, temps)):
+        for i, (a, T) in enumerate(zip(atoms, temps, strict=True)):
             mark = {}
 
-            def after_step(step, total):
+            def after_step(step, total, mark=mark):
                 if step == 1:
                     mark["wall"], mark["cpu"] = time.perf_counter(), time.process_time()
 
@@ -208,7 +210,7 @@ def main() -> None:
     )
     print(f"{'R':>3} {'models':>6} {'batched rs/s':>13} {'ASE rs/s':>10} {'speedup':>8} {'(CPU time)':>10}")
     for R, (atoms, temps) in setups.items():
-        atoms = [thermalised(a, T, i) for i, (a, T) in enumerate(zip(atoms, temps))]
+        atoms = [thermalised(a, T, i) for i, (a, T) in enumerate(zip(atoms, temps, strict=True))]
         for n_models in (1, 3):
             models = committee[:n_models]
             timers = {

@@ -47,11 +47,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _reference_md import (
+from _reference_md import (  # noqa: E402
     ReferenceMDPool,
     dipole_runs,
     reference_spectrum,
-    spectrum_of_runs,  # noqa: E402
+    spectrum_of_runs,
     trajectory_tasks,
 )
 from training_recipe import RESULTS as TRAINING_RECIPE_RESULTS  # noqa: E402  (single-molecule retraining rows)
@@ -346,7 +346,7 @@ def uncertainty_error_correlation(rows: list[dict]) -> dict:
     ]
     out = {"n": len(pairs), "spearman_rho": None, "p_value": None}
     if len(pairs) >= 3:
-        x, y = zip(*pairs)
+        x, y = zip(*pairs, strict=True)
         if len(set(x)) > 1 and len(set(y)) > 1:
             rho, p = spearmanr(x, y)
             out.update(spearman_rho=float(rho), p_value=float(p))
@@ -639,8 +639,8 @@ def extra_ml_spectra(workflow, result, series: str, temperatures_k, transfer: li
     per step)."""
     from specml.errors import UnsupportedElementError
     from specml.workflow import ProductionJob, job_spectra, run_production
-    from specml.workflow.production import spectrum_key
     from specml.workflow.prediction import domain_report, load_predicting_committee, prediction_structures
+    from specml.workflow.production import spectrum_key
     from specml.workflow.state import temperature_folder
 
     config, models = workflow.config, workflow.dirs.final_models
@@ -1017,7 +1017,7 @@ def plot_overlay_grid(panels: dict[str, list], path: Path, ncols: int = 4) -> Pa
     ncols = min(ncols, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     with saved_figure(path, nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False) as (fig, axes):
-        for ax, (title, spectra) in zip(axes.flat, panels.items()):
+        for ax, (title, spectra) in zip(axes.flat, panels.items(), strict=False):
             draw_spectra(ax, spectra, normalize=True)
             ax.set_title(title, fontsize="medium")
             ax.legend(loc="upper left", fontsize="x-small")
@@ -1041,7 +1041,7 @@ def plot_pcc_bars(results: dict, path: Path) -> Path:
         gridspec_kw={"width_ratios": widths},
         squeeze=False,
     ) as (fig, axes):
-        for ax, (title, rows) in zip(axes[0], groups):
+        for ax, (title, rows) in zip(axes[0], groups, strict=True):
             x = np.arange(len(rows))
             ref = [nan_if_none(r["vs_reference"]["pcc"]) for r in rows]
             exp = [nan_if_none((r["vs_experiment"] or {}).get("pcc")) for r in rows]

@@ -24,8 +24,8 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import dask.distributed  # noqa: F401,E402  -- loaded for its shared libraries, as in a worker
-import numpy as np  # noqa: E402
 import mace.modules  # noqa: F401,E402
+import numpy as np  # noqa: E402
 import torch  # noqa: F401,E402
 from ase.build import molecule  # noqa: E402
 from tblite.ase import TBLite  # noqa: E402

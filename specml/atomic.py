@@ -8,11 +8,11 @@ leaves either the previous file or the new one, never a torn one.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None], suffix: str = ".tmp") -> None:
+def atomic_write(path: str | Path, write: Callable[[Path], object], suffix: str = ".tmp") -> None:
     """Call ``write(tmp)`` on a temporary path next to ``path``, then rename it into place.
 
     ``suffix`` ends the temporary name, for writers that choose a format from it

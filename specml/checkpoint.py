@@ -51,7 +51,9 @@ class PeriodicCheckpoint:
         except OSError as error:
             # E.g. a Dask worker on another machine without the run directory: compute on
             # without snapshots rather than lose the work.
-            warnings.warn(f"cannot write {self.what} checkpoint {self.path} ({error}); continuing without")
+            warnings.warn(
+                f"cannot write {self.what} checkpoint {self.path} ({error}); continuing without", stacklevel=2
+            )
             self.writable = False
 
     def read(self) -> dict | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.progress import (
     BarColumn,
@@ -22,6 +22,9 @@ from rich.progress import (
 )
 
 from specml.errors import InputError
+
+if TYPE_CHECKING:
+    from dask.distributed import Client, LocalCluster
 
 
 @dataclass
@@ -64,8 +67,8 @@ class Executor:
     def __init__(self, scheduler: str | Any | None = None, show_progress: bool = True):
         self.scheduler = scheduler
         self.show_progress = show_progress
-        self._client = None
-        self._cluster = None
+        self._client: Client | None = None
+        self._cluster: LocalCluster | None = None
 
     @property
     def distributed(self) -> bool:

@@ -31,7 +31,7 @@ def draw_spectra(
 ) -> None:
     """Draw ``spectra`` (±std bands where present) on a matplotlib ``ax``, for multi-panel figures."""
     labels = list(labels) if labels is not None else [s.label for s in spectra]
-    for spectrum, label in zip(spectra, labels):
+    for spectrum, label in zip(spectra, labels, strict=True):
         shown = spectrum.normalized() if normalize else spectrum
         (line,) = ax.plot(shown.wavenumber, shown.intensity, lw=1.0, label=_literal(label))
         if shown.std is not None:
@@ -78,7 +78,7 @@ def plot_spectra(
     return path
 
 
-def plot_comparison(result: "ComparisonResult", path: str | Path, title: str | None = None) -> Path:
+def plot_comparison(result: ComparisonResult, path: str | Path, title: str | None = None) -> Path:
     """Overlay the two preprocessed spectra of a comparison, metrics in the title."""
     metrics = (
         f"PCC {result.pcc:.3f}   WD {result.wd_cm1:.1f} cm$^{{-1}}$   "

@@ -26,7 +26,7 @@ def specml_commit() -> str:
 
 def program_versions(packages=REFERENCE_PROGRAMS) -> dict:
     """``{"specml": commit, package: version or None}``."""
-    versions = {"specml": specml_commit()}
+    versions: dict[str, str | None] = {"specml": specml_commit()}
     for package in packages:
         try:
             versions[package] = importlib.metadata.version(package)

@@ -12,8 +12,9 @@ import pytest
 import torch
 from ase import Atoms, units
 from ase.build import molecule
-
 from mace import modules  # before e3nn: mace makes e3nn's constants loadable with torch>=2.6
+
+# isort: split
 from e3nn import o3
 
 from specml.dynamics.ase_loop import run_mace_replica
@@ -174,7 +175,7 @@ def test_langevin_temperatures_per_replica_mixed_batch(committee):
     res = eng.run(n_steps)
     for name, target in targets.items():
         block_means = []
-        for r, n in zip(res.replicas, names):
+        for r, n in zip(res.replicas, names, strict=True):
             if n == name:
                 assert not r.stopped
                 t = r.temperatures[equil:]
@@ -205,7 +206,7 @@ def test_sanity_stop_removes_only_offending_replicas(committee):
     assert res[1].stop_step == 1 and "non-finite" in res[1].stop_reason
     assert res[3].stop_step == 1 and "uncertainty" in res[3].stop_reason
     assert len(res[3].steps) == 1  # the offending frame is recorded, then nothing
-    for i, j in zip([0, 2, 4], [0, 1, 2]):
+    for i, j in zip([0, 2, 4], [0, 1, 2], strict=True):
         assert np.array_equal(res[i].positions, ref[j].positions)
         assert np.array_equal(res.final_atoms[i].get_momenta(), ref.final_atoms[j].get_momenta())
 

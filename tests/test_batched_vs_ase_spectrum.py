@@ -13,13 +13,12 @@ import pytest
 import torch
 from ase.build import molecule
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from test_batched_md import build_mace  # noqa: E402  (tests dir is on sys.path under pytest)
 
 from specml.comparison.metrics import pearson
 from specml.dynamics.ase_loop import mace_calculator, run_mace_replica
 from specml.dynamics.batched import BatchedMD
 from specml.spectra.autocorrelation import average_spectra, ir_from_dipoles
-
-from test_batched_md import build_mace  # noqa: E402  (tests dir is on sys.path under pytest)
 
 pytestmark = pytest.mark.slow
 

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from spectrum_files import nist_like_jcamp
 from typer.testing import CliRunner
 
 from specml.cli import app
 from specml.errors import SpecmlError
-from spectrum_files import nist_like_jcamp
 
 #: Calls per command; the sum is the number of cases per run.
 EXAMPLES = {

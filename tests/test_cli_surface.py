@@ -228,9 +228,9 @@ def warm_library(tmp_path_factory):
         Method,
         SpectralLibrary,
         fill_library,
-        library as library_module,
         resolve_candidates,
     )
+    from specml.identification import library as library_module
     from specml.spectra.broadening import broaden_sticks
     from specml.spectra.spectrum import Spectrum
 
@@ -280,7 +280,7 @@ def test_identify_json_and_csv_match_the_table(warm_library):
     result = json.loads(as_json.stdout)  # stdout is the JSON and nothing else
     assert result["method"] == "harmonic:gfn2-xtb" and result["library"]["cached"] == 4
     assert len(result["ranking"]) == len(table) == len(CANDIDATES)
-    for row, shown in zip(result["ranking"], table):
+    for row, shown in zip(result["ranking"], table, strict=True):
         assert [fmt.format(row[field]) for _, field, fmt in RANKING_COLUMNS] == shown
     assert sum(row["confidence"] for row in result["ranking"]) == pytest.approx(1.0)
     as_csv = specml(*identify_args(warm_library, "--csv"), cwd=warm_library)

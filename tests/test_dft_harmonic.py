@@ -7,7 +7,7 @@ from ase.build import molecule
 from specml.errors import InputError
 from specml.molecules import atoms_from_smiles, optimize_geometry
 from specml.reference import PySCFReference, make_reference
-from specml.spectra.harmonic import harmonic_analysis, harmonic_from_derivatives, finite_differences
+from specml.spectra.harmonic import finite_differences, harmonic_analysis, harmonic_from_derivatives
 
 SMALL = "pyscf:b3lyp/sto-3g"
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from spectrum_files import nist_like_jcamp
 
 from specml.errors import InputError, SpecmlError, SpectrumFormatError
 from specml.experiment import (
@@ -18,7 +19,6 @@ from specml.experiment import (
     to_common_grid,
 )
 from specml.spectra.spectrum import Spectrum
-from spectrum_files import nist_like_jcamp
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 NIST_FILES = sorted((SHARED / "data" / "nist-ir").glob("*.jdx"))

@@ -77,7 +77,7 @@ def test_conformer_average_weights_ethanol_rotamers():
     )
     frequencies, intensities = result.sticks()
     assert frequencies.size == 3 * 21
-    total = sum(w * r.intensities_km_mol.sum() for w, r in zip(result.weights, result.results))
+    total = sum(w * r.intensities_km_mol.sum() for w, r in zip(result.weights, result.results, strict=True))
     assert intensities.sum() == pytest.approx(total)
     assert np.all(np.diff(result.energies_eV) >= 0)  # lowest energy first
 

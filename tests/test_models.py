@@ -231,7 +231,7 @@ def test_interrupted_fit_resumes_exactly_from_its_checkpoint(dataset, tmp_path, 
     )
     assert epochs_seen == list(range(killed_after + 1, 7))  # no epoch is trained twice
     assert resumed_history["valid_loss"] == pytest.approx(straight_history["valid_loss"], rel=1e-5)
-    for a, b in zip(resumed.state_dict().values(), straight.state_dict().values()):
+    for a, b in zip(resumed.state_dict().values(), straight.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     # A checkpoint of another fit (other seed) is ignored, not resumed.
     epochs_seen.clear()

@@ -17,7 +17,7 @@ from specml.units import SPEED_OF_LIGHT_CM_PER_FS
 def sinusoid_dipoles(wavenumbers, amplitudes, n_steps=40000, dt=0.5):
     t = np.arange(n_steps) * dt
     mu = np.zeros((n_steps, 3))
-    for axis, (nu, a) in enumerate(zip(wavenumbers, amplitudes)):
+    for axis, (nu, a) in enumerate(zip(wavenumbers, amplitudes, strict=True)):
         mu[:, axis % 3] += a * np.sin(2 * np.pi * nu * SPEED_OF_LIGHT_CM_PER_FS * t + 0.1 * axis)
     return mu
 

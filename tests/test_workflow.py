@@ -469,7 +469,7 @@ def test_killed_production_task_resumes_exactly_from_its_snapshot(
         )
     )
     assert steps_seen[0] == resumed_at  # the first chunk after the killed run's snapshot, not from step 0
-    for a, b in zip(straight, resumed):
+    for a, b in zip(straight, resumed, strict=True):
         assert len(a["dipoles"]) == 400
         np.testing.assert_allclose(b["dipoles"], a["dipoles"], rtol=0, atol=1e-10)
         np.testing.assert_allclose(b["temperatures"], a["temperatures"], rtol=0, atol=1e-8)
@@ -645,7 +645,7 @@ def test_production_file_reader_leaves_out_stopped_and_short_runs(tmp_path):
     path = tmp_path / "mol.npz"
     lengths, stopped = (3000, 3000, 1500), (False, True, False)
     arrays = {"record_interval_fs": np.array(1.0)}
-    for k, (n, stop) in enumerate(zip(lengths, stopped)):
+    for k, (n, stop) in enumerate(zip(lengths, stopped, strict=True)):
         arrays[f"dipoles_{k}"] = np.full((n, 3), float(k))
         arrays[f"uncertainty_{k}"] = np.full(n, 0.1 * (k + 1))
         arrays[f"stopped_{k}"] = np.array(stop)

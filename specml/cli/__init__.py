@@ -4,9 +4,7 @@ the CLI only wraps the Python API."""
 from specml.cli.app import app, main
 
 # Importing the command modules registers their commands.
-from specml.cli import commands_core  # noqa: E402,F401
-from specml.cli import commands_compare  # noqa
-from specml.cli import commands_ir  # noqa
-from specml.cli import commands_identify  # noqa
+# isort: split
+from specml.cli import commands_compare, commands_core, commands_identify, commands_ir  # noqa: F401
 
 __all__ = ["app", "main"]

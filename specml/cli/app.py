@@ -13,8 +13,9 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -26,7 +27,7 @@ from specml.errors import InputError, SpecmlError
 try:  # recent typer vendors click; older releases use click itself
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
 except ImportError:  # pragma: no cover
-    from click.exceptions import ClickException, NoArgsIsHelpError
+    from click.exceptions import ClickException, NoArgsIsHelpError  # type: ignore[assignment]  # same API
 
 #: Exit code of an invalid option or argument (as click uses), raised before any work.
 USAGE_ERROR = 2
@@ -38,9 +39,24 @@ class SpecmlGroup(TyperGroup):
     """Every failure ends as one ``error:`` line on stderr: specml's own errors (exit 1, or 2
     for options rejected by their checks) and click's (a word where a number belongs: exit 2)."""
 
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = super().main(
+                args,
+                prog_name,
+                complete_var,
+                standalone_mode=False,
+                windows_expand_args=windows_expand_args,
+                **extra,
+            )
         except NoArgsIsHelpError as exc:  # typer has printed the help already
             raise SystemExit(exc.exit_code) from None
         except ClickException as exc:
@@ -118,7 +134,8 @@ def set_output(machine: bool) -> None:
 
     for shown in (console, rich.get_console()):
         shown.stderr = machine
-    console.width = None if console.is_terminal else PIPED_WIDTH
+    # None: the terminal's own width again (rich's setter is typed int but stores None as "detect").
+    console.width = None if console.is_terminal else PIPED_WIDTH  # type: ignore[assignment]
 
 
 def output_format(json_out: bool, csv_out: bool = False) -> str | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.markup import escape
@@ -40,7 +39,7 @@ def load_for_comparison(path: Path):
 def compare(
     a: Path = typer.Argument(..., help="First spectrum (JCAMP-DX or CSV)."),
     b: Path = typer.Argument(..., help="Second spectrum (JCAMP-DX or CSV)."),
-    out: Optional[Path] = typer.Option(
+    out: Path | None = typer.Option(
         None, "--out", help="Overlay plot of the two spectra (PNG, PDF or SVG); none unless asked for."
     ),
     wn_range: tuple[float, float] = typer.Option(

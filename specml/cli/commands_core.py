@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import typer
@@ -21,6 +22,10 @@ from specml.cli.app import (
     titled_table,
 )
 from specml.errors import InputError
+
+if TYPE_CHECKING:  # not at run time: ``specml --help`` stays light
+    from specml.reference import ReferenceMethod
+    from specml.spectra.spectrum import Spectrum
 
 REFERENCE_OPTION_HELP = "xtb | gfn1-xtb | ipea1-xtb | pyscf[:FUNC/BASIS] | ase:module:Class"
 HARMONIC_JSON_HELP = (
@@ -119,7 +124,7 @@ def harmonic(
 class _HarmonicPlan:
     """The checked settings of one ``specml harmonic`` call."""
 
-    method: object  # the reference method
+    method: ReferenceMethod
     molecules: list
     out: Path
     fwhm: float  # cm-1
@@ -130,7 +135,7 @@ class _HarmonicPlan:
     temperature: float  # K
     gas_contour: bool
     compare: Path | None
-    experiment: object  # the loaded --compare spectrum, or None
+    experiment: Spectrum | None  # the loaded --compare spectrum
 
     @property
     def rotational_temperature(self) -> float | None:
@@ -241,7 +246,7 @@ def _print_modes(name: str, method, result) -> None:
     table.add_column("mode", justify="right")
     table.add_column("wavenumber / cm-1", justify="right")
     table.add_column("intensity / km mol-1", justify="right")
-    for i, (nu, inten) in enumerate(zip(result.frequencies_cm1, result.intensities_km_mol), 1):
+    for i, (nu, inten) in enumerate(zip(result.frequencies_cm1, result.intensities_km_mol, strict=True), 1):
         table.add_row(str(i), f"{nu:.1f}", f"{inten:.1f}")
     console.print(table)
 
@@ -258,7 +263,7 @@ def _conformer_average(mol, method, temperature_k: float):
     table = titled_table(f"{mol.name}: conformers at {temperature_k:g} K ({method.describe()})")
     for column in ("conformer", "energy / meV", "population", "strongest band / cm-1"):
         table.add_column(column, justify="right")
-    for i, (r, de, w) in enumerate(zip(result.results, relative_meV, result.weights), 1):
+    for i, (r, de, w) in enumerate(zip(result.results, relative_meV, result.weights, strict=True), 1):
         table.add_row(
             str(i), f"{de:.1f}", f"{w:.3f}", f"{r.frequencies_cm1[np.argmax(r.intensities_km_mol)]:.1f}"
         )
@@ -278,7 +283,7 @@ def _conformer_average(mol, method, temperature_k: float):
                 "frequencies_cm1": r.frequencies_cm1.tolist(),
                 "intensities_km_mol": r.intensities_km_mol.tolist(),
             }
-            for r, de, w in zip(result.results, relative_meV, result.weights)
+            for r, de, w in zip(result.results, relative_meV, result.weights, strict=True)
         ],
     }
     return result, summary
@@ -343,7 +348,7 @@ def reference_md(
                 timestep,
                 friction,
                 seed=seed,
-                progress=lambda i, n: bar.update(task, completed=i),
+                progress=lambda i, n, task=task: bar.update(task, completed=i),
                 checkpoint_path=snapshot,
             )
         atomic_write_npz(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.markup import escape
@@ -65,29 +64,27 @@ def identify(
     spectrum: Path = typer.Argument(..., help="Experimental IR spectrum (JCAMP-DX or CSV)."),
     candidates: Path = typer.Option(..., "--candidates", "-c", help="CSV with name,smiles per candidate."),
     reference: str = typer.Option(DEFAULT_REFERENCE, "--reference", "-r", help=REFERENCE_HELP),
-    models: Optional[Path] = typer.Option(
+    models: Path | None = typer.Option(
         None, "--models", help="Trained model directory: ML-MD spectra instead."
     ),
     preset: str = typer.Option(
         "default", "--preset", help="Workflow preset of the ML-MD settings (with --models)."
     ),
-    library: Optional[Path] = typer.Option(
+    library: Path | None = typer.Option(
         None,
         "--library",
         help="Spectral library (default $SPECML_LIBRARY or ~/.cache/specml/library.sqlite).",
     ),
-    top: Optional[int] = typer.Option(
+    top: int | None = typer.Option(
         None,
         "--top",
         min=1,
         help="Rows of the ranking to show [default: 3 in the table, all with --json or --csv].",
     ),
-    out: Optional[Path] = typer.Option(
+    out: Path | None = typer.Option(
         None, "--out", "-o", help="Overlay plot of the query and the top 3 (PNG, PDF or SVG)."
     ),
-    scheduler: Optional[str] = typer.Option(
-        None, "--scheduler", help="Dask scheduler for missing predictions."
-    ),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler for missing predictions."),
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Recompute candidates that failed before."
     ),
@@ -96,7 +93,8 @@ def identify(
 ) -> None:
     """Rank candidate molecules by how well their predicted IR spectra match SPECTRUM."""
     from specml.executor import make_executor
-    from specml.identification import SpectralLibrary, identify as run_identify, plot_identification
+    from specml.identification import SpectralLibrary, plot_identification
+    from specml.identification import identify as run_identify
 
     with checked_options():
         machine = output_format(json_out, csv_out)
@@ -239,14 +237,14 @@ LIBRARY_JSON_HELP = (
 def build(
     candidates: Path = typer.Argument(..., help="CSV with name,smiles per molecule."),
     reference: str = typer.Option(DEFAULT_REFERENCE, "--reference", "-r", help=REFERENCE_HELP),
-    models: Optional[Path] = typer.Option(
+    models: Path | None = typer.Option(
         None, "--models", help="Trained model directory: ML-MD spectra instead."
     ),
     preset: str = typer.Option(
         "default", "--preset", help="Workflow preset of the ML-MD settings (with --models)."
     ),
-    library: Optional[Path] = typer.Option(None, "--library", help="Spectral library path."),
-    scheduler: Optional[str] = typer.Option(
+    library: Path | None = typer.Option(None, "--library", help="Spectral library path."),
+    scheduler: str | None = typer.Option(
         None, "--scheduler", help="Dask scheduler address (tcp://host:port)."
     ),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Recompute entries that failed before."),

@@ -135,7 +135,11 @@ def _finish(result, run_dir: Path, experiment, compare: Path | None, machine: st
     """Comparison with the experiment, the output files, and the summary for people or programs."""
     from specml.workflow.report import write_outputs
 
-    comparison = _compare(result, experiment, compare, run_dir) if experiment is not None else None
+    comparison = (
+        _compare(result, experiment, compare, run_dir)
+        if experiment is not None and compare is not None
+        else None
+    )
     files = write_outputs(result, run_dir, experiment, comparison)
     if machine:
         emit_json(

@@ -30,7 +30,9 @@ def sample_normal_modes(
     inv_sqrt_m = 1.0 / np.sqrt(np.repeat(atoms.get_masses(), 3))
     n_steps = (n_per_mode + 1) // 2
     structures = []
-    for mode, (nu, vector) in enumerate(zip(harmonic.frequencies_cm1, harmonic.mass_weighted_modes)):
+    for mode, (nu, vector) in enumerate(
+        zip(harmonic.frequencies_cm1, harmonic.mass_weighted_modes, strict=True)
+    ):
         q_max = max_scale * normal_mode_amplitude(nu, temperature_k)
         amplitudes = [sign * q_max * (j + 1) / n_steps for j in range(n_steps) for sign in (+1, -1)]
         for amplitude in amplitudes[:n_per_mode]:

@@ -39,7 +39,7 @@ def select_representative(
     n_clusters = min(n_clusters, len(frames))
     labels = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit_predict(features)
     rng = np.random.default_rng(seed)
-    chosen = []
+    chosen: list[int] = []
     for cluster in range(n_clusters):
         members = np.flatnonzero(labels == cluster)
         take = min(per_cluster, len(members))

@@ -13,7 +13,7 @@ against. Units as in :mod:`specml.dynamics.batched`.
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

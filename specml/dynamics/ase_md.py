@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms, units
 from ase.md.langevin import Langevin
+from ase.md.md import MolecularDynamics
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
 from ase.md.verlet import VelocityVerlet
 
@@ -98,6 +99,7 @@ def ase_md_loop(
     work.calc = calculator
     dt = timestep_fs * units.fs
     rng = rng if rng is not None else np.random.default_rng(0)
+    dyn: MolecularDynamics
     if friction_per_fs is None:
         dyn = VelocityVerlet(work, timestep=dt)
     else:
@@ -111,7 +113,7 @@ def ase_md_loop(
             fixcm=False,
             rng=rng,
         )
-    frames = {k: [] for k in FRAME_KEYS}
+    frames: dict[str, list] = {k: [] for k in FRAME_KEYS}
     done = 0  # steps completed (restored ones included)
     earlier_s, started = 0.0, time.perf_counter()  # wall time of earlier, interrupted runs; this run's start
     saved = checkpoint.read() if checkpoint is not None else None
@@ -168,7 +170,7 @@ def ase_md_loop(
                     checkpoint.write({**last, "frames": _frame_arrays(frames, own)})
     except BaseException as error:
         kept = ""
-        if checkpoint is not None and last["step"] > 0:
+        if checkpoint is not None and last is not None and last["step"] > 0:
             checkpoint.write({**last, "frames": _frame_arrays(frames, last["step"] - unrecorded_steps)})
             kept = f"; the state after step {last['step']} is saved in {checkpoint.path}: rerun to continue"
         if isinstance(error, Exception):
@@ -295,6 +297,7 @@ def run_ase_md(
         progress=progress,
         checkpoint=checkpoint,
     )
+    assert frames.dipoles is not None  # recorded: a dipole function was given
     return DipoleTrajectory(
         times_fs=frames.times_fs,
         dipoles=frames.dipoles,

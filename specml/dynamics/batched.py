@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,8 +34,8 @@ from specml.dynamics.mace_fastpath import accelerate
 from specml.dynamics.trajectory import ReplicaTrajectory
 from specml.errors import DynamicsError, ModelError
 from specml.models.committee import FORCE_UNCERTAINTY_EPS, uncertainty
+from specml.models.data import model_atomic_numbers, model_r_max
 from specml.models.device import dtype_name, select_device, torch_dtype
-
 
 ENSEMBLES = ("langevin", "nve")
 
@@ -121,6 +122,16 @@ class BatchedMD:
         warns and continues with the eager models.
     """
 
+    # Set per packing of the active replicas (_pack, run): forces, the block of Langevin noise
+    # and ASE's Langevin coefficients per atom (c1..c5, see _langevin_coefficients).
+    F: torch.Tensor
+    _noise: torch.Tensor | None
+    c1: torch.Tensor
+    c2: torch.Tensor
+    c3: torch.Tensor
+    c4: torch.Tensor
+    c5: torch.Tensor
+
     def __init__(
         self,
         energy_models: Sequence[torch.nn.Module],
@@ -171,29 +182,29 @@ class BatchedMD:
         self.models = [self._prepare_model(m) for m in energy_models]
         self.compiled_models = [self._compiled(m) for m in energy_models] if compile_models else None
         if self.compiled_models is not None and any(m is None for m in self.compiled_models):
-            warnings.warn("torch.compile is not available for these models; running them eagerly")
+            warnings.warn(
+                "torch.compile is not available for these models; running them eagerly", stacklevel=2
+            )
             self.compiled_models = None
         self._compiled_checked = False
-        z0 = self.models[0].atomic_numbers.tolist()
+        z0 = model_atomic_numbers(self.models[0])
         for m in self.models[1:]:
-            if m.atomic_numbers.tolist() != z0:
+            if model_atomic_numbers(m) != z0:
                 raise ModelError("committee members have different atomic_numbers")
-        self.z_table = [int(z) for z in z0]
+        self.z_table = z0
         self.dipole_model = self._prepare_model(dipole_model) if dipole_model is not None else None
-        self.dipole_z_table = (
-            [int(z) for z in self.dipole_model.atomic_numbers.tolist()] if self.dipole_model else None
-        )
+        self.dipole_z_table = model_atomic_numbers(self.dipole_model) if self.dipole_model else None
         # One shared pair list serves all models: edges beyond a model's own
         # r_max get an exactly-zero weight from MACE's cutoff envelope (x < r_max mask).
-        r_maxes = [float(m.r_max) for m in self.models]
+        r_maxes = [model_r_max(m) for m in self.models]
         if self.dipole_model is not None:
-            r_maxes.append(float(self.dipole_model.r_max))
+            r_maxes.append(model_r_max(self.dipole_model))
         self.r_max = max(r_maxes)
 
         # Per-replica persistent data (indexed by original replica id).
         self.numbers = [np.asarray(a.numbers, dtype=np.int64).copy() for a in atoms]
         self.masses = [np.asarray(a.get_masses(), dtype=np.float64).copy() for a in atoms]
-        for i, (a, z) in enumerate(zip(atoms, self.numbers)):
+        for i, (a, z) in enumerate(zip(atoms, self.numbers, strict=True)):
             if np.any(a.pbc):
                 raise DynamicsError(f"replica {i}: periodic systems are not supported (molecules only)")
             if len(z) < 2:
@@ -239,7 +250,7 @@ class BatchedMD:
                 self.fast_path_modules[key] = self.fast_path_modules.get(key, 0) + n
         return m
 
-    def _compiled(self, model: torch.nn.Module) -> torch.nn.Module | None:
+    def _compiled(self, model: torch.nn.Module) -> Callable[..., Any] | None:
         """``torch.compile`` of a rebuilt copy of a MACE model, or None if it cannot be rebuilt."""
         try:
             from mace.tools import compile as mace_compile
@@ -293,14 +304,16 @@ class BatchedMD:
             return
         counts = [len(self.numbers[r]) for r in active]
         N = sum(counts)
-        idx_long = dict(dtype=torch.long, device=self.device)
+        idx_long: dict[str, Any] = dict(dtype=torch.long, device=self.device)
         self.n_atoms = torch.tensor(counts, **idx_long)
         self.ptr = torch.zeros(len(active) + 1, **idx_long)
         self.ptr[1:] = torch.cumsum(self.n_atoms, 0)
         self.batch = torch.repeat_interleave(torch.arange(len(active), **idx_long), self.n_atoms)
         nums = np.concatenate([self.numbers[r] for r in active])
         self.node_attrs = self._one_hot(nums, self.z_table)
-        self.dip_node_attrs = self._one_hot(nums, self.dipole_z_table) if self.dipole_model else None
+        self.dip_node_attrs = (
+            self._one_hot(nums, self.dipole_z_table) if self.dipole_z_table is not None else None
+        )
         m = np.concatenate([self.masses[r] for r in active])[:, None]
         self.m = self._tensor(m)
         self.pos = self._tensor(np.concatenate([self.positions[r] for r in active]))
@@ -310,7 +323,7 @@ class BatchedMD:
         # the cutoff anyway, so a cell list would only add overhead; building
         # per replica guarantees no pair ever crosses replicas.
         cand = []
-        for r, off in zip(active, self.ptr[:-1].tolist()):
+        for r, off in zip(active, self.ptr[:-1].tolist(), strict=True):
             n = len(self.numbers[r])
             i, j = np.nonzero(~np.eye(n, dtype=bool))
             cand.append(np.stack([i, j]) + off)
@@ -330,7 +343,7 @@ class BatchedMD:
 
     def _langevin_coefficients(self, active):
         # Exactly ase.md.langevin.Langevin.updatevars, per replica (own T, friction).
-        c = {k: [] for k in ("c1", "c2", "c3", "c4", "c5")}
+        c: dict[str, list[np.ndarray]] = {k: [] for k in ("c1", "c2", "c3", "c4", "c5")}
         dt = self.dt
         for r in active:
             T = units.kB * self.temperatures_K[r]
@@ -393,7 +406,7 @@ class BatchedMD:
             energies = torch.stack(
                 [
                     model({**data, "positions": leaf}, training=False, compute_force=False)["energy"]
-                    for model, leaf in zip(models, leaves)
+                    for model, leaf in zip(models, leaves, strict=True)
                 ]
             )
             grads = torch.autograd.grad(energies.sum(), leaves)
@@ -415,7 +428,9 @@ class BatchedMD:
                         raise RuntimeError(f"compiled forces differ from eager ones by {err:.1e} (relative)")
                     self._compiled_checked = True
             except Exception as error:  # noqa: BLE001 - fall back to the eager models
-                warnings.warn(f"compiled models failed ({error}); continuing with the eager models")
+                warnings.warn(
+                    f"compiled models failed ({error}); continuing with the eager models", stacklevel=2
+                )
                 self.compiled_models = None
                 F, E = self._member_forces(self.models)
         else:
@@ -438,6 +453,7 @@ class BatchedMD:
         return out[:, 0], out[:, 1]
 
     def _dipoles(self) -> torch.Tensor:
+        assert self.dipole_model is not None and self.dip_node_attrs is not None  # only with a dipole model
         data = self._graph(self.pos.detach().clone(), self.dip_node_attrs.clone())
         with torch.no_grad():
             return self.dipole_model(data, training=False)["dipole"].detach()
@@ -492,11 +508,11 @@ class BatchedMD:
             raise DynamicsError("n_steps must be >= 0")
         t0 = time.perf_counter()
         self._pack([r for r in range(self.n_replicas) if not self.stopped[r]])
-        rec = {k: [] for k in ("rid", "step", "E", "T", "rel", "std", "dip", "pos")}
+        rec: dict[str, list[Any]] = {k: [] for k in ("rid", "step", "E", "T", "rel", "std", "dip", "pos")}
         if self._active:
             self._noise = None
-            saved = [self._saved_forces[r] for r in self._active]
-            if all(f is not None for f in saved):
+            saved = [f for f in (self._saved_forces[r] for r in self._active) if f is not None]
+            if len(saved) == len(self._active):
                 # Continuation: reuse the forces of the saved state as ASE's
                 # calculator cache would (no re-evaluation, exact continuation).
                 self.F = self._tensor(np.concatenate(saved))
@@ -513,6 +529,7 @@ class BatchedMD:
                     block_left = min(self.noise_block, n_steps - s)
                     self._noise = self._draw_noise(block_left)
                     kb = 0
+                assert self._noise is not None  # drawn for this block of steps
                 xi, eta = self._noise[kb, 0], self._noise[kb, 1]
                 kb += 1
                 block_left -= 1
@@ -589,8 +606,10 @@ class BatchedMD:
 
     def _result(self, rec, n_steps, wall) -> BatchedTrajectory:
         R = self.n_replicas
-        per = {r: {k: [] for k in ("step", "E", "T", "rel", "std", "dip", "pos")} for r in range(R)}
-        for f, (rids, step) in enumerate(zip(rec["rid"], rec["step"])):
+        per: dict[int, dict[str, list[Any]]] = {
+            r: {k: [] for k in ("step", "E", "T", "rel", "std", "dip", "pos")} for r in range(R)
+        }
+        for f, (rids, step) in enumerate(zip(rec["rid"], rec["step"], strict=True)):
             for li, r in enumerate(rids):
                 d = per[int(r)]
                 d["step"].append(step)
@@ -668,6 +687,7 @@ class BatchedMD:
         """
         reps = []
         for r in range(self.n_replicas):
+            forces = self._saved_forces[r]
             reps.append(
                 {
                     "numbers": self.numbers[r].copy(),
@@ -675,7 +695,7 @@ class BatchedMD:
                     "positions": self.positions[r].copy(),
                     "momenta": self.momenta[r].copy(),
                     "velocities_A_per_fs": self.momenta[r] / self.masses[r][:, None] * units.fs,
-                    "forces": None if self._saved_forces[r] is None else self._saved_forces[r].copy(),
+                    "forces": None if forces is None else forces.copy(),
                     "rng_state": copy.deepcopy(self.rngs[r].bit_generator.state),
                     "seed": self.seeds[r],
                     "temperature_K": None if self.temperatures_K is None else float(self.temperatures_K[r]),
@@ -696,7 +716,7 @@ class BatchedMD:
         }
 
     @classmethod
-    def from_state(cls, state: dict, energy_models, *, dipole_model=None, **kwargs) -> "BatchedMD":
+    def from_state(cls, state: dict, energy_models, *, dipole_model=None, **kwargs) -> BatchedMD:
         """Rebuild an engine from :meth:`state_dict` and continue where it stopped.
 
         ``kwargs`` (e.g. ``record_interval``, ``device``) override engine options;

@@ -28,10 +28,12 @@ import torch
 import specml.models  # noqa: F401  -- imports MACE first, its import-time notice kept off stdout
 
 try:  # the MACE modules these replace (mace first: it makes e3nn's constants loadable)
-    from mace.modules.symmetric_contraction import Contraction
+    from mace.modules.symmetric_contraction import Contraction  # isort: skip
     from e3nn.o3 import TensorProduct
+
+    _HAVE_MACE = True
 except ImportError:  # pragma: no cover - MACE is a dependency of specml
-    TensorProduct = Contraction = None
+    _HAVE_MACE = False
 
 
 class _ScalarConvTPFunction(torch.autograd.Function):
@@ -162,7 +164,7 @@ class InvariantContraction(torch.nn.Module):
         except (AttributeError, KeyError):
             return False
         return (
-            all(u.dim() == nu + 1 for nu, u in zip(range(1, nu_max + 1), us))
+            all(u.dim() == nu + 1 for nu, u in zip(range(1, nu_max + 1), us, strict=True))
             and not any(zeroed)
             and len(c.weights) == nu_max - 1
         )
@@ -198,15 +200,18 @@ def _check(fast, orig, inputs, dtype) -> bool:
         leaves = [x.detach().clone().requires_grad_(x.is_floating_point()) for x in inputs]
         out = module(*leaves)
         cotangent = torch.linspace(-1.0, 1.0, out.numel(), dtype=out.dtype, device=out.device).view_as(out)
-        grads = torch.autograd.grad(out, [x for x in leaves if x.requires_grad], cotangent, allow_unused=True)
-        return [out.detach()] + [torch.zeros_like(x) if g is None else g for x, g in zip(leaves, grads)]
+        differentiable = [x for x in leaves if x.requires_grad]
+        grads = torch.autograd.grad(out, differentiable, cotangent, allow_unused=True)
+        return [out.detach()] + [
+            torch.zeros_like(x) if g is None else g for x, g in zip(differentiable, grads, strict=True)
+        ]
 
     try:
         with torch.enable_grad():
             a, b = run(fast), run(orig)
     except RuntimeError:
         return False
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         if x.shape != y.shape or not bool(torch.isfinite(x).all()):
             return False
         if float((x - y).abs().max()) > tol * max(float(y.abs().max()), 1.0):
@@ -217,7 +222,7 @@ def _check(fast, orig, inputs, dtype) -> bool:
 def accelerate(model: torch.nn.Module) -> dict:
     """Replace matching submodules of ``model`` in place; returns counts of replaced/kept."""
     counts = {"conv_tp": 0, "contraction": 0, "kept": 0}
-    if TensorProduct is None:
+    if not _HAVE_MACE:
         return counts
     p = next(model.parameters(), None)
     dtype = p.dtype if p is not None else torch.get_default_dtype()
@@ -227,6 +232,8 @@ def accelerate(model: torch.nn.Module) -> dict:
     def rand(*shape):
         return torch.randn(*shape, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
 
+    fast: torch.nn.Module
+    inputs: tuple[torch.Tensor, ...]
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, TensorProduct) and ScalarConvTP.matches(child):

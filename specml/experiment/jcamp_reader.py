@@ -163,7 +163,7 @@ def _to_spectrum(path: Path, block: dict) -> Spectrum:
         raise SpectrumFormatError(f"{path}: non-positive wavelengths cannot be converted to cm-1")
     wavenumber = to_cm1(x)
 
-    metadata = {
+    metadata: dict[str, object] = {
         "source": str(path),
         "label": _header_text(block, "title") or path.stem,
         "xunits": xunits,

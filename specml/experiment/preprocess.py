@@ -63,9 +63,8 @@ def load_absorbance(path: str | Path) -> Spectrum:
 
 def resolution_of(spectrum: Spectrum) -> float:
     """Line-shape FWHM in cm-1: ``metadata["resolution_cm1"]``, else the point spacing."""
-    value = spectrum.metadata.get("resolution_cm1")
     try:
-        value = float(value)
+        value = float(spectrum.metadata.get("resolution_cm1", 0.0))
     except (TypeError, ValueError):
         value = 0.0
     return value if value > 0 else spectrum.spacing_cm1

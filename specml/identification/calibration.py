@@ -68,7 +68,7 @@ class ScoringRecipe:
                 yield ScoringParameters.from_json(
                     {
                         **template,
-                        **dict(zip(GRID_KEYS, combination)),
+                        **dict(zip(GRID_KEYS, combination, strict=True)),
                         "features": tuple(features),
                         "weights": {},
                     }
@@ -217,14 +217,14 @@ def fit(
     the training loss instead favoured grid points that fit the training compounds but
     ranked held-out ones worse (docs/identify.md).
     """
-    groups = np.asarray(groups)
-    scores = [cross_validated_nll(table, train, groups, penalty) for table in tables]
+    group_of = np.asarray(groups)
+    scores = [cross_validated_nll(table, train, group_of, penalty) for table in tables]
     table = tables[int(np.argmin(scores))]
     weights, loss = fit_weights(table.features[train], table.truth[train], penalty, table.params.features)
     return ScoringParameters.from_json(
         {
             **table.params.to_json(),
-            "weights": dict(zip(FEATURES, map(float, weights))),
+            "weights": dict(zip(FEATURES, map(float, weights), strict=True)),
             "provenance": {"training_loss": loss, "cross_validated_nll": float(min(scores))},
         }
     )

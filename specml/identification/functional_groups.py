@@ -87,15 +87,16 @@ def band_evidence(spectrum: Spectrum) -> dict[str, float | None]:
     maxima, _ = find_peaks(y, prominence=PEAK_PROMINENCE) if peak > 0 else (np.zeros(0, dtype=int), None)
     evidence: dict[str, float | None] = {}
     for group in FUNCTIONAL_GROUPS:
-        values = []
+        values: list[float] = []
         for lo, hi in group.windows_cm1:
             measured = max(0.0, min(hi, float(x[-1])) - max(lo, float(x[0]))) / (hi - lo)
             if measured < MIN_WINDOW_COVERAGE:
-                values = None
+                evidence[group.name] = None  # a window not measured: no evidence either way
                 break
             inside = maxima[(x[maxima] >= lo) & (x[maxima] <= hi)]
             values.append(float(y[inside].max()) if inside.size else 0.0)
-        evidence[group.name] = None if values is None else min(values)
+        else:
+            evidence[group.name] = min(values)
     return evidence
 
 

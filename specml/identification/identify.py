@@ -80,7 +80,7 @@ def identify(
     cannot be used (invalid SMILES, unsupported element, failed calculation) end up in
     ``warnings`` and do not stop the ranking.
     """
-    from specml.experiment import load_absorbance
+    from specml.experiment.preprocess import load_absorbance
     from specml.molecules import read_molecule_table
 
     if not isinstance(query, Spectrum):
@@ -92,7 +92,8 @@ def identify(
     prepared = prepare_query(query, params)  # a query without usable absorption fails before any prediction
     usable, warnings = resolve_candidates(rows)
     own_library = library is None
-    library = SpectralLibrary() if own_library else library
+    if library is None:
+        library = SpectralLibrary()
     hits0, misses0 = library.hits, library.misses
     try:
         entries = fill_ensemble(library, usable, methods, executor, retry_failed)
@@ -129,7 +130,7 @@ def identify(
     confidence = softmax(np.array([r[1] for r in results]))
     ranking = [
         RankedCandidate(c.name, c.smiles, s, float(p), m, a, g)
-        for (c, s, m, a, g), p in zip(results, confidence)
+        for (c, s, m, a, g), p in zip(results, confidence, strict=True)
     ]
     ranking.sort(key=lambda r: -r.score)
     from specml.experiment.yunits import saturation_caution

@@ -194,7 +194,8 @@ class SpectralLibrary:
     def entries(self, status: str | None = None) -> list[LibraryEntry]:
         query = "SELECT smiles, method, settings FROM entries" + (" WHERE status = ?" if status else "")
         rows = self._db.execute(query, (status,) if status else ()).fetchall()
-        return [self.get(s, m, json.loads(t)) for s, m, t in rows]
+        entries = [self.get(s, m, json.loads(t)) for s, m, t in rows]
+        return [e for e in entries if e is not None]  # all are: each row is looked up by its own key
 
 
 # -- computing entries ------------------------------------------------------------------------------

@@ -111,7 +111,7 @@ class ScoringParameters:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "ScoringParameters":
+    def from_json(cls, data: dict) -> ScoringParameters:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         return cls(**known)
 
@@ -245,10 +245,11 @@ def predicted_curves(
     if entry.kind == "sticks":
         real = entry.x > 0  # imaginary modes (negative) carry no absorption
         positions = map_frequencies(entry.x[real], params.scale_low, params.scale_high, params.split_cm1)
-        return tuple(
+        comparison, evidence = (
             broaden_sticks(positions, entry.y[real], grid, band_width_cm1(entry, params, width), params.shape)
             for width in (params.fwhm_cm1, GROUP_RESOLUTION_CM1)
         )
+        return comparison, evidence
     # A sampled curve (ML-MD): move each sample's area to its mapped position (a histogram on the
     # comparison step; the piecewise map folds the axis near split_cm1, so no point-wise remap),
     # then bring it to the widths like the query (foundation broadening).

@@ -12,7 +12,9 @@ import warnings
 # torch.load defaults; neither concerns users, and CLI output must stay clean.
 with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    import mace.tools.cg  # noqa: F401
+    import mace.tools.cg  # noqa: F401  -- before e3nn: mace makes e3nn's constants loadable with torch>=2.6
+
+    # isort: split
     import e3nn.o3  # noqa: F401
 # Building MACE blocks makes TorchScript emit a type-annotation warning that is not ours to fix.
 warnings.filterwarnings("ignore", message="The TorchScript type system")
@@ -24,7 +26,7 @@ from .committee import (  # noqa: E402
     train_committee,
     uncertainty,
 )
-from .data import (
+from .data import (  # noqa: E402
     DIPOLE_KEY,
     ENERGY_KEY,
     FORCES_KEY,
@@ -33,9 +35,9 @@ from .data import (
     train_valid_split,
     z_table_for,
 )
-from .device import select_device, torch_dtype
-from .presets import PRESETS, ModelPreset, get_preset
-from .training import train_dipole_model, train_potential
+from .device import select_device, torch_dtype  # noqa: E402
+from .presets import PRESETS, ModelPreset, get_preset  # noqa: E402
+from .training import train_dipole_model, train_potential  # noqa: E402
 
 __all__ = [
     "Committee",

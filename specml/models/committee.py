@@ -14,8 +14,9 @@ import hashlib
 import io
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +26,16 @@ from mace.tools import get_atomic_number_table_from_zs
 
 from specml.errors import InputError, ModelError
 
-from .data import DIPOLE_KEY, ENERGY_KEY, FORCES_KEY, check_elements, make_loader, to_atomic_data
+from .data import (
+    DIPOLE_KEY,
+    ENERGY_KEY,
+    FORCES_KEY,
+    check_elements,
+    make_loader,
+    model_atomic_numbers,
+    model_r_max,
+    to_atomic_data,
+)
 from .device import dtype_name, select_device, torch_dtype
 from .presets import ModelPreset
 from .training import prepare_data, train_dipole_model, train_potential
@@ -80,10 +90,10 @@ class Committee:
         self.seeds = list(seeds) if seeds is not None else list(range(len(energy_models)))
         self.histories = histories or {"energy": [], "dipole": None}
         first = self.energy_models[0]
-        self.atomic_numbers = [int(z) for z in first.atomic_numbers]
-        self.r_max = float(first.r_max)
+        self.atomic_numbers = model_atomic_numbers(first)
+        self.r_max = model_r_max(first)
         for model in self.energy_models[1:] + ([dipole_model] if dipole_model else []):
-            if [int(z) for z in model.atomic_numbers] != self.atomic_numbers:
+            if model_atomic_numbers(model) != self.atomic_numbers:
                 raise ModelError("committee members were trained on different elements")
         self.z_table = get_atomic_number_table_from_zs(self.atomic_numbers)
         param = next(first.parameters())
@@ -105,7 +115,7 @@ class Committee:
     def models(self) -> list[torch.nn.Module]:
         return self.energy_models + ([self.dipole_model] if self.dipole_model else [])
 
-    def to(self, device=None, dtype=None) -> "Committee":
+    def to(self, device=None, dtype=None) -> Committee:
         """Move/cast every model in place (e.g. to float64 for MD); returns self."""
         if device is not None:
             self.device = device if isinstance(device, torch.device) else select_device(device)
@@ -142,7 +152,7 @@ class Committee:
         loader = make_loader(graphs, batch_size)
         n_members = len(self.energy_models)
         energies = np.zeros((n_members, len(atoms_list)))
-        forces_flat = [[] for _ in range(n_members)]
+        forces_flat: list[list[np.ndarray]] = [[] for _ in range(n_members)]
         dipoles = []
         start = 0
         for batch in loader:
@@ -182,7 +192,7 @@ class Committee:
             result["dipole"] = np.concatenate(dipoles)
         return result
 
-    def calculator(self) -> "CommitteeCalculator":
+    def calculator(self) -> CommitteeCalculator:
         """ASE calculator with committee-mean energy/forces and the dipole."""
         return CommitteeCalculator(self)
 
@@ -217,7 +227,7 @@ class Committee:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path, device: str | torch.device | None = None) -> "Committee":
+    def load(cls, directory: str | Path, device: str | torch.device | None = None) -> Committee:
         """Load a committee written by :meth:`save` (trusted files only: the
         models are pickled modules). Missing/corrupt files raise ``ModelError``."""
         directory = Path(directory)
@@ -346,7 +356,8 @@ def train_committee(
             return None
         return lambda epoch, n, metrics: progress(label, epoch, n, metrics)
 
-    energy_models, histories = [], {"energy": [], "dipole": None}
+    energy_models: list[torch.nn.Module] = []
+    histories: dict[str, Any] = {"energy": [], "dipole": None}
     for i, seed in enumerate(seeds):
         start = init.energy_models[i % len(init)] if init is not None else None
         model, history = train_potential(
@@ -394,20 +405,17 @@ def _checkpoint_paths(checkpoint_dir: str | Path | None, seeds: Sequence[int]) -
     if checkpoint_dir is None:
         return [None] * (len(seeds) + 1)
     root = Path(checkpoint_dir)
-    return [root / f"member_{i}_seed_{seed}.pt" for i, seed in enumerate(seeds)] + [root / "dipole.pt"]
+    paths: list[Path | None] = [root / f"member_{i}_seed_{seed}.pt" for i, seed in enumerate(seeds)]
+    return paths + [root / "dipole.pt"]
 
 
-def _module_to_bytes(model: torch.nn.Module | None) -> bytes | None:
-    if model is None:
-        return None
+def _module_to_bytes(model: torch.nn.Module) -> bytes:
     buffer = io.BytesIO()
     torch.save(copy.deepcopy(model).cpu(), buffer)
     return buffer.getvalue()
 
 
-def _module_from_bytes(data: bytes | None) -> torch.nn.Module | None:
-    if data is None:
-        return None
+def _module_from_bytes(data: bytes) -> torch.nn.Module:
     # weights_only=False: whole MACE modules, produced by this process's own tasks.
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
 
@@ -422,7 +430,7 @@ def _train_one_task(args) -> tuple[bytes, dict]:
         preset,
         seed=seed,
         dtype=dtype,
-        init_model=_module_from_bytes(init_bytes),
+        init_model=_module_from_bytes(init_bytes) if init_bytes is not None else None,
         split_seed=split_seed,
         checkpoint=checkpoint,
     )
@@ -453,7 +461,9 @@ def _train_committee_distributed(
                 preset,
                 seeds[0],
                 dtype,
-                _module_to_bytes(init.dipole_model) if init is not None else None,
+                _module_to_bytes(init.dipole_model)
+                if init is not None and init.dipole_model is not None
+                else None,
                 split_seed,
                 checkpoints[-1],
             )
@@ -493,6 +503,7 @@ class CommitteeCalculator(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
+        assert self.atoms is not None  # set by Calculator.calculate
         self.committee.check_elements(self.atoms)
         prediction = self.committee.predict([self.atoms])
         energy = float(prediction["energy"][0])

@@ -8,7 +8,8 @@ the dipole in ``atoms.info["dipole"]`` (e·Å, ASE convention).
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -37,12 +38,23 @@ def key_specification() -> mace_data.KeySpecification:
 
 def z_table_for(atoms_list: Iterable[Atoms]) -> AtomicNumberTable:
     """Sorted table of the atomic numbers occurring in ``atoms_list``."""
-    zs = set()
+    zs: set[int] = set()
     for atoms in atoms_list:
         zs.update(int(z) for z in atoms.numbers)
     if not zs:
         raise InputError("no atoms: cannot build an element table from an empty dataset")
     return get_atomic_number_table_from_zs(sorted(zs))
+
+
+# torch types a module's attributes as ``Tensor | Module``; these MACE buffers are tensors.
+def model_atomic_numbers(model: torch.nn.Module) -> list[int]:
+    """The atomic numbers a MACE model was built for (its ``atomic_numbers`` buffer)."""
+    return [int(z) for z in cast(torch.Tensor, model.atomic_numbers)]
+
+
+def model_r_max(model: torch.nn.Module) -> float:
+    """The cutoff radius (Å) of a MACE model (its ``r_max`` buffer)."""
+    return float(cast(torch.Tensor, model.r_max))
 
 
 def check_elements(atoms: Atoms, atomic_numbers: Sequence[int]) -> None:
@@ -145,7 +157,7 @@ def make_loader(
         generator = torch.Generator()
         generator.manual_seed(int(seed))
     return DataLoader(
-        list(data),
+        list(data),  # type: ignore[arg-type]  # typed as a Dataset; MACE itself passes lists
         batch_size=max(1, int(batch_size)),
         shuffle=shuffle,
         drop_last=False,

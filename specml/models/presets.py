@@ -83,7 +83,7 @@ class ModelPreset:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelPreset":
+    def from_dict(cls, data: dict) -> ModelPreset:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:

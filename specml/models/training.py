@@ -20,9 +20,9 @@ import copy
 import hashlib
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -45,6 +45,8 @@ from .data import (
     FORCES_KEY,
     key_specification,
     make_loader,
+    model_atomic_numbers,
+    model_r_max,
     require_labels,
     to_atomic_data,
     train_valid_split,
@@ -83,9 +85,9 @@ def prepare_data(
     atoms_list = list(atoms_list)
     require_labels(atoms_list, labels)
     z_table = z_table or z_table_for(atoms_list)
-    keys = [a.info.get("key") for a in atoms_list]
-    keys = keys if all(isinstance(k, str) for k in keys) else None
-    train_idx, valid_idx = train_valid_split(len(atoms_list), split_seed, valid_fraction, keys)
+    keys = [k for k in (a.info.get("key") for a in atoms_list) if isinstance(k, str)]
+    split_keys = keys if len(keys) == len(atoms_list) else None  # only when every structure has one
+    train_idx, valid_idx = train_valid_split(len(atoms_list), split_seed, valid_fraction, split_keys)
     graphs = to_atomic_data(atoms_list, z_table, r_max, dtype)
     return PreparedData(
         z_table=z_table,
@@ -322,7 +324,7 @@ def _fit(
     valid_loader = make_loader(data.valid, max(preset.batch_size, 64))
     n_epochs, patience, lr_patience = epoch_budget(preset, len(train_loader))
     stage_two_epochs = stage_two_length(preset, n_epochs) if stage_two_loss_fn is not None else 0
-    if stage_two_epochs:
+    if stage_two_loss_fn is not None and stage_two_epochs:
         stage_two_loss_fn = stage_two_loss_fn.to(device=device, dtype=data.dtype)
     optimizer = torch.optim.Adam(model.parameters(), lr=preset.learning_rate, amsgrad=True)
     scheduler = _lr_scheduler(optimizer, preset, n_epochs, lr_patience)
@@ -365,12 +367,14 @@ def _fit(
             earlier_s = resumed["elapsed_s"]
             last_epoch = resumed["epoch"] if resumed["finished"] else resumed["last_epoch"]
     if history["stage_two_from_epoch"] is not None:
+        assert stage_two_loss_fn is not None  # a checkpoint of stage two has the same settings
         loss_fn = stage_two_loss_fn  # resumed inside stage two (its learning rate is in the optimizer state)
     epoch = first_epoch - 1
     while epoch < last_epoch:
         epoch += 1
         if (
-            stage_two_epochs
+            stage_two_loss_fn is not None
+            and stage_two_epochs
             and history["stage_two_from_epoch"] is None
             and epoch > last_epoch - stage_two_epochs
         ):
@@ -400,7 +404,9 @@ def _fit(
             seen += batch.num_graphs
             t4 = clock()
             for phase, dt in zip(
-                ("data", "forward", "backward", "optimizer"), (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+                ("data", "forward", "backward", "optimizer"),
+                (t1 - t0, t2 - t1, t3 - t2, t4 - t3),
+                strict=True,
             ):
                 timers[phase] += dt
         train_loss = running / max(seen, 1)
@@ -517,7 +523,7 @@ def _warm_start_model(init_model: torch.nn.Module, kind: type, dtype) -> torch.n
 
 
 def _z_table_of(model: torch.nn.Module) -> AtomicNumberTable:
-    return get_atomic_number_table_from_zs(int(z) for z in model.atomic_numbers)
+    return get_atomic_number_table_from_zs(model_atomic_numbers(model))
 
 
 def train_potential(
@@ -548,7 +554,7 @@ def train_potential(
         init_model = _warm_start_model(init_model, mace_modules.ScaleShiftMACE, dtype)
     if data is None:
         z_table = _z_table_of(init_model) if init_model is not None else None
-        r_max = float(init_model.r_max) if init_model is not None else preset.r_max
+        r_max = model_r_max(init_model) if init_model is not None else preset.r_max
         data = prepare_data(
             atoms_list,
             (ENERGY_KEY, FORCES_KEY),
@@ -608,7 +614,7 @@ def train_dipole_model(
         init_model = _warm_start_model(init_model, mace_modules.AtomicDipolesMACE, dtype)
     if data is None:
         z_table = _z_table_of(init_model) if init_model is not None else None
-        r_max = float(init_model.r_max) if init_model is not None else preset.r_max
+        r_max = model_r_max(init_model) if init_model is not None else preset.r_max
         data = prepare_data(
             atoms_list,
             (DIPOLE_KEY,),

@@ -8,11 +8,15 @@ separate structures: they are distinct minima, and counting both gives the right
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase import Atoms, units
 
 from specml.errors import InputError, MoleculeError
+
+if TYPE_CHECKING:
+    from rdkit.Chem import Mol
 
 #: Two structures closer than this (Å, all atoms, best symmetry-equivalent alignment) are one conformer.
 SAME_CONFORMER_RMSD_A = 0.1
@@ -32,7 +36,7 @@ class ConformerEnsemble:
     """
 
     smiles: str
-    mol: object
+    mol: Mol
     structures: list[Atoms]
 
     def rmsd(self, a: Atoms, b: Atoms) -> float:
@@ -68,7 +72,7 @@ def conformers_from_smiles(smiles: str, seed: int = 42, max_conformers: int = 10
     Embeddings: ``EMBEDDINGS_PER_ROTOR`` x (1 + rotatable bonds), at most ``MAX_EMBEDDINGS``,
     ETKDGv3 with a fixed seed, so the ensemble is reproducible.
     """
-    from rdkit.Chem import AllChem, rdMolDescriptors
+    from rdkit.Chem import rdDistGeom, rdMolDescriptors
 
     from specml.molecules.inputs import (
         atoms_from_rdkit_conformer,
@@ -77,14 +81,14 @@ def conformers_from_smiles(smiles: str, seed: int = 42, max_conformers: int = 10
     )
 
     mol = hydrogenated_rdkit_molecule(smiles)
-    params = AllChem.ETKDGv3()
+    params: Any = rdDistGeom.ETKDGv3()  # Any: RDKit's stubs mistype EmbedParameters' properties
     params.randomSeed = seed
     params.pruneRmsThresh = -1.0  # RDKit prunes on heavy atoms only, which merges O-H rotamers
     n_embed = min(MAX_EMBEDDINGS, EMBEDDINGS_PER_ROTOR * (1 + rdMolDescriptors.CalcNumRotatableBonds(mol)))
-    ids = list(AllChem.EmbedMultipleConfs(mol, n_embed, params))
+    ids = list(rdDistGeom.EmbedMultipleConfs(mol, n_embed, params))
     if not ids:
         params.useRandomCoords = True
-        ids = list(AllChem.EmbedMultipleConfs(mol, n_embed, params))
+        ids = list(rdDistGeom.EmbedMultipleConfs(mol, n_embed, params))
     if not ids:
         raise MoleculeError(f"RDKit could not embed a 3D conformer for SMILES {smiles!r}")
     relaxed = relax_with_force_field(mol) or [(0, 0.0)] * len(ids)  # no force field: as embedded

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 from ase import Atoms
@@ -29,9 +30,9 @@ class Molecule:
 
 
 def _parse_smiles(smiles: str):
-    from rdkit import Chem, RDLogger
+    from rdkit import Chem, rdBase
 
-    RDLogger.DisableLog("rdApp.*")
+    rdBase.DisableLog("rdApp.*")
     mol = Chem.MolFromSmiles(smiles) if smiles and smiles.strip() else None
     if mol is None:
         raise MoleculeError(f"invalid SMILES {smiles!r}")
@@ -54,14 +55,14 @@ def hydrogenated_rdkit_molecule(smiles: str):
 
 def atoms_from_smiles(smiles: str, seed: int = 42) -> Atoms:
     """3D structure from SMILES: RDKit ETKDG conformer relaxed with MMFF (UFF fallback)."""
-    from rdkit.Chem import AllChem
+    from rdkit.Chem import rdDistGeom
 
     mol = hydrogenated_rdkit_molecule(smiles)
-    params = AllChem.ETKDGv3()
+    params: Any = rdDistGeom.ETKDGv3()  # Any: RDKit's stubs mistype EmbedParameters' properties
     params.randomSeed = seed
-    if AllChem.EmbedMolecule(mol, params) != 0:
+    if rdDistGeom.EmbedMolecule(mol, params) != 0:
         params.useRandomCoords = True
-        if AllChem.EmbedMolecule(mol, params) != 0:
+        if rdDistGeom.EmbedMolecule(mol, params) != 0:
             raise MoleculeError(f"RDKit could not embed a 3D conformer for SMILES {smiles!r}")
     relax_with_force_field(mol)
     return atoms_from_rdkit_conformer(mol, smiles)
@@ -71,12 +72,12 @@ def relax_with_force_field(mol) -> list[tuple[int, float]] | None:
     """Relax every conformer of an RDKit molecule in place with MMFF94, or UFF where MMFF lacks
     parameters; returns (not converged, energy in kcal/mol) per conformer, or None when neither
     force field covers the molecule (the conformers are left as embedded)."""
-    from rdkit.Chem import AllChem
+    from rdkit.Chem import rdForceFieldHelpers
 
-    if AllChem.MMFFHasAllMoleculeParams(mol):
-        return AllChem.MMFFOptimizeMoleculeConfs(mol, numThreads=1, maxIters=2000)
-    if AllChem.UFFHasAllMoleculeParams(mol):
-        return AllChem.UFFOptimizeMoleculeConfs(mol, numThreads=1, maxIters=2000)
+    if rdForceFieldHelpers.MMFFHasAllMoleculeParams(mol):
+        return rdForceFieldHelpers.MMFFOptimizeMoleculeConfs(mol, numThreads=1, maxIters=2000)
+    if rdForceFieldHelpers.UFFHasAllMoleculeParams(mol):
+        return rdForceFieldHelpers.UFFOptimizeMoleculeConfs(mol, numThreads=1, maxIters=2000)
     return None
 
 
@@ -155,7 +156,7 @@ def read_structures(path: str | Path) -> list[Molecule]:
             images = [row.toatoms() for row in rows]
             names = [row.get("name") or f"{path.stem}-{row.id}" for row in rows]
         else:
-            images = read(str(path), index=":")
+            images = cast(list[Atoms], read(str(path), index=":"))  # index ":": a list
             names = [
                 a.info.get("name") or (path.stem if len(images) == 1 else f"{path.stem}-{i}")
                 for i, a in enumerate(images)
@@ -165,7 +166,7 @@ def read_structures(path: str | Path) -> list[Molecule]:
     if not images:
         raise MoleculeError(f"{path}: no structures found")
     molecules = []
-    for name, atoms in zip(names, images):
+    for name, atoms in zip(names, images, strict=True):
         if len(atoms) == 0:
             raise MoleculeError(f"{path}: structure {name!r} has no atoms")
         clean = bare_copy(atoms)  # keeps a file's masses column (isotopes)

@@ -9,6 +9,7 @@ structure, or raises a specific :mod:`specml.errors` exception.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +37,7 @@ class ReferenceMethod(abc.ABC):
     prerelax: str | None = None
     #: ``optimize(atoms, fmax, max_steps) -> Atoms`` when the method has an optimiser of its own
     #: (e.g. internal coordinates); None: :func:`specml.molecules.optimize_geometry` uses ASE's BFGS.
-    optimize = None
+    optimize: Callable[[Atoms, float, int], Atoms] | None = None
 
     @property
     @abc.abstractmethod

@@ -78,7 +78,7 @@ class PySCFSettings:
         ecp = {symbol: self.basis for symbol in set(symbols) if _has_ecp(self.basis, symbol)}
         try:
             return gto.M(
-                atom=[(s, tuple(p)) for s, p in zip(symbols, atoms.positions)],
+                atom=[(s, tuple(p)) for s, p in zip(symbols, atoms.positions, strict=True)],
                 unit="Angstrom",
                 basis=self.basis,
                 ecp=ecp,
@@ -166,6 +166,7 @@ class PySCFCalculator(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
+        assert self.atoms is not None  # set by Calculator.calculate
         mf = self.pyscf.run_scf(self.atoms)
         gradient = gradient_method(mf).kernel()  # Hartree/Bohr
         dipole_au = mf.dip_moment(unit="AU", verbose=0)  # e·Bohr
@@ -353,7 +354,7 @@ def _quiet_geometric():
         with contextlib.redirect_stdout(io.StringIO()):
             yield
     finally:
-        for lg, level in zip(loggers, levels):
+        for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
 
 

@@ -97,6 +97,7 @@ def ir_from_dipoles(
             wdt > 1e-12, (wdt / np.sin(np.clip(wdt, 1e-12, np.pi - 1e-6))) ** 2, 1.0
         )
     if quantum_correction == "harmonic":
+        assert temperature_k is not None  # checked above
         intensity = intensity * harmonic_quantum_correction(wavenumber, temperature_k)
     keep = (wavenumber >= lo) & (wavenumber <= hi)
     info = {

@@ -206,8 +206,8 @@ def rigid_body_basis(atoms: Atoms) -> np.ndarray:
         t = np.zeros((len(atoms), 3))
         t[:, axis] = sqrt_m
         vectors.append(t.ravel())
-    for axis in np.eye(3):
-        vectors.append((np.cross(axis, centred) * sqrt_m[:, None]).ravel())
+    for unit in np.eye(3):
+        vectors.append((np.cross(unit, centred) * sqrt_m[:, None]).ravel())
     # Gram-Schmidt via SVD; a linear molecule has one null rotation, dropped by rank. The rank
     # tolerance is loose: an optimised "linear" molecule is straight only to ~1e-4 Å (HC≡CCl with
     # B3LYP: singular value ratio 2e-5), and keeping that rotation removed half of a degenerate bend.
@@ -250,7 +250,8 @@ def harmonic_analysis(
     reference = make_reference(reference)
     analytic = reference.second_derivatives(atoms)
     if analytic is not None:
-        result = harmonic_from_derivatives(atoms, *analytic, project, reference.describe())
+        hessian, dmu_dx = analytic
+        result = harmonic_from_derivatives(atoms, hessian, dmu_dx, project, reference.describe())
         result.derivatives = "analytic"
         return result
     hessian, dmu_dx = finite_differences(atoms, reference, delta, executor)
@@ -351,7 +352,9 @@ class ConformerHarmonic:
     def sticks(self) -> tuple[np.ndarray, np.ndarray]:
         """All conformers' bands (cm-1) with intensities (km/mol) times their populations."""
         frequencies = np.concatenate([r.frequencies_cm1 for r in self.results])
-        intensities = np.concatenate([w * r.intensities_km_mol for w, r in zip(self.weights, self.results)])
+        intensities = np.concatenate(
+            [w * r.intensities_km_mol for w, r in zip(self.weights, self.results, strict=True)]
+        )
         return frequencies, intensities
 
     def spectrum(
@@ -372,7 +375,7 @@ class ConformerHarmonic:
             ]
             spectrum = Spectrum(
                 parts[0].wavenumber,
-                sum(w * p.intensity for w, p in zip(self.weights, parts)),
+                sum(w * p.intensity for w, p in zip(self.weights, parts, strict=True)),
                 metadata=parts[0].metadata,
             )
         else:
@@ -416,7 +419,9 @@ def conformer_averaged_harmonic(
         raise InputError(f"temperature must be positive, got {temperature_k} K")
     reference = make_reference(reference)
     reference.check_elements(ensemble.structures[0], ensemble.smiles)  # conformers share their elements
-    optimised, energies, first_error = [], [], None
+    optimised: list[Atoms] = []
+    minimum_energies: list[float] = []
+    first_error: ReferenceCalculationError | None = None
     for atoms in ensemble.structures:
         try:
             relaxed = optimize_geometry(atoms, reference, fmax=fmax)
@@ -424,10 +429,11 @@ def conformer_averaged_harmonic(
             first_error = first_error or error
             continue
         optimised.append(relaxed)
-        energies.append(reference.label(relaxed).energy)
+        minimum_energies.append(reference.label(relaxed).energy)
     if not optimised:
+        assert first_error is not None  # every optimisation failed (there is at least one conformer)
         raise first_error
-    energies = np.asarray(energies)
+    energies = np.asarray(minimum_energies)
     distinct = ensemble.distinct(optimised, energies)
     kept = [i for i in distinct if energies[i] - energies[distinct[0]] <= energy_window_eV]
     results = [harmonic_analysis(optimised[i], reference, executor=executor) for i in kept]

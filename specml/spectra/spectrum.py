@@ -64,10 +64,10 @@ class Spectrum:
         """Median point spacing in cm-1."""
         return float(np.median(np.diff(self.wavenumber)))
 
-    def with_metadata(self, **updates) -> "Spectrum":
+    def with_metadata(self, **updates) -> Spectrum:
         return replace(self, metadata={**self.metadata, **updates})
 
-    def normalized(self) -> "Spectrum":
+    def normalized(self) -> Spectrum:
         """Scaled so that the maximum intensity is 1 (std scaled alike)."""
         peak = float(np.max(np.abs(self.intensity)))
         if peak == 0.0:
@@ -75,7 +75,7 @@ class Spectrum:
         std = None if self.std is None else self.std / peak
         return replace(self, intensity=self.intensity / peak, std=std)
 
-    def crop(self, lo: float, hi: float) -> "Spectrum":
+    def crop(self, lo: float, hi: float) -> Spectrum:
         """The part of the spectrum with ``lo <= wavenumber <= hi``."""
         keep = (self.wavenumber >= lo) & (self.wavenumber <= hi)
         if keep.sum() < 2:
@@ -97,12 +97,12 @@ class Spectrum:
             header = ["wavenumber_cm1", "intensity"] + (["std"] if self.std is not None else [])
             writer.writerow(header)
             cols = [self.wavenumber, self.intensity] + ([self.std] if self.std is not None else [])
-            for row in zip(*cols):
+            for row in zip(*cols, strict=True):
                 writer.writerow([f"{v:.8g}" for v in row])
         return path
 
     @classmethod
-    def from_csv(cls, path: str | Path) -> "Spectrum":
+    def from_csv(cls, path: str | Path) -> Spectrum:
         """Read a CSV spectrum: two or three numeric columns, optional header and
         ``#`` comment lines (the first may hold JSON metadata, as :meth:`to_csv` writes)."""
         path = Path(path)

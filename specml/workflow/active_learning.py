@@ -46,12 +46,12 @@ from specml.workflow.production import keyed_spectra, production_spectra
 from specml.workflow.state import (
     RunDirectory,
     atomic_save_directory,
-    safe_name,
     atomic_write_json,
     atomic_write_npz,
     atomic_write_structures,
     file_logger,
     read_structures_file,
+    safe_name,
 )
 
 
@@ -114,7 +114,7 @@ class IRWorkflow:
 
     def _settings_open_to_change(self) -> tuple[str, ...]:
         """Settings that only shape stages not yet run: a resumed run records new values for them."""
-        open_settings = () if self.dirs.final_models.exists() else STOPPING_SETTINGS
+        open_settings: tuple[str, ...] = () if self.dirs.final_models.exists() else STOPPING_SETTINGS
         if not self.dirs.test_set_structures.exists():
             open_settings += TEST_SET_SETTINGS
         return open_settings

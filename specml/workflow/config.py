@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from specml import checks
 from specml.errors import InputError
@@ -88,15 +89,17 @@ class WorkflowConfig:
     def thermalization_steps(self) -> int:
         return int(round(self.thermalization_ps * 1000.0 / self.timestep_fs))
 
-    def with_overrides(self, **overrides) -> "WorkflowConfig":
+    def with_overrides(self, **overrides) -> WorkflowConfig:
         known = {f.name for f in fields(self)}
         unknown = set(overrides) - known
         if unknown:
             raise InputError(f"unknown workflow setting(s): {', '.join(sorted(unknown))}")
-        clean = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None}
+        clean: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None
+        }
         return replace(self, **clean)
 
-    def check(self) -> "WorkflowConfig":
+    def check(self) -> WorkflowConfig:
         """This config if every setting is in its range, else :class:`InputError` naming the first that is not:
         temperatures in (0, 10000] K, times, steps and widths > 0, frictions >= 0, counts >= 1."""
         checks.temperatures("temperatures_k", self.temperatures_k)
@@ -121,7 +124,7 @@ class WorkflowConfig:
         path.write_text(json.dumps(self.to_dict(), indent=2))
 
     @classmethod
-    def from_dict(cls, data: dict) -> "WorkflowConfig":
+    def from_dict(cls, data: dict) -> WorkflowConfig:
         return cls().with_overrides(**data)
 
 

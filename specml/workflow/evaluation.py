@@ -45,7 +45,9 @@ def label_errors(committee, images: list[Atoms]) -> dict:
     prediction = committee.predict(images)
     e_err = (np.asarray(prediction["energy"]) - np.array([a.info["energy"] for a in images])) * 1000.0
     f_err = (
-        np.concatenate([(p - a.arrays["forces"]).ravel() for p, a in zip(prediction["forces"], images)])
+        np.concatenate(
+            [(p - a.arrays["forces"]).ravel() for p, a in zip(prediction["forces"], images, strict=True)]
+        )
         * 1000.0
     )
     errors = {

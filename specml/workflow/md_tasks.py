@@ -183,16 +183,11 @@ def _concatenate(parts):
     replicas = []
     for i, last in enumerate(first.replicas):
         pieces = [p.replicas[i] for p in parts]
-
-        def cat(name):
-            arrays = [getattr(piece, name) for piece in pieces if getattr(piece, name) is not None]
-            return np.concatenate(arrays) if arrays else None
-
         replicas.append(
             replace(
                 last,
                 **{
-                    name: cat(name)
+                    name: _concatenate_field(pieces, name)
                     for name in (
                         "times_fs",
                         "steps",
@@ -207,6 +202,12 @@ def _concatenate(parts):
             )
         )
     return replace(first, replicas=replicas, steps_run=sum(p.steps_run for p in parts))
+
+
+def _concatenate_field(pieces, name):
+    """One field of a replica's trajectory pieces joined in time (None where no piece has it)."""
+    arrays = [getattr(piece, name) for piece in pieces if getattr(piece, name) is not None]
+    return np.concatenate(arrays) if arrays else None
 
 
 def _resume(checkpoint: PeriodicCheckpoint | None) -> dict:
@@ -253,7 +254,7 @@ def exploration_task(args) -> list[dict]:
         [saved["frames"]] if saved["frames"] is not None else None,
     )
     out = []
-    for replica, frames, final in zip(replicas, trajectory.replicas, trajectory.final_atoms):
+    for replica, frames, final in zip(replicas, trajectory.replicas, trajectory.final_atoms, strict=True):
         out.append(
             {
                 "molecule": replica.molecule,
@@ -337,7 +338,7 @@ def production_task(args) -> list[dict]:
         [saved["frames"]] if saved["frames"] is not None else None,
     )
     out = []
-    for replica, frames in zip(replicas, trajectory.replicas):
+    for replica, frames in zip(replicas, trajectory.replicas, strict=True):
         out.append(
             {
                 "molecule": replica.molecule,
@@ -411,20 +412,21 @@ def run_md_tasks(
             models, batch, batch_settings = items[0]
             outcomes = quiet.map(task, [(models, batch, {**batch_settings, "progress": report})], description)
     position = {id(r): i for i, r in enumerate(replicas)}
-    results: list[dict | None] = [None] * len(replicas)
-    for batch, outcome in zip(batches, outcomes):
-        if not outcome.ok:
+    results: dict[int, dict] = {}
+    for batch, outcome in zip(batches, outcomes, strict=True):
+        if outcome.error is not None:
             raise outcome.error
         for replica, output in zip(batch, outcome.value, strict=True):
             results[position[id(replica)]] = output
-    return results
+    return [results[i] for i in range(len(replicas))]
 
 
 def balanced_batches(replicas: list[Replica], n_batches: int) -> list[list[Replica]]:
     """Split ``replicas`` into at most ``n_batches`` non-empty batches of similar atom counts
     (largest first into the lightest batch); each batch keeps the input order."""
     n_batches = max(1, min(n_batches, len(replicas)))
-    loads, members = [0] * n_batches, [[] for _ in range(n_batches)]
+    loads = [0] * n_batches
+    members: list[list[int]] = [[] for _ in range(n_batches)]
     for index in sorted(range(len(replicas)), key=lambda i: -len(replicas[i].atoms)):
         lightest = loads.index(min(loads))
         loads[lightest] += len(replicas[index].atoms)

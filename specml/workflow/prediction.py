@@ -148,7 +148,7 @@ def domain_report(report: dict, spectra: dict[float, dict[str, Spectrum]], say=p
             else np.inf
             for t, per_molecule in spectra.items()
         }
-        worst_t = max(by_temperature, key=by_temperature.get)
+        worst_t = max(by_temperature, key=lambda t: by_temperature[t])
         entry["mean_uncertainty_md"] = by_temperature[worst_t]
         entry["mean_uncertainty_md_by_temperature_k"] = {f"{t:.0f}": u for t, u in by_temperature.items()}
         worst = max(entry["uncertainty_at_minimum"], entry["mean_uncertainty_md"])

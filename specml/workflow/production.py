@@ -91,6 +91,7 @@ def run_production(
             description,
             snapshots,
         ),
+        strict=True,
     ):
         runs_per_file.setdefault(file, []).append(run)
     for file, runs in runs_per_file.items():
@@ -212,7 +213,7 @@ class ProductionRuns:
         n = None if max_ps is None else int(round(max_ps * 1000.0 / self.record_interval_fs))
         return [
             d[:n]
-            for d, stop in zip(self.dipoles, self.stopped)
+            for d, stop in zip(self.dipoles, self.stopped, strict=True)
             if not stop and len(d) * self.record_interval_fs >= min_fs
         ]
 

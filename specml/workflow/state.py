@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 import logging
 import os
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from ase import Atoms
@@ -58,7 +59,7 @@ def atomic_write_structures(path: Path, images: list[Atoms]) -> None:
 
 
 def read_structures_file(path: Path) -> list[Atoms]:
-    return read(str(path), index=":", format="extxyz")
+    return cast(list[Atoms], read(str(path), index=":", format="extxyz"))  # index ":": a list
 
 
 def atomic_save_directory(save, target: Path) -> None:
