@@ -164,6 +164,12 @@ def main() -> None:
     parser.add_argument("--reference", default=DEFAULT_REFERENCE, help="e.g. xtb, gfn1, gfn2+gfn1 (default)")
     parser.add_argument("--scheduler", default=None)
     parser.add_argument(
+        "--available-only",
+        action="store_true",
+        help="a preview while a library is being built: leave out candidates with no library entry "
+        "(nothing is computed) and the queries whose compound is then missing",
+    )
+    parser.add_argument(
         "--out-stem",
         type=Path,
         default=None,
@@ -181,6 +187,15 @@ def main() -> None:
     queries = load_queries()
 
     library = SpectralLibrary(args.library)
+    if args.available_only:
+        candidates = [
+            c
+            for c in candidates
+            if all(library.get(c.smiles, m.name, m.settings) is not None for m in methods)
+        ]
+        known = {c.smiles for c in candidates}
+        queries = [q for q in queries if q.smiles in known]
+        print(f"preview: {len(candidates)} candidates in the library, {len(queries)} of their queries")
     start = time.perf_counter()
     executor = make_executor(args.scheduler)
     try:

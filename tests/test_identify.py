@@ -734,3 +734,50 @@ def test_killed_library_build_resumes_without_recomputing(tmp_path):
     done = run_cli("library", "build", candidates, "--library", library, "--reference", "xtb", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert f"{before} already present, {len(rows) - before} computed now" in done.stdout
+
+
+def test_condensed_phase_picture_moves_free_oh_to_the_hydrogen_bonded_band():
+    from specml.identification.sample_phase import (
+        HBONDED_OH_CENTRE_CM1,
+        HBONDED_OH_FWHM_CM1,
+        HBONDED_OH_INTENSITY_GAIN,
+        condensed_phase_sticks,
+    )
+
+    sticks = np.array([1050.0, 2950.0, 3300.0, 3660.0]), np.array([50.0, 30.0, 5.0, 20.0])
+    positions, intensities, extra = condensed_phase_sticks(*sticks, "CCO")
+    np.testing.assert_allclose(positions, [1050.0, 2950.0, 3300.0, HBONDED_OH_CENTRE_CM1])
+    np.testing.assert_allclose(intensities, [50.0, 30.0, 5.0, 20.0 * HBONDED_OH_INTENSITY_GAIN])
+    np.testing.assert_allclose(extra, [0.0, 0.0, 0.0, HBONDED_OH_FWHM_CM1])
+    # No O-H group (propyne's C-H at 3300, a made-up stick at 3660): nothing moves.
+    positions, intensities, extra = condensed_phase_sticks(*sticks, "C#CC")
+    np.testing.assert_allclose(positions, sticks[0])
+    np.testing.assert_allclose(intensities, sticks[1])
+    assert not extra.any()
+
+
+def test_liquid_ethanol_matches_its_condensed_phase_picture_better(tmp_path, shared_dir):
+    """The liquid ethanol NIST file against the shipped B3LYP sticks: the condensed-phase picture
+    (hydrogen-bonded O-H, no contours) raises ethanol's PCC and puts it above propyne, whose
+    alkyne C-H band sits where the liquid's O-H band is."""
+    import dataclasses
+
+    from specml.identification.library import DFT_REFERENCE
+
+    method = Method.harmonic(DFT_REFERENCE)
+    params = ScoringParameters(0.986, 0.963, 32.0, {"pearson": 1.0}, intensity_power=0.5, contour_factor=1.0)
+    query = load_absorbance(shared_dir / "data" / "nist-ir" / "ethanol2.jdx")
+    condensed = prepare_query(query, params)
+    assert condensed.condensed_phase is not None
+    as_gas = dataclasses.replace(condensed, condensed_phase=None)
+    with SpectralLibrary(tmp_path / "empty.sqlite") as library:
+        ethanol, propyne = (library.get(s, method.name, method.settings) for s in ("CCO", "C#CC"))
+    assert ethanol is not None and propyne is not None  # shipped with specml
+    pcc = {
+        (name, phase): compare(prepared, entry, params)[1]["pearson"]
+        for name, entry in (("ethanol", ethanol), ("propyne", propyne))
+        for phase, prepared in (("condensed", condensed), ("gas", as_gas))
+    }
+    assert pcc["ethanol", "condensed"] > pcc["ethanol", "gas"] + 0.1
+    assert pcc["ethanol", "condensed"] > pcc["propyne", "condensed"]
+    assert pcc["propyne", "gas"] > pcc["ethanol", "gas"]  # what the gas picture got wrong

@@ -237,19 +237,37 @@ def prepare_query(query: Spectrum, params: ScoringParameters) -> PreparedQuery:
 
 
 def predicted_curves(
-    entry: LibraryEntry, params: ScoringParameters, grid: np.ndarray
+    entry: LibraryEntry, params: ScoringParameters, grid: np.ndarray, condensed: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The entry on ``grid`` at the comparison width and at the band-evidence width (not normalised)."""
+    """The entry on ``grid`` at the comparison width and at the band-evidence width (not normalised).
+
+    ``condensed``: draw the sticks as a liquid or solid sample shows them
+    (:func:`~specml.identification.sample_phase.condensed_phase_sticks`: no rotational
+    contours, hydrogen-bonded O-H). A sampled curve (ML-MD) is drawn as it is.
+    """
     from specml.spectra.broadening import broaden_sticks
 
     if entry.kind == "sticks":
         real = entry.x > 0  # imaginary modes (negative) carry no absorption
         positions = map_frequencies(entry.x[real], params.scale_low, params.scale_high, params.split_cm1)
-        comparison, evidence = (
-            broaden_sticks(positions, entry.y[real], grid, band_width_cm1(entry, params, width), params.shape)
-            for width in (params.fwhm_cm1, GROUP_RESOLUTION_CM1)
-        )
-        return comparison, evidence
+        if condensed:
+            from specml.identification.sample_phase import condensed_phase_sticks
+
+            positions, intensities, extra = condensed_phase_sticks(positions, entry.y[real], entry.smiles)
+        else:
+            intensities = entry.y[real]
+            contour = params.contour_factor * rotational_contour_cm1(entry.xyz, params.temperature_k)
+            extra = np.full_like(positions, contour)
+        curves = []
+        for width in (params.fwhm_cm1, GROUP_RESOLUTION_CM1):
+            curve = np.zeros_like(grid, dtype=float)
+            for added in np.unique(extra):  # sticks sharing a width are broadened together
+                group = extra == added
+                curve += broaden_sticks(
+                    positions[group], intensities[group], grid, float(np.hypot(width, added)), params.shape
+                )
+            curves.append(curve)
+        return curves[0], curves[1]
     # A sampled curve (ML-MD): move each sample's area to its mapped position (a histogram on the
     # comparison step; the piecewise map folds the axis near split_cm1, so no point-wise remap),
     # then bring it to the widths like the query (foundation broadening).
@@ -261,13 +279,14 @@ def predicted_curves(
     step = params.step_cm1
     edges = np.arange(np.floor(axis.min() / step) * step, axis.max() + 2 * step, step)
     area, _ = np.histogram(axis, bins=edges, weights=y * np.gradient(x))
-    curve = Spectrum(
+    sampled = Spectrum(
         0.5 * (edges[1:] + edges[:-1]), area / step, metadata={"source": "predicted", "label": entry.smiles}
     )
-    return tuple(
-        np.interp(grid, curve.wavenumber, broaden_to(curve, width).intensity, left=0.0, right=0.0)
+    comparison, evidence = (
+        np.interp(grid, sampled.wavenumber, broaden_to(sampled, width).intensity, left=0.0, right=0.0)
         for width in (params.fwhm_cm1, GROUP_RESOLUTION_CM1)
     )
+    return comparison, evidence
 
 
 def compare(prepared: PreparedQuery, entry: LibraryEntry, params: ScoringParameters) -> tuple[Spectrum, dict]:
@@ -281,7 +300,7 @@ def compare(prepared: PreparedQuery, entry: LibraryEntry, params: ScoringParamet
     from specml.comparison.metrics import spectral_information_similarity, wasserstein
 
     grid = prepared.grid
-    coarse, fine = predicted_curves(entry, params, grid)
+    coarse, fine = predicted_curves(entry, params, grid, condensed=prepared.condensed_phase is not None)
     if not (coarse.max() > 0 and fine.max() > 0):
         raise SpectrumFormatError(
             f"{entry.smiles}: predicted spectrum has no bands within {grid[0]:g}-{grid[-1]:g} cm-1"
