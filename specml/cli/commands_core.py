@@ -109,7 +109,7 @@ def harmonic(
     ),
     json_out: bool = typer.Option(False, "--json", help=HARMONIC_JSON_HELP),
 ) -> None:
-    """Harmonic IR spectrum (optimised geometry, finite-difference Hessian) as CSV and PNG."""
+    """Harmonic IR spectrum (optimised geometry; analytic Hessian where the reference has one, e.g. PySCF DFT, else finite differences) as CSV and PNG."""
     with checked_options():
         machine = output_format(json_out)
         plan = _plan_harmonic(

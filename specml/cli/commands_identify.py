@@ -245,7 +245,9 @@ def build(
     ),
     library: Path | None = typer.Option(None, "--library", help="Spectral library path."),
     scheduler: str | None = typer.Option(
-        None, "--scheduler", help="Dask scheduler address (tcp://host:port)."
+        None,
+        "--scheduler",
+        help="Dask scheduler address (tcp://host:port), or local:N for N local worker processes.",
     ),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Recompute entries that failed before."),
     json_out: bool = typer.Option(False, "--json", help=LIBRARY_JSON_HELP),

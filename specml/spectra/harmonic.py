@@ -248,14 +248,26 @@ def harmonic_analysis(
     from specml.reference import make_reference
 
     reference = make_reference(reference)
+    hessian, dmu_dx, analytic = reference_derivatives(atoms, reference, delta, executor)
+    result = harmonic_from_derivatives(atoms, hessian, dmu_dx, project, reference.describe())
+    if analytic:
+        result.derivatives = "analytic"
+    return result
+
+
+def reference_derivatives(
+    atoms: Atoms, reference, delta: float = 0.01, executor=None
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Hessian (eV/Å^2), dipole derivatives (e) and whether they are analytic.
+
+    Analytic when the reference has second derivatives (PySCF closed-shell DFT), else central
+    differences of step ``delta`` Å, 6N reference calls through ``executor``.
+    """
     analytic = reference.second_derivatives(atoms)
     if analytic is not None:
-        hessian, dmu_dx = analytic
-        result = harmonic_from_derivatives(atoms, hessian, dmu_dx, project, reference.describe())
-        result.derivatives = "analytic"
-        return result
+        return analytic[0], analytic[1], True
     hessian, dmu_dx = finite_differences(atoms, reference, delta, executor)
-    return harmonic_from_derivatives(atoms, hessian, dmu_dx, project, reference.describe())
+    return hessian, dmu_dx, False
 
 
 def harmonic_from_derivatives(

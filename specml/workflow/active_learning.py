@@ -134,7 +134,7 @@ class IRWorkflow:
 
     def _prepare(self, index: int, molecule: Molecule) -> PreparedMolecule:
         from specml.molecules.optimize import optimize_geometry
-        from specml.spectra.harmonic import finite_differences
+        from specml.spectra.harmonic import reference_derivatives
 
         path = self.dirs.molecules / f"{index:02d}_{safe_name(molecule.name)}.json"
         if path.exists():
@@ -149,9 +149,10 @@ class IRWorkflow:
             return PreparedMolecule(molecule.name, atoms, harmonic, data["reference_calls"])
         self.say(f"optimising {molecule.name} and computing its reference harmonic frequencies")
         atoms = optimize_geometry(molecule.atoms, self.reference, fmax=1e-4)
-        hessian, dmu = finite_differences(atoms, self.reference)
+        hessian, dmu, analytic = reference_derivatives(atoms, self.reference)
         harmonic = harmonic_from_derivatives(atoms, hessian, dmu, method=self.reference.describe())
-        calls = 6 * len(atoms) + int(atoms.info.get("optimizer_steps", 0))
+        # An analytic Hessian is counted as one reference call (it costs a few SCFs, not 6N).
+        calls = (1 if analytic else 6 * len(atoms)) + int(atoms.info.get("optimizer_steps", 0))
         atomic_write_json(
             path,
             {
