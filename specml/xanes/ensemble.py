@@ -1,0 +1,186 @@
+"""A bootstrap ensemble of small multilayer perceptrons: mean ± standard deviation, resumable.
+
+Each member is a scikit-learn ``MLPRegressor`` fitted on a bootstrap resample of the (scaled)
+training rows with its own seed; the spread of the members is the model's uncertainty. Inputs
+and outputs are standardised per column with the full training set's mean and standard
+deviation. Members are written to the ensemble's folder as each finishes (joblib, as
+scikit-learn recommends; load only folders you made), so an interrupted training resumes at the
+first missing member.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from specml.errors import InputError, ModelError
+
+#: Columns whose spread is below this are not scaled (a constant descriptor entry).
+MIN_SCALE = 1e-8
+
+
+@dataclass(frozen=True)
+class EnsembleSettings:
+    """Size and training of an ensemble.
+
+    Attributes:
+        members: number of networks.
+        hidden: widths of the hidden layers.
+        epochs: most passes over the data (Adam; stops earlier when the held-out score stalls).
+        learning_rate: Adam's step size.
+        alpha: L2 penalty.
+        bootstrap: resample the rows for each member (else only the seeds differ).
+        seed: seed of the first member (member k uses seed + k).
+    """
+
+    members: int = 5
+    hidden: tuple[int, ...] = (256, 256)
+    epochs: int = 300
+    learning_rate: float = 1e-3
+    alpha: float = 1e-4
+    bootstrap: bool = True
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.members < 1 or self.epochs < 1 or not self.hidden or min(self.hidden) < 1:
+            raise InputError(
+                "an ensemble needs at least one member, one epoch and hidden layers of width >= 1"
+            )
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "hidden": list(self.hidden)}
+
+
+@dataclass
+class Ensemble:
+    """Scalers and fitted members of one map ``x -> y``."""
+
+    settings: EnsembleSettings
+    x_mean: np.ndarray
+    x_scale: np.ndarray
+    y_mean: np.ndarray
+    y_scale: np.ndarray
+    members: list = field(default_factory=list)
+
+    @classmethod
+    def for_data(cls, x, y, settings: EnsembleSettings) -> Ensemble:
+        x, y = _matrix(x, "inputs"), _matrix(y, "targets")
+        if x.shape[0] != y.shape[0]:
+            raise InputError(f"{x.shape[0]} input rows but {y.shape[0]} target rows")
+        if x.shape[0] < 2:
+            raise InputError("an ensemble needs at least two training rows")
+        return cls(settings, x.mean(0), _scale(x), y.mean(0), _scale(y))
+
+    def predict(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation over the members, shape (n, n_outputs) each."""
+        if not self.members:
+            raise ModelError("the ensemble has no trained member")
+        x = _matrix(x, "inputs")
+        if x.shape[1] != self.x_mean.size:
+            raise ModelError(f"the model takes {self.x_mean.size} input values, got {x.shape[1]}")
+        scaled = (x - self.x_mean) / self.x_scale
+        outputs = np.stack([m.predict(scaled).reshape(len(x), -1) for m in self.members])
+        outputs = outputs * self.y_scale + self.y_mean
+        return outputs.mean(0), outputs.std(0)
+
+    def fit(
+        self, x, y, folder: str | Path | None = None, on_member: Callable[[int], None] | None = None
+    ) -> Ensemble:
+        """Train the missing members (all, without ``folder``), saving each to ``folder``."""
+        import joblib
+        from sklearn.neural_network import MLPRegressor
+
+        x, y = _matrix(x, "inputs"), _matrix(y, "targets")
+        xs, ys = (x - self.x_mean) / self.x_scale, (y - self.y_mean) / self.y_scale
+        if folder is not None:
+            self.save_scalers(folder)
+        while len(self.members) < self.settings.members:
+            k = len(self.members)
+            seed = self.settings.seed + k
+            rows = np.arange(len(x))
+            if self.settings.bootstrap:
+                rows = np.random.default_rng(seed).integers(0, len(x), len(x))
+            network = MLPRegressor(
+                hidden_layer_sizes=self.settings.hidden,
+                learning_rate_init=self.settings.learning_rate,
+                alpha=self.settings.alpha,
+                max_iter=self.settings.epochs,
+                early_stopping=len(x) >= 50,
+                n_iter_no_change=20,
+                random_state=seed,
+            )
+            import warnings
+
+            from sklearn.exceptions import ConvergenceWarning
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                network.fit(xs[rows], ys[rows] if ys.shape[1] > 1 else ys[rows, 0])
+            self.members.append(network)
+            if folder is not None:
+                joblib.dump(network, Path(folder) / f"member_{k:03d}.joblib")
+            if on_member is not None:
+                on_member(k)
+        return self
+
+    # -- persistence ------------------------------------------------------------------------
+    def save_scalers(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            folder / "scalers.npz",
+            x_mean=self.x_mean,
+            x_scale=self.x_scale,
+            y_mean=self.y_mean,
+            y_scale=self.y_scale,
+        )
+        (folder / "ensemble.json").write_text(json.dumps(self.settings.as_dict(), indent=2))
+
+    @classmethod
+    def load(cls, folder: str | Path, settings: EnsembleSettings | None = None) -> Ensemble:
+        """The ensemble in ``folder`` with the members finished so far; ``settings`` must match
+        the stored ones when given (resuming with other settings would mix two ensembles)."""
+        import joblib
+
+        folder = Path(folder)
+        if not (folder / "scalers.npz").is_file() or not (folder / "ensemble.json").is_file():
+            raise ModelError(f"{folder}: not an ensemble folder (no scalers.npz / ensemble.json)")
+        stored = json.loads((folder / "ensemble.json").read_text())
+        stored_settings = EnsembleSettings(**{**stored, "hidden": tuple(stored["hidden"])})
+        if settings is not None and settings != stored_settings:
+            raise ModelError(f"{folder} holds an ensemble trained with other settings; use a new folder")
+        with np.load(folder / "scalers.npz") as scalers:
+            ensemble = cls(
+                stored_settings, scalers["x_mean"], scalers["x_scale"], scalers["y_mean"], scalers["y_scale"]
+            )
+        for k in range(stored_settings.members):
+            path = folder / f"member_{k:03d}.joblib"
+            if not path.is_file():
+                break
+            ensemble.members.append(joblib.load(path))
+        return ensemble
+
+    @property
+    def complete(self) -> bool:
+        return len(self.members) >= self.settings.members
+
+
+def _matrix(values, name: str) -> np.ndarray:
+    array = np.asarray(values, dtype=float)
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2 or array.size == 0:
+        raise InputError(f"{name} must be a non-empty 2-D array, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise InputError(f"{name} contain non-finite values")
+    return array
+
+
+def _scale(values: np.ndarray) -> np.ndarray:
+    scale = values.std(0)
+    return np.where(scale > MIN_SCALE, scale, 1.0)

@@ -1,0 +1,260 @@
+"""Forward (site -> XANES) and inverse (XANES -> local structure) models of one absorbing element.
+
+A :class:`XanesModel` is a folder with three bootstrap ensembles (:mod:`~specml.xanes.ensemble`):
+
+* ``forward``: descriptor of the absorbing site -> μ on the model's energy grid (eV about the edge);
+* ``inverse_descriptor``: μ -> the site's descriptor;
+* ``inverse_shell``: μ -> coordination number and mean first-shell distance (Å), the rule of
+  :func:`~specml.xanes.analysis.first_shell`.
+
+``model.json`` records the descriptor settings, the grid, the absorber, the elements seen in
+training (others are refused: the networks never saw them) and ``edge_ev``, the median edge
+(steepest rise) of the training spectra on the grid; a spectrum on an absolute energy axis is
+shifted so that its own edge lands there before it is inverted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from specml.errors import InputError, ModelError, UnsupportedElementError
+from specml.spectra.spectrum import Spectrum
+from specml.xanes.descriptors import DescriptorSettings, site_descriptors
+from specml.xanes.ensemble import Ensemble, EnsembleSettings
+
+PARTS = ("forward", "inverse_descriptor", "inverse_shell")
+#: Marks a spectrum whose axis is XANES energy (the Spectrum field is named for IR).
+AXIS_RELATIVE = "energy_eV_about_edge"
+AXIS_ABSOLUTE = "energy_eV"
+
+
+def absorber_sites(atoms, absorber: str) -> list[int]:
+    """Indices of the ``absorber`` atoms; :class:`InputError` when there is none."""
+    sites = [i for i, symbol in enumerate(atoms.get_chemical_symbols()) if symbol == absorber]
+    if not sites:
+        raise InputError(
+            f"the structure has no {absorber} atom ({atoms.get_chemical_formula()}); the model is for {absorber}"
+        )
+    return sites
+
+
+def dataset_descriptors(
+    dataset, settings: DescriptorSettings, on_structure: Callable[[], None] | None = None
+) -> np.ndarray:
+    """Descriptor of every spectrum's absorbing site, computed once per structure."""
+    out = np.zeros((len(dataset), settings.size))
+    for structure in np.unique(dataset.structure_index):
+        rows = np.flatnonzero(dataset.structure_index == structure)
+        out[rows] = site_descriptors(dataset.structures[structure], dataset.site_index[rows], settings)
+        if on_structure is not None:
+            on_structure()
+    return out
+
+
+def dataset_shells(dataset) -> np.ndarray:
+    """``[coordination number, first-shell distance (Å)]`` of every spectrum's site."""
+    from specml.xanes.analysis import first_shell
+
+    return np.array([first_shell(*dataset.site(row)) for row in range(len(dataset))], dtype=float)
+
+
+@dataclass
+class XanesModel:
+    """A trained (or partly trained) XANES model; see the module docstring."""
+
+    folder: Path
+    descriptor: DescriptorSettings
+    energy: np.ndarray
+    absorber: str
+    elements: list[str]
+    edge_ev: float
+    ensembles: dict[str, Ensemble]
+
+    # -- loading ------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, folder: str | Path) -> XanesModel:
+        folder = Path(folder)
+        meta_path = folder / "model.json"
+        if not meta_path.is_file():
+            raise ModelError(
+                f"{folder}: no XANES model here (model.json is missing); train one with 'specml xanes train'"
+            )
+        meta = json.loads(meta_path.read_text())
+        ensembles = {
+            part: Ensemble.load(folder / part) for part in PARTS if (folder / part / "scalers.npz").is_file()
+        }
+        return cls(
+            folder=folder,
+            descriptor=DescriptorSettings(**meta["descriptor"]),
+            energy=np.asarray(meta["energy_ev"], dtype=float),
+            absorber=meta["absorber"],
+            elements=list(meta["elements"]),
+            edge_ev=float(meta["edge_ev"]),
+            ensembles=ensembles,
+        )
+
+    def _ensemble(self, part: str) -> Ensemble:
+        ensemble = self.ensembles.get(part)
+        if ensemble is None or not ensemble.complete:
+            raise ModelError(
+                f"{self.folder}: the {part} ensemble is not fully trained; rerun 'specml xanes train' to finish it"
+            )
+        return ensemble
+
+    # -- forward ------------------------------------------------------------------------------
+    def check_structure(self, atoms) -> list[int]:
+        """The absorber sites of ``atoms``; errors for no absorber or elements never trained on."""
+        sites = absorber_sites(atoms, self.absorber)
+        unknown = sorted(set(atoms.get_chemical_symbols()) - set(self.elements))
+        if unknown:
+            raise UnsupportedElementError(
+                f"element(s) {', '.join(unknown)} were not in the training set of this model", unknown
+            )
+        return sites
+
+    def predict_sites(self, atoms, sites=None) -> tuple[np.ndarray, np.ndarray]:
+        """μ mean and std, shape (n_sites, n_energy), at the absorber ``sites`` (default: all)."""
+        all_sites = self.check_structure(atoms)
+        sites = all_sites if sites is None else [int(s) for s in np.atleast_1d(sites)]
+        wrong = [s for s in sites if s not in all_sites]
+        if wrong:
+            raise InputError(
+                f"site {wrong[0]} is not a {self.absorber} atom; {self.absorber} sites: {_listed(all_sites)}"
+            )
+        return self._ensemble("forward").predict(site_descriptors(atoms, sites, self.descriptor))
+
+    def predict(self, atoms, site: int | None = None) -> Spectrum:
+        """The XANES of one site, or the average over all absorber sites (every atom counts once,
+        which weights inequivalent sites by their multiplicity), with the ensemble's ±std."""
+        mean, std = self.predict_sites(atoms, None if site is None else [site])
+        # the std of an average of sites: members are averaged first, so this is an upper bound
+        metadata = {
+            "axis": AXIS_RELATIVE,
+            "kind": "xanes",
+            "absorber": self.absorber,
+            "site": "average" if site is None else int(site),
+            "n_sites": int(mean.shape[0]),
+            "model": str(self.folder),
+            "label": f"{atoms.get_chemical_formula()} {self.absorber} K-edge (predicted)",
+        }
+        return Spectrum(self.energy, mean.mean(0), std.mean(0), metadata)
+
+    # -- inverse ------------------------------------------------------------------------------
+    def on_grid(self, spectrum: Spectrum) -> np.ndarray:
+        """μ of ``spectrum`` on the model grid. An absolute axis (metadata ``axis`` of
+        :data:`AXIS_ABSOLUTE`, or energies above 1 keV) is first shifted so that its edge sits at
+        ``edge_ev``. :class:`InputError` when the spectrum does not cover the grid."""
+        from specml.xanes.analysis import edge_position
+
+        energy = spectrum.wavenumber
+        absolute = spectrum.metadata.get("axis") == AXIS_ABSOLUTE or energy[0] > 1000.0
+        if absolute:
+            energy = energy - edge_position(energy, spectrum.intensity) + self.edge_ev
+        lo, hi = self.energy[0], self.energy[-1]
+        if energy[0] > lo + 1e-6 or energy[-1] < hi - 1e-6:
+            raise InputError(
+                f"{spectrum.label}: spectrum off the grid: it covers {energy[0]:.1f} to {energy[-1]:.1f} eV "
+                f"about the edge, the model needs {lo:.1f} to {hi:.1f} eV"
+            )
+        return np.interp(self.energy, energy, spectrum.intensity)
+
+    def invert(self, spectrum: Spectrum) -> dict:
+        """Local structure from a spectrum: coordination number, first-shell distance (Å) and
+        descriptor, each as mean and standard deviation over the ensemble."""
+        mu = self.on_grid(spectrum)[None, :]
+        shell_mean, shell_std = self._ensemble("inverse_shell").predict(mu)
+        desc_mean, desc_std = self._ensemble("inverse_descriptor").predict(mu)
+        return {
+            "coordination_number": float(shell_mean[0, 0]),
+            "coordination_number_std": float(shell_std[0, 0]),
+            "coordination_number_rounded": int(np.clip(np.rint(shell_mean[0, 0]), 1, None)),
+            "first_shell_A": float(shell_mean[0, 1]),
+            "first_shell_std_A": float(shell_std[0, 1]),
+            "descriptor": desc_mean[0].tolist(),
+            "descriptor_std": desc_std[0].tolist(),
+        }
+
+
+def _listed(sites: list[int]) -> str:
+    shown = ", ".join(str(s) for s in sites[:10])
+    return shown + (", ..." if len(sites) > 10 else "")
+
+
+def _advance(progress, task, _member: int) -> None:
+    progress.advance(task)
+
+
+def train_xanes(
+    dataset,
+    folder: str | Path,
+    descriptor: DescriptorSettings | None = None,
+    ensemble: EnsembleSettings | None = None,
+    absorber: str = "Cu",
+    show_progress: bool = True,
+) -> XanesModel:
+    """Train the three ensembles on ``dataset`` into ``folder``, resuming what is there.
+
+    Descriptors and first-shell targets are cached in ``folder/features.npz``; each ensemble
+    member is saved as it finishes. Rerunning with the same settings continues; other settings
+    in a used folder are refused (:class:`ModelError`).
+    """
+    from specml.executor import progress_bar
+    from specml.xanes.analysis import edge_position
+
+    descriptor = descriptor or DescriptorSettings()
+    ensemble = ensemble or EnsembleSettings()
+    folder = Path(folder)
+    if len(dataset) < 2:
+        raise InputError("training needs at least two spectra")
+    meta = {
+        "absorber": absorber,
+        "descriptor": descriptor.as_dict(),
+        "ensemble": ensemble.as_dict(),
+        "energy_ev": np.asarray(dataset.energy, dtype=float).tolist(),
+        "elements": sorted(
+            {
+                s
+                for i in np.unique(dataset.structure_index)
+                for s in dataset.structures[i].get_chemical_symbols()
+            }
+        ),
+        "edge_ev": float(np.median([edge_position(dataset.energy, mu) for mu in dataset.mu])),
+        "n_train": len(dataset),
+    }
+    meta_path = folder / "model.json"
+    if meta_path.is_file():
+        if json.loads(meta_path.read_text()) != json.loads(json.dumps(meta)):
+            raise ModelError(f"{folder} holds a model trained on other data or settings; choose a new folder")
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        meta_path.write_text(json.dumps(meta, indent=1))
+
+    with progress_bar(disable=not show_progress) as progress:
+        features_path = folder / "features.npz"
+        if features_path.is_file():
+            with np.load(features_path) as cached:
+                x, shells = cached["descriptors"], cached["shells"]
+        else:
+            structures = len(np.unique(dataset.structure_index))
+            task = progress.add_task("descriptors", total=structures)
+            x = dataset_descriptors(dataset, descriptor, lambda: progress.advance(task))
+            shells = dataset_shells(dataset)
+            np.savez(features_path, descriptors=x, shells=shells)
+        mu = np.asarray(dataset.mu, dtype=float)
+        pairs = {"forward": (x, mu), "inverse_descriptor": (mu, x), "inverse_shell": (mu, shells)}
+        for part in PARTS:
+            inputs, targets = pairs[part]
+            part_folder = folder / part
+            if (part_folder / "scalers.npz").is_file():
+                model = Ensemble.load(part_folder, ensemble)
+            else:
+                model = Ensemble.for_data(inputs, targets, ensemble)
+            task = progress.add_task(part, total=ensemble.members, completed=len(model.members))
+            model.fit(inputs, targets, part_folder, on_member=partial(_advance, progress, task))
+    return XanesModel.load(folder)

@@ -1,0 +1,147 @@
+"""XANES data, forward and inverse models: a tiny subset is learned, resumed and checked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from xanes_data import XAS_DATA, needs_xas_data
+
+from specml.errors import InputError, ModelError, UnsupportedElementError
+from specml.spectra.spectrum import Spectrum
+from specml.xanes.analysis import edge_position, first_maximum, first_shell
+from specml.xanes.data import SPLITS, load_feff_set
+from specml.xanes.ensemble import EnsembleSettings
+from specml.xanes.models import XanesModel, dataset_shells, train_xanes
+
+pytestmark = needs_xas_data
+TINY = EnsembleSettings(members=2, hidden=(64,), epochs=600, bootstrap=False)
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return load_feff_set(XAS_DATA)
+
+
+@pytest.fixture(scope="module")
+def tiny(dataset):
+    return dataset.part("train").subset(np.arange(0, 300, 25))
+
+
+@pytest.fixture(scope="module")
+def model(tiny, tmp_path_factory):
+    return train_xanes(tiny, tmp_path_factory.mktemp("xanes") / "model", ensemble=TINY, show_progress=False)
+
+
+def test_split_is_by_material(dataset):
+    materials = {name: set(dataset.part(name).material_id) for name in SPLITS}
+    assert materials["train"] and materials["val"] and materials["test"]
+    assert not materials["train"] & materials["test"]
+    assert not materials["train"] & materials["val"]
+    assert not materials["val"] & materials["test"]
+    assert dataset.energy[0] == pytest.approx(-7.5) and np.all(np.diff(dataset.energy) > 0)
+
+
+def test_site_average_weights_multiplicity(dataset):
+    rows = [r for r in range(len(dataset)) if len(dataset.material_rows(dataset.material_id[r])) > 1][:1]
+    rows = dataset.material_rows(dataset.material_id[rows[0]])
+    w = dataset.multiplicity[rows]
+    expected = (w[:, None] * dataset.mu[rows]).sum(0) / w.sum()
+    np.testing.assert_allclose(dataset.site_averaged(dataset.material_id[rows[0]]), expected, rtol=1e-6)
+
+
+def test_first_shell_of_known_environments():
+    fcc = bulk("Cu", "fcc", a=3.615)
+    cn, distance = first_shell(fcc, 0)
+    assert cn == 12 and distance == pytest.approx(3.615 / np.sqrt(2))
+    square = Atoms(
+        "CuO4O2",
+        positions=[
+            [0, 0, 0],
+            [1.95, 0, 0],
+            [-1.95, 0, 0],
+            [0, 1.96, 0],
+            [0, -1.96, 0],
+            [0, 0, 2.78],
+            [0, 0, -2.78],
+        ],
+    )
+    cn, distance = first_shell(square, 0)  # Jahn-Teller: the apical O are not first shell
+    assert cn == 4 and distance == pytest.approx(1.955)
+
+
+def test_edge_and_first_maximum_of_a_model_edge():
+    energy = np.linspace(-10, 40, 201)
+    mu = 1 / (1 + np.exp(-(energy - 2.0) / 1.0)) + 0.4 * np.exp(-((energy - 9.0) ** 2) / 4.0)
+    assert edge_position(energy, mu) == pytest.approx(2.0, abs=0.2)
+    assert first_maximum(energy, mu) == pytest.approx(9.0, abs=0.5)
+
+
+def test_tiny_model_reproduces_its_training_spectra(model, tiny):
+    predicted = np.array([model.predict_sites(*_site(tiny, r))[0][0] for r in range(len(tiny))])
+    mse = np.mean((predicted - tiny.mu) ** 2)
+    baseline = np.mean((tiny.mu - tiny.mu.mean(0)) ** 2)
+    assert mse < 0.05 * baseline
+
+
+def test_tiny_inverse_model_recovers_first_shell(model, tiny):
+    shells = dataset_shells(tiny)
+    got = [model.invert(Spectrum(tiny.energy, mu)) for mu in tiny.mu]
+    assert [g["coordination_number_rounded"] for g in got] == shells[:, 0].astype(int).tolist()
+    np.testing.assert_allclose([g["first_shell_A"] for g in got], shells[:, 1], atol=0.03)
+
+
+def test_site_prediction_has_uncertainty_band(model, tiny):
+    atoms, site = _site(tiny, 0)
+    spectrum = model.predict(atoms, site=site[0])
+    assert spectrum.std is not None and spectrum.std.shape == spectrum.intensity.shape
+    assert np.all(spectrum.std >= 0) and spectrum.std.max() > 0
+    average = model.predict(atoms)
+    assert average.metadata["n_sites"] == sum(atoms.symbols == "Cu")
+
+
+def test_absolute_axis_is_aligned_at_the_edge(model, tiny):
+    wide = np.arange(-30.0, 150.0, 0.5)
+    mu = np.interp(wide, tiny.energy, tiny.mu[0])
+    edge = edge_position(wide, mu)
+    measured = Spectrum(wide + 8979.0 - edge, mu)  # as a beamline would record it, edge at 8979 eV
+    expected = np.interp(model.energy, wide - edge + model.edge_ev, mu)
+    np.testing.assert_allclose(model.on_grid(measured), expected, atol=1e-6)
+    assert model.edge_ev == pytest.approx(np.median([edge_position(tiny.energy, m) for m in tiny.mu]))
+
+
+def test_resume_trains_only_missing_members(model, tiny):
+    folder = model.folder
+    kept = (folder / "forward" / "member_000.joblib").stat().st_mtime_ns
+    (folder / "forward" / "member_001.joblib").unlink()
+    assert len(XanesModel.load(folder).ensembles["forward"].members) == 1
+    with pytest.raises(ModelError, match="not fully trained"):
+        XanesModel.load(folder).predict(tiny.site(0)[0])
+    resumed = train_xanes(tiny, folder, ensemble=TINY, show_progress=False)
+    assert (folder / "forward" / "member_000.joblib").stat().st_mtime_ns == kept
+    assert len(resumed.ensembles["forward"].members) == 2
+
+
+def test_other_settings_in_a_used_folder_are_refused(model, tiny):
+    with pytest.raises(ModelError, match="other data or settings"):
+        train_xanes(
+            tiny, model.folder, ensemble=EnsembleSettings(members=3, hidden=(64,)), show_progress=False
+        )
+
+
+def test_bad_structures_and_spectra(model, tiny):
+    with pytest.raises(InputError, match="no Cu atom"):
+        model.predict(Atoms("ZnO", positions=[[0, 0, 0], [2, 0, 0]]))
+    with pytest.raises(UnsupportedElementError, match="Og"):
+        model.predict(Atoms("CuOg", positions=[[0, 0, 0], [2, 0, 0]]))
+    atoms, _ = _site(tiny, 0)
+    with pytest.raises(InputError, match="not a Cu atom"):
+        model.predict(atoms, site=[i for i, s in enumerate(atoms.symbols) if s != "Cu"][0])
+    with pytest.raises(InputError, match="off the grid"):
+        model.invert(Spectrum(tiny.energy[:100], tiny.mu[0][:100]))
+
+
+def _site(data, row):
+    atoms, site = data.site(row)
+    return atoms, [site]
