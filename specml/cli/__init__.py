@@ -5,6 +5,6 @@ from specml.cli.app import app, main
 
 # Importing the command modules registers their commands.
 # isort: split
-from specml.cli import commands_compare, commands_core, commands_identify, commands_ir  # noqa: F401
+from specml.cli import commands_compare, commands_core, commands_identify, commands_ir, commands_xanes  # noqa: F401
 
 __all__ = ["app", "main"]

@@ -1,0 +1,248 @@
+"""XANES benchmark: forward and inverse ensembles on the FEFF Cu K-edge set, source split.
+
+Trains (or resumes) a model on the source's train split under ``runs/xanes/<descriptor>``,
+then scores the test split and the measured CuO and azurite spectra, and writes
+``docs/results/xanes.json`` and ``docs/results/xanes.png``.
+
+    OMP_NUM_THREADS=1 python benchmarks/xanes.py [--data ../shared/data/xas] [--members 5]
+
+Definitions (docs/xanes.md): MSE over all test spectra and energy points; relative error is the
+mean over spectra of sum|pred - true| / sum|true|; edge and first maximum as in
+specml.xanes.analysis; the baseline predicts the mean training spectrum for every site.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "xas"
+MEASURED = {"CuO": ("CuO_tenorite_13K_01.xdi", "mp-704645"), "azurite": ("Cu_azurite_13K_01.xdi", "mp-23733")}
+#: Shifts (eV) tried when aligning a measured spectrum to a prediction, around the edge match.
+ALIGN_SHIFTS_EV = np.arange(-10.0, 10.01, 0.1)
+
+
+def _features(values) -> tuple[float, float]:
+    from specml.xanes.analysis import edge_position, first_maximum
+
+    return edge_position(*values), first_maximum(*values)
+
+
+def calibration(errors: np.ndarray, stds: np.ndarray) -> dict:
+    """How well the ensemble's std tracks the actual error."""
+    from scipy.stats import spearmanr
+
+    z = np.abs(errors) / np.maximum(stds, 1e-12)
+    per_spectrum_rmse = np.sqrt((errors**2).mean(axis=-1)) if errors.ndim == 2 else np.abs(errors)
+    per_spectrum_std = np.sqrt((stds**2).mean(axis=-1)) if stds.ndim == 2 else stds
+    return {
+        "spearman_std_vs_error": float(spearmanr(per_spectrum_std, per_spectrum_rmse).statistic),
+        "fraction_within_1std": float((z <= 1).mean()),
+        "fraction_within_2std": float((z <= 2).mean()),
+        "expected_if_gaussian": [0.683, 0.954],
+        "mean_std_over_rmse": float(per_spectrum_std.mean() / np.sqrt((per_spectrum_rmse**2).mean())),
+    }
+
+
+def align(model, measured, predicted: np.ndarray) -> tuple[float, float]:
+    """Best PCC over small shifts of the measured spectrum after its edge is put at the model's
+    (``model.edge_ev``); ``(pcc, shift in eV)``."""
+    from specml.comparison.metrics import pearson
+    from specml.xanes.analysis import edge_position
+
+    relative = measured.wavenumber - edge_position(measured.wavenumber, measured.intensity) + model.edge_ev
+    best = (-2.0, 0.0)
+    for shift in ALIGN_SHIFTS_EV:
+        pcc = pearson(np.interp(model.energy, relative + shift, measured.intensity), predicted)
+        best = max(best, (pcc, float(shift)))
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--descriptor", default="wacsf", choices=["wacsf", "soap"])
+    parser.add_argument("--members", type=int, default=5)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
+    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "xanes.json")
+    parser.add_argument(
+        "--run-dir", type=Path, default=None, help="model folder (default runs/xanes/DESCRIPTOR)"
+    )
+    parser.add_argument(
+        "--limit", type=int, default=None, help="first N train and test spectra only (a smoke test)"
+    )
+    args = parser.parse_args()
+
+    import torch  # noqa: F401  (only to honour one thread in BLAS loaded with it)
+    from rich.progress import track
+
+    from specml.comparison.metrics import pearson
+    from specml.errors import UnsupportedElementError
+    from specml.xanes.analysis import edge_position
+    from specml.xanes.data import load_feff_set
+    from specml.xanes.descriptors import DescriptorSettings
+    from specml.xanes.ensemble import EnsembleSettings
+    from specml.xanes.models import dataset_descriptors, dataset_shells, train_xanes
+    from specml.xanes.xdi import normalized_xanes
+
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    data = load_feff_set(args.data)
+    train, test = data.part("train"), data.part("test")
+    if args.limit:
+        train, test = (
+            train.subset(np.arange(min(args.limit, len(train)))),
+            test.subset(np.arange(min(args.limit, len(test)))),
+        )
+    settings = EnsembleSettings(members=args.members, hidden=tuple(args.hidden), epochs=args.epochs)
+    descriptor = DescriptorSettings(kind=args.descriptor)
+    model = train_xanes(
+        train, args.run_dir or ROOT / "runs" / "xanes" / args.descriptor, descriptor, settings
+    )
+    trained = time.perf_counter()
+
+    # forward on the test split
+    x_test = dataset_descriptors(test, descriptor)
+    mean, std = model.ensembles["forward"].predict(x_test)
+    truth = test.mu.astype(float)
+    baseline = train.mu.mean(0)
+    forward_mse = float(((mean - truth) ** 2).mean())
+    baseline_mse = float(((baseline - truth) ** 2).mean())
+    relative = np.abs(mean - truth).sum(1) / np.abs(truth).sum(1)
+    baseline_relative = np.abs(baseline - truth).sum(1) / np.abs(truth).sum(1)
+    true_features = np.array([_features((test.energy, mu)) for mu in track(truth, "features (FEFF)")])
+    pred_features = np.array([_features((test.energy, mu)) for mu in track(mean, "features (model)")])
+    base_features = np.array(_features((test.energy, baseline)))
+    delta = np.abs(pred_features - true_features)
+    delta_baseline = np.abs(base_features - true_features)
+    on_boundary = float(np.mean(true_features[:, 0] <= test.energy[0] + 0.1))
+
+    # inverse on the test split
+    shells = dataset_shells(test)
+    shell_mean, shell_std = model.ensembles["inverse_shell"].predict(truth)
+    cn = np.clip(np.rint(shell_mean[:, 0]), 1, None)
+    desc_mean, desc_std = model.ensembles["inverse_descriptor"].predict(truth)
+    desc_r2 = 1 - ((desc_mean - x_test) ** 2).sum(0) / ((x_test - x_test.mean(0)) ** 2).sum(0)
+    majority_cn = np.bincount(dataset_shells(train)[:, 0].astype(int)).argmax()
+
+    # measured spectra
+    measured: dict[str, dict] = {}
+    panels = []
+    for name, (filename, material) in MEASURED.items():
+        spectrum = normalized_xanes(args.data / "measured_cu" / filename)
+        rows = data.material_rows(material)
+        atoms = data.structures[int(data.structure_index[rows[0]])]
+        try:
+            predicted = model.predict(atoms)
+        except UnsupportedElementError as exc:  # only with --limit: a subset may lack H or C
+            measured[name] = {"error": str(exc)}
+            continue
+        feff = data.site_averaged(material)
+        pcc, shift = align(model, spectrum, predicted.intensity)
+        pcc_feff, shift_feff = align(model, spectrum, feff)
+        edge = edge_position(spectrum.wavenumber, spectrum.intensity)
+        relative = spectrum.wavenumber - edge + model.edge_ev + shift
+        on_grid = np.interp(model.energy, relative, spectrum.intensity)
+        measured[name] = {
+            "pcc": pcc,
+            "shift_after_edge_match_ev": shift,
+            "pcc_feff_site_average": pcc_feff,
+            "pcc_unaligned_edge_match_only": float(pearson(model.on_grid(spectrum), predicted.intensity)),
+            "material_id": material,
+            "material_split": sorted(set(data.split[rows].tolist())),
+            "file": filename,
+            "e0_measured_ev": spectrum.metadata["e0_ev"],
+        }
+        panels.append((name, on_grid, predicted, feff))
+
+    result = {
+        "forward_mse": forward_mse,
+        "forward_mse_baseline": baseline_mse,
+        "forward_relative_error": float(relative.mean()),
+        "edge_within_1ev_fraction": float((delta[:, 0] <= 1.0).mean()),
+        "peak_within_1ev_fraction": float((delta[:, 1] <= 1.0).mean()),
+        "cn_accuracy": float((cn == shells[:, 0]).mean()),
+        "first_shell_mae_A": float(np.abs(shell_mean[:, 1] - shells[:, 1]).mean()),
+        "uncertainty_calibration": {
+            "forward_spectrum": calibration(mean - truth, std),
+            "inverse_first_shell": calibration(shell_mean[:, 1] - shells[:, 1], shell_std[:, 1]),
+            "inverse_cn": calibration(shell_mean[:, 0] - shells[:, 0], shell_std[:, 0]),
+        },
+        "measured": measured,
+        "omnixas_reported_mse": None,
+        "omnixas_note": "no OmniXAS number for this set and split was available offline; not compared",
+        "details": {
+            "forward_relative_error_baseline": float(baseline_relative.mean()),
+            "forward_mse_over_baseline": forward_mse / baseline_mse,
+            "edge_within_1ev_fraction_baseline": float((delta_baseline[:, 0] <= 1.0).mean()),
+            "peak_within_1ev_fraction_baseline": float((delta_baseline[:, 1] <= 1.0).mean()),
+            "edge_abs_error_median_ev": float(np.median(delta[:, 0])),
+            "peak_abs_error_median_ev": float(np.nanmedian(delta[:, 1])),
+            "test_edges_at_grid_start_fraction": on_boundary,
+            "cn_accuracy_majority_class": float((shells[:, 0] == majority_cn).mean()),
+            "first_shell_mae_A_mean_baseline": float(
+                np.abs(dataset_shells(train)[:, 1].mean() - shells[:, 1]).mean()
+            ),
+            "inverse_descriptor_r2_median": float(np.median(desc_r2)),
+            "inverse_descriptor_mean_std": float(desc_std.mean()),
+            "n_train": len(train),
+            "n_test": len(test),
+            "descriptor": descriptor.as_dict() | {"size": descriptor.size},
+            "ensemble": settings.as_dict(),
+            "train_seconds": trained - started,
+            "total_seconds": time.perf_counter() - started,
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    _plot(args.out.with_suffix(".png"), test, mean, std, truth, panels, model.energy)
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+    print(json.dumps({k: v for k, v in result.items() if k != "details"}, indent=2))
+
+
+def _plot(path: Path, test, mean, std, truth, panels, energy) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    errors = ((mean - truth) ** 2).mean(1)
+    picks = [int(np.argsort(errors)[int(q * (len(errors) - 1))]) for q in (0.1, 0.5, 0.9)]
+    fig, axes = plt.subplots(1, 3 + len(panels), figsize=(4 * (3 + len(panels)), 3.6), sharey=False)
+    for ax, row, q in zip(axes[:3], picks, ("10th", "50th", "90th"), strict=True):
+        ax.plot(energy, truth[row], "k", lw=1, label="FEFF")
+        ax.plot(energy, mean[row], "C0", lw=1, label="model")
+        ax.fill_between(
+            energy, mean[row] - std[row], mean[row] + std[row], color="C0", alpha=0.3, lw=0, label="±1 std"
+        )
+        ax.set_title(f"{test.material_id[row]} ({q} percentile MSE)", fontsize="small")
+    for ax, (name, measured, predicted, feff) in zip(axes[3:], panels, strict=True):
+        ax.plot(energy, measured, "k", lw=1, label="measured")
+        ax.plot(energy, predicted.intensity, "C0", lw=1, label="model")
+        ax.fill_between(
+            energy,
+            predicted.intensity - predicted.std,
+            predicted.intensity + predicted.std,
+            color="C0",
+            alpha=0.3,
+            lw=0,
+        )
+        ax.plot(energy, feff, "C1--", lw=1, label="FEFF")
+        ax.set_title(f"{name}: measured vs predicted", fontsize="small")
+    for ax in axes:
+        ax.set_xlabel("Energy about the edge (eV)")
+        ax.legend(fontsize="x-small")
+    axes[0].set_ylabel("Normalised μ")
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

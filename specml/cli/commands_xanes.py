@@ -1,0 +1,178 @@
+"""``specml xanes train|predict|invert``: K-edge XANES from structure and structure from XANES."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from specml import checks
+from specml.cli.app import app, checked_options, console, emit_json, output_format, titled_table
+
+xanes_app = typer.Typer(
+    help="X-ray absorption (K-edge XANES): train, predict from a structure, invert a spectrum.",
+    no_args_is_help=True,
+)
+app.add_typer(xanes_app, name="xanes")
+
+MODEL_HELP = "Model folder written by 'specml xanes train'."
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+@xanes_app.command("train")
+def train(
+    data: Path = typer.Option(
+        ..., "--data", help="FEFF set: the cu_kedge_feff folder or the folder holding it."
+    ),
+    out: Path = typer.Option(..., "--out", help="Model folder; rerun the same command to resume."),
+    descriptor: str = typer.Option("wacsf", "--descriptor", help="Site descriptor: wacsf or soap."),
+    members: int = typer.Option(5, "--members", help="Networks per ensemble (bootstrap)."),
+    width: int = typer.Option(256, "--width", help="Hidden-layer width."),
+    layers: int = typer.Option(2, "--layers", help="Hidden layers."),
+    epochs: int = typer.Option(300, "--epochs", help="Most training epochs per network."),
+    include_unlabelled: bool = typer.Option(
+        False, "--include-unlabelled", help="Also train on spectra the source left out of its split."
+    ),
+    limit: int | None = typer.Option(None, "--limit", help="Train on the first N training spectra only."),
+    json_out: bool = typer.Option(
+        False, "--json", help="Print {model, n_train, parts: {...: members}} as JSON."
+    ),
+) -> None:
+    """Train forward and inverse XANES ensembles on the source's train split (resumable)."""
+    from specml.xanes.descriptors import KINDS, DescriptorSettings
+    from specml.xanes.ensemble import EnsembleSettings
+
+    with checked_options():
+        machine = output_format(json_out)
+        checks.choice("--descriptor", descriptor, KINDS)
+        for name, value in (
+            ("--members", members),
+            ("--width", width),
+            ("--layers", layers),
+            ("--epochs", epochs),
+        ):
+            checks.count(name, value)
+        if limit is not None:
+            checks.count("--limit", limit, minimum=2)
+        checks.existing_dir(data, "--data")
+        checks.output_dir(out, "--out")
+        settings = EnsembleSettings(members=members, hidden=(width,) * layers, epochs=epochs)
+    import numpy as np
+
+    from specml.xanes.data import load_feff_set
+    from specml.xanes.models import train_xanes
+
+    train_set = load_feff_set(data).part("train", include_unlabelled)
+    if limit is not None:
+        train_set = train_set.subset(np.arange(min(limit, len(train_set))))
+    model = train_xanes(train_set, out, DescriptorSettings(kind=descriptor), settings)
+    parts = {name: len(e.members) for name, e in model.ensembles.items()}
+    if machine:
+        emit_json({"model": str(out), "n_train": len(train_set), "parts": parts})
+    else:
+        console.print(
+            f"model written to {escape(str(out))} ({len(train_set)} training spectra)", highlight=False
+        )
+
+
+@xanes_app.command("predict")
+def predict(
+    structure: Path = typer.Argument(..., help="Structure file (CIF, POSCAR, extxyz, ...; read with ASE)."),
+    model_dir: Path = typer.Option(..., "--model", help=MODEL_HELP),
+    site: int | None = typer.Option(
+        None, "--site", help="Index of the absorbing atom (default: average of all)."
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Write the spectrum as CSV (energy_eV, mu, std)."),
+    plot: Path | None = typer.Option(None, "--plot", help="Plot with the ±std band (PNG, PDF or SVG)."),
+    json_out: bool = typer.Option(
+        False, "--json", help="Print {structure, site, edge_ev, first_maximum_ev, energy_ev, mu, std}."
+    ),
+) -> None:
+    """Predict the K-edge XANES of STRUCTURE (one site or the site average) with its uncertainty."""
+    from specml.xanes.io import plot_xanes, read_structure, spectrum_features, write_csv
+    from specml.xanes.models import XanesModel
+
+    with checked_options():
+        machine = output_format(json_out)
+        if out is not None:
+            checks.output_file(out, "--out", (".csv",))
+        if plot is not None:
+            checks.output_file(plot, "--plot", PLOT_SUFFIXES)
+        checks.readable_file(structure, "structure")
+        if site is not None:
+            checks.count("--site", site, minimum=0)
+        atoms = read_structure(structure)
+        model = XanesModel.load(checks.existing_dir(model_dir, "--model"))
+        model.check_structure(atoms)
+        if site is not None:
+            model.predict_sites(atoms, [site])  # a site that is not the absorber fails here
+    spectrum = model.predict(atoms, site)
+    features = spectrum_features(spectrum)
+    if out is not None:
+        write_csv(spectrum, out)
+    if plot is not None:
+        plot_xanes([spectrum], plot, title=spectrum.label)
+    if machine:
+        emit_json(
+            {
+                "structure": str(structure),
+                "site": spectrum.metadata["site"],
+                **features,
+                "energy_ev": spectrum.wavenumber.tolist(),
+                "mu": spectrum.intensity.tolist(),
+                "std": spectrum.std.tolist() if spectrum.std is not None else None,
+            }
+        )
+        return
+    table = titled_table(f"{structure.name}: {model.absorber} K-edge XANES (eV about the edge)")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    table.add_row("sites", str(spectrum.metadata["n_sites"]) if site is None else f"site {site}")
+    table.add_row("edge (eV)", f"{features['edge_ev']:.2f}")
+    peak = features["first_maximum_ev"]
+    table.add_row("first maximum (eV)", "none" if peak is None else f"{peak:.2f}")
+    table.add_row("mean std of μ", f"{float(spectrum.std.mean()) if spectrum.std is not None else 0:.4f}")
+    console.print(table)
+    for written in (out, plot):
+        if written is not None:
+            console.print(f"written: {escape(str(written))}", highlight=False)
+
+
+@xanes_app.command("invert")
+def invert(
+    spectrum_path: Path = typer.Argument(
+        ..., help="XANES spectrum: XDI (calibrated, normalised here) or CSV."
+    ),
+    model_dir: Path = typer.Option(..., "--model", help=MODEL_HELP),
+    json_out: bool = typer.Option(
+        False, "--json", help="Print {coordination_number, ..._std, first_shell_A, ..._std, descriptor, ...}."
+    ),
+) -> None:
+    """Local structure of the absorber from SPECTRUM: coordination number and first-shell distance."""
+    from specml.xanes.io import read_spectrum
+    from specml.xanes.models import XanesModel
+
+    with checked_options():
+        machine = output_format(json_out)
+        checks.readable_file(spectrum_path, "spectrum")
+        model = XanesModel.load(checks.existing_dir(model_dir, "--model"))
+        spectrum = read_spectrum(spectrum_path)
+        model.on_grid(spectrum)  # a spectrum off the model's grid fails here
+    result = model.invert(spectrum)
+    if machine:
+        emit_json({"spectrum": str(spectrum_path), **result})
+        return
+    table = titled_table(f"{spectrum_path.name}: local structure of {model.absorber}")
+    table.add_column("quantity")
+    table.add_column("mean", justify="right")
+    table.add_column("std", justify="right")
+    table.add_row(
+        "coordination number",
+        f"{result['coordination_number']:.2f} (≈{result['coordination_number_rounded']})",
+        f"{result['coordination_number_std']:.2f}",
+    )
+    table.add_row(
+        "first-shell distance (Å)", f"{result['first_shell_A']:.3f}", f"{result['first_shell_std_A']:.3f}"
+    )
+    console.print(table)

@@ -1,0 +1,115 @@
+"""XANES spectra and structures in and out: structure files through ASE, spectra as CSV
+(``energy_eV,mu[,std]`` with a JSON metadata comment) or XDI, and plots with the ±std band."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from specml.errors import InputError, SpectrumFormatError
+from specml.spectra.spectrum import Spectrum
+
+#: Structure formats read through ASE (by suffix; anything else goes to ASE's own guess).
+STRUCTURE_SUFFIXES = (".cif", ".vasp", ".poscar", ".xyz", ".extxyz", ".traj")
+
+
+def read_structure(path: str | Path):
+    """The first structure in ``path`` (CIF, POSCAR, extxyz, ...), read with ASE."""
+    from ase.io import read
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        atoms = read(path, index=0)
+    except Exception as exc:  # ASE raises many kinds for a file it cannot parse
+        raise InputError(f"{path}: not a structure ASE can read ({type(exc).__name__}: {exc})") from None
+    if isinstance(atoms, list):
+        atoms = atoms[0]
+    if len(atoms) == 0:
+        raise InputError(f"{path}: the structure has no atoms")
+    return atoms
+
+
+def write_csv(spectrum: Spectrum, path: str | Path) -> Path:
+    """``energy_eV,mu[,std]`` with the metadata as a JSON comment line (readable by :func:`read_spectrum`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        fh.write("# " + json.dumps(spectrum.metadata, default=str) + "\n")
+        writer = csv.writer(fh)
+        writer.writerow(["energy_eV", "mu"] + (["std"] if spectrum.std is not None else []))
+        columns = [spectrum.wavenumber, spectrum.intensity] + (
+            [spectrum.std] if spectrum.std is not None else []
+        )
+        for row in zip(*columns, strict=True):
+            writer.writerow([f"{v:.8g}" for v in row])
+    return path
+
+
+def read_spectrum(path: str | Path) -> Spectrum:
+    """A XANES spectrum from an XDI file (calibrated, normalised) or a two/three-column CSV
+    (energy in eV, normalised μ[, std])."""
+    from specml.xanes.xdi import normalized_xanes
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    with path.open(errors="replace") as fh:
+        first = fh.readline()
+    if first.lstrip("# ").upper().startswith("XDI/"):
+        return normalized_xanes(path)
+    try:
+        return Spectrum.from_csv(path)
+    except (SpectrumFormatError, UnicodeDecodeError, ValueError) as exc:
+        raise SpectrumFormatError(f"{path}: not an XDI file or a CSV of energy (eV) and μ ({exc})") from None
+
+
+def plot_xanes(spectra: list[Spectrum], path: str | Path, title: str | None = None) -> Path:
+    """Overlay XANES ``spectra`` (each with its ±std band where present) and save the figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from specml.plotting import _literal
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    try:
+        for spectrum in spectra:
+            (line,) = ax.plot(spectrum.wavenumber, spectrum.intensity, lw=1.2, label=_literal(spectrum.label))
+            if spectrum.std is not None:
+                ax.fill_between(
+                    spectrum.wavenumber,
+                    spectrum.intensity - spectrum.std,
+                    spectrum.intensity + spectrum.std,
+                    color=line.get_color(),
+                    alpha=0.3,
+                    lw=0,
+                    label="±1 std (ensemble)",
+                )
+        relative = spectra[0].metadata.get("axis") != "energy_eV"
+        ax.set_xlabel("Energy about the edge (eV)" if relative else "Energy (eV)")
+        ax.set_ylabel("Normalised μ")
+        ax.legend(fontsize="small")
+        if title:
+            ax.set_title(_literal(title))
+        fig.tight_layout()
+        fig.savefig(path, dpi=150)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def spectrum_features(spectrum: Spectrum) -> dict:
+    """Edge and first-maximum energies (eV, on the spectrum's axis)."""
+    from specml.xanes.analysis import edge_position, first_maximum
+
+    edge = edge_position(spectrum.wavenumber, spectrum.intensity)
+    peak = first_maximum(spectrum.wavenumber, spectrum.intensity, edge)
+    return {"edge_ev": edge, "first_maximum_ev": None if np.isnan(peak) else peak}
