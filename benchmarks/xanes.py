@@ -68,8 +68,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--descriptor", default="wacsf", choices=["wacsf", "soap"])
     parser.add_argument("--members", type=int, default=5)
-    parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
-    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[128, 128])
+    parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "xanes.json")
     parser.add_argument(
         "--run-dir", type=Path, default=None, help="model folder (default runs/xanes/DESCRIPTOR)"

@@ -28,9 +28,9 @@ def train(
     out: Path = typer.Option(..., "--out", help="Model folder; rerun the same command to resume."),
     descriptor: str = typer.Option("wacsf", "--descriptor", help="Site descriptor: wacsf or soap."),
     members: int = typer.Option(5, "--members", help="Networks per ensemble (bootstrap)."),
-    width: int = typer.Option(256, "--width", help="Hidden-layer width."),
+    width: int = typer.Option(128, "--width", help="Hidden-layer width."),
     layers: int = typer.Option(2, "--layers", help="Hidden layers."),
-    epochs: int = typer.Option(300, "--epochs", help="Most training epochs per network."),
+    epochs: int = typer.Option(200, "--epochs", help="Most training epochs per network."),
     include_unlabelled: bool = typer.Option(
         False, "--include-unlabelled", help="Also train on spectra the source left out of its split."
     ),

@@ -38,8 +38,8 @@ class EnsembleSettings:
     """
 
     members: int = 5
-    hidden: tuple[int, ...] = (256, 256)
-    epochs: int = 300
+    hidden: tuple[int, ...] = (128, 128)
+    epochs: int = 200
     learning_rate: float = 1e-3
     alpha: float = 1e-4
     bootstrap: bool = True
@@ -92,7 +92,10 @@ class Ensemble:
         self, x, y, folder: str | Path | None = None, on_member: Callable[[int], None] | None = None
     ) -> Ensemble:
         """Train the missing members (all, without ``folder``), saving each to ``folder``."""
+        import warnings
+
         import joblib
+        from sklearn.exceptions import ConvergenceWarning
         from sklearn.neural_network import MLPRegressor
 
         x, y = _matrix(x, "inputs"), _matrix(y, "targets")
@@ -114,10 +117,6 @@ class Ensemble:
                 n_iter_no_change=20,
                 random_state=seed,
             )
-            import warnings
-
-            from sklearn.exceptions import ConvergenceWarning
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 network.fit(xs[rows], ys[rows] if ys.shape[1] > 1 else ys[rows, 0])

@@ -133,7 +133,8 @@ class XanesModel:
         """The XANES of one site, or the average over all absorber sites (every atom counts once,
         which weights inequivalent sites by their multiplicity), with the ensemble's ±std."""
         mean, std = self.predict_sites(atoms, None if site is None else [site])
-        # the std of an average of sites: members are averaged first, so this is an upper bound
+        # mean of the per-site stds: an upper bound of the std of the site average (the members'
+        # errors at different sites may partly cancel in the average)
         metadata = {
             "axis": AXIS_RELATIVE,
             "kind": "xanes",
