@@ -27,10 +27,12 @@ MEASURED = {"CuO": ("CuO_tenorite_13K_01.xdi", "mp-704645"), "azurite": ("Cu_azu
 ALIGN_SHIFTS_EV = np.arange(-10.0, 10.01, 0.1)
 
 
-def _features(values) -> tuple[float, float]:
-    from specml.xanes.analysis import edge_position, first_maximum
+def _features(values) -> tuple[float, float, float, float]:
+    """Edge (steepest rise), first maximum, half-step energy and white line, in eV."""
+    from specml.xanes.analysis import edge_position, first_maximum, half_step_energy, white_line
 
-    return edge_position(*values), first_maximum(*values)
+    edge = edge_position(*values)
+    return edge, first_maximum(*values, edge), half_step_energy(*values), white_line(*values, edge)
 
 
 def calibration(errors: np.ndarray, stds: np.ndarray) -> dict:
@@ -114,7 +116,7 @@ def main() -> None:
     baseline = train.mu.mean(0)
     forward_mse = float(((mean - truth) ** 2).mean())
     baseline_mse = float(((baseline - truth) ** 2).mean())
-    relative = np.abs(mean - truth).sum(1) / np.abs(truth).sum(1)
+    relative_error = np.abs(mean - truth).sum(1) / np.abs(truth).sum(1)
     baseline_relative = np.abs(baseline - truth).sum(1) / np.abs(truth).sum(1)
     true_features = np.array([_features((test.energy, mu)) for mu in track(truth, "features (FEFF)")])
     pred_features = np.array([_features((test.energy, mu)) for mu in track(mean, "features (model)")])
@@ -147,8 +149,8 @@ def main() -> None:
         pcc, shift = align(model, spectrum, predicted.intensity)
         pcc_feff, shift_feff = align(model, spectrum, feff)
         edge = edge_position(spectrum.wavenumber, spectrum.intensity)
-        relative = spectrum.wavenumber - edge + model.edge_ev + shift
-        on_grid = np.interp(model.energy, relative, spectrum.intensity)
+        aligned = spectrum.wavenumber - edge + model.edge_ev + shift
+        on_grid = np.interp(model.energy, aligned, spectrum.intensity)
         measured[name] = {
             "pcc": pcc,
             "shift_after_edge_match_ev": shift,
@@ -164,7 +166,7 @@ def main() -> None:
     result = {
         "forward_mse": forward_mse,
         "forward_mse_baseline": baseline_mse,
-        "forward_relative_error": float(relative.mean()),
+        "forward_relative_error": float(relative_error.mean()),
         "edge_within_1ev_fraction": float((delta[:, 0] <= 1.0).mean()),
         "peak_within_1ev_fraction": float((delta[:, 1] <= 1.0).mean()),
         "cn_accuracy": float((cn == shells[:, 0]).mean()),
@@ -182,6 +184,10 @@ def main() -> None:
             "forward_mse_over_baseline": forward_mse / baseline_mse,
             "edge_within_1ev_fraction_baseline": float((delta_baseline[:, 0] <= 1.0).mean()),
             "peak_within_1ev_fraction_baseline": float((delta_baseline[:, 1] <= 1.0).mean()),
+            "half_step_within_1ev_fraction": float((delta[:, 2] <= 1.0).mean()),
+            "white_line_within_1ev_fraction": float((delta[:, 3] <= 1.0).mean()),
+            "half_step_within_1ev_fraction_baseline": float((delta_baseline[:, 2] <= 1.0).mean()),
+            "white_line_within_1ev_fraction_baseline": float((delta_baseline[:, 3] <= 1.0).mean()),
             "edge_abs_error_median_ev": float(np.median(delta[:, 0])),
             "peak_abs_error_median_ev": float(np.nanmedian(delta[:, 1])),
             "test_edges_at_grid_start_fraction": on_boundary,

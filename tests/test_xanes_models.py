@@ -10,7 +10,7 @@ from xanes_data import XAS_DATA, needs_xas_data
 
 from specml.errors import InputError, ModelError, UnsupportedElementError
 from specml.spectra.spectrum import Spectrum
-from specml.xanes.analysis import edge_position, first_maximum, first_shell
+from specml.xanes.analysis import edge_position, first_maximum, first_shell, half_step_energy, white_line
 from specml.xanes.data import SPLITS, load_feff_set
 from specml.xanes.ensemble import EnsembleSettings
 from specml.xanes.models import XanesModel, dataset_shells, train_xanes
@@ -76,6 +76,10 @@ def test_edge_and_first_maximum_of_a_model_edge():
     mu = 1 / (1 + np.exp(-(energy - 2.0) / 1.0)) + 0.4 * np.exp(-((energy - 9.0) ** 2) / 4.0)
     assert edge_position(energy, mu) == pytest.approx(2.0, abs=0.2)
     assert first_maximum(energy, mu) == pytest.approx(9.0, abs=0.5)
+    assert half_step_energy(energy, mu) == pytest.approx(2.0, abs=0.1)
+    mu_shoulder = mu + 0.3 / (1 + np.exp(-(energy + 3.0) / 0.3))  # a steep pre-edge shoulder at -3 eV
+    assert edge_position(energy, mu_shoulder) == pytest.approx(-3.0, abs=0.3)  # the steepest rise moves
+    assert white_line(energy, mu_shoulder) == pytest.approx(white_line(energy, mu), abs=0.3)  # this does not
 
 
 def test_tiny_model_reproduces_its_training_spectra(model, tiny):

@@ -5,7 +5,10 @@ they are not tied to the data's own spacing (0.25 eV for the FEFF set):
 
 * **edge**: the energy of the steepest rise, the maximum of dμ/dE (the usual E0 choice);
 * **first maximum**: the first local maximum of μ above the edge whose prominence is at least
-  :data:`PEAK_PROMINENCE` of the spectrum's range (so that noise wiggles do not count).
+  :data:`PEAK_PROMINENCE` of the spectrum's range (so that noise wiggles do not count);
+* two alternatives less sensitive to a shoulder on the rise: the **half-step energy**, where a
+  normalised μ first reaches 0.5, and the **white line**, the highest μ within
+  :data:`WHITE_LINE_WINDOW_EV` above the edge.
 
 First shell of a site (the rule the inverse model learns): the neighbours of every element
 within :data:`SHELL_TOLERANCE` times the nearest-neighbour distance. The coordination number
@@ -24,6 +27,8 @@ from specml.errors import InputError
 FINE_STEP_EV = 0.05
 #: Smallest prominence of the first maximum, as a fraction of the spectrum's range.
 PEAK_PROMINENCE = 0.02
+#: Window (eV above the edge) searched for the white line.
+WHITE_LINE_WINDOW_EV = 30.0
 #: Neighbours within this factor of the nearest distance form the first shell.
 SHELL_TOLERANCE = 1.15
 #: Farthest nearest neighbour (Å) looked for.
@@ -56,6 +61,21 @@ def first_maximum(energy, mu, edge: float | None = None) -> float:
     peaks, _ = find_peaks(values, prominence=PEAK_PROMINENCE * float(np.ptp(values)))
     above = peaks[grid[peaks] > edge]
     return float(grid[above[0]]) if above.size else float("nan")
+
+
+def half_step_energy(energy, mu) -> float:
+    """Energy where a normalised μ (0 before, 1 after the edge) first reaches 0.5; NaN if never."""
+    grid, values, _ = _fine(energy, mu)
+    above = np.flatnonzero(values >= 0.5)
+    return float(grid[above[0]]) if above.size else float("nan")
+
+
+def white_line(energy, mu, edge: float | None = None) -> float:
+    """Energy of the highest μ within :data:`WHITE_LINE_WINDOW_EV` above the edge."""
+    grid, values, slope = _fine(energy, mu)
+    edge = float(grid[int(np.argmax(slope))]) if edge is None else edge
+    window = (grid >= edge) & (grid <= edge + WHITE_LINE_WINDOW_EV)
+    return float(grid[window][int(np.argmax(values[window]))])
 
 
 def first_shell(atoms, index: int, tolerance: float = SHELL_TOLERANCE) -> tuple[int, float]:
