@@ -78,6 +78,7 @@ def test_invert_measured_azurite(model_dir):
     result = json.loads(out)
     assert 1 <= result["coordination_number_rounded"] <= 12
     assert 1.5 < result["first_shell_A"] < 3.0 and result["first_shell_std_A"] >= 0
+    assert isinstance(result["cautions"], list)
 
 
 def test_train_cli_resumes(tmp_path):

@@ -115,6 +115,17 @@ def test_absolute_axis_is_aligned_at_the_edge(model, tiny):
     assert model.edge_ev == pytest.approx(np.median([edge_position(tiny.energy, m) for m in tiny.mu]))
 
 
+def test_inversion_outside_the_training_range_is_flagged(model, tiny):
+    spectrum = Spectrum(tiny.energy, tiny.mu[0])
+    assert model.invert(spectrum)["cautions"] == []
+    lo, hi = model.shell_range
+    assert lo[0] >= 1 and hi[0] <= 12 and 1.5 < lo[1] <= hi[1] < 3.5
+    narrow = XanesModel.load(model.folder)
+    narrow.shell_range = (np.array([20.0, 5.0]), np.array([24.0, 6.0]))  # no real site is there
+    cautions = narrow.invert(spectrum)["cautions"]
+    assert len(cautions) == 2 and "outside the training range" in cautions[0]
+
+
 def test_resume_trains_only_missing_members(model, tiny):
     folder = model.folder
     kept = (folder / "forward" / "member_000.joblib").stat().st_mtime_ns

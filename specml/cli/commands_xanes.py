@@ -8,7 +8,15 @@ import typer
 from rich.markup import escape
 
 from specml import checks
-from specml.cli.app import app, checked_options, console, emit_json, output_format, titled_table
+from specml.cli.app import (
+    app,
+    checked_options,
+    console,
+    emit_json,
+    output_format,
+    print_cautions,
+    titled_table,
+)
 
 xanes_app = typer.Typer(
     help="X-ray absorption (K-edge XANES): train, predict from a structure, invert a spectrum.",
@@ -160,7 +168,7 @@ def invert(
         spectrum = read_spectrum(spectrum_path)
         model.on_grid(spectrum)  # a spectrum off the model's grid fails here
     result = model.invert(spectrum)
-    if machine:
+    if machine:  # cautions are in the JSON
         emit_json({"spectrum": str(spectrum_path), **result})
         return
     table = titled_table(f"{spectrum_path.name}: local structure of {model.absorber}")
@@ -176,3 +184,4 @@ def invert(
         "first-shell distance (Å)", f"{result['first_shell_A']:.3f}", f"{result['first_shell_std_A']:.3f}"
     )
     console.print(table)
+    print_cautions(result["cautions"])

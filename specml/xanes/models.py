@@ -32,6 +32,8 @@ PARTS = ("forward", "inverse_descriptor", "inverse_shell")
 #: Marks a spectrum whose axis is XANES energy (the Spectrum field is named for IR).
 AXIS_RELATIVE = "energy_eV_about_edge"
 AXIS_ABSOLUTE = "energy_eV"
+#: An inverted CN or distance further than this fraction of the training range outside it is flagged.
+OUTSIDE_MARGIN = 0.05
 
 
 def absorber_sites(atoms, absorber: str) -> list[int]:
@@ -75,6 +77,8 @@ class XanesModel:
     elements: list[str]
     edge_ev: float
     ensembles: dict[str, Ensemble]
+    #: Lowest and highest ``[CN, first-shell distance]`` among the training sites (None if unknown).
+    shell_range: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- loading ------------------------------------------------------------------------------
     @classmethod
@@ -97,6 +101,7 @@ class XanesModel:
             elements=list(meta["elements"]),
             edge_ev=float(meta["edge_ev"]),
             ensembles=ensembles,
+            shell_range=_shell_range(folder / "features.npz"),
         )
 
     def _ensemble(self, part: str) -> Ensemble:
@@ -177,9 +182,36 @@ class XanesModel:
             "coordination_number_rounded": int(np.clip(np.rint(shell_mean[0, 0]), 1, None)),
             "first_shell_A": float(shell_mean[0, 1]),
             "first_shell_std_A": float(shell_std[0, 1]),
+            "cautions": self._outside_training(shell_mean[0]),
             "descriptor": desc_mean[0].tolist(),
             "descriptor_std": desc_std[0].tolist(),
         }
+
+    def _outside_training(self, shell: np.ndarray) -> list[str]:
+        """Cautions for a CN or distance beyond the training sites' range (the spectrum is then
+        probably unlike any training spectrum: an extrapolation, not a measurement)."""
+        if self.shell_range is None:
+            return []
+        lo, hi = self.shell_range
+        cautions = []
+        for value, low, high, name, unit in zip(
+            shell, lo, hi, ("coordination number", "first-shell distance"), ("", " Å"), strict=True
+        ):
+            margin = OUTSIDE_MARGIN * (high - low)
+            if not low - margin <= value <= high + margin:
+                cautions.append(
+                    f"{name} {value:.2f}{unit} is outside the training range {low:.2f}-{high:.2f}{unit}: "
+                    "the spectrum is unlike the training spectra; do not trust this inversion"
+                )
+        return cautions
+
+
+def _shell_range(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    if not path.is_file():
+        return None
+    with np.load(path) as cached:
+        shells = cached["shells"]
+    return shells.min(0), shells.max(0)
 
 
 def _listed(sites: list[int]) -> str:
