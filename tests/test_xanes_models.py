@@ -126,6 +126,26 @@ def test_inversion_outside_the_training_range_is_flagged(model, tiny):
     assert len(cautions) == 2 and "outside the training range" in cautions[0]
 
 
+def test_calibration_scales_the_std_to_cover_68_percent_of_held_out_errors(model, dataset, tmp_path):
+    import shutil
+
+    from specml.xanes.ensemble import Ensemble
+    from specml.xanes.models import dataset_descriptors
+
+    folder = shutil.copytree(model.folder / "forward", tmp_path / "forward")
+    ensemble = Ensemble.load(folder)
+    held_out = dataset.part("val").subset(np.arange(0, 400, 40))
+    x = dataset_descriptors(held_out, model.descriptor)
+    mean, raw = ensemble.predict(x)
+    scale = ensemble.calibrate(x, held_out.mu, folder)
+    assert scale.shape == (held_out.mu.shape[1],) and np.all(scale > 0)
+    _, std = Ensemble.load(folder).predict(x)  # the factor is saved with the ensemble
+    np.testing.assert_allclose(std, raw * scale)
+    within = np.abs(mean - held_out.mu) <= std
+    assert within.mean() == pytest.approx(0.683, abs=0.05)
+    assert (np.abs(mean - held_out.mu) <= raw).mean() < 0.5  # a tiny ensemble is overconfident
+
+
 def test_resume_trains_only_missing_members(model, tiny):
     folder = model.folder
     kept = (folder / "forward" / "member_000.joblib").stat().st_mtime_ns

@@ -43,6 +43,11 @@ def train(
         False, "--include-unlabelled", help="Also train on spectra the source left out of its split."
     ),
     limit: int | None = typer.Option(None, "--limit", help="Train on the first N training spectra only."),
+    calibrate: bool = typer.Option(
+        True,
+        "--calibrate/--no-calibrate",
+        help="Scale each ensemble's std to cover 68 % of the val-split errors.",
+    ),
     json_out: bool = typer.Option(
         False, "--json", help="Print {model, n_train, parts: {...: members}} as JSON."
     ),
@@ -71,10 +76,16 @@ def train(
     from specml.xanes.data import load_feff_set
     from specml.xanes.models import train_xanes
 
-    train_set = load_feff_set(data).part("train", include_unlabelled)
+    feff = load_feff_set(data)
+    train_set = feff.part("train", include_unlabelled)
     if limit is not None:
         train_set = train_set.subset(np.arange(min(limit, len(train_set))))
-    model = train_xanes(train_set, out, DescriptorSettings(kind=descriptor), settings)
+    held_out = None
+    if calibrate:
+        held_out = feff.part("val")
+        if limit is not None:
+            held_out = held_out.subset(np.arange(min(limit, len(held_out))))
+    model = train_xanes(train_set, out, DescriptorSettings(kind=descriptor), settings, calibration=held_out)
     parts = {name: len(e.members) for name, e in model.ensembles.items()}
     if machine:
         emit_json({"model": str(out), "n_train": len(train_set), "parts": parts})

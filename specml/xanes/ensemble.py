@@ -6,6 +6,11 @@ and outputs are standardised per column with the full training set's mean and st
 deviation. Members are written to the ensemble's folder as each finishes (joblib, as
 scikit-learn recommends; load only folders you made), so an interrupted training resumes at the
 first missing member.
+
+The members' spread is usually too narrow (they share the data and the architecture).
+:meth:`Ensemble.calibrate` fits one factor per output column on held-out data. The factor makes
+68.3 % of the held-out errors fall within the scaled std, as for a Gaussian. It is stored in
+``calibration.json`` and applied by :meth:`Ensemble.predict`.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import numpy as np
 
 from specml.errors import InputError, ModelError
 
+#: Share of held-out errors that the calibrated std covers (one Gaussian standard deviation).
+CALIBRATION_QUANTILE = 0.683
 #: Columns whose spread is below this are not scaled (a constant descriptor entry).
 MIN_SCALE = 1e-8
 
@@ -66,6 +73,8 @@ class Ensemble:
     y_mean: np.ndarray
     y_scale: np.ndarray
     members: list = field(default_factory=list)
+    #: Factor per output column applied to the members' std (1 until :meth:`calibrate`).
+    std_scale: np.ndarray | None = None
 
     @classmethod
     def for_data(cls, x, y, settings: EnsembleSettings) -> Ensemble:
@@ -76,8 +85,9 @@ class Ensemble:
             raise InputError("an ensemble needs at least two training rows")
         return cls(settings, x.mean(0), _scale(x), y.mean(0), _scale(y))
 
-    def predict(self, x) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and standard deviation over the members, shape (n, n_outputs) each."""
+    def predict(self, x, calibrated: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation over the members, shape (n, n_outputs) each; the std is
+        multiplied by the calibration factor unless ``calibrated`` is False."""
         if not self.members:
             raise ModelError("the ensemble has no trained member")
         x = _matrix(x, "inputs")
@@ -86,7 +96,20 @@ class Ensemble:
         scaled = (x - self.x_mean) / self.x_scale
         outputs = np.stack([m.predict(scaled).reshape(len(x), -1) for m in self.members])
         outputs = outputs * self.y_scale + self.y_mean
-        return outputs.mean(0), outputs.std(0)
+        std = outputs.std(0)
+        if calibrated and self.std_scale is not None:
+            std = std * self.std_scale
+        return outputs.mean(0), std
+
+    def calibrate(self, x, y, folder: str | Path | None = None) -> np.ndarray:
+        """Fit the std factor per output on held-out ``x``, ``y`` (saved to ``folder``)."""
+        y = _matrix(y, "targets")
+        mean, std = self.predict(x, calibrated=False)
+        ratio = np.abs(mean - y) / np.maximum(std, MIN_SCALE)
+        self.std_scale = np.quantile(ratio, CALIBRATION_QUANTILE, axis=0)
+        if folder is not None:
+            (Path(folder) / "calibration.json").write_text(json.dumps({"std_scale": self.std_scale.tolist()}))
+        return self.std_scale
 
     def fit(
         self, x, y, folder: str | Path | None = None, on_member: Callable[[int], None] | None = None
@@ -162,6 +185,9 @@ class Ensemble:
             if not path.is_file():
                 break
             ensemble.members.append(joblib.load(path))
+        calibration = folder / "calibration.json"
+        if calibration.is_file():
+            ensemble.std_scale = np.asarray(json.loads(calibration.read_text())["std_scale"], dtype=float)
         return ensemble
 
     @property

@@ -230,8 +230,12 @@ def train_xanes(
     ensemble: EnsembleSettings | None = None,
     absorber: str = "Cu",
     show_progress: bool = True,
+    calibration=None,
 ) -> XanesModel:
     """Train the three ensembles on ``dataset`` into ``folder``, resuming what is there.
+
+    ``calibration``: a held-out dataset (the val split) on which each ensemble's std factor is
+    fitted after training (:meth:`~specml.xanes.ensemble.Ensemble.calibrate`).
 
     Descriptors and first-shell targets are cached in ``folder/features.npz``; each ensemble
     member is saved as it finishes. Rerunning with the same settings continues; other settings
@@ -290,4 +294,18 @@ def train_xanes(
                 model = Ensemble.for_data(inputs, targets, ensemble)
             task = progress.add_task(part, total=ensemble.members, completed=len(model.members))
             model.fit(inputs, targets, part_folder, on_member=partial(_advance, progress, task))
+        if calibration is not None:
+            task = progress.add_task("calibration", total=None)
+            x_held, mu_held = (
+                dataset_descriptors(calibration, descriptor),
+                np.asarray(calibration.mu, dtype=float),
+            )
+            held_out = {
+                "forward": (x_held, mu_held),
+                "inverse_descriptor": (mu_held, x_held),
+                "inverse_shell": (mu_held, dataset_shells(calibration)),
+            }
+            for part in PARTS:
+                Ensemble.load(folder / part).calibrate(*held_out[part], folder / part)
+            progress.update(task, total=1, completed=1)
     return XanesModel.load(folder)
