@@ -45,3 +45,7 @@ def debye(dipole_e_angstrom):
 def fs_to_ase_time(t_fs: float) -> float:
     """Time in fs to ASE's internal time unit."""
     return t_fs * ase_units.fs
+
+
+#: Atomic unit of polarizability (e^2 a0^2 / Eh) as a polarizability volume: a0^3 = 0.14818471 Å^3.
+POLARIZABILITY_AU_TO_A3 = ase_units.Bohr**3

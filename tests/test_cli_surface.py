@@ -18,7 +18,17 @@ from specml.cli import app
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 METHANOL = SHARED / "data" / "nist-ir" / "methanol.jdx"
-SUBCOMMANDS = [[], ["ir"], ["harmonic"], ["md"], ["compare"], ["identify"], ["library"], ["library", "build"]]
+SUBCOMMANDS = [
+    [],
+    ["ir"],
+    ["harmonic"],
+    ["raman"],
+    ["md"],
+    ["compare"],
+    ["identify"],
+    ["library"],
+    ["library", "build"],
+]
 HEAVY = {
     "torch",
     "mace",
@@ -129,6 +139,13 @@ INVALID = [
     ("harmonic CO --out cands.csv", "--out"),
     ("harmonic [U]", "not supported"),
     ("harmonic C1CC", "SMILES"),
+    ("raman CO --laser-nm -3", "--laser-nm"),
+    ("raman CO --laser-nm 1e9", "--laser-nm"),
+    ("raman CO -T 0", "--temperature"),
+    ("raman CO --range 4000 500", "--range"),
+    ("raman CO --fwhm 0", "line width"),
+    ("raman CO --out cands.csv", "--out"),
+    ("raman [U]", "not supported"),
     ("md CO -T -5", "temperature"),
     ("md CO --time 0", "production time"),
     ("md CO --timestep 0", "time step"),

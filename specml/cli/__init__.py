@@ -5,6 +5,13 @@ from specml.cli.app import app, main
 
 # Importing the command modules registers their commands.
 # isort: split
-from specml.cli import commands_compare, commands_core, commands_identify, commands_ir, commands_xanes  # noqa: F401
+from specml.cli import (  # noqa: F401
+    commands_compare,
+    commands_core,
+    commands_identify,
+    commands_ir,
+    commands_raman,
+    commands_xanes,
+)
 
 __all__ = ["app", "main"]

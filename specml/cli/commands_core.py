@@ -217,6 +217,12 @@ def _harmonic_of(mol, plan: _HarmonicPlan) -> dict:
         )
     else:
         plot_spectra([spectrum], stem.with_suffix(".png"), title=f"{mol.name}: harmonic IR ({method.name})")
+    return summary_with_files(stem, summary)
+
+
+def summary_with_files(stem: Path, summary: dict) -> dict:
+    """Write ``summary`` to ``<stem>.json`` beside the ``.csv`` and ``.png`` already written; the
+    summary plus ``files``, as ``--json`` prints it."""
     stem.with_suffix(".json").write_text(json.dumps(summary, indent=2))
     console.print(f"wrote {escape(str(stem))}.csv, .png and .json", highlight=False)
     return {**summary, "files": {kind: str(stem.with_suffix(f".{kind}")) for kind in ("csv", "png", "json")}}

@@ -1,4 +1,4 @@
-"""Spectra: the Spectrum type, IR from dipole time series, harmonic IR, broadening."""
+"""Spectra: the Spectrum type, IR from dipole time series, harmonic IR and Raman, broadening."""
 
 from specml.spectra.spectrum import Spectrum
 

@@ -178,22 +178,30 @@ def derivatives_from_displacements(forces, dipoles, delta: float = 0.01):
     return hessian, (dipoles[:, 0] - dipoles[:, 1]) / (2 * delta)
 
 
-def finite_differences(atoms: Atoms, reference, delta: float = 0.01, executor=None):
-    """Hessian (eV/Å^2) and dipole derivatives (e) by central differences of step ``delta`` Å."""
+def map_displaced(fn: Callable, tasks: list, description: str, executor=None) -> list:
+    """``fn`` of every (reference, displaced structure) task through ``executor``, in order; the
+    first failure raised as a :class:`ReferenceCalculationError`."""
     from specml.executor import make_executor
-    from specml.reference import make_reference
 
-    reference = make_reference(reference)
-    reference.check_elements(atoms, atoms.get_chemical_formula())
-    tasks = [(reference, displaced) for displaced in displaced_structures(atoms, delta)]
     executor = executor or make_executor(show_progress=False)
-    results = executor.map(_displaced_label, tasks, description=f"Hessian {atoms.get_chemical_formula()}")
+    results = executor.map(fn, tasks, description=description)
     for result in results:
         if not result.ok:
             if isinstance(result.error, ReferenceCalculationError):
                 raise result.error
             raise ReferenceCalculationError(f"displaced calculation failed: {result.error}") from result.error
-    return derivatives_from_displacements([r.value[0] for r in results], [r.value[1] for r in results], delta)
+    return [result.value for result in results]
+
+
+def finite_differences(atoms: Atoms, reference, delta: float = 0.01, executor=None):
+    """Hessian (eV/Å^2) and dipole derivatives (e) by central differences of step ``delta`` Å."""
+    from specml.reference import make_reference
+
+    reference = make_reference(reference)
+    reference.check_elements(atoms, atoms.get_chemical_formula())
+    tasks = [(reference, displaced) for displaced in displaced_structures(atoms, delta)]
+    values = map_displaced(_displaced_label, tasks, f"Hessian {atoms.get_chemical_formula()}", executor)
+    return derivatives_from_displacements([v[0] for v in values], [v[1] for v in values], delta)
 
 
 def rigid_body_basis(atoms: Atoms) -> np.ndarray:

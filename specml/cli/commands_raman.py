@@ -1,0 +1,160 @@
+"""``specml raman``: harmonic Raman spectra (activities, depolarisation ratios, cross sections)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.markup import escape
+
+from specml import checks
+from specml.cli.app import app, checked_options, console, emit_json, output_format, titled_table
+from specml.cli.commands_core import (
+    REFERENCE_OPTION_HELP,
+    _harmonic_with_progress,
+    molecules_for,
+    summary_with_files,
+)
+
+if TYPE_CHECKING:  # not at run time: ``specml --help`` stays light
+    from specml.reference import ReferenceMethod
+
+RAMAN_JSON_HELP = (
+    "Print a JSON list with one object per molecule instead of the tables: the content of its "
+    "<stem>.json file (molecule, smiles, reference, frequencies_cm1, activities_a4_amu, "
+    "depolarization_ratios, cross_sections_cm2_sr with --laser-nm, ...) plus files: {csv, png, json}."
+)
+
+#: Upper bound of --laser-nm: beyond the near infrared no Raman laser is used, and a typo
+#: (a wavenumber given in nm, say) should not pass silently.
+MAX_LASER_NM = 20000.0
+
+
+@app.command("raman")
+def raman(
+    molecule: str = typer.Argument(..., help="SMILES, a CSV of SMILES, or a structure file (xyz/extxyz/db)."),
+    reference: str = typer.Option("xtb", "--reference", "-r", help=REFERENCE_OPTION_HELP),
+    out: Path = typer.Option(Path("specml-output"), "--out", "-o", help="Output directory."),
+    fwhm: float = typer.Option(10.0, help="Line width (FWHM, cm-1, > 0)."),
+    shape: str = typer.Option("lorentzian", help="lorentzian | gaussian"),
+    wn_range: tuple[float, float] = typer.Option(
+        (100.0, 4000.0), "--range", help="Raman shift range LO HI in cm-1 (0 <= LO < HI)."
+    ),
+    laser_nm: float | None = typer.Option(
+        None,
+        "--laser-nm",
+        help="Laser wavelength (nm): the spectrum shows differential cross sections "
+        "(1e-30 cm^2/sr) at --temperature instead of activities (Å^4/amu).",
+    ),
+    temperature: float = typer.Option(
+        298.15, "--temperature", "-T", help="Temperature of the Bose factor of the cross sections (K)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help=RAMAN_JSON_HELP),
+) -> None:
+    """Harmonic Raman spectrum (optimised geometry; polarizability derivatives along the normal
+    modes by finite differences) as CSV, PNG and JSON. xTB polarizabilities are qualitative; use
+    a DFT reference with diffuse functions (pyscf:b3lyp/aug-cc-pvdz) for numbers."""
+    with checked_options():
+        machine = output_format(json_out)
+        plan = _plan_raman(molecule, reference, out, fwhm, shape, wn_range, laser_nm, temperature)
+    summaries = [_raman_of(mol, plan) for mol in plan.molecules]
+    if machine:
+        emit_json(summaries)
+
+
+@dataclass(frozen=True)
+class _RamanPlan:
+    """The checked settings of one ``specml raman`` call."""
+
+    method: ReferenceMethod
+    molecules: list
+    out: Path
+    fwhm: float  # cm-1
+    shape: str
+    lo: float  # cm-1
+    hi: float
+    laser_nm: float | None
+    temperature: float  # K
+
+
+def _plan_raman(molecule, reference, out, fwhm, shape, wn_range, laser_nm, temperature) -> _RamanPlan:
+    """Every option checked and the molecules loaded, before any calculation (InputError: exit 2)."""
+    from specml.reference import make_reference
+    from specml.spectra.broadening import check_line_settings
+
+    method = make_reference(reference)
+    lo, hi = checks.wavenumber_range("--range", *wn_range)
+    fwhm, shape = check_line_settings(fwhm, shape)
+    checks.temperature("--temperature", temperature)
+    if laser_nm is not None:
+        laser_nm = checks.positive("--laser-nm", laser_nm, "nm", upper=MAX_LASER_NM)
+    checks.output_dir(out, "--out")
+    molecules = molecules_for(molecule, method)
+    return _RamanPlan(method, molecules, out, fwhm, shape, lo, hi, laser_nm, temperature)
+
+
+def _raman_of(mol, plan: _RamanPlan) -> dict:
+    """Harmonic Raman of one molecule, its table printed and its files written; returns its summary."""
+    from specml.plotting import plot_spectra
+    from specml.spectra.raman import raman_from_harmonic
+    from specml.workflow.state import safe_name
+
+    method = plan.method
+    harmonic = _harmonic_with_progress(mol, method)
+    doing = f"{mol.name}: polarizability derivatives along {len(harmonic.frequencies_cm1)} modes"
+    with console.status(escape(doing)):
+        result = raman_from_harmonic(harmonic, method)
+    cross_sections = (
+        result.cross_sections(plan.laser_nm, plan.temperature) if plan.laser_nm is not None else None
+    )
+    _print_raman_modes(mol.name, method, result, cross_sections)
+    summary = {
+        "molecule": mol.name,
+        "smiles": mol.smiles,
+        "reference": method.describe(),
+        "frequencies_cm1": result.frequencies_cm1.tolist(),
+        "intensities_km_mol": harmonic.intensities_km_mol.tolist(),
+        "activities_a4_amu": result.activities.tolist(),
+        "depolarization_ratios": result.depolarization_ratios.tolist(),
+        "polarizability_a3": result.polarizability.tolist(),
+        "laser_nm": plan.laser_nm,
+        "temperature_k": plan.temperature if plan.laser_nm is not None else None,
+        "cross_sections_cm2_sr": None if cross_sections is None else cross_sections.tolist(),
+        "line_shape": plan.shape,
+        "fwhm_cm1": plan.fwhm,
+    }
+    stem = plan.out / f"{safe_name(mol.name)}_raman_{method.name}"
+    spectrum = result.spectrum(
+        fwhm=plan.fwhm,
+        shape=plan.shape,
+        lo=plan.lo,
+        hi=plan.hi,
+        laser_nm=plan.laser_nm,
+        temperature_k=plan.temperature,
+    ).with_metadata(label=f"{mol.name} harmonic Raman ({method.name})")
+    spectrum.to_csv(stem.with_suffix(".csv"))
+    plot_spectra([spectrum], stem.with_suffix(".png"), title=f"{mol.name}: harmonic Raman ({method.name})")
+    return summary_with_files(stem, summary)
+
+
+def _print_raman_modes(name: str, method, result, cross_sections) -> None:
+    table = titled_table(f"{name}: harmonic Raman ({method.describe()})")
+    for column in ("mode", "wavenumber / cm-1", "activity / Å^4 amu-1", "depolarisation"):
+        table.add_column(column, justify="right")
+    if cross_sections is not None:
+        table.add_column("cross section / 1e-30 cm^2 sr-1", justify="right")
+    for i, (nu, activity, rho) in enumerate(
+        zip(result.frequencies_cm1, result.activities, result.depolarization_ratios, strict=True)
+    ):
+        row = [
+            str(i + 1),
+            f"{nu:.1f}",
+            f"{activity:.2f}",
+            "-" if rho != rho else f"{rho:.3f}",
+        ]  # NaN: inactive
+        if cross_sections is not None:
+            row.append(f"{cross_sections[i] * 1e30:.3g}")
+        table.add_row(*row)
+    console.print(table)
