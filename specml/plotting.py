@@ -26,10 +26,15 @@ def _literal(text: str) -> str:
     return str(text).replace("$", r"\$")
 
 
-def draw_spectra(
-    ax, spectra: list[Spectrum], labels: list[str] | None = None, normalize: bool = True
+def draw_curves(
+    ax,
+    spectra: list[Spectrum],
+    labels: list[str] | None = None,
+    normalize: bool = True,
+    band_label: str | None = None,
 ) -> None:
-    """Draw ``spectra`` (±std bands where present) on a matplotlib ``ax``, for multi-panel figures."""
+    """Draw ``spectra`` as lines with their ±std bands where present (``band_label`` names the
+    bands in the legend); any axis: IR, XANES."""
     labels = list(labels) if labels is not None else [s.label for s in spectra]
     for spectrum, label in zip(spectra, labels, strict=True):
         shown = spectrum.normalized() if normalize else spectrum
@@ -42,7 +47,15 @@ def draw_spectra(
                 color=line.get_color(),
                 alpha=0.25,
                 lw=0,
+                label=band_label,
             )
+
+
+def draw_spectra(
+    ax, spectra: list[Spectrum], labels: list[str] | None = None, normalize: bool = True
+) -> None:
+    """Draw ``spectra`` (±std bands where present) on a matplotlib ``ax``, for multi-panel figures."""
+    draw_curves(ax, spectra, labels, normalize)
     ax.set_xlabel(WAVENUMBER_LABEL)
     ax.set_ylabel("Normalised intensity" if normalize else "Intensity")
     ax.invert_xaxis()  # chemists read IR spectra from high to low wavenumber

@@ -75,24 +75,13 @@ def plot_xanes(spectra: list[Spectrum], path: str | Path, title: str | None = No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from specml.plotting import _literal
+    from specml.plotting import _literal, draw_curves
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     try:
-        for spectrum in spectra:
-            (line,) = ax.plot(spectrum.wavenumber, spectrum.intensity, lw=1.2, label=_literal(spectrum.label))
-            if spectrum.std is not None:
-                ax.fill_between(
-                    spectrum.wavenumber,
-                    spectrum.intensity - spectrum.std,
-                    spectrum.intensity + spectrum.std,
-                    color=line.get_color(),
-                    alpha=0.3,
-                    lw=0,
-                    label="±1 std (ensemble)",
-                )
+        draw_curves(ax, spectra, normalize=False, band_label="±1 std (ensemble)")
         relative = spectra[0].metadata.get("axis") != "energy_eV"
         ax.set_xlabel("Energy about the edge (eV)" if relative else "Energy (eV)")
         ax.set_ylabel("Normalised μ")
