@@ -181,9 +181,6 @@ def main() -> None:
     method_name = ensemble_name(methods)
     rows = read_molecule_table(NIST / "index.csv") + read_molecule_table(DECOYS)
     candidates, warnings = resolve_candidates(rows)
-    n_decoys = len(candidates) - len(
-        {canonical_smiles(s) for _, s in read_molecule_table(NIST / "index.csv")}
-    )
     queries = load_queries()
 
     library = SpectralLibrary(args.library)
@@ -196,6 +193,8 @@ def main() -> None:
         known = {c.smiles for c in candidates}
         queries = [q for q in queries if q.smiles in known]
         print(f"preview: {len(candidates)} candidates in the library, {len(queries)} of their queries")
+    # Decoys counted after any preview filter: candidates that are no query's compound.
+    n_decoys = len(candidates) - len({q.smiles for q in queries})
     start = time.perf_counter()
     executor = make_executor(args.scheduler)
     try:
