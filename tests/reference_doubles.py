@@ -9,10 +9,10 @@ from tblite.ase import TBLite
 
 
 class SlowXTB(TBLite):
-    """GFN2-xTB that takes ``delay`` seconds per call, so a run can be killed mid-labelling."""
+    """GFN2-xTB (or ``method``) that takes ``delay`` seconds per call, so a run can be killed mid-labelling."""
 
-    def __init__(self, delay=0.15, **kwargs):
-        super().__init__(method="GFN2-xTB", verbosity=0, **kwargs)
+    def __init__(self, delay=0.15, method="GFN2-xTB", **kwargs):
+        super().__init__(method=method, verbosity=0, **kwargs)
         self.delay = delay
 
     def calculate(self, *args, **kwargs):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -10,7 +11,7 @@ from rich.markup import escape
 from specml import checks
 from specml.cli.app import app, checked_options, console, emit_json, output_format, titled_table
 from specml.cli.commands_core import REFERENCE_OPTION_HELP, load_experiment, molecules_for
-from specml.errors import ModelError
+from specml.errors import InputError, ModelError
 
 IR_JSON_HELP = (
     "Print a JSON object instead of the summary: {run_dir, spectra: {KEY: csv path}, summary (with "
@@ -56,6 +57,18 @@ def ir(
         None, "--production-ps", help="Production time per trajectory (ps, > 0)."
     ),
     database: str | None = typer.Option(None, "--database", help="ASE database path or postgresql:// URL."),
+    pretrain: str | None = typer.Option(
+        None,
+        "--pretrain",
+        help="Multi-fidelity: learn with this cheap reference first (e.g. xtb), then adapt to "
+        "--reference with few of its labels (docs/multifidelity.md).",
+    ),
+    adaptation: str | None = typer.Option(
+        None,
+        "--adaptation",
+        help="With --pretrain: finetune (default) | delta | scratch | best (all three on the first "
+        "expensive labels; the lowest harmonic MAE goes on).",
+    ),
     json_out: bool = typer.Option(False, "--json", help=IR_JSON_HELP),
 ) -> None:
     """Learn MACE potentials + dipole model by active learning, then predict ML-MD IR spectra."""
@@ -78,6 +91,7 @@ def ir(
         check_scheduler(scheduler)
         if models is not None:
             checks.existing_dir(models, "--models")
+        fidelities = _fidelity_settings(pretrain, adaptation, models, config.reference)
         experiment = _load_experiment(compare) if compare else None
         # Trained models check their own elements (before their prediction folder is claimed).
         mols = load_molecules(molecules) if models is not None else molecules_for(molecules, method)
@@ -95,7 +109,7 @@ def ir(
         if models is not None:
             result = _predict(models, mols, run_dir, temperatures, config, executor)
         else:
-            result = _train(mols, run_dir, config, executor, database, temperatures)
+            result = _train(mols, run_dir, config, executor, database, temperatures, fidelities)
     finally:
         executor.close()
     _finish(result, run_dir, experiment, compare, machine)
@@ -118,11 +132,35 @@ def _predict(models: Path, mols, run_dir: Path, temperatures, config, executor):
     return WorkflowResult(run_dir, spectra, [], {"models": str(models), "domain": report})
 
 
-def _train(mols, run_dir: Path, config, executor, database, temperatures):
-    """The active-learning workflow, resumed where an earlier run of the same command stopped."""
-    from specml.workflow.active_learning import IRWorkflow
+def _fidelity_settings(pretrain: str | None, adaptation: str | None, models: Path | None, reference: str):
+    """Multi-fidelity settings of --pretrain/--adaptation (None without --pretrain), checked."""
+    from specml.workflow.fidelity_config import MultiFidelitySettings
 
-    workflow = IRWorkflow(mols, run_dir, config, executor, database, console=console)
+    if pretrain is None:
+        if adaptation is not None:
+            raise InputError("--adaptation needs --pretrain (the cheap reference to adapt from)")
+        return None
+    if models is not None:
+        raise InputError("--pretrain trains models; it cannot be combined with --models")
+    settings = MultiFidelitySettings(pretrain=pretrain)
+    if adaptation is not None:
+        settings = replace(settings, adaptation=adaptation)
+    return settings.check(reference)
+
+
+def _train(mols, run_dir: Path, config, executor, database, temperatures, fidelities=None):
+    """The active-learning workflow (multi-fidelity with ``fidelities``), resumed where an earlier
+    run of the same command stopped."""
+    if fidelities is not None:
+        from specml.workflow.multifidelity import MultiFidelityWorkflow
+
+        workflow = MultiFidelityWorkflow(
+            mols, run_dir, config, fidelities, executor, database, console=console
+        )
+    else:
+        from specml.workflow.active_learning import IRWorkflow
+
+        workflow = IRWorkflow(mols, run_dir, config, executor, database, console=console)
     console.print(
         f"run directory [bold]{escape(str(run_dir))}[/] (log: {escape(str(workflow.dirs.log))}); "
         "rerun the same command to resume",
@@ -210,6 +248,15 @@ def _print_summary(result, run_dir: Path) -> None:
             f"harmonic MAE {summary['final_harmonic_mae_cm1']:.2f} cm-1 after {summary['iterations']} "
             f"iteration(s), {summary['reference_calls']} reference calculations for training "
             f"(+{summary['reference_calls_evaluation']} for geometry and reference Hessian)"
+        )
+    if "pretrain" in summary:
+        cheap = summary["pretrain"]
+        console.print(
+            f"pretrained with {escape(cheap['reference'])}: {cheap['reference_calls']} calculations "
+            f"(+{cheap['reference_calls_evaluation']} for geometry and Hessian), harmonic MAE "
+            f"{cheap['final_harmonic_mae_cm1']:.2f} cm-1; adaptation "
+            f"{summary.get('adaptation', {}).get('chosen', '?')}",
+            highlight=False,
         )
     console.print(
         f"wrote spectra (CSV, PNG), learning curves and summary to [bold]{escape(str(run_dir))}[/]",

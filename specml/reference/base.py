@@ -38,6 +38,9 @@ class ReferenceMethod(abc.ABC):
     #: ``optimize(atoms, fmax, max_steps) -> Atoms`` when the method has an optimiser of its own
     #: (e.g. internal coordinates); None: :func:`specml.molecules.optimize_geometry` uses ASE's BFGS.
     optimize: Callable[[Atoms, float, int], Atoms] | None = None
+    #: The ``method`` setting :meth:`describe` does not name (GFN2-xTB for xTB); any other is named,
+    #: so labels of GFN1-xTB and GFN2-xTB, say, keep their fidelity apart.
+    default_method: str | None = None
 
     @property
     @abc.abstractmethod
@@ -76,7 +79,11 @@ class ReferenceMethod(abc.ABC):
         )
 
     def describe(self) -> str:
-        extra = ", ".join(f"{k}={v}" for k, v in self.settings.items() if k != "method")
+        """Name and settings: the level of theory, as label provenance records it. A ``method``
+        setting equal to :attr:`default_method` is left out (earlier descriptions stay valid)."""
+        extra = ", ".join(
+            f"{k}={v}" for k, v in self.settings.items() if k != "method" or v != self.default_method
+        )
         return f"{self.name}({extra})" if extra else self.name
 
     def attach(self, atoms: Atoms) -> Atoms:

@@ -58,6 +58,7 @@ class XTBReference(ReferenceMethod):
     """GFN2-xTB (default) or GFN1-xTB via ``tblite.ase.TBLite``."""
 
     name = "xtb"
+    default_method = "GFN2-xTB"
 
     def __init__(
         self,

@@ -34,7 +34,7 @@ from specml.spectra.harmonic import HarmonicResult, harmonic_from_derivatives
 from specml.spectra.spectrum import Spectrum
 from specml.workflow.config import STOPPING_SETTINGS, TEST_SET_SETTINGS, WorkflowConfig
 from specml.workflow.evaluation import harmonic_errors, label_errors, ml_harmonic_analysis
-from specml.workflow.labelling import Candidate, label_candidates
+from specml.workflow.labelling import Candidate, label_candidates, read_candidates, write_candidates
 from specml.workflow.md_tasks import (
     Replica,
     exploration_task,
@@ -50,7 +50,6 @@ from specml.workflow.state import (
     atomic_write_npz,
     atomic_write_structures,
     file_logger,
-    read_structures_file,
     safe_name,
 )
 
@@ -171,7 +170,9 @@ class IRWorkflow:
         return PreparedMolecule(molecule.name, atoms, harmonic, calls)
 
     # -- stage 1 --------------------------------------------------------------------
-    def initial_candidates(self) -> list[Candidate]:
+    def initial_candidates(self, n_per_mode: int | None = None) -> list[Candidate]:
+        """Each molecule's minimum and ``n_per_mode`` (default: the config's) displacements along
+        each of its normal modes."""
         candidates = []
         for mol in self.prepared():
             base = {"molecule": mol.name, "iteration": 0, "kind": "normal_mode"}
@@ -179,7 +180,9 @@ class IRWorkflow:
                 Candidate(f"{mol.name}:0:minimum", mol.atoms.copy(), {**base, "kind": "minimum"})
             )
             samples = sample_normal_modes(
-                mol.harmonic, self.config.n_per_mode, self.config.sampling_temperature_k
+                mol.harmonic,
+                self.config.n_per_mode if n_per_mode is None else n_per_mode,
+                self.config.sampling_temperature_k,
             )
             for j, (atoms, info) in enumerate(samples):
                 candidates.append(Candidate(f"{mol.name}:0:nm{j:03d}", atoms, {**base, **info}))
@@ -187,7 +190,7 @@ class IRWorkflow:
 
     # -- stage 2 --------------------------------------------------------------------
     def train(self, iteration: int):
-        from specml.models import Committee, get_preset, train_committee
+        from specml.models import Committee, get_preset
 
         target = self.dirs.models(iteration)
         if (target / "committee.json").exists():
@@ -201,12 +204,26 @@ class IRWorkflow:
             init = Committee.load(self.dirs.models(iteration - 1))
             epochs = {"epochs": self.config.warm_start_epochs}  # fine-tuning needs fewer epochs
         preset = get_preset(self.config.model_preset, **epochs)
-        n_models = self.config.n_committee + 1
         checkpoints = self.dirs.iteration_dir(iteration) / "training_checkpoints"
+        start = time.perf_counter()
+        committee = self.fit_committee(data, preset, init, checkpoints, f"training iteration {iteration}")
+        atomic_save_directory(committee.save, target)
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        self.say(
+            f"iteration {iteration}: trained {self.config.n_committee} potentials + dipole model on "
+            f"{len(data)} structures in {time.perf_counter() - start:.0f} s"
+        )
+        return committee
+
+    def fit_committee(self, data: list[Atoms], preset, init, checkpoints: Path, description: str):
+        """A committee (config's size, seeds and precision) plus dipole model trained on ``data``,
+        fine-tuned from ``init`` when given, with a progress bar; fits resume from ``checkpoints``
+        (the caller removes the folder once the committee is saved)."""
+        from specml.models import train_committee
+
+        n_models = self.config.n_committee + 1
         with progress_bar(disable=not self.show_progress) as bar:
-            task = bar.add_task(
-                f"training iteration {iteration} ({len(data)} structures)", total=n_models * preset.epochs
-            )
+            task = bar.add_task(f"{description} ({len(data)} structures)", total=n_models * preset.epochs)
             done, planned = {}, {}
 
             def progress(label, epoch, n_epochs, metrics):
@@ -218,8 +235,7 @@ class IRWorkflow:
                     total=sum(planned.values()) + (n_models - len(planned)) * n_epochs,
                 )
 
-            start = time.perf_counter()
-            committee = train_committee(
+            return train_committee(
                 data,
                 preset,
                 self.config.n_committee,
@@ -232,13 +248,6 @@ class IRWorkflow:
                 executor=self.executor,
                 checkpoint_dir=checkpoints,
             )
-        atomic_save_directory(committee.save, target)
-        shutil.rmtree(checkpoints, ignore_errors=True)
-        self.say(
-            f"iteration {iteration}: trained {self.config.n_committee} potentials + dipole model on "
-            f"{len(data)} structures in {time.perf_counter() - start:.0f} s"
-        )
-        return committee
 
     def evaluate(self, iteration: int, committee, run_wall_time_s: float) -> dict:
         per_molecule = {}
@@ -280,9 +289,7 @@ class IRWorkflow:
         folder = self.dirs.iteration_dir(iteration)
         candidates_file = folder / "candidates.extxyz"
         if candidates_file.exists():
-            return [
-                Candidate(a.info.pop("key"), a, dict(a.info)) for a in read_structures_file(candidates_file)
-            ]
+            return read_candidates(candidates_file)
         previous = self._continuation_states(iteration - 1)
         replicas = []
         for mol in self.prepared():
@@ -298,17 +305,13 @@ class IRWorkflow:
                         ),
                     )
                 )
-        settings = {
-            "n_steps": self.config.exploration_steps,
-            "timestep_fs": self.config.timestep_fs,
-            "friction_per_fs": self.config.exploration_friction_per_fs,
-            "record_interval": self.config.exploration_record_interval,
-            "uncertainty_stop": self.config.uncertainty_stop,
-            "precision": self.config.md_precision,
-        }
         snapshots = folder / "md_checkpoints"
         results = self._run_md(
-            exploration_task, replicas, settings, f"exploration MD, iteration {iteration}", snapshots
+            exploration_task,
+            replicas,
+            self.exploration_settings(),
+            f"exploration MD, iteration {iteration}",
+            snapshots,
         )
         candidates, states = [], {}
         for r in results:
@@ -347,15 +350,20 @@ class IRWorkflow:
             **{f"{k}|pos": v[0] for k, v in states.items()},
             **{f"{k}|mom": v[1] for k, v in states.items()},
         )
-        images = []
-        for c in candidates:
-            a = c.atoms.copy()
-            a.info.update(c.provenance)
-            a.info["key"] = c.key
-            images.append(a)
-        atomic_write_structures(candidates_file, images)
+        write_candidates(candidates_file, candidates)
         shutil.rmtree(snapshots, ignore_errors=True)
         return candidates
+
+    def exploration_settings(self) -> dict:
+        """Settings of an exploration MD task (they name its snapshots, so keep them stable)."""
+        return {
+            "n_steps": self.config.exploration_steps,
+            "timestep_fs": self.config.timestep_fs,
+            "friction_per_fs": self.config.exploration_friction_per_fs,
+            "record_interval": self.config.exploration_record_interval,
+            "uncertainty_stop": self.config.uncertainty_stop,
+            "precision": self.config.md_precision,
+        }
 
     def _continuation_states(self, iteration: int) -> dict:
         path = self.dirs.iteration_dir(iteration) / "md_state.npz"
@@ -475,9 +483,7 @@ class IRWorkflow:
                     images.append(atoms)
             atomic_write_structures(frames_file, images)
             shutil.rmtree(snapshots, ignore_errors=True)
-        candidates = [
-            Candidate(a.info.pop("key"), a, dict(a.info)) for a in read_structures_file(frames_file)
-        ]
+        candidates = read_candidates(frames_file)
         label_candidates(
             candidates, self.database, self.reference, self.executor, self.log, "labelling test set"
         )

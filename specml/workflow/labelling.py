@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ase import Atoms
 
 from specml.dataset.database import LabelDatabase
 from specml.errors import SpecmlError
 from specml.executor import Executor
+from specml.workflow.state import atomic_write_structures, read_structures_file
 
 
 @dataclass
@@ -18,6 +20,22 @@ class Candidate:
     key: str
     atoms: Atoms
     provenance: dict
+
+
+def write_candidates(path: Path, candidates: list[Candidate]) -> None:
+    """Candidates as one extxyz file (key and provenance in each frame's info), written atomically."""
+    images = []
+    for c in candidates:
+        atoms = c.atoms.copy()
+        atoms.info.update(c.provenance)
+        atoms.info["key"] = c.key
+        images.append(atoms)
+    atomic_write_structures(path, images)
+
+
+def read_candidates(path: Path) -> list[Candidate]:
+    """The candidates :func:`write_candidates` stored in ``path``."""
+    return [Candidate(a.info.pop("key"), a, dict(a.info)) for a in read_structures_file(path)]
 
 
 def _label_task(args):
