@@ -4,16 +4,14 @@ from one reference method to another."""
 
 import json
 import os
-import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from ase.build import molecule
+from processes import sigkill_when_rows
 
 from specml.dataset.database import LabelDatabase
 from specml.dataset.sampling import sample_normal_modes
@@ -38,19 +36,7 @@ def test_two_fidelity_run_resumes_after_sigkill_and_gives_a_spectrum(tmp_path):
     command += ["--production-ps", "0.5", "--json"]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     expensive_db = run_dir / "labels.db"
-    deadline, n_before = time.time() + 300, 0
-    while time.time() < deadline and proc.poll() is None:  # kill while expensive labels arrive
-        if expensive_db.exists():
-            try:
-                with sqlite3.connect(expensive_db) as con:
-                    n_before = con.execute("select count(*) from systems").fetchone()[0]
-            except sqlite3.Error:
-                n_before = 0
-            if n_before >= 3:
-                break
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    n_before = sigkill_when_rows(proc, expensive_db, 3)  # while the first expensive labels arrive
     assert (run_dir / "pretrain" / "models" / "final" / "committee.json").exists()  # stage 1 was done
     settings = MultiFidelitySettings()
     n_modes = 3  # water

@@ -2,7 +2,6 @@
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase.build import molecule
+from processes import sigkill_when_rows
 
 from specml.dataset.database import LabelDatabase
 from specml.errors import InputError, UnsupportedElementError
@@ -309,20 +309,7 @@ def test_sigkill_mid_iteration_loses_and_duplicates_nothing(tmp_path):
     ]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db_path = run_dir / "labels.db"
-    deadline = time.time() + 300
-    n_before = 0
-    while time.time() < deadline:  # kill once labelling of iteration 0 is well under way
-        if db_path.exists():
-            try:
-                with sqlite3.connect(db_path) as con:
-                    n_before = con.execute("select count(*) from systems").fetchone()[0]
-            except sqlite3.Error:
-                n_before = 0
-            if n_before >= 10:
-                break
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    n_before = sigkill_when_rows(proc, db_path, 10)  # once labelling of iteration 0 is well under way
     assert 10 <= n_before < expected_label_count(CI)
     finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert finished.returncode == 0, finished.stderr[-2000:]

@@ -151,6 +151,9 @@ def _fidelity_settings(pretrain: str | None, adaptation: str | None, models: Pat
 def _train(mols, run_dir: Path, config, executor, database, temperatures, fidelities=None):
     """The active-learning workflow (multi-fidelity with ``fidelities``), resumed where an earlier
     run of the same command stopped."""
+    from specml.workflow.active_learning import IRWorkflow
+
+    workflow: IRWorkflow
     if fidelities is not None:
         from specml.workflow.multifidelity import MultiFidelityWorkflow
 
@@ -158,8 +161,6 @@ def _train(mols, run_dir: Path, config, executor, database, temperatures, fideli
             mols, run_dir, config, fidelities, executor, database, console=console
         )
     else:
-        from specml.workflow.active_learning import IRWorkflow
-
         workflow = IRWorkflow(mols, run_dir, config, executor, database, console=console)
     console.print(
         f"run directory [bold]{escape(str(run_dir))}[/] (log: {escape(str(workflow.dirs.log))}); "

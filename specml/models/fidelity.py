@@ -45,10 +45,9 @@ class DeltaModel(torch.nn.Module):
             )
         self.base = base
         self.correction = correction
-        self.register_buffer("atomic_numbers", base.atomic_numbers.clone())
+        self.register_buffer("atomic_numbers", torch.tensor(model_atomic_numbers(base), dtype=torch.int64))
         # The graph is built for the larger cutoff; MACE's radial cutoff drops the longer edges.
-        r_max = max(model_r_max(base), model_r_max(correction))
-        self.register_buffer("r_max", torch.tensor(r_max, dtype=base.r_max.dtype))
+        self.register_buffer("r_max", torch.tensor(max(model_r_max(base), model_r_max(correction))))
 
     def forward(self, data: dict, training: bool = False, **kwargs) -> dict:
         base = self.base(data, training=training, **kwargs)

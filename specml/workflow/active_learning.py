@@ -190,7 +190,7 @@ class IRWorkflow:
 
     # -- stage 2 --------------------------------------------------------------------
     def train(self, iteration: int):
-        from specml.models import Committee, get_preset
+        from specml.models import Committee
 
         target = self.dirs.models(iteration)
         if (target / "committee.json").exists():
@@ -198,15 +198,9 @@ class IRWorkflow:
         data = self.database.labelled_atoms()
         if len(data) < 5:
             raise InputError(f"only {len(data)} labelled structures: too few to train (see {self.dirs.log})")
-        epochs = {"epochs": self.config.model_epochs} if self.config.model_epochs else {}
-        init = None
-        if self.config.warm_start and iteration > 0:
-            init = Committee.load(self.dirs.models(iteration - 1))
-            epochs = {"epochs": self.config.warm_start_epochs}  # fine-tuning needs fewer epochs
-        preset = get_preset(self.config.model_preset, **epochs)
         checkpoints = self.dirs.iteration_dir(iteration) / "training_checkpoints"
         start = time.perf_counter()
-        committee = self.fit_committee(data, preset, init, checkpoints, f"training iteration {iteration}")
+        committee = self.fit_iteration(iteration, data, checkpoints)
         atomic_save_directory(committee.save, target)
         shutil.rmtree(checkpoints, ignore_errors=True)
         self.say(
@@ -214,6 +208,19 @@ class IRWorkflow:
             f"{len(data)} structures in {time.perf_counter() - start:.0f} s"
         )
         return committee
+
+    def fit_iteration(self, iteration: int, data: list[Atoms], checkpoints: Path):
+        """The committee of ``iteration`` trained on ``data``: from scratch, or with ``warm_start``
+        fine-tuned from the previous iteration's."""
+        from specml.models import Committee, get_preset
+
+        epochs = {"epochs": self.config.model_epochs} if self.config.model_epochs else {}
+        init = None
+        if self.config.warm_start and iteration > 0:
+            init = Committee.load(self.dirs.models(iteration - 1))
+            epochs = {"epochs": self.config.warm_start_epochs}  # fine-tuning needs fewer epochs
+        preset = get_preset(self.config.model_preset, **epochs)
+        return self.fit_committee(data, preset, init, checkpoints, f"training iteration {iteration}")
 
     def fit_committee(self, data: list[Atoms], preset, init, checkpoints: Path, description: str):
         """A committee (config's size, seeds and precision) plus dipole model trained on ``data``,

@@ -94,8 +94,8 @@ class MultiFidelityWorkflow(IRWorkflow):
             self.say(f"pretraining with {self.pretrain.reference.describe()} in {self.pretrain.dirs.root}")
         with self.dirs.timed("pretrain"):
             self.pretrain.prepared()
-            models, _ = self.pretrain.active_learning()
-        return models
+            self.pretrain.active_learning()
+        return self.pretrain.dirs.final_models
 
     def pretrained_models(self) -> Path:
         """The final committee of the cheap stage; InputError before :meth:`pretrain_stage` has run."""
@@ -140,24 +140,14 @@ class MultiFidelityWorkflow(IRWorkflow):
         return candidates
 
     # -- stage 3 ------------------------------------------------------------------------
-    def train(self, iteration: int):
-        from specml.models import Committee
-
-        target = self.dirs.models(iteration)
-        if (target / "committee.json").exists():
-            return Committee.load(target)
-        data = self.database.labelled_atoms()
-        if len(data) < 5:
-            raise InputError(f"only {len(data)} expensive labels: too few to train (see {self.dirs.log})")
+    def fit_iteration(self, iteration: int, data: list[Atoms], checkpoints: Path):
+        """The committee of ``iteration``, adapted to the expensive labels ``data``."""
         if iteration == 0 and self.settings.adaptation == "best":
-            committee = self.compare_adaptations(data)
-        else:
-            method = self.adaptation_method()
-            committee = self.adapt(method, data, self.dirs.iteration_dir(iteration) / "training_checkpoints")
-            if iteration == 0:
-                atomic_write_json(self.adaptation_file, {"chosen": method})
-        atomic_save_directory(committee.save, target)
-        shutil.rmtree(self.dirs.iteration_dir(iteration) / "training_checkpoints", ignore_errors=True)
+            return self.compare_adaptations(data)
+        method = self.adaptation_method()
+        committee = self.adapt(method, data, checkpoints)
+        if iteration == 0:
+            atomic_write_json(self.adaptation_file, {"chosen": method, "n_labels": len(data)})
         return committee
 
     def adaptation_method(self) -> str:
