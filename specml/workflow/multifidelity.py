@@ -171,8 +171,7 @@ class MultiFidelityWorkflow(IRWorkflow):
                 start = time.perf_counter()
                 committee = self.adapt(method, data, folder.with_name(f"{method}_checkpoints"))
                 train_time_s = time.perf_counter() - start
-                atomic_save_directory(committee.save, folder)
-                atomic_write_json(folder / "train_time.json", {"train_time_s": train_time_s})
+                atomic_save_directory(_saving_with(committee, {"train_time_s": train_time_s}), folder)
                 shutil.rmtree(folder.with_name(f"{method}_checkpoints"), ignore_errors=True)
             scores[method] = {**self.harmonic_scores(committee), "train_time_s": train_time_s}
             self.say(f"adaptation {method}: harmonic MAE {scores[method]['harmonic_mae_cm1']:.1f} cm-1")
@@ -279,6 +278,16 @@ class MultiFidelityWorkflow(IRWorkflow):
             "iterations": len(curve) - 1,
             "final_harmonic_mae_cm1": curve[-1]["harmonic_mae_cm1"],
         }
+
+
+def _saving_with(committee, train_time: dict):
+    """A ``save(directory)`` writing the committee and ``train_time.json`` (one atomic directory)."""
+
+    def save(directory: Path) -> None:
+        committee.save(directory)
+        atomic_write_json(directory / "train_time.json", train_time)
+
+    return save
 
 
 def survey_candidates(results: list[dict], n_uncertain: int, n_coverage: int, seed: int) -> list[Candidate]:
