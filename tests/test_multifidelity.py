@@ -24,6 +24,8 @@ from specml.workflow.fidelity_config import MultiFidelitySettings
 from specml.workflow.multifidelity import TWIN_PREFIX
 
 TESTS = Path(__file__).resolve().parent
+# MACE's model construction warns about TorchScript annotations; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:The TorchScript type system")
 EXPENSIVE = 'ase:reference_doubles:SlowXTB@{"delay": 0.1, "method": "GFN1-xTB"}'
 
 
