@@ -4,6 +4,7 @@ from one reference method to another."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -43,7 +44,8 @@ def test_two_fidelity_run_resumes_after_sigkill_and_gives_a_spectrum(tmp_path):
     settings = MultiFidelitySettings()
     n_modes = 3  # water
     n_initial = 1 + n_modes * settings.n_per_mode + settings.n_uncertain + settings.n_coverage
-    assert 3 <= n_before < n_initial
+    # Killed mid-run: usually while the first expensive labels arrive, later on a starved machine.
+    assert proc.returncode == -signal.SIGKILL and n_before >= 3
 
     finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert finished.returncode == 0, finished.stderr[-2000:]
