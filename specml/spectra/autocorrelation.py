@@ -71,17 +71,60 @@ def ir_from_dipoles(
         raise InputError(f"dipoles must have shape (T, 3), got {dipoles.shape}")
     if timestep_fs <= 0:
         raise InputError("timestep must be positive")
-    if quantum_correction not in QUANTUM_CORRECTIONS:
-        raise InputError(f"quantum_correction must be one of {QUANTUM_CORRECTIONS}")
-    if quantum_correction and not temperature_k:
-        raise InputError("the harmonic quantum correction needs a temperature")
+    acf = dipole_acf(dipoles, timestep_fs, max_correlation_fs)
+    return ir_from_acf(
+        acf,
+        timestep_fs,
+        max_correlation_fs,
+        int(dipoles.shape[0]),
+        lo,
+        hi,
+        resolution_cm1,
+        quantum_correction,
+        temperature_k,
+        correct_finite_difference,
+        metadata,
+    )
+
+
+def dipole_acf(dipoles: np.ndarray, timestep_fs: float, max_correlation_fs: float) -> np.ndarray:
+    """The unbiased autocorrelation of d mu / dt, lags 0 to ``max_correlation_fs``: all that
+    :func:`ir_from_acf` needs of a trajectory (its compact, storable form)."""
+    dipoles = np.asarray(dipoles, dtype=float)
     max_lag = int(round(max_correlation_fs / timestep_fs))
     if dipoles.shape[0] < 2 * max_lag:
         raise InputError(
             f"trajectory of {dipoles.shape[0] * timestep_fs:.0f} fs is too short for a correlation depth of "
             f"{max_correlation_fs:.0f} fs (need at least twice the depth)"
         )
-    acf = autocorrelation(dipole_derivative(dipoles, timestep_fs), max_lag)
+    return autocorrelation(dipole_derivative(dipoles, timestep_fs), max_lag)
+
+
+def ir_from_acf(
+    acf: np.ndarray,
+    timestep_fs: float,
+    max_correlation_fs: float,
+    n_frames: int,
+    lo: float = 0.0,
+    hi: float = 4000.0,
+    resolution_cm1: float = 0.5,
+    quantum_correction: str | None = None,
+    temperature_k: float | None = None,
+    correct_finite_difference: bool = True,
+    metadata: dict | None = None,
+) -> Spectrum:
+    """IR spectrum from a :func:`dipole_acf` of an ``n_frames`` trajectory (see :func:`ir_from_dipoles`)."""
+    if quantum_correction not in QUANTUM_CORRECTIONS:
+        raise InputError(f"quantum_correction must be one of {QUANTUM_CORRECTIONS}")
+    if quantum_correction and not temperature_k:
+        raise InputError("the harmonic quantum correction needs a temperature")
+    max_lag = int(round(max_correlation_fs / timestep_fs))
+    acf = np.asarray(acf, dtype=float)
+    if acf.shape != (max_lag + 1,):
+        raise InputError(
+            f"autocorrelation of {acf.shape[0]} lags does not match a depth of {max_correlation_fs:g} fs "
+            f"at {timestep_fs:g} fs ({max_lag + 1} lags)"
+        )
     # One-sided Hann window: the right half of a Hann window of length 2*max_lag+1.
     acf = acf * np.hanning(2 * max_lag + 1)[max_lag:]
     # Zero padding sets the point spacing: d_nu = 1 / (N dt c).
@@ -106,7 +149,7 @@ def ir_from_dipoles(
         "timestep_fs": timestep_fs,
         "max_correlation_fs": max_correlation_fs,
         "window": "hann",
-        "n_frames": int(dipoles.shape[0]),
+        "n_frames": int(n_frames),
         "quantum_correction": quantum_correction,
         "temperature_k": temperature_k,
         # A Hann window over +-T has a main-lobe FWHM of about 2/(T c) in cm-1.
@@ -142,4 +185,18 @@ def ir_from_trajectories(
     e·Å every ``timestep_fs``): :func:`ir_from_dipoles` per trajectory, then :func:`average_spectra`."""
     return average_spectra(
         [ir_from_dipoles(d, timestep_fs, max_correlation_fs, lo, hi) for d in dipole_series], metadata
+    )
+
+
+def ir_from_correlations(
+    correlations: Sequence[tuple[np.ndarray, int]],
+    timestep_fs: float,
+    max_correlation_fs: float = 1000.0,
+    lo: float = 0.0,
+    hi: float = 4000.0,
+    metadata: dict | None = None,
+) -> Spectrum:
+    """:func:`ir_from_trajectories` from each trajectory's ``(dipole_acf, n_frames)`` instead of its dipoles."""
+    return average_spectra(
+        [ir_from_acf(acf, timestep_fs, max_correlation_fs, n, lo, hi) for acf, n in correlations], metadata
     )
