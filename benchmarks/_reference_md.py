@@ -127,9 +127,9 @@ def correlation_runs(path: Path, config, max_ps: float | None = None) -> tuple[l
 
 def spectrum_of_runs(runs: list[tuple], dt_fs: float, config, metadata: dict):
     """Mean ± std IR spectrum over :func:`correlation_runs`, with the workflow's spectrum settings."""
-    from specml.spectra.autocorrelation import ir_from_correlations
+    from specml.spectra.autocorrelation import ir_from_trajectories
 
-    return ir_from_correlations(runs, dt_fs, config.max_correlation_fs, *config.spectrum_range_cm1, metadata)
+    return ir_from_trajectories(runs, dt_fs, config.max_correlation_fs, *config.spectrum_range_cm1, metadata)
 
 
 def reference_spectrum(paths: list[str | Path], config, label: str, max_ps: float | None = None):

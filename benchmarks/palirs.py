@@ -1339,6 +1339,23 @@ def _header(doc: _Doc, json_path: Path) -> list[str]:
         "(`--run-dir`, default `runs/palirs_full`) holds every trajectory and label; killing and rerunning "
         "continues where it stopped.",
         "",
+        "**Stage artifacts.** After every stage (each active-learning iteration, the final models, the test "
+        "set, production MD, the temperature series and transfer MD, the DFT case, the reference MD) the "
+        "full preset brings `benchmarks/artifacts/palirs_full/` up to date (`--artifacts DIR` elsewhere, "
+        "`--commit-artifacts` to commit the folder after each stage): the labels of every iteration as "
+        "`labels/iter_NNN.extxyz.gz` (every row, failures too, with key, provenance and reference "
+        "settings), the final committee and dipole model (the latest iteration's while the loop runs), and "
+        "per-trajectory autocorrelation functions of the dipole derivative of every production, "
+        "temperature-series, transfer and reference trajectory, over the whole run and its first "
+        "`convergence_ps`, instead of the dipole series (spectra from them equal the originals bit for bit); "
+        "never snapshots, logs or raw trajectories. `MANIFEST.json` lists each file with the run-directory "
+        "file it restores and its SHA-256. On a fresh clone with an empty run directory the script first "
+        "restores every finished stage from the folder and computes only what is missing "
+        "(`specml.workflow.artifacts`; format and sizes: `docs/concepts/stage-artifacts.md`)."
+        + (
+            f" This run's artifacts: {r['artifacts_mb']:.2f} MB." if r.get("artifacts_mb") is not None else ""
+        ),
+        "",
         f"Comparison metrics: Pearson correlation (PCC) and Wasserstein distance (WD, cm-1) of max-normalised "
         f"spectra after resolution matching, on {COMPARE_RANGE_CM1[0]:.0f}-{COMPARE_RANGE_CM1[1]:.0f} cm-1. ML "
         f"spectra: {cfg['n_trajectories']} trajectories × {cfg['production_ps']:g} ps at "

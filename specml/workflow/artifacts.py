@@ -45,8 +45,9 @@ _GZIP_SUFFIXES = (".json", ".extxyz")
 
 
 def _is_scratch(rel: Path) -> bool:
+    """Snapshots, logs, and files being written (``specml.atomic`` writes ``.NAME.PID.suffix``)."""
     return (
-        any(part in _SCRATCH_PARTS or ".tmp" in part for part in rel.parts)
+        any(part in _SCRATCH_PARTS or ".tmp" in part or part.startswith(".") for part in rel.parts)
         or rel.name.endswith(_SCRATCH_ENDINGS)
         or rel.name == MANIFEST
     )

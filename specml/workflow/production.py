@@ -19,7 +19,7 @@ from ase import Atoms
 
 from specml.errors import InputError
 from specml.executor import Executor
-from specml.spectra.autocorrelation import dipole_acf, ir_from_correlations
+from specml.spectra.autocorrelation import dipole_acf, ir_from_trajectories
 from specml.spectra.spectrum import Spectrum
 from specml.workflow.config import WorkflowConfig
 from specml.workflow.md_tasks import Replica, production_task, replica_seed, run_md_tasks
@@ -126,7 +126,7 @@ def job_spectra(
         if not usable:
             say(f"[yellow]{name}: every production trajectory hit the sanity stop; no spectrum[/]")
             continue
-        spectra[name] = ir_from_correlations(
+        spectra[name] = ir_from_trajectories(
             usable,
             runs.record_interval_fs,
             config.max_correlation_fs,
