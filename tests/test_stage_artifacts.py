@@ -222,3 +222,39 @@ def test_restore_refuses_edited_artifacts(tmp_path):
     path.write_bytes(gzip.compress(b'{"config": {}}'))
     with pytest.raises(InputError, match="does not match MANIFEST.json"):
         restore_artifacts(artifacts, tmp_path / "fresh")
+
+
+def test_commit_folder_commits_only_the_artifact_folder(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from _stage_artifacts import commit_folder
+
+    def git(*args: str) -> str:
+        identity = ("-c", "user.name=t", "-c", "user.email=t@specml.invalid")
+        return subprocess.run(
+            ["git", *identity, *args], cwd=tmp_path, check=True, capture_output=True, text=True
+        ).stdout
+
+    git("init", "-q")
+    git("commit", "-q", "--allow-empty", "-m", "start")
+    folder = tmp_path / "artifacts"
+    folder.mkdir()
+    (folder / "MANIFEST.json").write_text("{}")
+    (tmp_path / "other.txt").write_text("not an artifact")
+    git("add", "other.txt")  # staged elsewhere: must stay out of the artifact commit
+    for name in ("GIT_AUTHOR", "GIT_COMMITTER"):
+        monkeypatch.setenv(f"{name}_NAME", "specml tests")
+        monkeypatch.setenv(f"{name}_EMAIL", "tests@specml.invalid")
+    assert commit_folder(folder, "stage artifacts: iteration 0")
+    assert git("show", "--name-only", "--format=%s", "HEAD").split() == [
+        "stage",
+        "artifacts:",
+        "iteration",
+        "0",
+        "artifacts/MANIFEST.json",
+    ]
+    assert not commit_folder(folder, "nothing new")
+    assert "other.txt" in git("diff", "--cached", "--name-only")
