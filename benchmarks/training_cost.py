@@ -11,14 +11,14 @@ by side (interleaved, ``--repeats`` rounds, the fastest round of each kept):
   EMA, E0s, scaling, batch size, precision, epochs and train/validation split (a subprocess,
   one thread, wall time including its start-up, as a user pays it).
 
-Also a profile of one step (ms per step over an epoch of steps): data loading (collation), graph
+Also a profile of one step (ms per step, both paths stepped in turn on the same batches): data loading (collation), graph
 building (once per fit, per structure), forward (energy), force backward (``create_graph``),
 parameter backward, optimiser (clipping + AMSGrad), EMA, and one checkpoint write; and the cost
 of one active-learning iteration (3 members + dipole model, on one core) from scratch and
 warm-started, from the fast path's seconds per epoch. Writes
 ``docs/results/training_cost.json`` with ``speedup_vs_before`` and ``speedup_vs_mace_run_train``.
 
-    python benchmarks/training_cost.py [--labels RUN/labels.db] [--epochs 10] [--repeats 2]
+    python benchmarks/training_cost.py [--labels RUN/labels.db] [--epochs 10] [--repeats 4]
 """
 
 from __future__ import annotations
@@ -108,72 +108,90 @@ def _timed(fn) -> tuple[object, float]:
     return out, time.perf_counter() - start
 
 
-def profile_step(data: list, preset, path: str) -> dict:
-    """Milliseconds per training step of each phase, over one epoch of steps (after a warm-up
-    epoch), plus graph building per structure and one checkpoint write."""
-    from mace.modules.loss import WeightedEnergyForcesLoss
-    from torch_ema import ExponentialMovingAverage
+PHASES = ("data", "forward", "force_backward", "parameter_backward", "optimizer", "ema")
 
+
+class _Fit:
+    """One model with its loss, optimiser and EMA, stepped phase by phase with timings (ms)."""
+
+    def __init__(self, preset, prepared, fast: bool):
+        from mace.modules.loss import WeightedEnergyForcesLoss
+        from torch_ema import ExponentialMovingAverage
+
+        from specml.models.fast_training import training_fast_path
+        from specml.models.training import build_energy_model
+
+        torch.manual_seed(0)
+        self.model = build_energy_model(preset, prepared)
+        self.preset = preset
+        self.loss_fn = WeightedEnergyForcesLoss(preset.energy_weight, preset.forces_weight)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=preset.learning_rate, amsgrad=True)
+        self.ema = ExponentialMovingAverage(self.model.parameters(), decay=preset.ema_decay)
+        self.path = contextlib.ExitStack()
+        with path_context("fast" if fast else "before"):
+            self.path.enter_context(training_fast_path(self.model))
+        self.ms = dict.fromkeys(PHASES, 0.0)
+        self.steps = 0
+
+    def step(self, batch, t_data: float, record: bool) -> None:
+        model, preset = self.model, self.preset
+        inputs, t_dict = _timed(lambda: batch.to_dict())
+        self.optimizer.zero_grad(set_to_none=True)
+        _, t_energy = _timed(lambda: model(inputs, training=True, compute_force=False))
+        out, t_full = _timed(lambda: model(inputs, training=True, compute_force=True))
+        _, t_backward = _timed(self.loss_fn(batch, out).backward)
+        _, t_opt = _timed(
+            lambda: (
+                torch.nn.utils.clip_grad_norm_(model.parameters(), preset.clip_grad),
+                self.optimizer.step(),
+            )
+        )
+        _, t_ema = _timed(self.ema.update)
+        if record:
+            self.steps += 1
+            times = (t_data + t_dict, t_energy, t_full - t_energy, t_backward, t_opt, t_ema)
+            for phase, dt in zip(PHASES, times, strict=True):
+                self.ms[phase] += 1000.0 * dt
+
+
+def profile_steps(data: list, preset, epochs: int) -> dict:
+    """Milliseconds per training step of each phase, today's path and the fast path stepped in
+    turn on the same batches (so load on the machine hits both alike), over ``epochs`` epochs
+    after a warm-up epoch; plus graph building per structure and one checkpoint write."""
     from specml.checkpoint import CHECKPOINT_INTERVAL_S
     from specml.models.data import make_loader
-    from specml.models.fast_training import training_fast_path
-    from specml.models.training import Checkpoint, build_energy_model, prepare_data
+    from specml.models.training import Checkpoint, prepare_data
 
     torch.set_num_threads(1)
     prepared, graph_s = _timed(lambda: prepare_data(data, ("energy", "forces"), preset.r_max, torch.float32))
-    torch.manual_seed(0)
-    model = build_energy_model(preset, prepared)
-    loss_fn = WeightedEnergyForcesLoss(preset.energy_weight, preset.forces_weight)
-    optimizer = torch.optim.Adam(model.parameters(), lr=preset.learning_rate, amsgrad=True)
-    ema = ExponentialMovingAverage(model.parameters(), decay=preset.ema_decay)
+    fits = {"before": _Fit(preset, prepared, fast=False), "fast": _Fit(preset, prepared, fast=True)}
     loader = make_loader(prepared.train, preset.batch_size, shuffle=True, seed=0)
-    phases = dict.fromkeys(
-        ("data", "forward", "force_backward", "parameter_backward", "optimizer", "ema"), 0.0
-    )
-    steps = 0
-    with path_context(path), training_fast_path(model):
-        for epoch in range(2):
-            iterator = iter(loader)
-            while True:
-                batch, t_data = _timed(lambda it=iterator: next(it, None))
-                if batch is None:
-                    break
-                inputs, t_dict = _timed(lambda b=batch: b.to_dict())
-                optimizer.zero_grad(set_to_none=True)
-                _, t_energy = _timed(lambda d=inputs: model(d, training=True, compute_force=False))
-                out, t_full = _timed(lambda d=inputs: model(d, training=True, compute_force=True))
-                loss = loss_fn(batch, out)
-                _, t_backward = _timed(loss.backward)
-                _, t_opt = _timed(
-                    lambda: (
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), preset.clip_grad),
-                        optimizer.step(),
-                    )
-                )
-                _, t_ema = _timed(ema.update)
-                if epoch == 1:
-                    steps += 1
-                    for phase, dt in zip(
-                        phases,
-                        (t_data + t_dict, t_energy, t_full - t_energy, t_backward, t_opt, t_ema),
-                        strict=True,
-                    ):
-                        phases[phase] += dt
+    for epoch in range(epochs + 1):
+        iterator = iter(loader)
+        while True:
+            batch, t_data = _timed(lambda it=iterator: next(it, None))
+            if batch is None:
+                break
+            for fit in fits.values():
+                fit.step(batch, t_data, record=epoch > 0)
+    fast = fits["fast"]
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = Checkpoint(Path(tmp) / "fit.pt", {"benchmark": True})
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)
-        state = {
-            "model": model,
-            "optimizer": optimizer,
-            "scheduler": scheduler,
-            "ema": ema,
-            "generator": None,
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(fast.optimizer)
+        state = {"model": fast.model, "optimizer": fast.optimizer, "scheduler": scheduler, "ema": fast.ema}
+        _, t_checkpoint = _timed(lambda: checkpoint.save({**state, "generator": None}, epoch=1, history={}))
+    for fit in fits.values():
+        fit.path.close()
+    out = {
+        path: {
+            "ms_per_step": {k: v / fit.steps for k, v in fit.ms.items()},
+            "ms_per_step_total": sum(fit.ms.values()) / fit.steps,
         }
-        _, t_checkpoint = _timed(lambda: checkpoint.save(state, epoch=1, history={}))
+        for path, fit in fits.items()
+    }
     return {
-        "ms_per_step": {k: 1000.0 * v / steps for k, v in phases.items()},
-        "ms_per_step_total": 1000.0 * sum(phases.values()) / steps,
-        "steps": steps,
+        **out,
+        "steps": fast.steps,
         "graph_building_ms_per_structure": 1000.0 * graph_s / len(data),
         "checkpoint_write_ms": 1000.0 * t_checkpoint,
         "checkpoint_interval_s": CHECKPOINT_INTERVAL_S,
@@ -267,13 +285,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--labels", help="labels.db of a workflow run (default: methanol's initial labels)")
     parser.add_argument("--epochs", type=int, default=10, help="epochs of every fit")
-    parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds (the fastest is kept)")
-    parser.add_argument("--profile-repeats", type=int, default=5, help="interleaved step profiles per path")
+    parser.add_argument("--repeats", type=int, default=4, help="interleaved rounds (the fastest is kept)")
+    parser.add_argument("--profile-epochs", type=int, default=5, help="epochs of the step profile")
     parser.add_argument("--no-mace-run-train", action="store_true", help="leave out the mace-torch CLI")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args(argv)
-    if min(args.epochs, args.repeats, args.profile_repeats) < 1:
-        parser.error("--epochs, --repeats and --profile-repeats must be >= 1")
+    if min(args.epochs, args.repeats, args.profile_epochs) < 1:
+        parser.error("--epochs, --repeats and --profile-epochs must be >= 1")
     torch.set_num_threads(1)
 
     from specml.dataset.database import LabelDatabase
@@ -300,11 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     best = {p: min(rows, key=lambda row: row["wall_s"]) for p, rows in rounds.items()}
     before_loss, fast_loss = best["before"]["final_valid_loss"], best["fast"]["final_valid_loss"]
     iteration = iteration_cost(data, preset, base, best["fast"])
-    profiles: dict[str, list[dict]] = {"before": [], "fast": []}
-    for _ in range(args.profile_repeats):  # interleaved; the fastest of each path is kept
-        for path in profiles:
-            profiles[path].append(profile_step(data, preset, path))
-    profile = {p: min(rows, key=lambda row: row["ms_per_step_total"]) for p, rows in profiles.items()}
+    profile = profile_steps(data, preset, args.profile_epochs)
     out = {
         "n_structures": len(data),
         "preset": preset.as_dict(),
@@ -333,12 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     keys = ("best_wall_s", "speedup_vs_before", "speedup_per_step_vs_before", "speedup_vs_mace_run_train")
     print(json.dumps({k: out[k] for k in keys}))
-    for path, p in profile.items():
-        print(
-            path,
-            {k: round(v, 2) for k, v in p["ms_per_step"].items()},
-            f"total {p['ms_per_step_total']:.1f} ms",
-        )
+    for path in ("before", "fast"):
+        steps = {k: round(v, 2) for k, v in profile[path]["ms_per_step"].items()}
+        print(path, steps, f"total {profile[path]['ms_per_step_total']:.1f} ms")
     return 0
 
 
