@@ -35,7 +35,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -103,7 +105,11 @@ def iteration_cost(data: list, preset, base, fast: dict) -> dict:
     }
 
 
-def _timed(fn) -> tuple[object, float]:
+T = TypeVar("T")
+
+
+def _timed(fn: Callable[[], T]) -> tuple[T, float]:
+    """``fn()`` and its wall time (s)."""
     start = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - start
@@ -169,8 +175,12 @@ def profile_steps(data: list, preset, epochs: int) -> dict:
     loader = make_loader(prepared.train, preset.batch_size, shuffle=True, seed=0)
     for epoch in range(epochs + 1):
         iterator = iter(loader)
+
+        def fetch(it=iterator):
+            return next(it, None)
+
         while True:
-            batch, t_data = _timed(lambda it=iterator: next(it, None))
+            batch, t_data = _timed(fetch)
             if batch is None:
                 break
             for fit in fits.values():
