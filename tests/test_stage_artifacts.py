@@ -205,6 +205,9 @@ def test_export_keeps_finished_stages_only_and_restore_rebuilds_them(tmp_path):
     ):
         assert np.array_equal(a[0], b[0])
     assert restore_artifacts(artifacts, fresh) == []  # nothing missing any more
+    # a restored run exports the same bytes: a rerun on a fresh clone commits no spurious changes
+    again = export_artifacts(fresh, tmp_path / "again", DEPTH_FS, windows_ps=(0.25,))
+    assert again["files"] == manifest["files"]
 
     # a later stage replaces the models of the latest iteration by the final ones
     (run / "xtb" / "models" / "final").mkdir()

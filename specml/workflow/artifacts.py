@@ -132,10 +132,14 @@ def export_artifacts(
                 }
             continue
         target, form = artifact_dir / rel, "copy"
-        if path.suffix == ".npz" and dipole_file_kind(path) in ("production", "trajectory"):
+        kind = dipole_file_kind(path) if path.suffix == ".npz" else None
+        if kind in ("production", "trajectory"):
             form = "autocorrelations"
             depth = _correlation_depth(path, run_dir, depth_fs)
             _write_if_changed(target, npz_bytes(compact_dipole_arrays(path, depth, windows_ps)))
+        elif kind is not None:  # already compact (a restored run): kept as it is
+            form = "autocorrelations"
+            _write_if_changed(target, path.read_bytes())
         elif path.suffix in _GZIP_SUFFIXES:
             target, form = target.with_name(target.name + ".gz"), "gzip"
             _write_if_changed(target, gzip.compress(path.read_bytes(), mtime=0))
