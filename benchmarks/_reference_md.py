@@ -116,24 +116,17 @@ class ReferenceMDPool:
         self.close()
 
 
-def dipole_runs(path: Path, max_ps: float | None = None) -> tuple[list[np.ndarray], float]:
-    """Dipole series of the trajectories in an ``.npz`` (``dipoles`` for one reference
-    trajectory, or the workflow's production file, stopped runs left out), cut to their
-    first ``max_ps`` picoseconds, and the record interval (fs)."""
-    from specml.workflow.production import read_production_file
+def correlation_runs(path: Path, config, max_ps: float | None = None) -> tuple[list[tuple], float]:
+    """``(dipole_acf, n_frames)`` of the usable trajectories of an ``.npz`` (one reference trajectory,
+    or the workflow's production file, stopped runs left out; either as written or in the compact
+    form of the stage artifacts), over their first ``max_ps`` picoseconds, and the record interval (fs)."""
+    from specml.workflow.compact_md import trajectory_correlations
 
-    with np.load(path) as data:
-        if "dipoles" not in data.files:
-            runs = read_production_file(path)
-            return runs.usable_dipoles(max_ps=max_ps), runs.record_interval_fs
-        dt = float(data["record_interval_fs"])
-        series = np.asarray(data["dipoles"], dtype=float)
-    n = None if max_ps is None else int(round(max_ps * 1000.0 / dt))
-    return [series[:n]], dt
+    return trajectory_correlations(Path(path), config.max_correlation_fs, max_ps)
 
 
-def spectrum_of_runs(runs: list[np.ndarray], dt_fs: float, config, metadata: dict):
-    """Mean ± std IR spectrum over dipole series, with the workflow's spectrum settings."""
+def spectrum_of_runs(runs: list[tuple], dt_fs: float, config, metadata: dict):
+    """Mean ± std IR spectrum over :func:`correlation_runs`, with the workflow's spectrum settings."""
     from specml.spectra.autocorrelation import ir_from_trajectories
 
     return ir_from_trajectories(runs, dt_fs, config.max_correlation_fs, *config.spectrum_range_cm1, metadata)
@@ -143,7 +136,7 @@ def reference_spectrum(paths: list[str | Path], config, label: str, max_ps: floa
     """Mean ± std spectrum of reference trajectory files and their summed CPU time (s)."""
     runs, dt, cpu = [], None, 0.0
     for path in paths:
-        series, dt = dipole_runs(Path(path), max_ps)
+        series, dt = correlation_runs(Path(path), config, max_ps)
         runs.extend(series)
         with np.load(path) as data:
             cpu += float(data["wall_time_s"])

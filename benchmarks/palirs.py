@@ -49,11 +49,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _reference_md import (  # noqa: E402
     ReferenceMDPool,
-    dipole_runs,
+    correlation_runs,
     reference_spectrum,
     spectrum_of_runs,
     trajectory_tasks,
 )
+from _stage_artifacts import StageArtifacts  # noqa: E402
 from training_recipe import RESULTS as TRAINING_RECIPE_RESULTS  # noqa: E402  (single-molecule retraining rows)
 
 TRAIN_CSV = SHARED / "molecules" / "train24.csv"
@@ -61,6 +62,8 @@ TRANSFER_CSV = SHARED / "molecules" / "transfer8.csv"
 NIST_DIR = SHARED / "data" / "nist-ir"
 COMPARE_RANGE_CM1 = (500.0, 4000.0)
 FULL_MARKER = "<!-- palirs-benchmark preset=full -->"
+#: Stage artifacts of the benchmark presets (see specml.workflow.artifacts), committed.
+ARTIFACTS = ROOT / "benchmarks" / "artifacts"
 
 #: The published study's numbers (PALIRS, DFT level).
 PAPER = {
@@ -313,7 +316,7 @@ def convergence_entry(
     name: str, ml_full, ml_file: Path, refs: ReferenceRuns, config, short_ps: float
 ) -> dict:
     """Spectra from the first ``short_ps`` of each trajectory against the whole production run."""
-    runs, dt = dipole_runs(ml_file, short_ps)
+    runs, dt = correlation_runs(ml_file, config, short_ps)
     ml_short = (
         spectrum_of_runs(runs, dt, config, {"label": f"{name} ML-MD, first {short_ps:g} ps"})
         if runs
@@ -389,7 +392,9 @@ def seconds_per_call(reference: str, atoms, n_calls: int, path: Path, seed: int 
     return out
 
 
-def dft_case(settings: dict, run_dir: Path, experiments: dict, executor, console) -> tuple[dict, dict]:
+def dft_case(
+    settings: dict, run_dir: Path, experiments: dict, executor, console, stage_done=None
+) -> tuple[dict, dict]:
     """Part 7: the workflow on methanol with the PySCF reference; its cost, an estimate of the
     equivalent DFT MD (s per call x thermalisation + production steps) and Exp-ML agreement."""
     from specml.molecules.inputs import canonical_smiles, molecule_from_smiles
@@ -407,6 +412,7 @@ def dft_case(settings: dict, run_dir: Path, experiments: dict, executor, console
         executor=executor,
         console=console,
         show_progress=executor.show_progress,
+        stage_done=stage_done,
     )
     minimum = workflow.prepared()[0].atoms
     timing = seconds_per_call(
@@ -467,9 +473,19 @@ def skipped_dft(settings: dict, reason: str) -> dict:
 
 # -- the run ----------------------------------------------------------------------------------
 def run(
-    preset: str, settings: dict, run_dir: Path, workers: int, dft: bool, show_progress: bool
+    preset: str,
+    settings: dict,
+    run_dir: Path,
+    workers: int,
+    dft: bool,
+    show_progress: bool,
+    artifacts: Path | None = None,
+    commit_artifacts: bool = False,
 ) -> tuple[dict, dict]:
-    """Every computation of the benchmark; returns the results (JSON-able) and the spectra to plot."""
+    """Every computation of the benchmark; returns the results (JSON-able) and the spectra to plot.
+
+    With ``artifacts`` (a folder) the finished stages stored there are restored into ``run_dir``
+    first, and the folder is brought up to date after every stage (committed with ``commit_artifacts``)."""
     import torch
     from rich.console import Console
 
@@ -490,11 +506,24 @@ def run(
             f"the temperature-series molecule {series!r} is not among the training molecules"
         )
     temperature = config.production_temperature_k
+    stages = None
+    if artifacts is not None:
+        windows = (settings["convergence_ps"],)
+        stages = StageArtifacts(artifacts, run_dir, config.max_correlation_fs, windows, commit_artifacts)
+        stages.say = lambda message: console.print(message, highlight=False)
+        stages.restore()
+    save_stage = stages.save if stages is not None else (lambda stage: None)
 
     with ReferenceMDPool(workers, show_progress) as pool:
         executor = pool.executor
         workflow = IRWorkflow(
-            train, run_dir / "xtb", config, executor=executor, console=console, show_progress=show_progress
+            train,
+            run_dir / "xtb",
+            config,
+            executor=executor,
+            console=console,
+            show_progress=show_progress,
+            stage_done=save_stage,
         )
         minima = dict(workflow.prepared_structures())
         transfer_minima = reference_minima(
@@ -515,14 +544,17 @@ def run(
         series_ml, transfer_ml, domain, unseen = extra_ml_spectra(
             workflow, result, series, settings["temperatures_k"], transfer, run_dir
         )
+        save_stage("temperature series and transfer ML-MD")
         if dft:
-            dft_entry, dft_plot = dft_case(settings, run_dir, experiments, executor, console)
+            dft_entry, dft_plot = dft_case(settings, run_dir, experiments, executor, console, save_stage)
+            save_stage("DFT methanol")
         else:
             dft_entry, dft_plot = (
                 skipped_dft(settings, "not requested (the small preset runs it only with --dft)"),
                 {},
             )
         refs.collect()
+    save_stage("reference MD")
 
     names = [m.name for m in train]
     curve = result.learning_curve
@@ -620,6 +652,7 @@ def run(
         "reference_md_errors": {f"{k[0]}@{k[1]:.0f}K": v for k, v in refs.errors.items()},
         "paper": PAPER,
         "targets": TARGETS,
+        **artifact_entry(artifacts),
     }
     methanol = next((r for r in train_rows if r["canonical_smiles"] == "CO"), None)
     if methanol is not None:
@@ -629,6 +662,17 @@ def run(
         }
     results["target_verdicts"] = target_verdicts(results)
     return results, plots
+
+
+def artifact_entry(folder: Path | None) -> dict:
+    """Where the stage artifacts are and their size (``artifacts_mb``), when the run keeps them."""
+    from specml.workflow.artifacts import artifact_summary
+
+    if folder is None:
+        return {"artifacts_mb": None, "artifacts": None}
+    summary = artifact_summary(folder)
+    shown = os.path.relpath(folder, ROOT) if Path(folder).resolve().is_relative_to(ROOT) else str(folder)
+    return {"artifacts_mb": summary["total_mb"], "artifacts": {"folder": shown, **summary}}
 
 
 def extra_ml_spectra(workflow, result, series: str, temperatures_k, transfer: list, run_dir: Path):
@@ -1295,6 +1339,23 @@ def _header(doc: _Doc, json_path: Path) -> list[str]:
         "(`--run-dir`, default `runs/palirs_full`) holds every trajectory and label; killing and rerunning "
         "continues where it stopped.",
         "",
+        "**Stage artifacts.** After every stage (each active-learning iteration, the final models, the test "
+        "set, production MD, the temperature series and transfer MD, the DFT case, the reference MD) the "
+        "full preset brings `benchmarks/artifacts/palirs_full/` up to date (`--artifacts DIR` elsewhere, "
+        "`--commit-artifacts` to commit the folder after each stage): the labels of every iteration as "
+        "`labels/iter_NNN.extxyz.gz` (every row, failures too, with key, provenance and reference "
+        "settings), the final committee and dipole model (the latest iteration's while the loop runs), and "
+        "per-trajectory autocorrelation functions of the dipole derivative of every production, "
+        "temperature-series, transfer and reference trajectory, over the whole run and its first "
+        "`convergence_ps`, instead of the dipole series (spectra from them equal the originals bit for bit); "
+        "never snapshots, logs or raw trajectories. `MANIFEST.json` lists each file with the run-directory "
+        "file it restores and its SHA-256. On a fresh clone with an empty run directory the script first "
+        "restores every finished stage from the folder and computes only what is missing "
+        "(`specml.workflow.artifacts`; format and sizes: `docs/concepts/stage-artifacts.md`)."
+        + (
+            f" This run's artifacts: {r['artifacts_mb']:.2f} MB." if r.get("artifacts_mb") is not None else ""
+        ),
+        "",
         f"Comparison metrics: Pearson correlation (PCC) and Wasserstein distance (WD, cm-1) of max-normalised "
         f"spectra after resolution matching, on {COMPARE_RANGE_CM1[0]:.0f}-{COMPARE_RANGE_CM1[1]:.0f} cm-1. ML "
         f"spectra: {cfg['n_trajectories']} trajectories × {cfg['production_ps']:g} ps at "
@@ -1863,6 +1924,17 @@ def main(argv: list[str] | None = None) -> int:
         help="Dask worker processes shared by the workflow and the reference MD, which takes the "
         "workers the workflow leaves free (0: everything in this process, reference MD last)",
     )
+    parser.add_argument(
+        "--artifacts",
+        help="stage-artifact folder: finished stages are restored from it and written to it after each "
+        "stage (default: benchmarks/artifacts/palirs_full for the full preset, none otherwise)",
+    )
+    parser.add_argument(
+        "--no-artifacts", action="store_true", help="neither restore nor write stage artifacts"
+    )
+    parser.add_argument(
+        "--commit-artifacts", action="store_true", help="git-commit the artifact folder after each stage"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     if args.workers < 0:
@@ -1871,6 +1943,12 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(args.run_dir) if args.run_dir else ROOT / "runs" / f"palirs_{args.preset}"
     default_out = ROOT / "docs" if args.preset == "full" else run_dir / "report"
     out_dir = Path(args.out_dir) if args.out_dir else default_out
+    artifacts = None
+    if not args.no_artifacts:
+        default_artifacts = ARTIFACTS / "palirs_full" if args.preset == "full" else None
+        artifacts = Path(args.artifacts) if args.artifacts else default_artifacts
+    if args.commit_artifacts and artifacts is None:
+        parser.error("--commit-artifacts needs a stage-artifact folder (--artifacts)")
     from specml.errors import SpecmlError
 
     try:
@@ -1879,7 +1957,16 @@ def main(argv: list[str] | None = None) -> int:
             if not path.is_file():
                 raise BenchmarkError(f"{path}: no such file (the shared data are expected at {SHARED})")
         dft = settings["dft"] if args.dft is None else args.dft
-        results, plots = run(args.preset, settings, run_dir, args.workers, dft, not args.no_progress)
+        results, plots = run(
+            args.preset,
+            settings,
+            run_dir,
+            args.workers,
+            dft,
+            not args.no_progress,
+            artifacts,
+            args.commit_artifacts,
+        )
         paths = write_report(results, plots, out_dir)
     except (BenchmarkError, SpecmlError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +46,15 @@ def outputs(out: Path) -> tuple[dict, str]:
 def small_run(tmp_path_factory, shared_dir):
     tmp = tmp_path_factory.mktemp("palirs_small")
     proc = run_script(
-        "--preset", "small", "--run-dir", str(tmp / "run"), "--out-dir", str(tmp / "out"), "--no-progress"
+        "--preset",
+        "small",
+        "--run-dir",
+        str(tmp / "run"),
+        "--out-dir",
+        str(tmp / "out"),
+        "--artifacts",
+        str(tmp / "artifacts"),
+        "--no-progress",
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return tmp, *outputs(tmp / "out")
@@ -243,3 +252,60 @@ def test_single_molecule_retraining_rows_belong_to_this_run(tmp_path, monkeypatc
     )
     monkeypatch.setattr(palirs, "TRAINING_RECIPE_RESULTS", tmp_path / "missing.jsonl")
     assert palirs.single_molecule_retraining(run, curve) == []
+
+
+def git(cwd: Path, *args: str) -> None:
+    identity = ("-c", "user.name=specml tests", "-c", "user.email=tests@specml.invalid")
+    subprocess.run(["git", *identity, *args], cwd=cwd, check=True, capture_output=True)
+
+
+def test_fresh_clone_restores_every_finished_stage_and_recomputes_nothing(small_run, tmp_path, monkeypatch):
+    """Issue 24: the stage artifacts of a finished run, committed to a repository and cloned, rebuild
+    an empty run directory; the rerun labels, trains, runs MD and optimises nothing, and reports
+    the same numbers."""
+    tmp, results, _ = small_run
+    folder = Path("benchmarks") / "artifacts" / "palirs_small"
+    repo, clone = tmp_path / "repo", tmp_path / "clone"
+    shutil.copytree(tmp / "artifacts", repo / folder)
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "stage artifacts")
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    manifest = json.loads((clone / folder / "MANIFEST.json").read_text())
+    assert results["artifacts_mb"] == pytest.approx(manifest["total_bytes"] / 1e6)
+    assert not any(name.endswith((".db", ".pt")) and "models" not in name for name in manifest["files"])
+
+    import specml.dynamics
+    import specml.models
+    import specml.molecules.optimize
+    import specml.workflow.active_learning as active_learning
+    import specml.workflow.production as production
+
+    def recomputed(what):
+        def fail(*args, **kwargs):
+            raise AssertionError(f"the rerun recomputed a finished stage: {what}")
+
+        return fail
+
+    monkeypatch.setattr(specml.models, "train_committee", recomputed("training"))
+    monkeypatch.setattr(active_learning, "label_candidates", recomputed("reference labels"))
+    monkeypatch.setattr(active_learning, "run_md_tasks", recomputed("exploration or test-set MD"))
+    monkeypatch.setattr(production, "run_md_tasks", recomputed("production MD"))
+    monkeypatch.setattr(specml.dynamics, "run_reference_md", recomputed("reference MD"))
+    monkeypatch.setattr(specml.molecules.optimize, "optimize_geometry", recomputed("reference optimisation"))
+    sys.path.insert(0, str(SCRIPT.parent))
+    import palirs
+
+    run_dir = tmp_path / "run"  # empty: only the artifacts know the run
+    args = ["--preset", "small", "--run-dir", str(run_dir), "--out-dir", str(tmp_path / "out")]
+    assert palirs.main([*args, "--artifacts", str(clone / folder), "--workers", "0", "--no-progress"]) == 0
+    again, _ = outputs(tmp_path / "out")
+    for key in REQUIRED + ("reference_calls_total", "reference_calls_test_set", "harmonic_mae_cm1"):
+        assert again[key] == results[key], key
+    assert again["temperature_series"] == results["temperature_series"]
+    assert again["transferability"]["rows"] == results["transferability"]["rows"]
+    assert again["convergence"] == results["convergence"]
+    assert (
+        connect(str(run_dir / "xtb" / "labels.db")).count()
+        == connect(str(tmp / "run" / "xtb" / "labels.db")).count()
+    )

@@ -48,6 +48,10 @@ class LabelDatabase:
     def count(self, **selection) -> int:
         return self._db.count(**selection)
 
+    def rows(self, **selection):
+        """The ASE database rows (labelled and failed) matching ``selection``."""
+        return self._db.select(**selection)
+
     def add_label(
         self,
         key: str,

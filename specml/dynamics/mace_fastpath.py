@@ -170,12 +170,19 @@ class InvariantContraction(torch.nn.Module):
         )
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        # x: [B, C, I] features, y: [B, n_elements] one-hot; out[b, c]
+        weights = [getattr(self, f"w_{step}") for step in range(self.correlation)]
+        us = [getattr(self, f"U_{step}") for step in range(self.correlation)]
+        return self.contract(x, y, weights, us)
+
+    @staticmethod
+    def contract(x: torch.Tensor, y: torch.Tensor, weights: list, us: list) -> torch.Tensor:
+        """The contraction of features ``x`` [B, C, I] with one-hot elements ``y`` [B, n_elements],
+        element weights and coupling tensors for nu = correlation, ..., 1; out[b, c]. Plain
+        differentiable operations (training uses it on the live weights)."""
         b, c, i = x.shape
         xf = x.reshape(b * c, i)
         out = x.new_zeros(0)
-        for step in range(self.correlation):
-            u, w = getattr(self, f"U_{step}"), getattr(self, f"w_{step}")
+        for step, (u, w) in enumerate(zip(us, weights, strict=True)):
             k = u.shape[-1]
             # element weights of every node: [B, K, C] -> [B*C, K]
             wb = (y @ w.reshape(w.shape[0], k * c)).view(b, k, c).transpose(1, 2).reshape(b * c, k)

@@ -53,6 +53,7 @@ from .data import (
     z_table_for,
 )
 from .device import default_dtype, select_device, torch_dtype
+from .fast_training import with_fast_path
 from .presets import ModelPreset, hidden_irreps
 
 ProgressCallback = Callable[[int, int, dict], None]
@@ -297,6 +298,7 @@ def _checkpoint(
 # ----------------------------------------------------------------------------
 
 
+@with_fast_path
 def _fit(
     model: torch.nn.Module,
     data: PreparedData,

@@ -75,13 +75,62 @@ def ir_from_dipoles(
         raise InputError(f"quantum_correction must be one of {QUANTUM_CORRECTIONS}")
     if quantum_correction and not temperature_k:
         raise InputError("the harmonic quantum correction needs a temperature")
+    acf = dipole_acf(dipoles, timestep_fs, max_correlation_fs)
+    settings: dict = {
+        "resolution_cm1": resolution_cm1,
+        "correct_finite_difference": correct_finite_difference,
+    }
+    settings |= {"quantum_correction": quantum_correction, "temperature_k": temperature_k}
+    return _acf_spectrum(acf, timestep_fs, max_correlation_fs, len(dipoles), (lo, hi), settings, metadata)
+
+
+def dipole_acf(dipoles: np.ndarray, timestep_fs: float, max_correlation_fs: float) -> np.ndarray:
+    """The unbiased autocorrelation of d mu / dt, lags 0 to ``max_correlation_fs``: all that
+    :func:`ir_from_acf` needs of a trajectory (its compact, storable form)."""
+    dipoles = np.asarray(dipoles, dtype=float)
     max_lag = int(round(max_correlation_fs / timestep_fs))
     if dipoles.shape[0] < 2 * max_lag:
         raise InputError(
             f"trajectory of {dipoles.shape[0] * timestep_fs:.0f} fs is too short for a correlation depth of "
             f"{max_correlation_fs:.0f} fs (need at least twice the depth)"
         )
-    acf = autocorrelation(dipole_derivative(dipoles, timestep_fs), max_lag)
+    return autocorrelation(dipole_derivative(dipoles, timestep_fs), max_lag)
+
+
+def ir_from_acf(
+    acf: np.ndarray,
+    timestep_fs: float,
+    max_correlation_fs: float,
+    n_frames: int,
+    lo: float = 0.0,
+    hi: float = 4000.0,
+    metadata: dict | None = None,
+) -> Spectrum:
+    """IR spectrum from a :func:`dipole_acf` of an ``n_frames`` trajectory, with the default
+    settings of :func:`ir_from_dipoles` (equal to it, bit for bit, on the same trajectory)."""
+    return _acf_spectrum(acf, timestep_fs, max_correlation_fs, n_frames, (lo, hi), {}, metadata)
+
+
+def _acf_spectrum(
+    acf: np.ndarray,
+    timestep_fs: float,
+    max_correlation_fs: float,
+    n_frames: int,
+    window_cm1: tuple[float, float],
+    settings: dict,
+    metadata: dict | None,
+) -> Spectrum:
+    """The transform behind :func:`ir_from_dipoles` (``settings``: its keyword options)."""
+    resolution_cm1 = settings.get("resolution_cm1", 0.5)
+    quantum_correction, temperature_k = settings.get("quantum_correction"), settings.get("temperature_k")
+    lo, hi = window_cm1
+    max_lag = int(round(max_correlation_fs / timestep_fs))
+    acf = np.asarray(acf, dtype=float)
+    if acf.shape != (max_lag + 1,):
+        raise InputError(
+            f"autocorrelation of {acf.shape[0]} lags does not match a depth of {max_correlation_fs:g} fs "
+            f"at {timestep_fs:g} fs ({max_lag + 1} lags)"
+        )
     # One-sided Hann window: the right half of a Hann window of length 2*max_lag+1.
     acf = acf * np.hanning(2 * max_lag + 1)[max_lag:]
     # Zero padding sets the point spacing: d_nu = 1 / (N dt c).
@@ -91,7 +140,7 @@ def ir_from_dipoles(
     transform = np.fft.rfft(acf, n=n_fft).real
     intensity = timestep_fs * (2.0 * transform - acf[0])
     wavenumber = np.fft.rfftfreq(n_fft, d=timestep_fs) / SPEED_OF_LIGHT_CM_PER_FS
-    if correct_finite_difference:
+    if settings.get("correct_finite_difference", True):
         wdt = 2 * np.pi * wavenumber * SPEED_OF_LIGHT_CM_PER_FS * timestep_fs
         intensity = intensity * np.where(
             wdt > 1e-12, (wdt / np.sin(np.clip(wdt, 1e-12, np.pi - 1e-6))) ** 2, 1.0
@@ -106,7 +155,7 @@ def ir_from_dipoles(
         "timestep_fs": timestep_fs,
         "max_correlation_fs": max_correlation_fs,
         "window": "hann",
-        "n_frames": int(dipoles.shape[0]),
+        "n_frames": int(n_frames),
         "quantum_correction": quantum_correction,
         "temperature_k": temperature_k,
         # A Hann window over +-T has a main-lobe FWHM of about 2/(T c) in cm-1.
@@ -131,15 +180,22 @@ def average_spectra(spectra: Sequence[Spectrum], metadata: dict | None = None) -
 
 
 def ir_from_trajectories(
-    dipole_series: Sequence[np.ndarray],
+    trajectories: Sequence[np.ndarray | tuple[np.ndarray, int]],
     timestep_fs: float,
     max_correlation_fs: float = 1000.0,
     lo: float = 0.0,
     hi: float = 4000.0,
     metadata: dict | None = None,
 ) -> Spectrum:
-    """Mean ± std IR spectrum over independent trajectories (one ``(T, 3)`` dipole series each,
-    e·Å every ``timestep_fs``): :func:`ir_from_dipoles` per trajectory, then :func:`average_spectra`."""
+    """Mean ± std IR spectrum over independent trajectories, each a ``(T, 3)`` dipole series (e·Å
+    every ``timestep_fs``) or its ``(dipole_acf, n_frames)``: :func:`ir_from_dipoles` or
+    :func:`ir_from_acf` per trajectory, then :func:`average_spectra`."""
     return average_spectra(
-        [ir_from_dipoles(d, timestep_fs, max_correlation_fs, lo, hi) for d in dipole_series], metadata
+        [
+            ir_from_acf(t[0], timestep_fs, max_correlation_fs, t[1], lo, hi)
+            if isinstance(t, tuple)
+            else ir_from_dipoles(t, timestep_fs, max_correlation_fs, lo, hi)
+            for t in trajectories
+        ],
+        metadata,
     )

@@ -85,7 +85,11 @@ class IRWorkflow:
         database: str | None = None,
         show_progress: bool = True,
         console=None,
+        stage_done=None,
     ):
+        """``stage_done(name)``, when given, is called each time a stage's output lands (an
+        iteration, the final models, the test set, production MD): e.g. to keep stage artifacts
+        (:mod:`specml.workflow.artifacts`) current."""
         if not molecules:
             raise InputError("no molecules given")
         names = [m.name for m in molecules]
@@ -110,6 +114,7 @@ class IRWorkflow:
         self.log = file_logger(self.dirs.log)
         self._prepared: list[PreparedMolecule] | None = None
         self._models_for_md: Path = self.dirs.final_models  # the checkpoint MD tasks load
+        self._stage_done = stage_done or (lambda stage: None)
 
     def _settings_open_to_change(self) -> tuple[str, ...]:
         """Settings that only shape stages not yet run: a resumed run records new values for them."""
@@ -430,6 +435,7 @@ class IRWorkflow:
                 entry = self.evaluate(iteration, committee, self.dirs.total_time_s())
             curve.append(entry)
             atomic_write_json(self.dirs.learning_curve, curve)
+            self._stage_done(f"iteration {iteration}")
             self.say(
                 f"iteration {iteration}: harmonic MAE {entry['harmonic_mae_cm1']:.1f} cm-1, "
                 f"{entry['reference_calls']} reference calculations"
@@ -442,6 +448,7 @@ class IRWorkflow:
 
             final = committee if committee is not None else Committee.load(self.dirs.models(last))
             atomic_save_directory(final.save, self.dirs.final_models)
+            self._stage_done("final models")
         return self.dirs.final_models, curve
 
     # -- stage 6 --------------------------------------------------------------------
@@ -525,8 +532,10 @@ class IRWorkflow:
         _, curve = self.active_learning()
         with self.dirs.timed("test_set"):
             test_errors = self.test_set() if self.config.run_test_set else {}
+        self._stage_done("test set")
         with self.dirs.timed("production_md"):
             produced = self.production(temperatures_k)
+        self._stage_done("production MD")
         spectra = keyed_spectra(produced)
         summary = {
             "molecules": [m.name for m in self.molecules],

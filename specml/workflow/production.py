@@ -11,7 +11,7 @@ temperature series or a list of new molecules should never run one small batch e
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from ase import Atoms
 
 from specml.errors import InputError
 from specml.executor import Executor
-from specml.spectra.autocorrelation import ir_from_trajectories
+from specml.spectra.autocorrelation import dipole_acf, ir_from_trajectories
 from specml.spectra.spectrum import Spectrum
 from specml.workflow.config import WorkflowConfig
 from specml.workflow.md_tasks import Replica, production_task, replica_seed, run_md_tasks
@@ -122,7 +122,7 @@ def job_spectra(
     lo, hi = config.spectrum_range_cm1
     for name, _ in job.structures:
         runs = read_production_file(job.file(name))
-        usable = runs.usable_dipoles(min_fs=2 * config.max_correlation_fs)
+        usable = runs.usable_correlations(config.max_correlation_fs, min_fs=2 * config.max_correlation_fs)
         if not usable:
             say(f"[yellow]{name}: every production trajectory hit the sanity stop; no spectrum[/]")
             continue
@@ -136,7 +136,7 @@ def job_spectra(
                 "label": f"{name} ML-MD {job.temperature_k:.0f} K",
                 "molecule": name,
                 "temperature_k": job.temperature_k,
-                "n_trajectories_stopped": len(runs.dipoles) - len(usable),
+                "n_trajectories_stopped": runs.n_trajectories - len(usable),
                 "mean_relative_force_uncertainty": float(np.nanmean(runs.mean_uncertainties)),
                 "mean_kinetic_temperature_k": float(np.nanmean(runs.mean_temperatures_k)),
                 "method": "ML-MD (MACE committee)",
@@ -188,13 +188,23 @@ def keyed_spectra(produced: dict[float, dict[str, Spectrum]]) -> dict[str, Spect
     }
 
 
+def acf_key(index: int | None, max_ps: float | None = None) -> str:
+    """The name of a stored autocorrelation in a compact dipole file: trajectory ``index`` (None:
+    a one-trajectory file), over the whole trajectory or its first ``max_ps`` picoseconds."""
+    window = "all" if max_ps is None else f"first_{max_ps:g}ps"
+    return f"acf_{window}" if index is None else f"acf_{index}_{window}"
+
+
 @dataclass
 class ProductionRuns:
     """The production trajectories of one molecule, as :func:`run_production` stores them.
 
     ``dipoles`` (e·Å, one ``(T, 3)`` series per trajectory, every ``record_interval_fs``),
     ``uncertainties`` (relative force uncertainty per frame), ``stopped`` (sanity stop),
-    ``mean_temperatures_k`` (mean kinetic temperature per trajectory, K).
+    ``mean_temperatures_k`` (mean kinetic temperature per trajectory, K). A compact file
+    (:mod:`specml.workflow.compact_md`) has no dipoles: ``acfs`` holds each trajectory's
+    :func:`~specml.spectra.autocorrelation.dipole_acf` by :func:`acf_key`, at depth
+    ``acf_depth_fs``, ``n_frames`` the trajectory lengths and ``uncertainties`` one mean each.
     """
 
     dipoles: list[np.ndarray]
@@ -202,33 +212,80 @@ class ProductionRuns:
     stopped: list[bool]
     mean_temperatures_k: list[float]
     record_interval_fs: float
+    n_frames: list[int] = field(default_factory=list)
+    acfs: dict[str, np.ndarray] = field(default_factory=dict)
+    acf_depth_fs: float | None = None
+
+    def __post_init__(self):
+        if not self.n_frames:
+            self.n_frames = [len(d) for d in self.dipoles]
+
+    @property
+    def n_trajectories(self) -> int:
+        return len(self.stopped)
 
     @property
     def mean_uncertainties(self) -> list[float]:
         return [float(np.nanmean(u)) if u.size else np.nan for u in self.uncertainties]
 
+    def _usable(self, min_fs: float) -> list[int]:
+        return [
+            k
+            for k in range(self.n_trajectories)
+            if not self.stopped[k] and self.n_frames[k] * self.record_interval_fs >= min_fs
+        ]
+
+    def _window(self, max_ps: float | None) -> int | None:
+        return None if max_ps is None else int(round(max_ps * 1000.0 / self.record_interval_fs))
+
     def usable_dipoles(self, min_fs: float = 0.0, max_ps: float | None = None) -> list[np.ndarray]:
         """Dipole series of the trajectories that were not stopped and are at least ``min_fs``
         long, cut to their first ``max_ps`` picoseconds."""
-        n = None if max_ps is None else int(round(max_ps * 1000.0 / self.record_interval_fs))
-        return [
-            d[:n]
-            for d, stop in zip(self.dipoles, self.stopped, strict=True)
-            if not stop and len(d) * self.record_interval_fs >= min_fs
-        ]
+        if not self.dipoles and self.n_trajectories:
+            raise InputError("a compact production file holds autocorrelations, not dipoles")
+        n = self._window(max_ps)
+        return [self.dipoles[k][:n] for k in self._usable(min_fs)]
+
+    def usable_correlations(
+        self, max_correlation_fs: float, min_fs: float = 0.0, max_ps: float | None = None
+    ) -> list[tuple[np.ndarray, int]]:
+        """``(dipole_acf, n_frames)`` of the trajectories :meth:`usable_dipoles` selects, computed
+        from the dipoles or read from a compact file."""
+        n = self._window(max_ps)
+        if self.dipoles:
+            return [
+                (dipole_acf(d, self.record_interval_fs, max_correlation_fs), len(d))
+                for d in self.usable_dipoles(min_fs, max_ps)
+            ]
+        if self.acf_depth_fs != max_correlation_fs:
+            raise InputError(
+                f"the stored autocorrelations reach {self.acf_depth_fs:g} fs, not {max_correlation_fs:g} fs"
+            )
+        out = []
+        for k in self._usable(min_fs):
+            key = acf_key(k, max_ps)
+            if key not in self.acfs:
+                stored = sorted({name.split("_", 2)[-1] for name in self.acfs})
+                raise InputError(f"no stored autocorrelation {key!r} (this file has windows {stored})")
+            out.append((self.acfs[key], self.n_frames[k] if n is None else min(n, self.n_frames[k])))
+        return out
 
 
 def read_production_file(path: Path) -> ProductionRuns:
     """Read one molecule's production file (``dipoles_K``, ``uncertainty_K``, ``stopped_K``,
-    ``mean_temperature_K`` per trajectory K, and ``record_interval_fs``)."""
+    ``mean_temperature_K`` per trajectory K, and ``record_interval_fs``), or its compact form."""
     with np.load(path) as data:
-        n_runs = len([k for k in data.files if k.startswith("dipoles_")])
+        n_runs = len([k for k in data.files if k.startswith("stopped_")])
         if not n_runs:
             raise InputError(f"{path}: no production trajectories (no 'dipoles_K' arrays)")
+        compact = "acf_depth_fs" in data.files
         return ProductionRuns(
-            dipoles=[np.asarray(data[f"dipoles_{k}"], dtype=float) for k in range(n_runs)],
+            dipoles=[] if compact else [np.asarray(data[f"dipoles_{k}"], dtype=float) for k in range(n_runs)],
             uncertainties=[np.asarray(data[f"uncertainty_{k}"], dtype=float) for k in range(n_runs)],
             stopped=[bool(data[f"stopped_{k}"]) for k in range(n_runs)],
             mean_temperatures_k=[float(data[f"mean_temperature_{k}"]) for k in range(n_runs)],
             record_interval_fs=float(data["record_interval_fs"]),
+            n_frames=[int(data[f"n_frames_{k}"]) for k in range(n_runs)] if compact else [],
+            acfs={k: np.asarray(data[k], dtype=float) for k in data.files if k.startswith("acf_")},
+            acf_depth_fs=float(data["acf_depth_fs"]) if compact else None,
         )
