@@ -1,8 +1,9 @@
-"""IR spectra from dipole time series (the MD route).
+"""IR spectra from dipole time series (the MD route), and the transform Raman shares.
 
 I(nu) ∝ FT[ <mu_dot(0) · mu_dot(t)> ], the autocorrelation of the dipole time
 derivative computed with the Wiener-Khinchin theorem, truncated at a maximum
-correlation depth, Hann-windowed and zero-padded before the transform.
+correlation depth, Hann-windowed and zero-padded before the transform
+(:func:`derivative_spectrum`; :mod:`specml.spectra.raman_md` uses it for polarizabilities).
 """
 
 from __future__ import annotations
@@ -69,19 +70,78 @@ def ir_from_dipoles(
     dipoles = np.asarray(dipoles, dtype=float)
     if dipoles.ndim != 2 or dipoles.shape[1] != 3:
         raise InputError(f"dipoles must have shape (T, 3), got {dipoles.shape}")
-    if timestep_fs <= 0:
-        raise InputError("timestep must be positive")
+    check_correction(quantum_correction, temperature_k)
+    wavenumber, intensity = derivative_spectrum(
+        dipoles, timestep_fs, max_correlation_fs, resolution_cm1, correct_finite_difference
+    )
+    if quantum_correction == "harmonic":
+        assert temperature_k is not None  # checked above
+        intensity = intensity * harmonic_quantum_correction(wavenumber, temperature_k)
+    keep = (wavenumber >= lo) & (wavenumber <= hi)
+    info = {
+        "source": "md",
+        "intensity_units": "(e·Å/fs)^2·fs",
+        **correlation_settings(
+            timestep_fs, max_correlation_fs, dipoles.shape[0], quantum_correction, temperature_k
+        ),
+    }
+    info.update(metadata or {})
+    return Spectrum(wavenumber[keep], intensity[keep], metadata=info)
+
+
+def check_correction(quantum_correction: str | None, temperature_k: float | None) -> None:
+    """InputError unless ``quantum_correction`` is known and has the temperature it needs."""
     if quantum_correction not in QUANTUM_CORRECTIONS:
         raise InputError(f"quantum_correction must be one of {QUANTUM_CORRECTIONS}")
     if quantum_correction and not temperature_k:
         raise InputError("the harmonic quantum correction needs a temperature")
+
+
+def correlation_settings(
+    timestep_fs: float,
+    max_correlation_fs: float,
+    n_frames: int,
+    quantum_correction: str | None,
+    temperature_k: float | None,
+) -> dict:
+    """The metadata of a spectrum from :func:`derivative_spectrum`."""
+    return {
+        "quantum_correction": quantum_correction,
+        "temperature_k": temperature_k,
+        "timestep_fs": timestep_fs,
+        "max_correlation_fs": max_correlation_fs,
+        "window": "hann",
+        "n_frames": int(n_frames),
+        # A Hann window over +-T has a main-lobe FWHM of about 2/(T c) in cm-1.
+        "resolution_cm1": 2.0 / (max_correlation_fs * SPEED_OF_LIGHT_CM_PER_FS),
+    }
+
+
+def derivative_spectrum(
+    series: np.ndarray,
+    timestep_fs: float,
+    max_correlation_fs: float = 1000.0,
+    resolution_cm1: float = 0.5,
+    correct_finite_difference: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wavenumbers (cm-1, from 0) and the two-sided Fourier transform S (units of the series^2 /
+    fs) of the autocorrelation of d series/dt, summed over the (T, n) series' components.
+
+    The autocorrelation is truncated at ``max_correlation_fs``, Hann-windowed and zero-padded to a
+    point spacing of ``resolution_cm1``; S integrates over all frequencies (1/fs) to C(0), so its
+    integral over 0..inf in cm-1 is C(0) / (2 c) with c in cm/fs. The dipoles of IR and the
+    polarizability invariants of Raman both go through here.
+    """
+    series = np.asarray(series, dtype=float)
+    if timestep_fs <= 0:
+        raise InputError("timestep must be positive")
     max_lag = int(round(max_correlation_fs / timestep_fs))
-    if dipoles.shape[0] < 2 * max_lag:
+    if series.shape[0] < 2 * max_lag:
         raise InputError(
-            f"trajectory of {dipoles.shape[0] * timestep_fs:.0f} fs is too short for a correlation depth of "
+            f"trajectory of {series.shape[0] * timestep_fs:.0f} fs is too short for a correlation depth of "
             f"{max_correlation_fs:.0f} fs (need at least twice the depth)"
         )
-    acf = autocorrelation(dipole_derivative(dipoles, timestep_fs), max_lag)
+    acf = autocorrelation(dipole_derivative(series, timestep_fs), max_lag)
     # One-sided Hann window: the right half of a Hann window of length 2*max_lag+1.
     acf = acf * np.hanning(2 * max_lag + 1)[max_lag:]
     # Zero padding sets the point spacing: d_nu = 1 / (N dt c).
@@ -96,24 +156,7 @@ def ir_from_dipoles(
         intensity = intensity * np.where(
             wdt > 1e-12, (wdt / np.sin(np.clip(wdt, 1e-12, np.pi - 1e-6))) ** 2, 1.0
         )
-    if quantum_correction == "harmonic":
-        assert temperature_k is not None  # checked above
-        intensity = intensity * harmonic_quantum_correction(wavenumber, temperature_k)
-    keep = (wavenumber >= lo) & (wavenumber <= hi)
-    info = {
-        "source": "md",
-        "intensity_units": "(e·Å/fs)^2·fs",
-        "timestep_fs": timestep_fs,
-        "max_correlation_fs": max_correlation_fs,
-        "window": "hann",
-        "n_frames": int(dipoles.shape[0]),
-        "quantum_correction": quantum_correction,
-        "temperature_k": temperature_k,
-        # A Hann window over +-T has a main-lobe FWHM of about 2/(T c) in cm-1.
-        "resolution_cm1": 2.0 / (max_correlation_fs * SPEED_OF_LIGHT_CM_PER_FS),
-    }
-    info.update(metadata or {})
-    return Spectrum(wavenumber[keep], intensity[keep], metadata=info)
+    return wavenumber, intensity
 
 
 def average_spectra(spectra: Sequence[Spectrum], metadata: dict | None = None) -> Spectrum:
