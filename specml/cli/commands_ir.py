@@ -10,7 +10,7 @@ from rich.markup import escape
 from specml import checks
 from specml.cli.app import app, checked_options, console, emit_json, output_format, titled_table
 from specml.cli.commands_core import REFERENCE_OPTION_HELP, load_experiment, molecules_for
-from specml.errors import ModelError
+from specml.errors import InputError, ModelError
 
 IR_JSON_HELP = (
     "Print a JSON object instead of the summary: {run_dir, spectra: {KEY: csv path}, summary (with "
@@ -56,6 +56,12 @@ def ir(
         None, "--production-ps", help="Production time per trajectory (ps, > 0)."
     ),
     database: str | None = typer.Option(None, "--database", help="ASE database path or postgresql:// URL."),
+    raman: bool = typer.Option(
+        False,
+        "--raman",
+        help="Also label polarizabilities, train a polarizability model and write ML-MD Raman spectra "
+        "(VV, VH, total) from the same trajectories (docs/raman.md).",
+    ),
     json_out: bool = typer.Option(False, "--json", help=IR_JSON_HELP),
 ) -> None:
     """Learn MACE potentials + dipole model by active learning, then predict ML-MD IR spectra."""
@@ -71,6 +77,7 @@ def ir(
             "max_iterations": max_iterations,
             "warm_start": warm_start,
             "production_ps": production_ps,
+            "raman": raman or None,
         }
         config = get_workflow_config(preset, **overrides)
         temperatures = checks.temperatures("--temperature", temperature)
@@ -78,6 +85,8 @@ def ir(
         check_scheduler(scheduler)
         if models is not None:
             checks.existing_dir(models, "--models")
+            if raman:
+                raise InputError("--raman needs a training run; with --models only IR is predicted")
         experiment = _load_experiment(compare) if compare else None
         # Trained models check their own elements (before their prediction folder is claimed).
         mols = load_molecules(molecules) if models is not None else molecules_for(molecules, method)
@@ -141,6 +150,7 @@ def _finish(result, run_dir: Path, experiment, compare: Path | None, machine: st
         else None
     )
     files = write_outputs(result, run_dir, experiment, comparison)
+    raman_files = _write_raman(result, run_dir)
     if machine:
         emit_json(
             {
@@ -148,10 +158,19 @@ def _finish(result, run_dir: Path, experiment, compare: Path | None, machine: st
                 "spectra": files,
                 "summary": result.summary,
                 "vs_experiment": comparison,
+                **({"raman_spectra": raman_files} if raman_files else {}),
             }
         )
     else:
         _print_summary(result, run_dir)
+
+
+def _write_raman(result, run_dir: Path) -> dict:
+    if not result.raman_spectra:
+        return {}
+    from specml.workflow.raman import write_raman_outputs
+
+    return write_raman_outputs(result.raman_spectra, run_dir)
 
 
 def _run_name(text: str, mols) -> str:
