@@ -2,7 +2,6 @@
 polarizability model and writes IR and Raman spectra from one set of production trajectories."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
