@@ -14,8 +14,8 @@ from specml.errors import InputError, ModelError
 
 IR_JSON_HELP = (
     "Print a JSON object instead of the summary: {run_dir, spectra: {KEY: csv path}, summary (with "
-    "--models: the domain check), vs_experiment: {KEY: metrics} or null}, KEY being "
-    "molecule@temperature (docs/cli_output.md)."
+    "--models: the domain check), vs_experiment: {KEY: metrics} or null, with --raman raman_spectra: "
+    "{KEY: csv of the total Raman spectrum}}, KEY being molecule@temperature (docs/cli_output.md)."
 )
 
 

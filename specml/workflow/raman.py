@@ -109,7 +109,7 @@ def polarizabilities_of_frames(models_dir: Path, trajectories: list) -> list[np.
     in ``models_dir`` (batched over frames: MACE's polarizability batches, its gradients do not)."""
     from specml.models.polarizability import PolarizabilityModel
 
-    model = PolarizabilityModel.load(models_dir)
+    model = PolarizabilityModel.load(models_dir, device="auto")  # where the MD runs
     out = []
     for frames in trajectories:
         images = [Atoms(numbers=frames.numbers, positions=p) for p in frames.positions]
