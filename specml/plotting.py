@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from specml.comparison.compare import ComparisonResult
 
 WAVENUMBER_LABEL = "Wavenumber (cm$^{-1}$)"
+RAMAN_SHIFT_LABEL = "Raman shift (cm$^{-1}$)"
 #: File types a plot can be saved as (matplotlib picks the format from the suffix).
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
@@ -56,9 +57,12 @@ def draw_spectra(
 ) -> None:
     """Draw ``spectra`` (±std bands where present) on a matplotlib ``ax``, for multi-panel figures."""
     draw_curves(ax, spectra, labels, normalize)
-    ax.set_xlabel(WAVENUMBER_LABEL)
     ax.set_ylabel("Normalised intensity" if normalize else "Intensity")
-    ax.invert_xaxis()  # chemists read IR spectra from high to low wavenumber
+    if all(s.metadata.get("technique") == "raman" for s in spectra):
+        ax.set_xlabel(RAMAN_SHIFT_LABEL)  # Raman spectra are read from low to high shift
+    else:
+        ax.set_xlabel(WAVENUMBER_LABEL)
+        ax.invert_xaxis()  # chemists read IR spectra from high to low wavenumber
     ax.legend(loc="best", fontsize="small")
 
 

@@ -15,8 +15,8 @@ from specml.errors import InputError, ModelError
 
 IR_JSON_HELP = (
     "Print a JSON object instead of the summary: {run_dir, spectra: {KEY: csv path}, summary (with "
-    "--models: the domain check), vs_experiment: {KEY: metrics} or null}, KEY being "
-    "molecule@temperature (docs/cli_output.md)."
+    "--models: the domain check), vs_experiment: {KEY: metrics} or null, with --raman raman_spectra: "
+    "{KEY: csv of the total Raman spectrum}}, KEY being molecule@temperature (docs/cli_output.md)."
 )
 
 
@@ -69,6 +69,12 @@ def ir(
         help="With --pretrain: finetune (default) | delta | scratch | best (all three on the first "
         "expensive labels; the lowest harmonic MAE goes on).",
     ),
+    raman: bool = typer.Option(
+        False,
+        "--raman",
+        help="Also label polarizabilities, train a polarizability model and write ML-MD Raman spectra "
+        "(VV, VH, total) from the same trajectories (docs/raman.md).",
+    ),
     json_out: bool = typer.Option(False, "--json", help=IR_JSON_HELP),
 ) -> None:
     """Learn MACE potentials + dipole model by active learning, then predict ML-MD IR spectra."""
@@ -84,6 +90,7 @@ def ir(
             "max_iterations": max_iterations,
             "warm_start": warm_start,
             "production_ps": production_ps,
+            "raman": raman or None,
         }
         config = get_workflow_config(preset, **overrides)
         temperatures = checks.temperatures("--temperature", temperature)
@@ -91,6 +98,8 @@ def ir(
         check_scheduler(scheduler)
         if models is not None:
             checks.existing_dir(models, "--models")
+            if raman:
+                raise InputError("--raman needs a training run; with --models only IR is predicted")
         fidelities = _fidelity_settings(pretrain, adaptation, models, config.reference)
         experiment = _load_experiment(compare) if compare else None
         # Trained models check their own elements (before their prediction folder is claimed).
@@ -180,6 +189,7 @@ def _finish(result, run_dir: Path, experiment, compare: Path | None, machine: st
         else None
     )
     files = write_outputs(result, run_dir, experiment, comparison)
+    raman_files = _write_raman(result, run_dir)
     if machine:
         emit_json(
             {
@@ -187,10 +197,19 @@ def _finish(result, run_dir: Path, experiment, compare: Path | None, machine: st
                 "spectra": files,
                 "summary": result.summary,
                 "vs_experiment": comparison,
+                **({"raman_spectra": raman_files} if raman_files else {}),
             }
         )
     else:
         _print_summary(result, run_dir)
+
+
+def _write_raman(result, run_dir: Path) -> dict:
+    if not result.raman_spectra:
+        return {}
+    from specml.workflow.raman import write_raman_outputs
+
+    return write_raman_outputs(result.raman_spectra, run_dir)
 
 
 def _run_name(text: str, mols) -> str:

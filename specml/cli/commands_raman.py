@@ -10,21 +10,32 @@ import typer
 from rich.markup import escape
 
 from specml import checks
-from specml.cli.app import app, checked_options, console, emit_json, output_format, titled_table
+from specml.cli.app import (
+    app,
+    checked_options,
+    console,
+    emit_json,
+    output_format,
+    show_cautions,
+    titled_table,
+)
 from specml.cli.commands_core import (
     REFERENCE_OPTION_HELP,
     _harmonic_with_progress,
+    _report_comparison,
     molecules_for,
     summary_with_files,
 )
 
 if TYPE_CHECKING:  # not at run time: ``specml --help`` stays light
     from specml.reference import ReferenceMethod
+    from specml.spectra.spectrum import Spectrum
 
 RAMAN_JSON_HELP = (
     "Print a JSON list with one object per molecule instead of the tables: the content of its "
     "<stem>.json file (molecule, smiles, reference, frequencies_cm1, activities_a4_amu, "
-    "depolarization_ratios, cross_sections_cm2_sr with --laser-nm, ...) plus files: {csv, png, json}."
+    "depolarization_ratios, cross_sections_cm2_sr with --laser-nm, vs_experiment with --compare, ...) "
+    "plus files: {csv, png, json}."
 )
 
 #: Upper bound of --laser-nm: beyond the near infrared no Raman laser is used, and a typo
@@ -51,6 +62,12 @@ def raman(
     temperature: float = typer.Option(
         298.15, "--temperature", "-T", help="Temperature of the Bose factor of the cross sections (K)."
     ),
+    compare: Path | None = typer.Option(
+        None,
+        "--compare",
+        help="Experimental Raman spectrum to overlay and score (JCAMP-DX with a Raman ##DATA TYPE, or "
+        "CSV of Raman shift in cm-1 and intensity).",
+    ),
     json_out: bool = typer.Option(False, "--json", help=RAMAN_JSON_HELP),
 ) -> None:
     """Harmonic Raman spectrum (optimised geometry; polarizability derivatives along the normal
@@ -58,7 +75,7 @@ def raman(
     a DFT reference with diffuse functions (pyscf:b3lyp/aug-cc-pvdz) for numbers."""
     with checked_options():
         machine = output_format(json_out)
-        plan = _plan_raman(molecule, reference, out, fwhm, shape, wn_range, laser_nm, temperature)
+        plan = _plan_raman(molecule, reference, out, fwhm, shape, wn_range, laser_nm, temperature, compare)
     summaries = [_raman_of(mol, plan) for mol in plan.molecules]
     if machine:
         emit_json(summaries)
@@ -77,9 +94,13 @@ class _RamanPlan:
     hi: float
     laser_nm: float | None
     temperature: float  # K
+    compare: Path | None
+    experiment: Spectrum | None  # the loaded --compare spectrum
 
 
-def _plan_raman(molecule, reference, out, fwhm, shape, wn_range, laser_nm, temperature) -> _RamanPlan:
+def _plan_raman(
+    molecule, reference, out, fwhm, shape, wn_range, laser_nm, temperature, compare
+) -> _RamanPlan:
     """Every option checked and the molecules loaded, before any calculation (InputError: exit 2)."""
     from specml.reference import make_reference
     from specml.spectra.broadening import check_line_settings
@@ -91,8 +112,18 @@ def _plan_raman(molecule, reference, out, fwhm, shape, wn_range, laser_nm, tempe
     if laser_nm is not None:
         laser_nm = checks.positive("--laser-nm", laser_nm, "nm", upper=MAX_LASER_NM)
     checks.output_dir(out, "--out")
+    experiment = load_raman_experiment(compare) if compare is not None else None
     molecules = molecules_for(molecule, method)
-    return _RamanPlan(method, molecules, out, fwhm, shape, lo, hi, laser_nm, temperature)
+    return _RamanPlan(method, molecules, out, fwhm, shape, lo, hi, laser_nm, temperature, compare, experiment)
+
+
+def load_raman_experiment(path: Path) -> Spectrum:
+    """An experimental Raman spectrum to compare with (background removed), its cautions shown."""
+    from specml.experiment.preprocess import load_raman
+
+    experiment = load_raman(checks.readable_file(path, "--compare"))
+    show_cautions(experiment)
+    return experiment.with_metadata(label=f"experiment ({path.name})")
 
 
 def _raman_of(mol, plan: _RamanPlan) -> dict:
@@ -135,7 +166,13 @@ def _raman_of(mol, plan: _RamanPlan) -> dict:
         temperature_k=plan.temperature,
     ).with_metadata(label=f"{mol.name} harmonic Raman ({method.name})")
     spectrum.to_csv(stem.with_suffix(".csv"))
-    plot_spectra([spectrum], stem.with_suffix(".png"), title=f"{mol.name}: harmonic Raman ({method.name})")
+    if plan.compare is not None:
+        summary["vs_experiment"] = _report_comparison(
+            spectrum, plan.compare, stem.with_suffix(".png"), plan.lo, plan.hi, plan.experiment
+        )
+    else:
+        title = f"{mol.name}: harmonic Raman ({method.name})"
+        plot_spectra([spectrum], stem.with_suffix(".png"), title=title)
     return summary_with_files(stem, summary)
 
 

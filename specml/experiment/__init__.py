@@ -12,6 +12,7 @@ __getattr__, __dir__ = lazy_exports(
         "read_jcamp": "jcamp_reader",
         "correct_baseline": "preprocess",
         "load_absorbance": "preprocess",
+        "load_raman": "preprocess",
         "match_resolution": "preprocess",
         "preprocess_pair": "preprocess",
         "to_common_grid": "preprocess",
@@ -23,6 +24,7 @@ __getattr__, __dir__ = lazy_exports(
 __all__ = [
     "correct_baseline",
     "load_absorbance",
+    "load_raman",
     "match_resolution",
     "preprocess_pair",
     "read_jcamp",

@@ -1,4 +1,4 @@
-"""Read infrared spectra from JCAMP-DX files.
+"""Read infrared and Raman spectra from JCAMP-DX files.
 
 Parsing is done by the ``jcamp`` package. That parser is lenient: it prints
 X/Y-check failures instead of raising, builds the x axis from FIRSTX/LASTX/NPOINTS
@@ -42,6 +42,15 @@ _X_TO_CM1 = {
 _X_IN_CM1 = {"1/cm", "cm-1", "cm^-1", "1/cm-1", "wavenumber", "wavenumbers", "wavenumbers (cm-1)"}
 
 _IR_TYPE = re.compile(r"INFRARED|\b(FT-?)?N?IR\b|\bFTIR\b", re.IGNORECASE)
+_RAMAN_TYPE = re.compile(r"RAMAN", re.IGNORECASE)
+#: The vibrational techniques a file can be read as: its ##DATA TYPE must name it. The x axis of
+#: a Raman file in 1/CM is the Raman shift (cm-1), of an infrared one the wavenumber.
+TECHNIQUES = {"infrared": _IR_TYPE, "raman": _RAMAN_TYPE}
+_A_SPECTRUM = {"infrared": "an infrared spectrum", "raman": "a Raman spectrum"}
+_OTHER_TECHNIQUE_HINT = {
+    "infrared": "specml raman --compare reads Raman spectra",
+    "raman": "specml harmonic/ir --compare read infrared spectra",
+}
 # DUP count right after an SQZ token (digits in between): jcamp 1.3 looks back for a
 # DIF token there and expands the wrong characters.
 _SQZ_THEN_DUP = re.compile(r"[@A-Ia-i][0-9.]*[S-Zs]")
@@ -54,13 +63,16 @@ DELTAX_ROUNDING = 0.01
 DELTAX_LIMIT = 0.10
 
 
-def read_jcamp(path: str | Path) -> Spectrum:
-    """Read an infrared spectrum from a JCAMP-DX file onto a cm-1 axis.
+def read_jcamp(path: str | Path, technique: str = "infrared") -> Spectrum:
+    """Read an infrared (or, with ``technique="raman"``, a Raman) spectrum from a JCAMP-DX file
+    onto a cm-1 axis (wavenumber, or Raman shift); ``metadata["technique"]`` records which.
 
-    Compound (LINK) files yield their first infrared block. Raises
-    :class:`SpectrumFormatError` for anything that is not a usable IR spectrum.
+    Compound (LINK) files yield their first block of that technique. Raises
+    :class:`SpectrumFormatError` for anything that is not a usable spectrum of the technique.
     """
     path = Path(path)
+    if technique not in TECHNIQUES:
+        raise ValueError(f"technique must be one of {sorted(TECHNIQUES)}, got {technique!r}")
     try:
         raw = path.read_bytes().decode("utf-8", "ignore")
     except OSError as exc:
@@ -75,9 +87,9 @@ def read_jcamp(path: str | Path) -> Spectrum:
             parsed = jcamp.read(raw.splitlines(keepends=True))
     except Exception as exc:  # the parser raises bare Exception, IndexError, TypeError, ...
         raise SpectrumFormatError(f"{path}: malformed JCAMP-DX ({type(exc).__name__}: {exc})") from None
-    block = _select_block(path, parsed)
+    block = _select_block(path, parsed, technique)
     _check_parser_log(path, log.getvalue())
-    return _to_spectrum(path, block)
+    return _to_spectrum(path, block).with_metadata(technique=technique)
 
 
 def _check_encoding_supported(path: Path, raw: str) -> None:
@@ -104,22 +116,28 @@ def _data_type(block: dict) -> str:
     return str(block.get("data type") or block.get("datatype") or "").split("$$")[0].strip()
 
 
-def _select_block(path: Path, parsed: dict) -> dict:
+def _select_block(path: Path, parsed: dict, technique: str) -> dict:
     if _data_type(parsed).upper() != "LINK":
-        _require_infrared(path, parsed)
+        _require_technique(path, parsed, technique)
         return parsed
     children = parsed.get("children") or []
     for child in children:
-        if _IR_TYPE.search(_data_type(child)) and len(child.get("y", [])):
+        if TECHNIQUES[technique].search(_data_type(child)) and len(child.get("y", [])):
             return child
     found = ", ".join(sorted({_data_type(c) or "untyped" for c in children})) or "no blocks"
-    raise SpectrumFormatError(f"{path}: compound file has no infrared spectrum block (found: {found})")
+    name = _A_SPECTRUM[technique].split(" ", 1)[1]
+    raise SpectrumFormatError(f"{path}: compound file has no {name} block (found: {found})")
 
 
-def _require_infrared(path: Path, block: dict) -> None:
+def _require_technique(path: Path, block: dict, technique: str) -> None:
     data_type = _data_type(block)
-    if data_type and not _IR_TYPE.search(data_type):
-        raise SpectrumFormatError(f"{path}: not an infrared spectrum (DATA TYPE: {data_type})")
+    if data_type and not TECHNIQUES[technique].search(data_type):
+        other = next(t for t in TECHNIQUES if t != technique)
+        hint = f"; {_OTHER_TECHNIQUE_HINT[technique]}" if TECHNIQUES[other].search(data_type) else ""
+        raise SpectrumFormatError(f"{path}: not {_A_SPECTRUM[technique]} (DATA TYPE: {data_type}){hint}")
+    if technique == "raman" and not data_type:
+        # An untyped file is read as infrared (many exporters leave the type out); Raman must say so.
+        raise SpectrumFormatError(f"{path}: no ##DATA TYPE naming a Raman spectrum")
     if "peak table" in block and "xydata" not in block and "xypoints" not in block:
         raise SpectrumFormatError(f"{path}: holds a peak table, not a continuous spectrum")
 

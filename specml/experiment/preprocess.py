@@ -53,11 +53,26 @@ def correct_baseline(spectrum: Spectrum, method: str = "arpls", **kwargs) -> Spe
 
 def load_absorbance(path: str | Path) -> Spectrum:
     """Read an experimental spectrum and return non-negative, baseline-corrected absorbance."""
-    spectrum = to_absorbance(read_spectrum(path))
+    return baseline_corrected(to_absorbance(read_spectrum(path)), f"{path}: no absorption")
+
+
+def load_raman(path: str | Path) -> Spectrum:
+    """Read an experimental Raman spectrum (JCAMP-DX whose ##DATA TYPE names Raman, or CSV) on its
+    Raman shift axis (cm-1), its fluorescence background removed like an IR baseline; intensity in
+    the file's units (``metadata["intensity_units"]``, usually arbitrary)."""
+    spectrum = read_spectrum(path, technique="raman")
+    units = spectrum.metadata.get("intensity_units") or spectrum.metadata.get("yunits") or "arbitrary"
+    spectrum = spectrum.with_metadata(intensity_units=str(units), x_quantity="Raman shift / cm-1")
+    return baseline_corrected(spectrum, f"{path}: no Raman scattering")
+
+
+def baseline_corrected(spectrum: Spectrum, empty: str) -> Spectrum:
+    """``spectrum`` with its baseline removed (:func:`correct_baseline`) unless that was done before;
+    SpectrumFormatError ``"<empty> left after baseline correction"`` where nothing positive is left."""
     # A spectrum saved after this function (Spectrum.to_csv keeps the metadata) is not corrected twice.
     corrected = spectrum if spectrum.metadata.get("baseline") else correct_baseline(spectrum)
     if not np.any(corrected.intensity > 0):
-        raise SpectrumFormatError(f"{path}: no absorption left after baseline correction")
+        raise SpectrumFormatError(f"{empty} left after baseline correction")
     return corrected
 
 

@@ -48,6 +48,11 @@ def to_absorbance(spectrum: Spectrum) -> Spectrum:
     file's units). In that order, a converted spectrum saved with :meth:`Spectrum.to_csv`
     and read back is not converted a second time.
     """
+    if spectrum.metadata.get("technique") == "raman":
+        raise SpectrumFormatError(
+            f"{spectrum.metadata.get('source', spectrum.label)}: a Raman spectrum has no absorbance; "
+            "compare it with a Raman prediction (specml raman --compare)"
+        )
     units = str(spectrum.metadata.get("intensity_units") or spectrum.metadata.get("yunits") or "")
     kind = y_kind(units)
     if kind == "transmittance":

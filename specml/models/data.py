@@ -2,7 +2,8 @@
 
 Dataset convention (used by every specml module): the reference energy is in
 ``atoms.info["energy"]`` (eV), forces in ``atoms.arrays["forces"]`` (eV/Å) and
-the dipole in ``atoms.info["dipole"]`` (e·Å, ASE convention).
+the dipole in ``atoms.info["dipole"]`` (e·Å, ASE convention); for Raman the polarizability in
+``atoms.info["polarizability"]`` (Å^3, 9 numbers, row-major).
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ from .device import default_dtype
 ENERGY_KEY = "energy"
 FORCES_KEY = "forces"
 DIPOLE_KEY = "dipole"
+POLARIZABILITY_KEY = "polarizability"
 
 
 def key_specification() -> mace_data.KeySpecification:
     """MACE property name -> where the label lives on ``Atoms``."""
     return mace_data.KeySpecification(
-        info_keys={"energy": ENERGY_KEY, "dipole": DIPOLE_KEY},
+        info_keys={"energy": ENERGY_KEY, "dipole": DIPOLE_KEY, "polarizability": POLARIZABILITY_KEY},
         arrays_keys={"forces": FORCES_KEY},
     )
 
@@ -74,7 +76,7 @@ def check_elements(atoms: Atoms, atomic_numbers: Sequence[int]) -> None:
 
 def require_labels(atoms_list: Sequence[Atoms], labels: Sequence[str]) -> None:
     """Raise :class:`InputError` naming the first structure missing a label."""
-    where = {ENERGY_KEY: "info", DIPOLE_KEY: "info", FORCES_KEY: "arrays"}
+    where = {ENERGY_KEY: "info", DIPOLE_KEY: "info", POLARIZABILITY_KEY: "info", FORCES_KEY: "arrays"}
     for index, atoms in enumerate(atoms_list):
         for label in labels:
             container = atoms.info if where[label] == "info" else atoms.arrays

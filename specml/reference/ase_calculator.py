@@ -45,3 +45,17 @@ class ASECalculatorReference(ReferenceMethod):
 
     def calculator(self):
         return import_object(self.import_path)(**self.kwargs)
+
+    def polarizability(self, atoms):
+        """The calculator's ``polarizability`` property (Å^3, (3, 3), symmetrised) where its
+        ``implemented_properties`` lists one; otherwise InputError, as for any method without."""
+        import numpy as np
+        from ase import Atoms
+
+        calculator = self.calculator()
+        if "polarizability" not in getattr(calculator, "implemented_properties", ()):
+            return super().polarizability(atoms)
+        work = Atoms(atoms.get_chemical_symbols(), positions=atoms.get_positions())
+        work.calc = calculator
+        alpha = np.asarray(calculator.get_property("polarizability", work), dtype=float).reshape(3, 3)
+        return 0.5 * (alpha + alpha.T)

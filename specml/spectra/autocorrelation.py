@@ -1,8 +1,9 @@
-"""IR spectra from dipole time series (the MD route).
+"""IR spectra from dipole time series (the MD route), and the transform Raman shares.
 
 I(nu) ∝ FT[ <mu_dot(0) · mu_dot(t)> ], the autocorrelation of the dipole time
 derivative computed with the Wiener-Khinchin theorem, truncated at a maximum
-correlation depth, Hann-windowed and zero-padded before the transform.
+correlation depth, Hann-windowed and zero-padded before the transform
+(:func:`derivative_spectrum`; :mod:`specml.spectra.raman_md` uses it for polarizabilities).
 """
 
 from __future__ import annotations
@@ -69,32 +70,22 @@ def ir_from_dipoles(
     dipoles = np.asarray(dipoles, dtype=float)
     if dipoles.ndim != 2 or dipoles.shape[1] != 3:
         raise InputError(f"dipoles must have shape (T, 3), got {dipoles.shape}")
-    if timestep_fs <= 0:
-        raise InputError("timestep must be positive")
-    if quantum_correction not in QUANTUM_CORRECTIONS:
-        raise InputError(f"quantum_correction must be one of {QUANTUM_CORRECTIONS}")
-    if quantum_correction and not temperature_k:
-        raise InputError("the harmonic quantum correction needs a temperature")
+    check_correction(quantum_correction, temperature_k)
     acf = dipole_acf(dipoles, timestep_fs, max_correlation_fs)
-    settings: dict = {
-        "resolution_cm1": resolution_cm1,
-        "correct_finite_difference": correct_finite_difference,
-    }
-    settings |= {"quantum_correction": quantum_correction, "temperature_k": temperature_k}
-    return _acf_spectrum(acf, timestep_fs, max_correlation_fs, len(dipoles), (lo, hi), settings, metadata)
-
-
-def dipole_acf(dipoles: np.ndarray, timestep_fs: float, max_correlation_fs: float) -> np.ndarray:
-    """The unbiased autocorrelation of d mu / dt, lags 0 to ``max_correlation_fs``: all that
-    :func:`ir_from_acf` needs of a trajectory (its compact, storable form)."""
-    dipoles = np.asarray(dipoles, dtype=float)
-    max_lag = int(round(max_correlation_fs / timestep_fs))
-    if dipoles.shape[0] < 2 * max_lag:
-        raise InputError(
-            f"trajectory of {dipoles.shape[0] * timestep_fs:.0f} fs is too short for a correlation depth of "
-            f"{max_correlation_fs:.0f} fs (need at least twice the depth)"
-        )
-    return autocorrelation(dipole_derivative(dipoles, timestep_fs), max_lag)
+    return _ir_spectrum(
+        acf,
+        timestep_fs,
+        max_correlation_fs,
+        dipoles.shape[0],
+        (lo, hi),
+        {
+            "resolution_cm1": resolution_cm1,
+            "correct_finite_difference": correct_finite_difference,
+            "quantum_correction": quantum_correction,
+            "temperature_k": temperature_k,
+        },
+        metadata,
+    )
 
 
 def ir_from_acf(
@@ -108,10 +99,10 @@ def ir_from_acf(
 ) -> Spectrum:
     """IR spectrum from a :func:`dipole_acf` of an ``n_frames`` trajectory, with the default
     settings of :func:`ir_from_dipoles` (equal to it, bit for bit, on the same trajectory)."""
-    return _acf_spectrum(acf, timestep_fs, max_correlation_fs, n_frames, (lo, hi), {}, metadata)
+    return _ir_spectrum(acf, timestep_fs, max_correlation_fs, n_frames, (lo, hi), {}, metadata)
 
 
-def _acf_spectrum(
+def _ir_spectrum(
     acf: np.ndarray,
     timestep_fs: float,
     max_correlation_fs: float,
@@ -120,10 +111,87 @@ def _acf_spectrum(
     settings: dict,
     metadata: dict | None,
 ) -> Spectrum:
-    """The transform behind :func:`ir_from_dipoles` (``settings``: its keyword options)."""
-    resolution_cm1 = settings.get("resolution_cm1", 0.5)
+    """The IR spectrum of :func:`ir_from_dipoles` from its autocorrelation (``settings``: its options)."""
     quantum_correction, temperature_k = settings.get("quantum_correction"), settings.get("temperature_k")
+    wavenumber, intensity = acf_transform(
+        acf,
+        timestep_fs,
+        max_correlation_fs,
+        settings.get("resolution_cm1", 0.5),
+        settings.get("correct_finite_difference", True),
+    )
+    if quantum_correction == "harmonic":
+        assert temperature_k is not None  # checked by ir_from_dipoles
+        intensity = intensity * harmonic_quantum_correction(wavenumber, temperature_k)
     lo, hi = window_cm1
+    keep = (wavenumber >= lo) & (wavenumber <= hi)
+    info = {
+        "source": "md",
+        "intensity_units": "(e·Å/fs)^2·fs",
+        **correlation_settings(timestep_fs, max_correlation_fs, n_frames, quantum_correction, temperature_k),
+    }
+    info.update(metadata or {})
+    return Spectrum(wavenumber[keep], intensity[keep], metadata=info)
+
+
+def check_correction(quantum_correction: str | None, temperature_k: float | None) -> None:
+    """InputError unless ``quantum_correction`` is known and has the temperature it needs."""
+    if quantum_correction not in QUANTUM_CORRECTIONS:
+        raise InputError(f"quantum_correction must be one of {QUANTUM_CORRECTIONS}")
+    if quantum_correction and not temperature_k:
+        raise InputError("the harmonic quantum correction needs a temperature")
+
+
+def correlation_settings(
+    timestep_fs: float,
+    max_correlation_fs: float,
+    n_frames: int,
+    quantum_correction: str | None,
+    temperature_k: float | None,
+) -> dict:
+    """The metadata of a spectrum from :func:`derivative_spectrum`."""
+    return {
+        "quantum_correction": quantum_correction,
+        "temperature_k": temperature_k,
+        "timestep_fs": timestep_fs,
+        "max_correlation_fs": max_correlation_fs,
+        "window": "hann",
+        "n_frames": int(n_frames),
+        # A Hann window over +-T has a main-lobe FWHM of about 2/(T c) in cm-1.
+        "resolution_cm1": 2.0 / (max_correlation_fs * SPEED_OF_LIGHT_CM_PER_FS),
+    }
+
+
+def dipole_acf(series: np.ndarray, timestep_fs: float, max_correlation_fs: float) -> np.ndarray:
+    """The unbiased autocorrelation of d series/dt (a (T, n) series: dipoles, or Raman's
+    polarizability invariants), summed over components, lags 0 to ``max_correlation_fs``: all
+    that :func:`acf_transform` needs of a trajectory (its compact, storable form)."""
+    series = np.asarray(series, dtype=float)
+    if timestep_fs <= 0:
+        raise InputError("timestep must be positive")
+    max_lag = int(round(max_correlation_fs / timestep_fs))
+    if series.shape[0] < 2 * max_lag:
+        raise InputError(
+            f"trajectory of {series.shape[0] * timestep_fs:.0f} fs is too short for a correlation depth of "
+            f"{max_correlation_fs:.0f} fs (need at least twice the depth)"
+        )
+    return autocorrelation(dipole_derivative(series, timestep_fs), max_lag)
+
+
+def acf_transform(
+    acf: np.ndarray,
+    timestep_fs: float,
+    max_correlation_fs: float,
+    resolution_cm1: float = 0.5,
+    correct_finite_difference: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wavenumbers (cm-1, from 0) and the two-sided Fourier transform S (units of the series^2 /
+    fs) of a :func:`dipole_acf`.
+
+    The autocorrelation is Hann-windowed and zero-padded to a point spacing of
+    ``resolution_cm1``; S integrates over all frequencies (1/fs) to C(0), so its integral over
+    0..inf in cm-1 is C(0) / (2 c) with c in cm/fs.
+    """
     max_lag = int(round(max_correlation_fs / timestep_fs))
     acf = np.asarray(acf, dtype=float)
     if acf.shape != (max_lag + 1,):
@@ -140,29 +208,25 @@ def _acf_spectrum(
     transform = np.fft.rfft(acf, n=n_fft).real
     intensity = timestep_fs * (2.0 * transform - acf[0])
     wavenumber = np.fft.rfftfreq(n_fft, d=timestep_fs) / SPEED_OF_LIGHT_CM_PER_FS
-    if settings.get("correct_finite_difference", True):
+    if correct_finite_difference:
         wdt = 2 * np.pi * wavenumber * SPEED_OF_LIGHT_CM_PER_FS * timestep_fs
         intensity = intensity * np.where(
             wdt > 1e-12, (wdt / np.sin(np.clip(wdt, 1e-12, np.pi - 1e-6))) ** 2, 1.0
         )
-    if quantum_correction == "harmonic":
-        assert temperature_k is not None  # checked above
-        intensity = intensity * harmonic_quantum_correction(wavenumber, temperature_k)
-    keep = (wavenumber >= lo) & (wavenumber <= hi)
-    info = {
-        "source": "md",
-        "intensity_units": "(e·Å/fs)^2·fs",
-        "timestep_fs": timestep_fs,
-        "max_correlation_fs": max_correlation_fs,
-        "window": "hann",
-        "n_frames": int(n_frames),
-        "quantum_correction": quantum_correction,
-        "temperature_k": temperature_k,
-        # A Hann window over +-T has a main-lobe FWHM of about 2/(T c) in cm-1.
-        "resolution_cm1": 2.0 / (max_correlation_fs * SPEED_OF_LIGHT_CM_PER_FS),
-    }
-    info.update(metadata or {})
-    return Spectrum(wavenumber[keep], intensity[keep], metadata=info)
+    return wavenumber, intensity
+
+
+def derivative_spectrum(
+    series: np.ndarray,
+    timestep_fs: float,
+    max_correlation_fs: float = 1000.0,
+    resolution_cm1: float = 0.5,
+    correct_finite_difference: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`acf_transform` of the :func:`dipole_acf` of a (T, n) series: the transform the
+    dipoles of IR and the polarizability invariants of Raman share."""
+    acf = dipole_acf(series, timestep_fs, max_correlation_fs)
+    return acf_transform(acf, timestep_fs, max_correlation_fs, resolution_cm1, correct_finite_difference)
 
 
 def average_spectra(spectra: Sequence[Spectrum], metadata: dict | None = None) -> Spectrum:

@@ -104,6 +104,7 @@ class RamanResult:
             intensity,
             metadata={
                 "source": "harmonic raman",
+                "technique": "raman",
                 "method": method,
                 "label": f"harmonic Raman {method}".strip(),
                 "formula": self.harmonic.atoms.get_chemical_formula(),

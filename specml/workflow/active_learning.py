@@ -71,6 +71,7 @@ class WorkflowResult:
     learning_curve: list[dict]
     summary: dict
     files: dict = field(default_factory=dict)
+    raman_spectra: dict = field(default_factory=dict)  # {key: {component: Spectrum}} with config.raman
 
 
 class IRWorkflow:
@@ -533,10 +534,16 @@ class IRWorkflow:
         with self.dirs.timed("test_set"):
             test_errors = self.test_set() if self.config.run_test_set else {}
         self._stage_done("test set")
+        if self.config.raman:
+            from specml.workflow.raman import production_raman_spectra, raman_stage
+
+            with self.dirs.timed("raman_model"):
+                raman_report = raman_stage(self)
         with self.dirs.timed("production_md"):
             produced = self.production(temperatures_k)
         self._stage_done("production MD")
         spectra = keyed_spectra(produced)
+        raman = production_raman_spectra(self, temperatures_k) if self.config.raman else {}
         summary = {
             "molecules": [m.name for m in self.molecules],
             "reference": self.reference.describe(),
@@ -553,4 +560,6 @@ class IRWorkflow:
             if self.dirs.timings.exists()
             else {},
         }
-        return WorkflowResult(self.dirs.root, spectra, curve, summary)
+        if self.config.raman:
+            summary["raman"] = raman_report
+        return WorkflowResult(self.dirs.root, spectra, curve, summary, raman_spectra=raman)

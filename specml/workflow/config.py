@@ -69,6 +69,7 @@ class WorkflowConfig:
     dipole_record_interval: int = 2  # 1 fs between dipoles: Nyquist 16,700 cm-1
     max_correlation_fs: float = 1000.0
     md_precision: str = "float32"
+    raman: bool = False  # also label polarizabilities, train a polarizability model, write Raman spectra
     # 6. test set
     test_md_ps: float = 100.0  # per molecule, split over test_md_replicas independent replicas
     test_md_replicas: int = 4  # batched together: same sampled time, a quarter of the wall time

@@ -273,6 +273,14 @@ def exploration_task(args) -> list[dict]:
     return _finished(checkpoint, out)
 
 
+def _raman_polarizabilities(models_dir, trajectories, settings) -> list | None:
+    if not settings.get("raman"):
+        return None
+    from specml.workflow.raman import polarizabilities_of_frames
+
+    return polarizabilities_of_frames(models_dir, trajectories)
+
+
 def production_task(args) -> list[dict]:
     """Thermalisation then production MD; per replica: dipoles every record interval, uncertainty."""
     models_dir, replicas, settings = args
@@ -324,7 +332,7 @@ def production_task(args) -> list[dict]:
         committee.energy_models,
         dipole_model=committee.dipole_model,
         record_interval=settings["record_interval"],
-        record_positions=False,
+        record_positions=bool(settings.get("raman")),  # Raman: polarizabilities of the frames
         compile_models=compile_models,
     )
     done = saved["steps_done"]
@@ -337,13 +345,15 @@ def production_task(args) -> list[dict]:
         _snapshot_writer(checkpoint, "production", done),
         [saved["frames"]] if saved["frames"] is not None else None,
     )
+    polarizabilities = _raman_polarizabilities(models_dir, trajectory.replicas, settings)
     out = []
-    for replica, frames in zip(replicas, trajectory.replicas, strict=True):
+    for r, (replica, frames) in enumerate(zip(replicas, trajectory.replicas, strict=True)):
         out.append(
             {
                 "molecule": replica.molecule,
                 "seed": replica.seed,
                 "dipoles": frames.dipoles,
+                "polarizabilities": polarizabilities[r] if polarizabilities else None,
                 "temperatures": frames.temperatures,
                 "uncertainty": frames.rel_uncertainty,
                 "stopped": frames.stopped,

@@ -43,7 +43,7 @@ class ProductionJob:
 
 def production_settings(config: WorkflowConfig) -> dict:
     """The settings of a production task (they name its snapshots, so keep them stable)."""
-    return {
+    settings = {
         "thermalization_steps": config.thermalization_steps,
         "production_steps": config.production_steps,
         "timestep_fs": config.timestep_fs,
@@ -52,6 +52,9 @@ def production_settings(config: WorkflowConfig) -> dict:
         "uncertainty_stop": config.uncertainty_stop,
         "precision": config.md_precision,
     }
+    if config.raman:  # only then: the settings of runs without Raman keep their snapshot names
+        settings["raman"] = True
+    return settings
 
 
 def run_production(
@@ -106,6 +109,8 @@ def write_production_file(path: Path, runs: list[dict]) -> None:
         arrays[f"dipoles_{k}"] = np.asarray(r["dipoles"], dtype=float)
         arrays[f"uncertainty_{k}"] = np.asarray(r["uncertainty"], dtype=float)
         arrays[f"stopped_{k}"] = np.array(bool(r["stopped"]))
+        if r.get("polarizabilities") is not None:  # Raman (Å^3, (T, 3, 3))
+            arrays[f"polarizabilities_{k}"] = np.asarray(r["polarizabilities"], dtype=float)
         arrays[f"mean_temperature_{k}"] = np.array(
             float(np.mean(r["temperatures"])) if len(r["temperatures"]) else np.nan
         )
@@ -215,6 +220,7 @@ class ProductionRuns:
     n_frames: list[int] = field(default_factory=list)
     acfs: dict[str, np.ndarray] = field(default_factory=dict)
     acf_depth_fs: float | None = None
+    polarizabilities: list[np.ndarray] | None = None  # Å^3, (T, 3, 3) each; runs with Raman only
 
     def __post_init__(self):
         if not self.n_frames:
@@ -288,4 +294,7 @@ def read_production_file(path: Path) -> ProductionRuns:
             n_frames=[int(data[f"n_frames_{k}"]) for k in range(n_runs)] if compact else [],
             acfs={k: np.asarray(data[k], dtype=float) for k in data.files if k.startswith("acf_")},
             acf_depth_fs=float(data["acf_depth_fs"]) if compact else None,
+            polarizabilities=[np.asarray(data[f"polarizabilities_{k}"], dtype=float) for k in range(n_runs)]
+            if f"polarizabilities_{n_runs - 1}" in data.files
+            else None,
         )
