@@ -35,15 +35,16 @@ ORACLE_BLUR_EV = 1.0
 
 def _features(energy, spectra) -> np.ndarray:
     """Rows of :data:`FEATURES` (eV) for each spectrum: the half-step edge, the first maximum and
-    white line above it, the steepest rise and the first maximum above the steepest rise (the
-    definition used before issue #26)."""
+    white line above it, the steepest rise and the first maximum of any height above the
+    steepest rise (the definitions used before issue #26)."""
     from specml.xanes.analysis import first_maximum, spectral_features
 
     rows = []
     for mu in spectra:
         features = spectral_features(energy, mu)
         rows.append(
-            [features[name] for name in FEATURES[:4]] + [first_maximum(energy, mu, features["steepest_rise"])]
+            [features[name] for name in FEATURES[:4]]
+            + [first_maximum(energy, mu, features["steepest_rise"], min_mu=-np.inf)]
         )
     return np.array(rows, dtype=float)
 
@@ -264,8 +265,9 @@ def main() -> None:
             "forward_relative_error_baseline": float(baseline_relative.mean()),
             "forward_mse_over_baseline": forward_mse / baseline_mse,
             "feature_definitions": "edge: half-step energy (normalised mu first reaches 0.5); first maximum: "
-            "first maximum above the edge with prominence >= 2 % of the range; steepest rise: max of dmu/dE "
-            "(the edge before issue #26); NaN positions count as misses",
+            "first maximum above the edge reaching mu >= 1 with prominence >= 2 % of the range; steepest "
+            "rise: max of dmu/dE; first_maximum_above_steepest_rise: any height (the definitions before "
+            "issue #26); NaN positions count as misses",
             "positions_test": positions,
             "positions_val": val_positions,
             "positions_baseline_within_1ev": dict(zip(FEATURES, baseline_within.tolist(), strict=True)),

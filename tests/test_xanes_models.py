@@ -122,6 +122,17 @@ def test_half_step_edge_is_stable_where_the_steepest_rise_jumps():
     assert rise_ambiguity(energy, single) < 0.01  # spline ripples only
 
 
+def test_first_maximum_skips_a_shoulder_below_the_edge_step():
+    """A bump on the rise (μ about 0.75) is a shoulder; the first maximum is the resonance above
+    the edge step (μ > 1), unless any height is asked for."""
+    energy = np.arange(-10.0, 50.0, 0.25)
+    rise = 0.7 / (1 + np.exp(-(energy + 1.0) / 0.4)) + 0.3 / (1 + np.exp(-(energy - 6.0) / 0.8))
+    mu = rise + 0.08 * np.exp(-((energy - 2.0) ** 2) / 0.5) + 0.35 * np.exp(-((energy - 10.0) ** 2) / 6.0)
+    assert half_step_energy(energy, mu) < 2.0
+    assert first_maximum(energy, mu) == pytest.approx(10.0, abs=0.7)
+    assert first_maximum(energy, mu, min_mu=-np.inf) == pytest.approx(2.0, abs=0.3)
+
+
 def test_half_step_before_the_grid_is_not_a_position():
     energy = np.arange(-7.5, 40.0, 0.25)
     late_grid = 1 / (1 + np.exp(-(energy + 9.0) / 1.0))  # the rise is half done before -7.5 eV

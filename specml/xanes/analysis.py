@@ -13,9 +13,12 @@ they are not tied to the data's own spacing (0.25 eV for the FEFF set):
   main rise): in about one FEFF Cu spectrum in eight the second-steepest rise, more than 1 eV
   away, is within 10 % of the steepest (:func:`rise_ambiguity`), and the position then jumps
   by several eV under a small change of the spectrum;
-* **first maximum** (:func:`first_maximum`): the first local maximum of μ above the edge whose
+* **first maximum** (:func:`first_maximum`): the first local maximum of μ above the edge that
+  rises above the edge step (normalised μ of at least :data:`PEAK_MIN_MU`, 1) and whose
   prominence is at least :data:`PEAK_PROMINENCE` of the spectrum's range (so that noise
-  wiggles do not count);
+  wiggles do not count). A bump below the edge step is a shoulder on the rise, not a
+  resonance above it; counting such bumps made the first maximum flip between a shoulder and
+  the first resonance under a 1 eV blur in a quarter of the FEFF spectra;
 * **white line** (:func:`white_line`): the highest μ within :data:`WHITE_LINE_WINDOW_EV` above
   the edge.
 
@@ -39,6 +42,8 @@ from specml.errors import InputError
 FINE_STEP_EV = 0.05
 #: Smallest prominence of the first maximum, as a fraction of the spectrum's range.
 PEAK_PROMINENCE = 0.02
+#: Lowest normalised μ of the first maximum (the edge step): lower bumps are shoulders on the rise.
+PEAK_MIN_MU = 1.0
 #: Level of the normalised μ that defines the (half-step) edge.
 HALF_STEP = 0.5
 #: Window (eV above the edge) searched for the white line.
@@ -84,15 +89,16 @@ def _edge_or_default(energy, mu, edge: float | None) -> float:
     return edge_position(energy, mu) if np.isnan(half) else half
 
 
-def first_maximum(energy, mu, edge: float | None = None) -> float:
-    """Energy of the first maximum of μ above ``edge`` (default: the half-step edge) whose
+def first_maximum(energy, mu, edge: float | None = None, min_mu: float = PEAK_MIN_MU) -> float:
+    """Energy of the first maximum of μ above ``edge`` (default: the half-step edge) that reaches
+    ``min_mu`` (the edge step of a normalised spectrum; ``-inf``: any height) and whose
     prominence is at least :data:`PEAK_PROMINENCE` of the range of μ; NaN when there is none."""
     from scipy.signal import find_peaks
 
     edge = _edge_or_default(energy, mu, edge)
     grid, values, _ = _fine(energy, mu)
     peaks, _ = find_peaks(values, prominence=PEAK_PROMINENCE * float(np.ptp(values)))
-    above = peaks[grid[peaks] > edge]
+    above = peaks[(grid[peaks] > edge) & (values[peaks] >= min_mu)]
     return _vertex(grid, values, int(above[0])) if above.size else float("nan")
 
 
