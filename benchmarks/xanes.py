@@ -132,6 +132,11 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=5)
     parser.add_argument("--hidden", type=int, nargs="+", default=[128, 128])
     parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument(
+        "--include-unlabelled",
+        action="store_true",
+        help="also train on the unlabelled spectra of materials without val or test spectra",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "xanes.json")
     parser.add_argument(
         "--run-dir", type=Path, default=None, help="model folder (default runs/xanes/DESCRIPTOR)"
@@ -156,12 +161,14 @@ def main() -> None:
     torch.set_num_threads(1)
     started = time.perf_counter()
     data = load_feff_set(args.data)
-    train, test = data.part("train"), data.part("test")
+    train, test = data.part("train", args.include_unlabelled), data.part("test")
     if args.limit:
         train, test = (
             train.subset(np.arange(min(args.limit, len(train)))),
             test.subset(np.arange(min(args.limit, len(test)))),
         )
+    # baselines come from the labelled train split, with or without --include-unlabelled
+    labelled = data.part("train") if args.include_unlabelled else train
     settings = EnsembleSettings(members=args.members, hidden=tuple(args.hidden), epochs=args.epochs)
     descriptor = DescriptorSettings(kind=args.descriptor)
     val = data.part("val")
@@ -177,7 +184,7 @@ def main() -> None:
     mean, std = forward.predict(x_test)
     raw_std = forward.predict(x_test, calibrated=False)[1]
     truth = test.mu.astype(float)
-    baseline = train.mu.mean(0)
+    baseline = labelled.mu.mean(0)
     forward_mse = float(((mean - truth) ** 2).mean())
     baseline_mse = float(((baseline - truth) ** 2).mean())
     relative_error = np.abs(mean - truth).sum(1) / np.abs(truth).sum(1)
@@ -201,7 +208,7 @@ def main() -> None:
     cn = np.clip(np.rint(shell_mean[:, 0]), 1, None)
     desc_mean, desc_std = model.ensembles["inverse_descriptor"].predict(truth)
     desc_r2 = 1 - ((desc_mean - x_test) ** 2).sum(0) / ((x_test - x_test.mean(0)) ** 2).sum(0)
-    majority_cn = np.bincount(dataset_shells(train)[:, 0].astype(int)).argmax()
+    majority_cn = np.bincount(dataset_shells(labelled)[:, 0].astype(int)).argmax()
 
     # measured spectra
     measured: dict[str, dict] = {}
@@ -280,11 +287,12 @@ def main() -> None:
             "half-step edge, scored on test: the edge information the descriptor carries",
             "cn_accuracy_majority_class": float((shells[:, 0] == majority_cn).mean()),
             "first_shell_mae_A_mean_baseline": float(
-                np.abs(dataset_shells(train)[:, 1].mean() - shells[:, 1]).mean()
+                np.abs(dataset_shells(labelled)[:, 1].mean() - shells[:, 1]).mean()
             ),
             "inverse_descriptor_r2_median": float(np.median(desc_r2)),
             "inverse_descriptor_mean_std": float(desc_std.mean()),
             "n_train": len(train),
+            "include_unlabelled": bool(args.include_unlabelled),
             "n_test": len(test),
             "descriptor": descriptor.as_dict() | {"size": descriptor.size},
             "ensemble": settings.as_dict(),

@@ -51,6 +51,15 @@ def test_split_is_by_material(dataset):
     assert dataset.energy[0] == pytest.approx(-7.5) and np.all(np.diff(dataset.energy) > 0)
 
 
+def test_unlabelled_spectra_of_held_out_materials_stay_out_of_training(dataset):
+    train = dataset.part("train", include_unlabelled=True)
+    held_out = set(dataset.part("val").material_id) | set(dataset.part("test").material_id)
+    unlabelled = dataset.material_id[dataset.split == "unlabelled"]
+    assert held_out & set(unlabelled)  # the source left out some sites of val and test materials
+    assert not held_out & set(train.material_id)
+    assert len(train) > len(dataset.part("train"))
+
+
 def test_site_average_weights_multiplicity(dataset):
     rows = [r for r in range(len(dataset)) if len(dataset.material_rows(dataset.material_id[r])) > 1][:1]
     rows = dataset.material_rows(dataset.material_id[rows[0]])
