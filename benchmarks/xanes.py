@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--descriptor", default="soap", choices=["wacsf", "soap", "wacsf+soap"])
     parser.add_argument("--members", type=int, default=5)
-    parser.add_argument("--hidden", type=int, nargs="+", default=[128, 128])
+    parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument(
         "--include-unlabelled",
