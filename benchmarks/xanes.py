@@ -1,14 +1,17 @@
 """XANES benchmark: forward and inverse ensembles on the FEFF Cu K-edge set, source split.
 
 Trains (or resumes) a model on the source's train split under ``runs/xanes/<descriptor>``,
-then scores the test split and the measured CuO and azurite spectra, and writes
+then scores the val and test splits and the measured CuO and azurite spectra, and writes
 ``docs/results/xanes.json`` and ``docs/results/xanes.png``.
 
-    OMP_NUM_THREADS=1 python benchmarks/xanes.py [--data ../shared/data/xas] [--members 5]
+    OMP_NUM_THREADS=1 python benchmarks/xanes.py --include-unlabelled [--data ../shared/data/xas]
+
+(the published numbers: SOAP, 5 x MLP 256-256, the train split plus the unlabelled spectra of
+materials without val or test spectra; chosen on the val split, docs/xanes.md).
 
 Definitions (docs/xanes.md): MSE over all test spectra and energy points; relative error is the
 mean over spectra of sum|pred - true| / sum|true|; edge and first maximum as in
-specml.xanes.analysis; the baseline predicts the mean training spectrum for every site.
+specml.xanes.analysis; the baseline predicts the mean train-split spectrum for every site.
 """
 
 from __future__ import annotations
