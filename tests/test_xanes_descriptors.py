@@ -13,6 +13,7 @@ from specml.xanes.descriptors import DescriptorSettings, site_descriptors
 
 WACSF = DescriptorSettings(kind="wacsf", r_cut=5.0)
 SOAP = DescriptorSettings(kind="soap", r_cut=5.0, n_max=4, l_max=3)
+BOTH = DescriptorSettings(kind="wacsf+soap", r_cut=5.0, n_max=4, l_max=3)
 
 
 def _cutoff(r, r_cut):
@@ -102,7 +103,7 @@ def _crystal():
     return crystal
 
 
-@pytest.mark.parametrize("settings", [WACSF, SOAP], ids=["wacsf", "soap"])
+@pytest.mark.parametrize("settings", [WACSF, SOAP, BOTH], ids=["wacsf", "soap", "both"])
 @pytest.mark.parametrize("build", [_complex, _crystal], ids=["molecule", "crystal"])
 def test_descriptors_invariant_to_rotation_translation_and_order(settings, build):
     atoms = build()
@@ -119,7 +120,7 @@ def test_descriptors_invariant_to_rotation_translation_and_order(settings, build
         )
 
 
-@pytest.mark.parametrize("settings", [WACSF, SOAP], ids=["wacsf", "soap"])
+@pytest.mark.parametrize("settings", [WACSF, SOAP, BOTH], ids=["wacsf", "soap", "both"])
 def test_descriptors_see_a_changed_first_shell(settings):
     atoms = _complex()
     stretched = atoms.copy()
@@ -142,3 +143,12 @@ def test_bad_site_and_settings_are_input_errors():
         site_descriptors(_complex(), [6], WACSF)
     with pytest.raises(InputError, match="not known"):
         DescriptorSettings(kind="mace")
+
+
+def test_combined_descriptor_is_wacsf_then_soap():
+    atoms = _crystal()
+    both = site_descriptors(atoms, [0, 2], BOTH)
+    wacsf = site_descriptors(atoms, [0, 2], DescriptorSettings(**{**BOTH.as_dict(), "kind": "wacsf"}))
+    soap = site_descriptors(atoms, [0, 2], DescriptorSettings(**{**BOTH.as_dict(), "kind": "soap"}))
+    assert both.shape == (2, BOTH.size) and BOTH.size == wacsf.shape[1] + soap.shape[1]
+    np.testing.assert_array_equal(both, np.hstack([wacsf, soap]))

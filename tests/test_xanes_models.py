@@ -10,7 +10,15 @@ from xanes_data import XAS_DATA, needs_xas_data
 
 from specml.errors import InputError, ModelError, UnsupportedElementError
 from specml.spectra.spectrum import Spectrum
-from specml.xanes.analysis import edge_position, first_maximum, first_shell, half_step_energy, white_line
+from specml.xanes.analysis import (
+    edge_position,
+    first_maximum,
+    first_shell,
+    half_step_energy,
+    rise_ambiguity,
+    spectral_features,
+    white_line,
+)
 from specml.xanes.data import SPLITS, load_feff_set
 from specml.xanes.ensemble import EnsembleSettings
 from specml.xanes.models import XanesModel, dataset_shells, train_xanes
@@ -41,6 +49,15 @@ def test_split_is_by_material(dataset):
     assert not materials["train"] & materials["val"]
     assert not materials["val"] & materials["test"]
     assert dataset.energy[0] == pytest.approx(-7.5) and np.all(np.diff(dataset.energy) > 0)
+
+
+def test_unlabelled_spectra_of_held_out_materials_stay_out_of_training(dataset):
+    train = dataset.part("train", include_unlabelled=True)
+    held_out = set(dataset.part("val").material_id) | set(dataset.part("test").material_id)
+    unlabelled = dataset.material_id[dataset.split == "unlabelled"]
+    assert held_out & set(unlabelled)  # the source left out some sites of val and test materials
+    assert not held_out & set(train.material_id)
+    assert len(train) > len(dataset.part("train"))
 
 
 def test_site_average_weights_multiplicity(dataset):
@@ -80,6 +97,56 @@ def test_edge_and_first_maximum_of_a_model_edge():
     mu_shoulder = mu + 0.3 / (1 + np.exp(-(energy + 3.0) / 0.3))  # a steep pre-edge shoulder at -3 eV
     assert edge_position(energy, mu_shoulder) == pytest.approx(-3.0, abs=0.3)  # the steepest rise moves
     assert white_line(energy, mu_shoulder) == pytest.approx(white_line(energy, mu), abs=0.3)  # this does not
+
+
+@pytest.mark.parametrize("step_ev", [0.25, 1.0])
+def test_arctan_edge_and_peak_are_found_between_grid_points(step_ev):
+    """An arctan step at 3.37 eV and a Gaussian peak at 11.62 eV, on grids that miss both."""
+    energy = np.arange(-10.0, 60.0, step_ev)
+    mu = 0.5 + np.arctan((energy - 3.37) / 1.5) / np.pi + 0.3 * np.exp(-((energy - 11.62) ** 2) / 8.0)
+    step = 0.5 + np.arctan((energy - 3.37) / 1.5) / np.pi
+    assert half_step_energy(energy, step) == pytest.approx(3.37, abs=0.1)
+    assert edge_position(energy, step) == pytest.approx(3.37, abs=0.1)
+    features = spectral_features(energy, mu)
+    assert features["edge"] == pytest.approx(3.37, abs=0.1)
+    # the peak rides on the rising arctan tail, which pulls the maximum up by a fraction of an eV
+    assert features["first_maximum"] == pytest.approx(11.62, abs=0.5)
+    assert features["white_line"] == pytest.approx(features["first_maximum"], abs=1e-9)
+
+
+def test_half_step_edge_is_stable_where_the_steepest_rise_jumps():
+    """A shoulder (0.3 of the step) as steep as the main rise 5 eV above it: a 7 % change of the
+    shoulder's height moves the steepest rise by 5 eV, the half-step edge by less than 0.1 eV."""
+    energy = np.arange(-10.0, 40.0, 0.25)
+
+    def shoulder_and_rise(height: float) -> np.ndarray:
+        shoulder = height / (1 + np.exp(-(energy + 2.0) / 0.3))
+        return shoulder + (1 - height) / (1 + np.exp(-(energy - 3.0) / 0.7))
+
+    lower, higher = shoulder_and_rise(0.29), shoulder_and_rise(0.31)
+    assert rise_ambiguity(energy, lower) > 0.9 and rise_ambiguity(energy, higher) > 0.9
+    assert abs(edge_position(energy, lower) - edge_position(energy, higher)) > 4.5
+    assert abs(half_step_energy(energy, lower) - half_step_energy(energy, higher)) < 0.1
+    single = 1 / (1 + np.exp(-(energy - 3.0) / 0.5))
+    assert rise_ambiguity(energy, single) < 0.01  # spline ripples only
+
+
+def test_first_maximum_skips_a_shoulder_below_the_edge_step():
+    """A bump on the rise (μ about 0.75) is a shoulder; the first maximum is the resonance above
+    the edge step (μ > 1), unless any height is asked for."""
+    energy = np.arange(-10.0, 50.0, 0.25)
+    rise = 0.7 / (1 + np.exp(-(energy + 1.0) / 0.4)) + 0.3 / (1 + np.exp(-(energy - 6.0) / 0.8))
+    mu = rise + 0.08 * np.exp(-((energy - 2.0) ** 2) / 0.5) + 0.35 * np.exp(-((energy - 10.0) ** 2) / 6.0)
+    assert half_step_energy(energy, mu) < 2.0
+    assert first_maximum(energy, mu) == pytest.approx(10.0, abs=0.7)
+    assert first_maximum(energy, mu, min_mu=-np.inf) == pytest.approx(2.0, abs=0.3)
+
+
+def test_half_step_before_the_grid_is_not_a_position():
+    energy = np.arange(-7.5, 40.0, 0.25)
+    late_grid = 1 / (1 + np.exp(-(energy + 9.0) / 1.0))  # the rise is half done before -7.5 eV
+    assert np.isnan(half_step_energy(energy, late_grid))
+    assert np.isnan(half_step_energy(energy, 0.3 * np.ones_like(energy)))  # never reaches 0.5
 
 
 def test_tiny_model_reproduces_its_training_spectra(model, tiny):

@@ -34,7 +34,9 @@ def train(
         ..., "--data", help="FEFF set: the cu_kedge_feff folder or the folder holding it."
     ),
     out: Path = typer.Option(..., "--out", help="Model folder; rerun the same command to resume."),
-    descriptor: str = typer.Option("wacsf", "--descriptor", help="Site descriptor: wacsf or soap."),
+    descriptor: str = typer.Option(
+        "wacsf", "--descriptor", help="Site descriptor: wacsf, soap or wacsf+soap."
+    ),
     members: int = typer.Option(5, "--members", help="Networks per ensemble (bootstrap)."),
     width: int = typer.Option(128, "--width", help="Hidden-layer width."),
     layers: int = typer.Option(2, "--layers", help="Hidden layers."),
@@ -105,7 +107,9 @@ def predict(
     out: Path | None = typer.Option(None, "--out", help="Write the spectrum as CSV (energy_eV, mu, std)."),
     plot: Path | None = typer.Option(None, "--plot", help="Plot with the ±std band (PNG, PDF or SVG)."),
     json_out: bool = typer.Option(
-        False, "--json", help="Print {structure, site, edge_ev, first_maximum_ev, energy_ev, mu, std}."
+        False,
+        "--json",
+        help="Print {structure, site, edge_ev, first_maximum_ev, steepest_rise_ev, energy_ev, mu, std}.",
     ),
 ) -> None:
     """Predict the K-edge XANES of STRUCTURE (one site or the site average) with its uncertainty."""
@@ -148,9 +152,12 @@ def predict(
     table.add_column("quantity")
     table.add_column("value", justify="right")
     table.add_row("sites", str(spectrum.metadata["n_sites"]) if site is None else f"site {site}")
-    table.add_row("edge (eV)", f"{features['edge_ev']:.2f}")
-    peak = features["first_maximum_ev"]
-    table.add_row("first maximum (eV)", "none" if peak is None else f"{peak:.2f}")
+    for name, key in (
+        ("edge, half step (eV)", "edge_ev"),
+        ("first maximum (eV)", "first_maximum_ev"),
+        ("steepest rise (eV)", "steepest_rise_ev"),
+    ):
+        table.add_row(name, "none" if features[key] is None else f"{features[key]:.2f}")
     table.add_row("mean std of μ", f"{float(spectrum.std.mean()) if spectrum.std is not None else 0:.4f}")
     console.print(table)
     for written in (out, plot):

@@ -3,12 +3,27 @@
 Spectral features are read from a cubic spline through the spectrum on a 0.05 eV grid, so that
 they are not tied to the data's own spacing (0.25 eV for the FEFF set):
 
-* **edge**: the energy of the steepest rise, the maximum of dμ/dE (the usual E0 choice);
-* **first maximum**: the first local maximum of μ above the edge whose prominence is at least
-  :data:`PEAK_PROMINENCE` of the spectrum's range (so that noise wiggles do not count);
-* two alternatives less sensitive to a shoulder on the rise: the **half-step energy**, where a
-  normalised μ first reaches 0.5, and the **white line**, the highest μ within
-  :data:`WHITE_LINE_WINDOW_EV` above the edge.
+* **edge** (:func:`half_step_energy`): where the normalised μ (0 before, 1 after the edge) first
+  reaches 0.5, interpolated between the spline points. This is the benchmark's edge: a level
+  crossing moves continuously when the spectrum changes a little, so it is well defined for
+  every spectrum whose rise starts on the grid;
+* **steepest rise** (:func:`edge_position`): the maximum of dμ/dE, the usual E0 of a measured
+  spectrum (and the convention of the tabulated foil energies that calibrate XDI files). It is
+  *ill defined* when two parts of the rise are about equally steep (a 1s→4p shoulder and the
+  main rise): in about one FEFF Cu spectrum in eight the second-steepest rise, more than 1 eV
+  away, is within 10 % of the steepest (:func:`rise_ambiguity`), and the position then jumps
+  by several eV under a small change of the spectrum;
+* **first maximum** (:func:`first_maximum`): the first local maximum of μ above the edge that
+  rises above the edge step (normalised μ of at least :data:`PEAK_MIN_MU`, 1) and whose
+  prominence is at least :data:`PEAK_PROMINENCE` of the spectrum's range (so that noise
+  wiggles do not count). A bump below the edge step is a shoulder on the rise, not a
+  resonance above it; counting such bumps made the first maximum flip between a shoulder and
+  the first resonance under a 1 eV blur in a quarter of the FEFF spectra;
+* **white line** (:func:`white_line`): the highest μ within :data:`WHITE_LINE_WINDOW_EV` above
+  the edge.
+
+:func:`spectral_features` returns all of them with the rule the benchmark uses (first maximum
+and white line above the half-step edge).
 
 First shell of a site (the rule the inverse model learns): the neighbours of every element
 within :data:`SHELL_TOLERANCE` times the nearest-neighbour distance. The coordination number
@@ -27,6 +42,10 @@ from specml.errors import InputError
 FINE_STEP_EV = 0.05
 #: Smallest prominence of the first maximum, as a fraction of the spectrum's range.
 PEAK_PROMINENCE = 0.02
+#: Lowest normalised μ of the first maximum (the edge step): lower bumps are shoulders on the rise.
+PEAK_MIN_MU = 1.0
+#: Level of the normalised μ that defines the (half-step) edge.
+HALF_STEP = 0.5
 #: Window (eV above the edge) searched for the white line.
 WHITE_LINE_WINDOW_EV = 30.0
 #: Neighbours within this factor of the nearest distance form the first shell.
@@ -46,36 +65,95 @@ def _fine(energy, mu) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return grid, spline(grid), spline(grid, 1)
 
 
+def _vertex(grid: np.ndarray, values: np.ndarray, i: int) -> float:
+    """Abscissa of the parabola through the points ``i - 1, i, i + 1`` (sub-grid maximum)."""
+    if not 0 < i < grid.size - 1:
+        return float(grid[i])
+    left, mid, right = values[i - 1], values[i], values[i + 1]
+    curvature = left - 2 * mid + right
+    if curvature >= 0:
+        return float(grid[i])
+    return float(grid[i] + 0.5 * (left - right) / curvature * (grid[1] - grid[0]))
+
+
 def edge_position(energy, mu) -> float:
-    """Edge energy (units of ``energy``, eV): where dμ/dE is largest."""
+    """Steepest rise (units of ``energy``, eV): where dμ/dE is largest."""
     grid, _, slope = _fine(energy, mu)
-    return float(grid[int(np.argmax(slope))])
+    return _vertex(grid, slope, int(np.argmax(slope)))
 
 
-def first_maximum(energy, mu, edge: float | None = None) -> float:
-    """Energy of the first prominent maximum of μ above the edge; NaN when there is none."""
+def _edge_or_default(energy, mu, edge: float | None) -> float:
+    if edge is not None:
+        return edge
+    half = half_step_energy(energy, mu)
+    return edge_position(energy, mu) if np.isnan(half) else half
+
+
+def first_maximum(energy, mu, edge: float | None = None, min_mu: float = PEAK_MIN_MU) -> float:
+    """Energy of the first maximum of μ above ``edge`` (default: the half-step edge) that reaches
+    ``min_mu`` (the edge step of a normalised spectrum; ``-inf``: any height) and whose
+    prominence is at least :data:`PEAK_PROMINENCE` of the range of μ; NaN when there is none."""
     from scipy.signal import find_peaks
 
-    grid, values, slope = _fine(energy, mu)
-    edge = float(grid[int(np.argmax(slope))]) if edge is None else edge
-    peaks, _ = find_peaks(values, prominence=PEAK_PROMINENCE * float(np.ptp(values)))
-    above = peaks[grid[peaks] > edge]
-    return float(grid[above[0]]) if above.size else float("nan")
-
-
-def half_step_energy(energy, mu) -> float:
-    """Energy where a normalised μ (0 before, 1 after the edge) first reaches 0.5; NaN if never."""
+    edge = _edge_or_default(energy, mu, edge)
     grid, values, _ = _fine(energy, mu)
-    above = np.flatnonzero(values >= 0.5)
-    return float(grid[above[0]]) if above.size else float("nan")
+    peaks, _ = find_peaks(values, prominence=PEAK_PROMINENCE * float(np.ptp(values)))
+    above = peaks[(grid[peaks] > edge) & (values[peaks] >= min_mu)]
+    return _vertex(grid, values, int(above[0])) if above.size else float("nan")
+
+
+def half_step_energy(energy, mu, level: float = HALF_STEP) -> float:
+    """Energy where a normalised μ (0 before, 1 after the edge) first reaches ``level`` (0.5),
+    interpolated between the spline points; NaN when μ never reaches it or is already there
+    at the first point (the crossing lies before the grid)."""
+    grid, values, _ = _fine(energy, mu)
+    above = np.flatnonzero(values >= level)
+    if above.size == 0 or above[0] == 0:
+        return float("nan")
+    i = int(above[0])
+    return float(np.interp(level, values[i - 1 : i + 1], grid[i - 1 : i + 1]))
+
+
+def rise_ambiguity(energy, mu, separation_ev: float = 1.0) -> float:
+    """Height of the second-highest local maximum of dμ/dE lying more than ``separation_ev``
+    from the highest, as a fraction of the highest (0 when there is none). Near 1: the steepest
+    rise (:func:`edge_position`) may jump between two places under a small change of μ."""
+    from scipy.signal import find_peaks
+
+    grid, _, slope = _fine(energy, mu)
+    peaks, _ = find_peaks(slope)
+    if peaks.size == 0:
+        return 0.0
+    top = peaks[int(np.argmax(slope[peaks]))]
+    others = peaks[np.abs(grid[peaks] - grid[top]) > separation_ev]
+    if others.size == 0 or slope[top] <= 0:
+        return 0.0
+    return float(slope[others].max() / slope[top])
+
+
+def spectral_features(energy, mu) -> dict[str, float]:
+    """``edge`` (half-step), ``first_maximum`` and ``white_line`` above it, and
+    ``steepest_rise``, in units of ``energy`` (NaN where a feature is not on the grid)."""
+    edge = half_step_energy(energy, mu)
+    rise = edge_position(energy, mu)
+    above = rise if np.isnan(edge) else edge
+    return {
+        "edge": edge,
+        "first_maximum": first_maximum(energy, mu, above),
+        "white_line": white_line(energy, mu, above),
+        "steepest_rise": rise,
+    }
 
 
 def white_line(energy, mu, edge: float | None = None) -> float:
-    """Energy of the highest μ within :data:`WHITE_LINE_WINDOW_EV` above the edge."""
-    grid, values, slope = _fine(energy, mu)
-    edge = float(grid[int(np.argmax(slope))]) if edge is None else edge
-    window = (grid >= edge) & (grid <= edge + WHITE_LINE_WINDOW_EV)
-    return float(grid[window][int(np.argmax(values[window]))])
+    """Energy of the highest μ within :data:`WHITE_LINE_WINDOW_EV` above ``edge`` (default: the
+    half-step edge)."""
+    edge = _edge_or_default(energy, mu, edge)
+    grid, values, _ = _fine(energy, mu)
+    window = np.flatnonzero((grid >= edge) & (grid <= edge + WHITE_LINE_WINDOW_EV))
+    if window.size == 0:
+        return float("nan")
+    return _vertex(grid, values, int(window[np.argmax(values[window])]))
 
 
 def first_shell(atoms, index: int, tolerance: float = SHELL_TOLERANCE) -> tuple[int, float]:

@@ -7,8 +7,8 @@ with the site's index in its structure, its multiplicity and the OmniXAS split l
 
 Split rule: the source's label of each spectrum, unchanged (no material holds labels of two
 splits; the loader checks). Spectra without a label (sites the source left out of its split)
-are ``"unlabelled"``: out of train, val and test unless asked for, and still part of their
-material's site average.
+are ``"unlabelled"``: out of train, val and test unless asked for (and then only those of
+materials without val or test spectra), and still part of their material's site average.
 """
 
 from __future__ import annotations
@@ -71,12 +71,14 @@ class XanesDataset:
         )
 
     def part(self, name: str, include_unlabelled: bool = False) -> XanesDataset:
-        """One split; ``include_unlabelled`` adds the unlabelled materials (to ``"train"`` only)."""
+        """One split; ``include_unlabelled`` adds the unlabelled spectra to ``"train"`` except
+        those of a material with val or test spectra (its other sites would leak into training)."""
         if name not in SPLITS:
             raise InputError(f"split {name!r} is not known; choose one of {', '.join(SPLITS)}")
         mask = self.split == name
         if include_unlabelled and name == "train":
-            mask |= self.split == UNLABELLED
+            held_out = np.isin(self.material_id, self.material_id[np.isin(self.split, ("val", "test"))])
+            mask |= (self.split == UNLABELLED) & ~held_out
         return self.subset(mask)
 
     def site(self, row: int):

@@ -9,6 +9,7 @@ by its atomic number Z, so that one fixed-length vector serves any mix of elemen
   (angular), which is the weighted function by definition.
 * ``"soap"``: dscribe's SOAP power spectrum of one density in which each neighbour carries the
   weight Z (compression ``mu2`` with species weights), a richer angular description.
+* ``"wacsf+soap"``: the two side by side (wACSF first).
 
 Periodic structures (any ``pbc`` set) are treated periodically; molecules are not.
 """
@@ -21,7 +22,7 @@ import numpy as np
 
 from specml.errors import InputError
 
-KINDS = ("wacsf", "soap")
+KINDS = ("wacsf", "soap", "wacsf+soap")
 
 
 def _g2_default() -> list[list[float]]:
@@ -40,7 +41,7 @@ class DescriptorSettings:
     """How the absorbing site is described.
 
     Attributes:
-        kind: ``"wacsf"`` or ``"soap"``.
+        kind: ``"wacsf"``, ``"soap"`` or ``"wacsf+soap"``.
         r_cut: cutoff radius in Å.
         g2: wACSF radial parameters ``[eta (Å^-2), R_s (Å)]``.
         g4: wACSF angular parameters ``[eta (Å^-2), zeta, lambda]``.
@@ -67,9 +68,9 @@ class DescriptorSettings:
     @property
     def size(self) -> int:
         """Length of the descriptor vector."""
-        if self.kind == "wacsf":
-            return 1 + len(self.g2) + len(self.g4)
-        return self.n_max * (self.n_max + 1) // 2 * (self.l_max + 1)
+        wacsf = 1 + len(self.g2) + len(self.g4)
+        soap = self.n_max * (self.n_max + 1) // 2 * (self.l_max + 1)
+        return {"wacsf": wacsf, "soap": soap}.get(self.kind, wacsf + soap)
 
 
 def site_descriptors(atoms, centers, settings: DescriptorSettings | None = None) -> np.ndarray:
@@ -83,7 +84,9 @@ def site_descriptors(atoms, centers, settings: DescriptorSettings | None = None)
         raise InputError(f"site {bad[0]} is out of range for a structure of {len(atoms)} atoms")
     if settings.kind == "wacsf":
         return _wacsf(atoms, centers, settings)
-    return _soap(atoms, centers, settings)
+    if settings.kind == "soap":
+        return _soap(atoms, centers, settings)
+    return np.concatenate([_wacsf(atoms, centers, settings), _soap(atoms, centers, settings)], axis=1)
 
 
 def _wacsf(atoms, centers: list[int], settings: DescriptorSettings) -> np.ndarray:

@@ -85,9 +85,8 @@ class Ensemble:
             raise InputError("an ensemble needs at least two training rows")
         return cls(settings, x.mean(0), _scale(x), y.mean(0), _scale(y))
 
-    def predict(self, x, calibrated: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and standard deviation over the members, shape (n, n_outputs) each; the std is
-        multiplied by the calibration factor unless ``calibrated`` is False."""
+    def predict_members(self, x) -> np.ndarray:
+        """Every member's prediction, shape (n_members, n, n_outputs)."""
         if not self.members:
             raise ModelError("the ensemble has no trained member")
         x = _matrix(x, "inputs")
@@ -95,7 +94,12 @@ class Ensemble:
             raise ModelError(f"the model takes {self.x_mean.size} input values, got {x.shape[1]}")
         scaled = (x - self.x_mean) / self.x_scale
         outputs = np.stack([m.predict(scaled).reshape(len(x), -1) for m in self.members])
-        outputs = outputs * self.y_scale + self.y_mean
+        return outputs * self.y_scale + self.y_mean
+
+    def predict(self, x, calibrated: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation over the members, shape (n, n_outputs) each; the std is
+        multiplied by the calibration factor unless ``calibrated`` is False."""
+        outputs = self.predict_members(x)
         std = outputs.std(0)
         if calibrated and self.std_scale is not None:
             std = std * self.std_scale

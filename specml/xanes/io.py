@@ -96,9 +96,17 @@ def plot_xanes(spectra: list[Spectrum], path: str | Path, title: str | None = No
 
 
 def spectrum_features(spectrum: Spectrum) -> dict:
-    """Edge and first-maximum energies (eV, on the spectrum's axis)."""
-    from specml.xanes.analysis import edge_position, first_maximum
+    """Edge (half-step), first maximum above it and steepest rise, in eV on the spectrum's axis
+    (:func:`~specml.xanes.analysis.spectral_features`; None where a feature is not on the axis)."""
+    from specml.xanes.analysis import spectral_features
 
-    edge = edge_position(spectrum.wavenumber, spectrum.intensity)
-    peak = first_maximum(spectrum.wavenumber, spectrum.intensity, edge)
-    return {"edge_ev": edge, "first_maximum_ev": None if np.isnan(peak) else peak}
+    features = spectral_features(spectrum.wavenumber, spectrum.intensity)
+
+    def value(name: str) -> float | None:
+        return None if np.isnan(features[name]) else float(features[name])
+
+    return {
+        "edge_ev": value("edge"),
+        "first_maximum_ev": value("first_maximum"),
+        "steepest_rise_ev": value("steepest_rise"),
+    }
