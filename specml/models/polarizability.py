@@ -49,9 +49,7 @@ from .training import (
     _common_model_kwargs,
     _fit,
     _resolve,
-    _warm_start_model,
-    _z_table_of,
-    prepare_data,
+    warm_start_and_data,
 )
 
 #: File name of a saved polarizability model beside a committee's files.
@@ -118,12 +116,14 @@ def train_polarizability_model(
     ``polarizability_A3``, the mean absolute error per tensor component.
     """
     device, dtype = _resolve(device, dtype)
-    if init_model is not None:
-        init_model = _warm_start_model(init_model, mace_modules.AtomicDielectricMACE, dtype)
-    z_table = _z_table_of(init_model) if init_model is not None else None
-    r_max = model_r_max(init_model) if init_model is not None else preset.r_max
-    data = prepare_data(
-        atoms_list, (POLARIZABILITY_KEY,), r_max, dtype, split_seed, preset.valid_fraction, z_table
+    init_model, data = warm_start_and_data(
+        atoms_list,
+        (POLARIZABILITY_KEY,),
+        mace_modules.AtomicDielectricMACE,
+        preset,
+        dtype,
+        split_seed,
+        init_model,
     )
     torch.manual_seed(seed)
     model = init_model if init_model is not None else build_polarizability_model(preset, data)

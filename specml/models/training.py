@@ -528,6 +528,27 @@ def _z_table_of(model: torch.nn.Module) -> AtomicNumberTable:
     return get_atomic_number_table_from_zs(model_atomic_numbers(model))
 
 
+def warm_start_and_data(
+    atoms_list: Sequence[Atoms],
+    keys: tuple[str, ...],
+    kind: type,
+    preset: ModelPreset,
+    dtype,
+    split_seed: int,
+    init_model: torch.nn.Module | None,
+    data: PreparedData | None = None,
+) -> tuple[torch.nn.Module | None, PreparedData]:
+    """The warm-start model (a ``kind``, copied to ``dtype``) and the graphs of ``keys`` to fit:
+    ``data`` if given, else built with the warm-start model's elements and cutoff (or the preset's)."""
+    if init_model is not None:
+        init_model = _warm_start_model(init_model, kind, dtype)
+    if data is None:
+        z_table = _z_table_of(init_model) if init_model is not None else None
+        r_max = model_r_max(init_model) if init_model is not None else preset.r_max
+        data = prepare_data(atoms_list, keys, r_max, dtype, split_seed, preset.valid_fraction, z_table)
+    return init_model, data
+
+
 def train_potential(
     atoms_list: Sequence[Atoms],
     preset: ModelPreset,
@@ -552,20 +573,16 @@ def train_potential(
     per-epoch ``train_loss``/``valid_loss`` and ``valid_mae`` in meV, meV/Å.
     """
     device, dtype = _resolve(device, dtype)
-    if init_model is not None:
-        init_model = _warm_start_model(init_model, mace_modules.ScaleShiftMACE, dtype)
-    if data is None:
-        z_table = _z_table_of(init_model) if init_model is not None else None
-        r_max = model_r_max(init_model) if init_model is not None else preset.r_max
-        data = prepare_data(
-            atoms_list,
-            (ENERGY_KEY, FORCES_KEY),
-            r_max,
-            dtype,
-            split_seed,
-            preset.valid_fraction,
-            z_table,
-        )
+    init_model, data = warm_start_and_data(
+        atoms_list,
+        (ENERGY_KEY, FORCES_KEY),
+        mace_modules.ScaleShiftMACE,
+        preset,
+        dtype,
+        split_seed,
+        init_model,
+        data,
+    )
     torch.manual_seed(seed)
     model = init_model if init_model is not None else build_energy_model(preset, data)
     loss_fn = WeightedEnergyForcesLoss(preset.energy_weight, preset.forces_weight)
@@ -612,20 +629,9 @@ def train_dipole_model(
     Same conventions as :func:`train_potential`; ``valid_mae`` is in mD.
     """
     device, dtype = _resolve(device, dtype)
-    if init_model is not None:
-        init_model = _warm_start_model(init_model, mace_modules.AtomicDipolesMACE, dtype)
-    if data is None:
-        z_table = _z_table_of(init_model) if init_model is not None else None
-        r_max = model_r_max(init_model) if init_model is not None else preset.r_max
-        data = prepare_data(
-            atoms_list,
-            (DIPOLE_KEY,),
-            r_max,
-            dtype,
-            split_seed,
-            preset.valid_fraction,
-            z_table,
-        )
+    init_model, data = warm_start_and_data(
+        atoms_list, (DIPOLE_KEY,), mace_modules.AtomicDipolesMACE, preset, dtype, split_seed, init_model, data
+    )
     torch.manual_seed(seed)
     model = init_model if init_model is not None else build_dipole_model(preset, data)
     loss_fn = DipoleSingleLoss(preset.dipole_weight)
