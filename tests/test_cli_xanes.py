@@ -97,6 +97,8 @@ def test_train_cli_resumes(tmp_path):
         5,
         "--width",
         8,
+        "--descriptor",
+        "wacsf",
         "--json",
     )
     code, out, err = run(*args)

@@ -35,14 +35,20 @@ def train(
     ),
     out: Path = typer.Option(..., "--out", help="Model folder; rerun the same command to resume."),
     descriptor: str = typer.Option(
-        "wacsf", "--descriptor", help="Site descriptor: wacsf, soap or wacsf+soap."
+        "soap",
+        "--descriptor",
+        help="Site descriptor: soap (default: the best on the benchmark's val split), wacsf "
+        "(XANESNET's) or wacsf+soap.",
     ),
     members: int = typer.Option(5, "--members", help="Networks per ensemble (bootstrap)."),
-    width: int = typer.Option(128, "--width", help="Hidden-layer width."),
+    width: int = typer.Option(256, "--width", help="Hidden-layer width."),
     layers: int = typer.Option(2, "--layers", help="Hidden layers."),
     epochs: int = typer.Option(200, "--epochs", help="Most training epochs per network."),
     include_unlabelled: bool = typer.Option(
-        False, "--include-unlabelled", help="Also train on spectra the source left out of its split."
+        True,
+        "--include-unlabelled/--labelled-only",
+        help="Also train on the spectra the source left out of its split (never those of val or "
+        "test materials).",
     ),
     limit: int | None = typer.Option(None, "--limit", help="Train on the first N training spectra only."),
     calibrate: bool = typer.Option(
