@@ -25,7 +25,7 @@ import math
 
 import torch
 
-import specml.models  # noqa: F401  -- imports MACE first, its import-time notice kept off stdout
+import specml._mace  # noqa: F401  -- imports MACE first, its import-time notice kept off stdout
 
 try:  # the MACE modules these replace (mace first: it makes e3nn's constants loadable)
     from mace.modules.symmetric_contraction import Contraction  # isort: skip

@@ -4,20 +4,7 @@ Dataset convention: ``atoms.info["energy"]`` (eV), ``atoms.arrays["forces"]``
 (eV/Å), ``atoms.info["dipole"]`` (e·Å).
 """
 
-import contextlib
-import io
-import warnings
-
-# mace prints a notice about optional CUDA kernels on import and e3nn warns about
-# torch.load defaults; neither concerns users, and CLI output must stay clean.
-with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    import mace.tools.cg  # noqa: F401  -- before e3nn: mace makes e3nn's constants loadable with torch>=2.6
-
-    # isort: split
-    import e3nn.o3  # noqa: F401
-# Building MACE blocks makes TorchScript emit a type-annotation warning that is not ours to fix.
-warnings.filterwarnings("ignore", message="The TorchScript type system")
+import specml._mace  # noqa: F401  -- MACE and e3nn imported quietly, in order
 
 from .committee import (  # noqa: E402
     FORCE_UNCERTAINTY_EPS,
