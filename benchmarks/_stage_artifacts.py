@@ -1,7 +1,8 @@
 """The benchmark's stage artifacts: restore them into a run directory, keep them current after
 each stage, and optionally commit them (``git commit`` of the artifact folder only).
 
-The format and the restore logic are :mod:`specml.workflow.artifacts`; used by ``palirs.py``.
+The format and the restore logic are :mod:`specml.workflow.artifacts`; used by ``palirs.py`` and
+``multifidelity.py``.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ class StageArtifacts:
         windows_ps: Sequence[float],
         commit: bool = False,
         say: Callable[[str], None] = print,
+        benchmark: str = "palirs",
     ):
         self.folder, self.run_dir = Path(folder), Path(run_dir)
         self.depth_fs, self.windows_ps = depth_fs, tuple(windows_ps)
-        self.commit, self.say = commit, say
+        self.commit, self.say, self.benchmark = commit, say, benchmark
 
     def restore(self) -> list[str]:
         """Write the finished stages the run directory lacks; returns the files restored."""
@@ -44,7 +46,13 @@ class StageArtifacts:
             return
         manifest = export_artifacts(self.run_dir, self.folder, self.depth_fs, self.windows_ps)
         if self.commit:
-            committed = commit_folder(self.folder, f"palirs stage artifacts: {stage}")
+            try:
+                committed = commit_folder(self.folder, f"{self.benchmark} stage artifacts: {stage}")
+            except RuntimeError as exc:  # e.g. another git command holds the index: not worth the run
+                self.say(
+                    f"stage artifacts after {stage} not committed ({exc}); the next stage's commit takes them"
+                )
+                return
             if committed:
                 self.say(f"committed stage artifacts after {stage} ({manifest['total_bytes'] / 1e6:.1f} MB)")
 

@@ -10,10 +10,19 @@ per DFT force call times its MD steps.
 
 Writes ``docs/results/multifidelity.json`` after every finished step. Everything is resumable:
 rerun the same command (each workflow resumes from its run directory; measured costs are kept in
-``ROOT/dft_call_cost.json``).
+``RUN_ROOT/dft_call_cost.json``).
 
-    python benchmarks/multifidelity.py --stage learn     # active learning of every variant
-    python benchmarks/multifidelity.py                   # + production MD, spectra, comparison
+The run root (``runs/bench_multifidelity``, git-ignored) does not outlive its machine, the
+benchmark outlives many sessions: its finished stages are kept as stage artifacts
+(:mod:`specml.workflow.artifacts`) in ``benchmarks/artifacts/multifidelity/`` (labels of every
+run with their fidelity, Δ twins included, final or latest models, ``adaptation.json``, the
+measured DFT call cost, production autocorrelations and spectra). At the start every finished
+stage stored there that the run root lacks is restored; after every stage (each iteration of each
+run, the survey, production MD) the folder is brought up to date, and with ``--commit-artifacts``
+git-committed (that folder only).
+
+    python benchmarks/multifidelity.py --stage learn --commit-artifacts  # active learning of every variant
+    python benchmarks/multifidelity.py --commit-artifacts                # + production MD, spectra, comparison
 """
 
 from __future__ import annotations
@@ -22,12 +31,20 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _stage_artifacts import StageArtifacts  # noqa: E402
+
+#: Stage artifacts of the benchmark's own settings (committed; see specml.workflow.artifacts).
+ARTIFACTS = ROOT / "benchmarks" / "artifacts" / "multifidelity"
 NIST = ROOT.parent / "shared" / "data" / "nist-ir" / "methanol.jdx"
 EXPENSIVE = "pyscf:b3lyp/def2-svp"
 CHEAP = "xtb"
@@ -55,7 +72,24 @@ def main() -> None:
     )
     parser.add_argument("--set", nargs="*", default=[], help="workflow overrides KEY=VALUE (JSON values)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "results" / "multifidelity.json"))
+    parser.add_argument(
+        "--artifacts",
+        help="stage-artifact folder: finished stages are restored from it and written to it after each "
+        "stage (default: benchmarks/artifacts/multifidelity with the benchmark's own settings, none "
+        "with another --expensive, --preset or --set)",
+    )
+    parser.add_argument(
+        "--no-artifacts", action="store_true", help="neither restore nor write stage artifacts"
+    )
+    parser.add_argument(
+        "--commit-artifacts",
+        action="store_true",
+        help="git-commit the artifact folder (and nothing else) after each stage",
+    )
     args = parser.parse_args()
+    artifacts = artifact_folder(args)
+    if args.commit_artifacts and artifacts is None:
+        parser.error("--commit-artifacts needs a stage-artifact folder (--artifacts)")
 
     import torch
     from rich.console import Console
@@ -66,7 +100,17 @@ def main() -> None:
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     # No test set: it would spend 20 DFT labels per variant on a number the comparison does not use.
     config = get_workflow_config(args.preset, reference=args.expensive, run_test_set=False, **overrides)
-    bench = Benchmark(Path(args.root), config, Path(args.out), Console())
+    console = Console()
+    root = Path(args.root)
+    save_stage: Callable[[str], None] = lambda stage: None  # noqa: E731
+    if artifacts is not None:
+        stages = StageArtifacts(
+            artifacts, root, config.max_correlation_fs, (), args.commit_artifacts, benchmark="multifidelity"
+        )
+        stages.say = lambda message: console.print(message, highlight=False)
+        stages.restore()  # before any workflow opens its run directory
+        save_stage = stages.save
+    bench = Benchmark(root, config, Path(args.out), console, save_stage)
     bench.pretrain()
     for variant in args.variants:
         bench.learn(variant)
@@ -77,11 +121,27 @@ def main() -> None:
     bench.write()
 
 
+def artifact_folder(args: argparse.Namespace) -> Path | None:
+    """The stage-artifact folder of a run: ``--artifacts``; else :data:`ARTIFACTS` when the run has
+    the benchmark's own settings (a trial with other ones must not mix into it); None with
+    ``--no-artifacts``."""
+    if args.no_artifacts:
+        return None
+    if args.artifacts:
+        return Path(args.artifacts)
+    own = args.expensive == EXPENSIVE and args.preset == "default" and not args.set
+    return ARTIFACTS if own else None
+
+
 class Benchmark:
-    def __init__(self, root: Path, config, out: Path, console):
+    def __init__(
+        self, root: Path, config, out: Path, console, save_stage: Callable[[str], None] | None = None
+    ):
+        """``save_stage(name)`` is called after every stage that lands in ``root`` (stage artifacts)."""
         from specml.molecules import load_molecules
 
         self.root, self.config, self.out, self.console = root, config, out, console
+        self.save_stage = save_stage or (lambda stage: None)
         self.molecules = load_molecules("CO")
         self.rows: dict[str, dict] = {}
         self.xtb: dict = {}
@@ -98,8 +158,16 @@ class Benchmark:
         from specml.workflow import IRWorkflow
 
         return IRWorkflow(
-            self.molecules, self.root / "pretrain_xtb", self.cheap_config(), console=self.console
+            self.molecules,
+            self.root / "pretrain_xtb",
+            self.cheap_config(),
+            console=self.console,
+            stage_done=self.stage_done("pretrain_xtb"),
         )
+
+    def stage_done(self, run: str) -> Callable[[str], None]:
+        """The stage callback of the workflow in ``root/run``."""
+        return lambda stage: self.save_stage(f"{run}: {stage}")
 
     def workflow(self, variant: str):
         from specml.workflow import IRWorkflow
@@ -107,12 +175,15 @@ class Benchmark:
         from specml.workflow.multifidelity import MultiFidelityWorkflow
 
         folder = self.root / variant
+        done = self.stage_done(variant)
         if variant == "dft_only":
-            return IRWorkflow(self.molecules, folder, self.config, console=self.console)
+            return IRWorkflow(self.molecules, folder, self.config, console=self.console, stage_done=done)
         if not (folder / "pretrain").exists():  # the shared pretraining, before this variant adds twins
             shutil.copytree(self.root / "pretrain_xtb", folder / "pretrain")
         settings = MultiFidelitySettings(pretrain=CHEAP, adaptation=variant)
-        return MultiFidelityWorkflow(self.molecules, folder, self.config, settings, console=self.console)
+        return MultiFidelityWorkflow(
+            self.molecules, folder, self.config, settings, console=self.console, stage_done=done
+        )
 
     # -- steps --------------------------------------------------------------------------
     def pretrain(self) -> None:
@@ -125,6 +196,7 @@ class Benchmark:
         if variant != "dft_only":
             workflow.pretrain_stage()
         workflow.prepared()
+        self.save_stage(f"{variant}: DFT minimum and Hessian")
         self.rows[variant] = {**self.rows.get(variant, {}), "status": "learning"}
         self.write()
         workflow.active_learning()
@@ -150,6 +222,7 @@ class Benchmark:
             return
         workflow = self.pretrain_workflow()
         spectrum = workflow.production()[self.config.production_temperature_k]["CO"]
+        self.save_stage("pretrain_xtb: production MD")
         self.xtb = {"reference": workflow.reference.describe(), **self.compare(spectrum), "status": "done"}
         self.write()
 
@@ -240,6 +313,7 @@ class Benchmark:
             }
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(measured, indent=2))
+            self.save_stage("DFT call cost")
         steps = self.config.n_trajectories * (self.config.thermalization_steps + self.config.production_steps)
         return {**measured, "md_steps": steps, "dft_md_s": measured["s_per_call"] * steps}
 

@@ -261,3 +261,191 @@ def test_commit_folder_commits_only_the_artifact_folder(tmp_path, monkeypatch):
     ]
     assert not commit_folder(folder, "nothing new")
     assert "other.txt" in git("diff", "--cached", "--name-only")
+
+
+def rows_by_key(path) -> dict:
+    """Every row of a label database: columns (provenance and fidelity), settings, results."""
+    rows = {}
+    for row in LabelDatabase(path).rows():
+        ok = row.get("status") == "ok"
+        rows[row.key] = (
+            row.key_value_pairs,
+            row.data["reference_settings"],
+            np.round(row.positions, 7),
+            (row.energy, np.round(row.forces, 7), tuple(row.dipole)) if ok else None,
+        )
+    return rows
+
+
+def same_rows(a: dict, b: dict) -> bool:
+    if a.keys() != b.keys():
+        return False
+    for key in a:
+        (pairs_a, settings_a, pos_a, res_a), (pairs_b, settings_b, pos_b, res_b) = a[key], b[key]
+        if pairs_a != pairs_b or settings_a != settings_b or not np.allclose(pos_a, pos_b, atol=1e-7):
+            return False
+        if (res_a is None) != (res_b is None):
+            return False
+        if res_a is not None:
+            same = (
+                res_a[0] == res_b[0] and res_a[2] == res_b[2] and np.allclose(res_a[1], res_b[1], atol=1e-7)
+            )
+            if not same:
+                return False
+    return True
+
+
+def test_multifidelity_benchmark_root_round_trips(tmp_path):
+    """The layout of ``benchmarks/multifidelity.py``: a shared cheap pretraining run beside a
+    multi-fidelity run with its own ``pretrain/`` run, expensive labels, Δ twins, ``adaptation.json``
+    and an adaptation committee folder. Labels are real (GFN1-xTB as the expensive reference, GFN2-xTB
+    as the cheap one, labelled by the workflow's own code); model files are stand-ins, which
+    artifacts copy byte for byte whatever they hold."""
+    import shutil
+
+    from ase.build import molecule
+
+    from specml.molecules import load_molecules
+    from specml.workflow import get_workflow_config
+    from specml.workflow.fidelity_config import MultiFidelitySettings
+    from specml.workflow.labelling import Candidate, label_candidates, read_candidates, write_candidates
+    from specml.workflow.multifidelity import TWIN_PREFIX, MultiFidelityWorkflow
+    from specml.workflow.state import atomic_write_json
+
+    root, artifacts = tmp_path / "bench", tmp_path / "artifacts"
+    config = get_workflow_config("ci", reference="gfn1-xtb", run_test_set=False)
+    settings = MultiFidelitySettings(pretrain="xtb", adaptation="delta")
+
+    def open_run() -> MultiFidelityWorkflow:
+        return MultiFidelityWorkflow(
+            load_molecules("O"), root / "delta", config, settings, show_progress=False
+        )
+
+    workflow = open_run()
+    rng = np.random.default_rng(1)
+    water = molecule("H2O")
+
+    def candidates(iteration: int, kinds: tuple[str, ...]) -> list[Candidate]:
+        out = []
+        for k, kind in enumerate(kinds):
+            atoms = water.copy()
+            atoms.positions += rng.normal(0.0, 0.03, atoms.positions.shape)
+            provenance = {"molecule": "O", "iteration": iteration, "kind": kind, "temperature": 300.0}
+            out.append(Candidate(f"O:{iteration}:{kind}:{k}", atoms, provenance))
+        return out
+
+    pretrain = workflow.pretrain
+    label_candidates(
+        candidates(0, ("normal_mode",) * 3), pretrain.database, pretrain.reference, workflow.executor
+    )
+    for name in ("iter_000", "final"):
+        (pretrain.dirs.root / "models" / name).mkdir(parents=True)
+        (pretrain.dirs.root / "models" / name / "committee.json").write_text(f'{{"cheap": "{name}"}}')
+        (pretrain.dirs.root / "models" / name / "energy_member_0.pt").write_bytes(rng.bytes(2000))
+    shutil.copytree(pretrain.dirs.root, root / "pretrain_xtb")  # as the benchmark shares its pretraining
+
+    first = candidates(0, ("minimum", "normal_mode", "uncertain", "coverage"))
+    write_candidates(root / "delta" / "multifidelity" / "survey.extxyz", first[2:])
+    label_candidates(
+        first + candidates(1, ("active",) * 2), workflow.database, workflow.reference, workflow.executor
+    )
+    workflow.database.add_failure("O:1:active:9", water, "SCF did not converge", {"iteration": 1}, {})
+    expensive = workflow.database.labelled_atoms()
+    twins = workflow.cheap_twins(expensive)  # cheap labels of the expensive structures
+    assert set(twins) == {a.info["key"] for a in expensive}
+    atomic_write_json(workflow.adaptation_file, {"chosen": "delta", "n_labels": 4, "scores": {"delta": 3.5}})
+    for folder in ("models/iter_000", "models/iter_001", "adaptation/finetune"):
+        (root / "delta" / folder).mkdir(parents=True)
+        (root / "delta" / folder / "committee.json").write_text(f'{{"expensive": "{folder}"}}')
+        (root / "delta" / folder / "energy_member_0.pt").write_bytes(rng.bytes(3000))
+    for scratch in ("adaptation/scratch_checkpoints/member_0.pt", "multifidelity/md_checkpoints/batch_0.pt"):
+        (root / "delta" / scratch).parent.mkdir(parents=True)
+        (root / "delta" / scratch).write_bytes(b"snapshot")
+    (root / "dft_call_cost.json").write_text(json.dumps({"s_per_call": 2.1, "calls_timed": 3}))
+
+    databases = ("delta/labels.db", "delta/pretrain/labels.db", "pretrain_xtb/labels.db")
+    labels = {db: rows_by_key(root / db) for db in databases}
+    kept = {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and p.suffix not in (".db", ".log") and "checkpoints" not in p.as_posix()
+    }
+    assert {"delta/adaptation.json", "delta/models/iter_001/committee.json", "dft_call_cost.json"} <= set(
+        kept
+    )
+    manifest = export_artifacts(root, artifacts, DEPTH_FS)
+    names = set(manifest["files"])
+    assert {"delta/labels/iter_000.extxyz.gz", "delta/pretrain/labels/iter_000.extxyz.gz"} <= names
+    assert "pretrain_xtb/models/final/committee.json.gz" in names
+    assert not any(n.startswith("delta/models/iter_000") for n in names)  # the latest iteration's only
+    assert not any("checkpoints" in n or n.endswith((".db", ".log")) for n in names)
+
+    shutil.rmtree(root)
+    restored = restore_artifacts(artifacts, root)
+    assert set(databases) <= set(restored)
+    for db in databases:  # every row with its fidelity (``reference``), provenance and twin link
+        assert same_rows(rows_by_key(root / db), labels[db]), db
+    twin_rows = [
+        pairs
+        for key, (pairs, *_) in labels["delta/pretrain/labels.db"].items()
+        if key.startswith(TWIN_PREFIX)
+    ]
+    assert len(twin_rows) == len(expensive) == 6
+    assert {p["reference"] for p in twin_rows} == {pretrain.reference.describe()}
+    assert {p["twin_of"] for p in twin_rows} == {a.info["key"] for a in expensive}
+    # every file comes back byte for byte, except the models of iterations that a later one replaced
+    restored_files = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    for name, data in kept.items():
+        if "/models/iter_000/" in name:
+            assert name not in restored_files
+        else:
+            assert restored_files[name] == data, name
+    assert not (root / "delta" / "adaptation" / "scratch_checkpoints").exists()
+
+    # the workflow takes the restored run as its own: same settings, pretrained models, twins found
+    again = open_run()
+    assert again.pretrained_models().is_dir()
+    assert [c.key for c in read_candidates(root / "delta" / "multifidelity" / "survey.extxyz")] == [
+        c.key for c in first[2:]
+    ]
+    n_cheap = again.pretrain.database.count()
+    assert set(again.cheap_twins(again.database.labelled_atoms())) == set(twins)
+    assert again.pretrain.database.count() == n_cheap  # nothing labelled twice
+    # and exports the same artifacts: a fresh clone's rerun commits nothing spurious
+    assert export_artifacts(root, tmp_path / "again", DEPTH_FS)["files"] == manifest["files"]
+
+
+def test_multifidelity_benchmark_keeps_artifacts_of_its_own_settings_only():
+    import argparse
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import multifidelity as bench
+
+    def folder(**changes):
+        args = {"no_artifacts": False, "artifacts": None, "expensive": bench.EXPENSIVE, "preset": "default"}
+        return bench.artifact_folder(argparse.Namespace(**{**args, "set": [], **changes}))
+
+    assert folder() == bench.ARTIFACTS == bench.ROOT / "benchmarks" / "artifacts" / "multifidelity"
+    assert folder(expensive="gfn1-xtb") is None and folder(set=["max_iterations=1"]) is None
+    assert folder(expensive="gfn1-xtb", artifacts="elsewhere") == Path("elsewhere")
+    assert folder(no_artifacts=True) is None
+
+
+def test_a_failed_artifact_commit_does_not_end_the_run(tmp_path, monkeypatch):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from _stage_artifacts import StageArtifacts
+
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))  # no repository around tmp_path
+    fake_run(tmp_path / "run")
+    said: list[str] = []
+    stages = StageArtifacts(
+        tmp_path / "artifacts", tmp_path / "run", DEPTH_FS, (), True, said.append, benchmark="multifidelity"
+    )
+    stages.save("iteration 0")
+    assert (tmp_path / "artifacts" / MANIFEST).is_file()
+    assert len(said) == 1 and "after iteration 0 not committed" in said[0]

@@ -1,7 +1,8 @@
 """A label database as gzip-compressed extended-XYZ files, and back.
 
 Every row keeps its key, status (``ok`` or ``failed`` with the error), provenance columns
-(:data:`~specml.dataset.database.PROVENANCE_KEYS`) and the reference settings it was computed
+(:data:`~specml.dataset.database.PROVENANCE_KEYS`, the label's fidelity ``reference`` among them),
+any other column (a multi-fidelity twin's ``twin_of``) and the reference settings it was computed
 with; labels are the standard ASE calculator results (``energy``, ``forces``, ``dipole``), so
 any extxyz reader (ASE, ``mace_run_train``) takes the files as they are. Coordinates and forces
 carry extxyz's 8 decimals; the error text and the reference
@@ -29,6 +30,8 @@ from specml.molecules.inputs import bare_copy
 
 #: Row columns stored in ``atoms.info`` besides the provenance.
 _ROW_KEYS = ("key", "status")
+#: Columns and ``atoms.info`` entries that are not provenance (encoded apart or ASE's own).
+_NOT_PROVENANCE = (*_ROW_KEYS, "error", "reference_settings", "id", "unique_id", "ctime", "mtime", "user")
 
 
 def _images(database: LabelDatabase, keep: Callable[[dict], bool]) -> list[Atoms]:
@@ -38,6 +41,10 @@ def _images(database: LabelDatabase, keep: Callable[[dict], bool]) -> list[Atoms
             continue
         atoms = bare_copy(row.toatoms())
         atoms.info.update({k: row.get(k) for k in _ROW_KEYS + PROVENANCE_KEYS if row.get(k) is not None})
+        pairs = row.key_value_pairs
+        atoms.info.update(
+            {k: pairs[k] for k in sorted(pairs) if k not in PROVENANCE_KEYS and k not in _NOT_PROVENANCE}
+        )
         if row.get("error") is not None:
             atoms.info["error"] = quote(row.get("error"), safe="")
         atoms.info["reference_settings"] = quote(row.data.get("reference_settings", "{}"), safe="")
@@ -68,7 +75,7 @@ def read_label_file(path: Path, database: LabelDatabase) -> int:
         images = read(fh, index=":", format="extxyz")
     for atoms in images:
         info = dict(atoms.info)
-        provenance = {k: info[k] for k in PROVENANCE_KEYS if k in info}
+        provenance = {k: v for k, v in info.items() if k not in _NOT_PROVENANCE}
         settings = json.loads(unquote(str(info.get("reference_settings", "{}"))))
         if info.get("status") == "ok":
             results = atoms.calc.results

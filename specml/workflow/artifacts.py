@@ -13,6 +13,12 @@ skip every finished stage, and nothing else, into one folder:
 - JSON and extxyz files gzip-compressed, other files (MD continuation states) as they are;
 - never snapshots, logs, temporary files or the models of earlier iterations.
 
+Run directories may nest (a multi-fidelity run keeps its cheap-reference run in ``pretrain/``,
+a benchmark keeps several runs under one root): every ``labels.db`` becomes a ``labels/`` folder
+beside it, every ``models`` folder keeps its own final or latest models, and every committee folder
+(one with a ``committee.json``, such as a multi-fidelity run's ``adaptation/METHOD/``) is restored
+as a whole.
+
 ``MANIFEST.json`` lists every artifact with the file it restores, its size and SHA-256.
 Exports are deterministic: an unchanged stage rewrites identical bytes (a commit shows only what
 changed) and artifacts of files that no longer count (the models of an iteration once a later
@@ -38,16 +44,24 @@ from specml.workflow.state import atomic_save_directory
 
 MANIFEST = "MANIFEST.json"
 FORMAT = 1
-#: Path parts and name endings of scratch files, never exported.
-_SCRATCH_PARTS = ("md_checkpoints", "training_checkpoints", "extra_md_checkpoints")
+#: Path parts and name endings of scratch files, never exported: snapshot folders
+#: (``md_checkpoints``, ``training_checkpoints``, a multi-fidelity run's ``adaptation/METHOD_checkpoints``).
+_SCRATCH_PART_ENDING = "checkpoints"
 _SCRATCH_ENDINGS = ("_checkpoint.pt", ".log", ".db-journal")
+#: The file that makes a folder a committee (:meth:`specml.models.Committee.save`).
+_COMMITTEE_FILE = "committee.json"
 _GZIP_SUFFIXES = (".json", ".extxyz")
 
 
 def _is_scratch(rel: Path) -> bool:
     """Snapshots, logs, and files being written (``specml.atomic`` writes ``.NAME.PID.suffix``)."""
     return (
-        any(part in _SCRATCH_PARTS or ".tmp" in part or part.startswith(".") for part in rel.parts)
+        any(
+            part.endswith(_SCRATCH_PART_ENDING) or ".tmp" in part or part.startswith(".")
+            for part in rel.parts[:-1]
+        )
+        or ".tmp" in rel.name
+        or rel.name.startswith(".")
         or rel.name.endswith(_SCRATCH_ENDINGS)
         or rel.name == MANIFEST
     )
@@ -60,8 +74,8 @@ def _exported_models(run_dir: Path) -> set[Path]:
         if not models.is_dir():
             continue
         final = models / "final"
-        iterations = sorted(p for p in models.glob("iter_*") if (p / "committee.json").exists())
-        if (final / "committee.json").exists():
+        iterations = sorted(p for p in models.glob("iter_*") if (p / _COMMITTEE_FILE).exists())
+        if (final / _COMMITTEE_FILE).exists():
             keep.add(final)
         elif iterations:
             keep.add(iterations[-1])
@@ -191,6 +205,11 @@ def restore_artifacts(artifact_dir: str | Path, run_dir: str | Path) -> list[str
         return []
     restored: set[str] = set()
     model_dirs: dict[Path, list[tuple[bytes, Path]]] = {}
+    committees = {
+        Path(e["restores"]).parent
+        for e in manifest["files"].values()
+        if Path(e["restores"]).name == _COMMITTEE_FILE
+    }
     for name, entry in sorted(manifest["files"].items()):
         source, rel = artifact_dir / name, Path(entry["restores"])
         data = source.read_bytes()
@@ -205,7 +224,7 @@ def restore_artifacts(artifact_dir: str | Path, run_dir: str | Path) -> list[str
                 restored.add(rel.as_posix())
             continue
         data = gzip.decompress(data) if entry["form"] == "gzip" else data
-        if "models" in rel.parts[:-1]:
+        if "models" in rel.parts[:-1] or rel.parent in committees:
             model_dirs.setdefault(target.parent, []).append((data, target))
         elif not target.exists():
             _write_if_changed(target, data)

@@ -59,7 +59,9 @@ class MultiFidelityWorkflow(IRWorkflow):
 
     ``config`` holds the expensive reference and the settings both stages share (models,
     MD, stopping rule, production); ``settings`` the cheap reference and how expensive labels
-    are chosen and used. ``database`` (optional) holds the expensive labels.
+    are chosen and used. ``database`` (optional) holds the expensive labels. ``stage_done(name)``
+    is called as in :class:`~specml.workflow.active_learning.IRWorkflow`, for the pretraining's
+    stages too (named ``pretrain: ...``) and after the survey.
     """
 
     def __init__(
@@ -72,15 +74,23 @@ class MultiFidelityWorkflow(IRWorkflow):
         database: str | None = None,
         show_progress: bool = True,
         console=None,
+        stage_done=None,
     ):
         config = config or WorkflowConfig()
         self.settings = (settings or MultiFidelitySettings()).check(config.reference)
         # In the stored config: a run with other multi-fidelity settings, or none, is refused.
         config = config.with_overrides(extra={**config.extra, "multifidelity": self.settings.to_dict()})
-        super().__init__(molecules, run_dir, config, executor, database, show_progress, console)
+        super().__init__(molecules, run_dir, config, executor, database, show_progress, console, stage_done)
         cheap = config.with_overrides(reference=self.settings.pretrain, run_test_set=False, extra={})
         self.pretrain = IRWorkflow(
-            molecules, self.dirs.root / "pretrain", cheap, self.executor, None, show_progress, console
+            molecules,
+            self.dirs.root / "pretrain",
+            cheap,
+            self.executor,
+            None,
+            show_progress,
+            console,
+            lambda stage: self._stage_done(f"pretrain: {stage}"),
         )
 
     @property
@@ -137,6 +147,7 @@ class MultiFidelityWorkflow(IRWorkflow):
         write_candidates(path, candidates)
         shutil.rmtree(snapshots, ignore_errors=True)
         self.say(f"survey MD: {len(candidates)} frames chosen for {self.reference.describe()} labels")
+        self._stage_done("survey")
         return candidates
 
     # -- stage 3 ------------------------------------------------------------------------
