@@ -151,6 +151,17 @@ def test_md_runner_nve_conserves_energy_and_sanity_stop():
     assert stopped.stopped_at_step == 1 and "blow-up" in stopped.stop_reason
 
 
+def test_md_runner_velocities_are_in_angstrom_per_fs():
+    # A free atom started at 0.01 Å/fs moves 0.5 Å in 50 fs and keeps its velocity.
+    atoms = Atoms("O", positions=[[0.0, 0.0, 0.0]])
+    calc = HarmonicWell(origin=[[0.0, 0.0, 0.0]], k=0.0)
+    traj = run_ase_md(
+        atoms, calc, n_steps=100, timestep_fs=0.5, friction_per_fs=None, velocities=[[0.01, 0.0, 0.0]]
+    )
+    assert traj.final_positions[0] == pytest.approx([0.5, 0.0, 0.0], abs=1e-9)
+    assert traj.final_velocities[0] == pytest.approx([0.01, 0.0, 0.0], abs=1e-12)
+
+
 class FailingWell(HarmonicWell):
     """A harmonic well whose ``fail_at``-th call raises, like an SCF that does not converge."""
 

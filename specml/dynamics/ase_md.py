@@ -257,7 +257,7 @@ def run_ase_md(
     """
     work = bare_copy(atoms)  # isotope masses set the dynamics
     if velocities is not None:
-        work.set_velocities(np.asarray(velocities) * units.fs)  # Å/fs -> ASE units
+        work.set_velocities(np.asarray(velocities) / units.fs)  # Å/fs -> Å per ASE time unit (10.18 fs)
     else:
         initialize_velocities(work, temperature_k, seed)
     checkpoint = None
@@ -304,7 +304,7 @@ def run_ase_md(
         temperatures_k=frames.temperatures,
         potential_energies=frames.energies,
         final_positions=final.get_positions(),
-        final_velocities=final.get_velocities() / units.fs,
+        final_velocities=final.get_velocities() * units.fs,  # -> Å/fs
         symbols=final.get_chemical_symbols(),
         target_temperature_k=temperature_k,
         timestep_fs=timestep_fs,
