@@ -121,8 +121,8 @@ def harmonic(
 
 
 @dataclass(frozen=True)
-class _HarmonicPlan:
-    """The checked settings of one ``specml harmonic`` call."""
+class SpectrumPlan:
+    """The checked settings shared by the harmonic spectrum commands (IR and Raman)."""
 
     method: ReferenceMethod
     molecules: list
@@ -131,28 +131,64 @@ class _HarmonicPlan:
     shape: str
     lo: float  # cm-1
     hi: float
-    conformers: bool
     temperature: float  # K
-    gas_contour: bool
     compare: Path | None
     experiment: Spectrum | None  # the loaded --compare spectrum
+
+
+@dataclass(frozen=True)
+class _HarmonicPlan(SpectrumPlan):
+    """The checked settings of one ``specml harmonic`` call."""
+
+    conformers: bool
+    gas_contour: bool
 
     @property
     def rotational_temperature(self) -> float | None:
         return self.temperature if self.gas_contour else None
 
 
-def _plan_harmonic(
-    molecule, reference, out, fwhm, shape, compare, wn_range, conformers, temperature, gas_contour
-) -> _HarmonicPlan:
-    """Every option of ``specml harmonic`` checked, the molecules and the experiment loaded: before any calculation."""
+def checked_line_options(reference: str, fwhm, shape: str, wn_range, temperature: float):
+    """The reference method, range (cm-1), line width and shape of a spectrum command, checked."""
     from specml.reference import make_reference
     from specml.spectra.broadening import check_line_settings
 
     method = make_reference(reference)
     lo, hi = checks.wavenumber_range("--range", *wn_range)
-    fwhm, shape = check_line_settings(fwhm, shape or ("gaussian" if gas_contour else "lorentzian"))
+    fwhm, shape = check_line_settings(fwhm, shape)
     checks.temperature("--temperature", temperature)
+    return method, lo, hi, fwhm, shape
+
+
+def load_inputs(molecule: str, method, out: Path, compare: Path | None, load_compare=None):
+    """The output folder checked, then the --compare spectrum and the molecules loaded: (experiment,
+    molecules). Last among the checks because loading is the slowest of them."""
+    checks.output_dir(out, "--out")
+    experiment = (load_compare or load_experiment)(compare) if compare is not None else None
+    return experiment, molecules_for(molecule, method)
+
+
+def write_spectrum(spectrum, stem: Path, plan: SpectrumPlan, title: str) -> dict | None:
+    """``spectrum`` as ``<stem>.csv`` and a ``<stem>.png`` plot: against the experiment (whose
+    comparison is returned) with --compare, else alone."""
+    from specml.plotting import plot_spectra
+
+    spectrum.to_csv(stem.with_suffix(".csv"))
+    if plan.compare is not None:
+        return _report_comparison(
+            spectrum, plan.compare, stem.with_suffix(".png"), plan.lo, plan.hi, plan.experiment
+        )
+    plot_spectra([spectrum], stem.with_suffix(".png"), title=title)
+    return None
+
+
+def _plan_harmonic(
+    molecule, reference, out, fwhm, shape, compare, wn_range, conformers, temperature, gas_contour
+) -> _HarmonicPlan:
+    """Every option of ``specml harmonic`` checked, the molecules and the experiment loaded: before any calculation."""
+    method, lo, hi, fwhm, shape = checked_line_options(
+        reference, fwhm, shape or ("gaussian" if gas_contour else "lorentzian"), wn_range, temperature
+    )
     if gas_contour:
         from specml.spectra.rotational_contour import check_contour_settings
 
@@ -162,20 +198,17 @@ def _plan_harmonic(
                 f"--shape {shape} is not supported with it"
             )
         check_contour_settings(fwhm, temperature)
-    checks.output_dir(out, "--out")
-    experiment = load_experiment(compare) if compare is not None else None
-    molecules = molecules_for(molecule, method)
+    experiment, molecules = load_inputs(molecule, method, out, compare)
     for mol in molecules:
         if conformers and not mol.smiles:
             raise InputError(f"--conformers needs SMILES input; {mol.name} came from a structure file")
     return _HarmonicPlan(
-        method, molecules, out, fwhm, shape, lo, hi, conformers, temperature, gas_contour, compare, experiment
+        method, molecules, out, fwhm, shape, lo, hi, temperature, compare, experiment, conformers, gas_contour
     )
 
 
 def _harmonic_of(mol, plan: _HarmonicPlan) -> dict:
     """Harmonic analysis of one molecule, its tables printed and its files written; returns its summary."""
-    from specml.plotting import plot_spectra
     from specml.workflow.state import safe_name
 
     method = plan.method
@@ -210,13 +243,9 @@ def _harmonic_of(mol, plan: _HarmonicPlan) -> dict:
         hi=plan.hi,
         rotational_temperature_k=plan.rotational_temperature,
     ).with_metadata(label=label)
-    spectrum.to_csv(stem.with_suffix(".csv"))
-    if plan.compare is not None:
-        summary["vs_experiment"] = _report_comparison(
-            spectrum, plan.compare, stem.with_suffix(".png"), plan.lo, plan.hi, plan.experiment
-        )
-    else:
-        plot_spectra([spectrum], stem.with_suffix(".png"), title=f"{mol.name}: harmonic IR ({method.name})")
+    comparison = write_spectrum(spectrum, stem, plan, f"{mol.name}: harmonic IR ({method.name})")
+    if comparison is not None:
+        summary["vs_experiment"] = comparison
     return summary_with_files(stem, summary)
 
 

@@ -21,14 +21,15 @@ from specml.cli.app import (
 )
 from specml.cli.commands_core import (
     REFERENCE_OPTION_HELP,
+    SpectrumPlan,
     _harmonic_with_progress,
-    _report_comparison,
-    molecules_for,
+    checked_line_options,
+    load_inputs,
     summary_with_files,
+    write_spectrum,
 )
 
 if TYPE_CHECKING:  # not at run time: ``specml --help`` stays light
-    from specml.reference import ReferenceMethod
     from specml.spectra.spectrum import Spectrum
 
 RAMAN_JSON_HELP = (
@@ -82,39 +83,21 @@ def raman(
 
 
 @dataclass(frozen=True)
-class _RamanPlan:
+class _RamanPlan(SpectrumPlan):
     """The checked settings of one ``specml raman`` call."""
 
-    method: ReferenceMethod
-    molecules: list
-    out: Path
-    fwhm: float  # cm-1
-    shape: str
-    lo: float  # cm-1
-    hi: float
     laser_nm: float | None
-    temperature: float  # K
-    compare: Path | None
-    experiment: Spectrum | None  # the loaded --compare spectrum
 
 
 def _plan_raman(
     molecule, reference, out, fwhm, shape, wn_range, laser_nm, temperature, compare
 ) -> _RamanPlan:
     """Every option checked and the molecules loaded, before any calculation (InputError: exit 2)."""
-    from specml.reference import make_reference
-    from specml.spectra.broadening import check_line_settings
-
-    method = make_reference(reference)
-    lo, hi = checks.wavenumber_range("--range", *wn_range)
-    fwhm, shape = check_line_settings(fwhm, shape)
-    checks.temperature("--temperature", temperature)
+    method, lo, hi, fwhm, shape = checked_line_options(reference, fwhm, shape, wn_range, temperature)
     if laser_nm is not None:
         laser_nm = checks.positive("--laser-nm", laser_nm, "nm", upper=MAX_LASER_NM)
-    checks.output_dir(out, "--out")
-    experiment = load_raman_experiment(compare) if compare is not None else None
-    molecules = molecules_for(molecule, method)
-    return _RamanPlan(method, molecules, out, fwhm, shape, lo, hi, laser_nm, temperature, compare, experiment)
+    experiment, molecules = load_inputs(molecule, method, out, compare, load_raman_experiment)
+    return _RamanPlan(method, molecules, out, fwhm, shape, lo, hi, temperature, compare, experiment, laser_nm)
 
 
 def load_raman_experiment(path: Path) -> Spectrum:
@@ -128,7 +111,6 @@ def load_raman_experiment(path: Path) -> Spectrum:
 
 def _raman_of(mol, plan: _RamanPlan) -> dict:
     """Harmonic Raman of one molecule, its table printed and its files written; returns its summary."""
-    from specml.plotting import plot_spectra
     from specml.spectra.raman import raman_from_harmonic
     from specml.workflow.state import safe_name
 
@@ -165,14 +147,9 @@ def _raman_of(mol, plan: _RamanPlan) -> dict:
         laser_nm=plan.laser_nm,
         temperature_k=plan.temperature,
     ).with_metadata(label=f"{mol.name} harmonic Raman ({method.name})")
-    spectrum.to_csv(stem.with_suffix(".csv"))
-    if plan.compare is not None:
-        summary["vs_experiment"] = _report_comparison(
-            spectrum, plan.compare, stem.with_suffix(".png"), plan.lo, plan.hi, plan.experiment
-        )
-    else:
-        title = f"{mol.name}: harmonic Raman ({method.name})"
-        plot_spectra([spectrum], stem.with_suffix(".png"), title=title)
+    comparison = write_spectrum(spectrum, stem, plan, f"{mol.name}: harmonic Raman ({method.name})")
+    if comparison is not None:
+        summary["vs_experiment"] = comparison
     return summary_with_files(stem, summary)
 
 
