@@ -58,3 +58,23 @@ def test_compare_missing_and_non_ir_files(tmp_path):
     assert proc.returncode != 0
     assert proc.stderr.strip().endswith("not an infrared spectrum (DATA TYPE: MASS SPECTRUM)")
     assert "Traceback" not in proc.stderr
+
+
+TANNIC_RAMAN = SHARED / "data" / "jcamp-suite" / "other" / "tannic_acid.jdx"
+
+
+def test_compare_raman_spectra_and_refuse_mixing_techniques(tmp_path):
+    import json
+
+    proc = _run(TANNIC_RAMAN, TANNIC_RAMAN, "--raman", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["technique"] == "raman" and result["range_cm1"] == [100.0, 4000.0]
+    assert result["pcc"] > 0.999 and result["wd_cm1"] < 1e-6
+    # a Raman file is not an IR spectrum, and an IR file is not a Raman one
+    proc = _run(TANNIC_RAMAN, METHANOL, cwd=tmp_path)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "tannic_acid.jdx" in proc.stderr
+    proc = _run(TANNIC_RAMAN, METHANOL, "--raman", cwd=tmp_path)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "methanol.jdx" in proc.stderr

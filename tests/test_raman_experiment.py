@@ -46,7 +46,7 @@ def test_load_raman_removes_the_background_and_keeps_units():
 def test_raman_and_infrared_files_are_not_mixed_up(tmp_path):
     with pytest.raises(SpectrumFormatError, match=re.escape("not an infrared spectrum (DATA TYPE: RAMAN")):
         read_spectrum(TANNIC)
-    with pytest.raises(SpectrumFormatError, match="specml raman --compare reads Raman spectra"):
+    with pytest.raises(SpectrumFormatError, match="specml compare --raman read Raman spectra"):
         load_absorbance(TANNIC)
     with pytest.raises(SpectrumFormatError, match=re.escape("not a Raman spectrum (DATA TYPE: INFRARED")):
         load_raman(METHANOL_IR)

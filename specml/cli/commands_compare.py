@@ -26,13 +26,21 @@ COMPARE_JSON_HELP = (
 )
 
 
-def load_for_comparison(path: Path):
-    """Experimental JCAMP -> baseline-corrected absorbance; CSV spectra as stored."""
-    from specml.experiment.preprocess import load_absorbance
+#: Default compared range of Raman spectra (Raman shift, cm-1): low-frequency skeletal modes are
+#: strong in Raman, unlike in IR, and Raman spectrometers measure down to ~100 cm-1.
+DEFAULT_RAMAN_RANGE_CM1 = (100.0, 4000.0)
+
+
+def load_for_comparison(path: Path, raman: bool = False):
+    """Experimental JCAMP -> baseline-corrected absorbance (IR) or background-free Raman
+    intensity (``raman``); CSV spectra as stored, of the technique asked for."""
+    from specml.experiment.preprocess import load_absorbance, load_raman
     from specml.experiment.readers import is_jcamp, read_spectrum
 
     checks.readable_file(path)
-    return load_absorbance(path) if is_jcamp(path) else read_spectrum(path)
+    if is_jcamp(path):
+        return load_raman(path) if raman else load_absorbance(path)
+    return read_spectrum(path, technique="raman" if raman else "infrared")
 
 
 @app.command("compare")
@@ -42,22 +50,32 @@ def compare(
     out: Path | None = typer.Option(
         None, "--out", help="Overlay plot of the two spectra (PNG, PDF or SVG); none unless asked for."
     ),
-    wn_range: tuple[float, float] = typer.Option(
-        DEFAULT_RANGE_CM1, "--range", help="Wavenumber range LO HI in cm-1 (0 <= LO < HI)."
+    wn_range: tuple[float, float] | None = typer.Option(
+        None,
+        "--range",
+        help="Wavenumber (Raman shift) range LO HI in cm-1 (0 <= LO < HI); default 500 4000 (IR), 100 4000 "
+        "(--raman).",
     ),
     step: float = typer.Option(1.0, "--step", help="Common grid step in cm-1 (> 0)."),
+    raman: bool = typer.Option(
+        False,
+        "--raman",
+        help="Compare two Raman spectra (JCAMP-DX with a Raman ##DATA TYPE, or CSV on a Raman shift axis, "
+        "e.g. from specml raman).",
+    ),
     json_out: bool = typer.Option(False, "--json", help=COMPARE_JSON_HELP),
 ) -> None:
-    """Compare two IR spectra: PCC, Wasserstein distance (cm-1), SIS and cosine."""
+    """Compare two IR (or, with --raman, Raman) spectra: PCC, Wasserstein distance (cm-1), SIS and cosine."""
     from specml.comparison.compare import check_comparison_settings, compare_spectra
     from specml.plotting import PLOT_SUFFIXES
 
     with checked_options():
         machine = output_format(json_out)
-        lo, hi, step = check_comparison_settings(*wn_range, step)
+        default_range = DEFAULT_RAMAN_RANGE_CM1 if raman else DEFAULT_RANGE_CM1
+        lo, hi, step = check_comparison_settings(*(wn_range or default_range), step)
         if out is not None:
             checks.output_file(out, "--out", PLOT_SUFFIXES)
-        first, second = load_for_comparison(a), load_for_comparison(b)
+        first, second = load_for_comparison(a, raman), load_for_comparison(b, raman)
     cautions = show_cautions(first, second)
     result = compare_spectra(first, second, lo, hi, step)
     if machine:
@@ -65,6 +83,7 @@ def compare(
             {
                 "a": str(a),
                 "b": str(b),
+                "technique": "raman" if raman else "infrared",
                 "range_cm1": [lo, hi],
                 "step_cm1": step,
                 **result.as_dict(),

@@ -48,7 +48,7 @@ _RAMAN_TYPE = re.compile(r"RAMAN", re.IGNORECASE)
 TECHNIQUES = {"infrared": _IR_TYPE, "raman": _RAMAN_TYPE}
 _A_SPECTRUM = {"infrared": "an infrared spectrum", "raman": "a Raman spectrum"}
 _OTHER_TECHNIQUE_HINT = {
-    "infrared": "specml raman --compare reads Raman spectra",
+    "infrared": "specml raman --compare and specml compare --raman read Raman spectra",
     "raman": "specml harmonic/ir --compare read infrared spectra",
 }
 # DUP count right after an SQZ token (digits in between): jcamp 1.3 looks back for a
