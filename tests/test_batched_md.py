@@ -333,3 +333,19 @@ def test_compiled_models_match_eager(committee):
     assert eng.compiled_models is not None and eng._compiled_checked  # used, not fallen back
     for r in range(2):
         np.testing.assert_allclose(res[r].positions, eager[r].positions, rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_compiled_delta_model_matches_eager(committee):
+    """A Δ model (multi-fidelity: base + correction) is compiled part by part, not run eagerly."""
+    from specml.models.fidelity import DeltaModel
+
+    delta = [DeltaModel(committee[0], committee[1])]
+    atoms = [with_velocities(molecule("CH3OH"), 3)]
+    kw = dict(temperatures_K=300.0, seeds=[5], uncertainty_threshold=np.inf)
+    eager = BatchedMD(delta, atoms, **kw).run(20)
+    eng = BatchedMD(delta, atoms, compile_models=True, **kw)
+    assert isinstance(eng.compiled_models[0], DeltaModel)
+    res = eng.run(20)
+    assert eng.compiled_models is not None and eng._compiled_checked  # used, not fallen back
+    np.testing.assert_allclose(res[0].positions, eager[0].positions, rtol=0, atol=1e-6)

@@ -251,7 +251,13 @@ class BatchedMD:
         return m
 
     def _compiled(self, model: torch.nn.Module) -> Callable[..., Any] | None:
-        """``torch.compile`` of a rebuilt copy of a MACE model, or None if it cannot be rebuilt."""
+        """``torch.compile`` of a rebuilt copy of a MACE model, or None if it cannot be rebuilt.
+        A Δ model (base + correction, multi-fidelity) is the sum of its two parts compiled."""
+        from specml.models.fidelity import DeltaModel  # here: specml.models imports the dynamics
+
+        if isinstance(model, DeltaModel):
+            parts = [self._compiled(part) for part in (model.base, model.correction)]
+            return None if any(part is None for part in parts) else DeltaModel(*parts)
         try:
             from mace.tools import compile as mace_compile
             from mace.tools.scripts_utils import extract_config_mace_model

@@ -12,7 +12,7 @@ Two ways, compared by :mod:`specml.workflow.multifidelity`:
 
 A :class:`DeltaModel` is a plain ``torch.nn.Module`` with MACE's ``r_max`` and
 ``atomic_numbers`` buffers, so committees, the batched MD engine and saved model directories
-treat it like any MACE model (``torch.compile`` does not apply to it: it runs eagerly).
+treat it like any MACE model; the MD engine compiles its two parts (``torch.compile``) for long runs.
 """
 
 from __future__ import annotations
