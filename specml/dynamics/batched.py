@@ -256,8 +256,10 @@ class BatchedMD:
         from specml.models.fidelity import DeltaModel  # here: specml.models imports the dynamics
 
         if isinstance(model, DeltaModel):
-            parts = [self._compiled(part) for part in (model.base, model.correction)]
-            return None if any(part is None for part in parts) else DeltaModel(*parts)
+            base, correction = (self._compiled(part) for part in (model.base, model.correction))
+            if not isinstance(base, torch.nn.Module) or not isinstance(correction, torch.nn.Module):
+                return None
+            return DeltaModel(base, correction)
         try:
             from mace.tools import compile as mace_compile
             from mace.tools.scripts_utils import extract_config_mace_model
