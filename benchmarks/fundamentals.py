@@ -24,12 +24,14 @@ reported here can only be underestimates.
 
 Scaling and cross-validation. Scale factors are least-squares fits of nu ~ s * omega (cm-1): one
 ``global`` factor, and a ``split_2000`` pair (``below_2000`` / ``above_2000``, split on the
-calculated harmonic wavenumber). Both are judged by leave-one-parent-out cross-validation: the
+calculated harmonic wavenumber), and ``sqm``: eight force-constant factors by internal-coordinate
+type (specml.spectra.sqm; Baker, Jarzecki & Pulay 1998), fitted on ln c with each mode keeping
+its rank in the matching. All are judged by leave-one-parent-out cross-validation: the
 factors are fitted on all other parents (a parent's isotopologues are held out together) and
 predict the held-out parent's modes; rms and MAE are over those out-of-sample predictions, every
-mode weighing the same. The scheme with the lower cross-validated rms is reported as
-``rms_scaled_cm1`` / ``mae_scaled_cm1`` (both schemes are under ``cross_validated``), next to
-the unscaled errors and the factors fitted on all data (``scale_factors``). ``common`` repeats
+mode weighing the same. The scheme with the lowest cross-validated rms is reported as
+``rms_scaled_cm1`` / ``mae_scaled_cm1`` (every scheme is under ``cross_validated``), next to
+the unscaled errors and the factors fitted on all data (``scale_factors``, ``sqm_factors``). ``common`` repeats
 the comparison over the species that every method finished, so that methods are compared on the
 same molecules.
 
@@ -62,7 +64,7 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from scipy.optimize import linear_sum_assignment
+from scipy.optimize import least_squares, linear_sum_assignment
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -75,6 +77,12 @@ from specml.molecules.inputs import hydrogenated_rdkit_molecule  # noqa: E402
 from specml.provenance import file_stem, program_versions, specml_commit  # noqa: E402
 from specml.reference import ReferenceMethod, XTBReference, make_reference  # noqa: E402
 from specml.spectra.harmonic import harmonic_from_derivatives, optimized_harmonic_analysis  # noqa: E402
+from specml.spectra.sqm import (  # noqa: E402
+    COORDINATE_TYPES,
+    InternalForceField,
+    internal_force_field,
+    primitive_internals,
+)
 
 DATA = ROOT.parent / "shared" / "data" / "fundamentals"
 CACHE_DIR = ROOT / "benchmarks" / "data" / "fundamentals"
@@ -87,7 +95,10 @@ SEED = 42
 SPLIT_CM1 = 2000.0  # split_2000 uses one factor below and one above this calculated wavenumber
 DFT_MAX_HEAVY_ATOMS = 10  # default size limit for every method that is not xTB (cost)
 RECOMMEND_MIN_SPECIES = 60  # a method must cover this many species to be recommended
-SCHEMES = ("global", "split_2000")
+SCHEMES = ("global", "split_2000", "sqm")
+# Weight (cm-1 per unit of ln c) of the pull of every SQM factor towards the global scale: one
+# pseudo-mode of 1000 cm-1 of that type alone (d omega / d ln c = omega / 2 = 500 cm-1).
+SQM_PRIOR_CM1 = 500.0
 SCOTT_RADOM = {
     "method": "B3LYP/6-31G(d)",
     "scale_factor": 0.9614,
@@ -354,6 +365,10 @@ class Match:
     calculated_cm1: np.ndarray
     experimental_cm1: np.ndarray
     imaginary_cm1: np.ndarray  # left out of the matching; negative
+    # Where the matched modes sit in the ascending list of all 3N-6 (or 3N-5) harmonic wavenumbers:
+    # a rescaled force field (SQM) keeps this pairing by rank, as the matching rule pairs sorted lists.
+    mode_positions: np.ndarray = field(repr=False)
+    entry: dict = field(repr=False)  # the parent's cache entry (geometry, Hessian)
 
 
 @functools.cache
@@ -394,20 +409,27 @@ def harmonic_wavenumbers(entry: dict, masses: np.ndarray) -> np.ndarray:
     return harmonic_from_derivatives(atoms, hessian_from_entry(entry), dipole_derivatives).frequencies_cm1
 
 
-def assign(calculated: np.ndarray, experimental: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (calculated, experimental) minimising the summed (omega - nu)^2; rectangular when the counts
-    differ. The squared cost keeps the pairs in order: |omega - nu| ties crossed and uncrossed
-    pairs whenever both calculated values lie above both experimental ones (water's O-H stretches
-    were paired crosswise under it)."""
-    rows, columns = linear_sum_assignment((calculated[:, None] - experimental[None, :]) ** 2)
-    return calculated[rows], experimental[columns]
+def assignment(calculated: np.ndarray, experimental: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (into calculated, into experimental) of the pairs minimising the summed
+    (omega - nu)^2; rectangular when the counts differ. The squared cost keeps the pairs in order:
+    |omega - nu| ties crossed and uncrossed pairs whenever both calculated values lie above both
+    experimental ones (water's O-H stretches were paired crosswise under it)."""
+    return linear_sum_assignment((calculated[:, None] - experimental[None, :]) ** 2)
 
 
 def match_species(species: Species, entry: dict) -> Match:
     wavenumbers = harmonic_wavenumbers(entry, species_masses(species.smiles, species.parent))
-    real = wavenumbers[wavenumbers > 0]
-    calculated, experimental = assign(real, species.experimental_cm1)
-    return Match(species, calculated, experimental, wavenumbers[wavenumbers <= 0])
+    real = wavenumbers > 0  # ascending, so the real ones are the last
+    rows, columns = assignment(wavenumbers[real], species.experimental_cm1)
+    positions = np.flatnonzero(real)[rows]
+    return Match(
+        species,
+        wavenumbers[positions],
+        species.experimental_cm1[columns],
+        wavenumbers[~real],
+        positions,
+        entry,
+    )
 
 
 def species_skip_reason(species: Species, plan: MethodPlan) -> str | None:
@@ -478,6 +500,8 @@ def pooled(matches: list[Match]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def cross_validated(matches: list[Match], scheme: str) -> np.ndarray:
     """Leave-one-parent-out predictions of every matched mode (cm-1), in the order of :func:`pooled`."""
+    if scheme == "sqm":
+        return SQMFit(matches).cross_validated() if matches else np.zeros(0)
     calculated, experimental, parents = pooled(matches)
     predicted = np.empty_like(calculated)
     for parent in np.unique(parents):
@@ -487,9 +511,105 @@ def cross_validated(matches: list[Match], scheme: str) -> np.ndarray:
     return predicted
 
 
-def summarize(matches: list[Match]) -> dict:
+# --- SQM: force constants scaled by internal-coordinate type ----------------------------------------
+
+
+class SQMFit:
+    """Pulay-type SQM factors (:mod:`specml.spectra.sqm`) fitted to matched modes.
+
+    Least squares on ln c, with each mode keeping its rank-based pairing (``Match.mode_positions``)
+    and the analytic Jacobian d omega / d ln c = omega * (potential energy distribution) / 2. Every
+    factor is also pulled towards the square of the fold's global frequency factor by a pseudo-mode
+    of ``SQM_PRIOR_CM1`` cm-1 per unit of ln c: a type with few modes in the training parents
+    (one formic acid carries the DFT sets' only torsion) stays near the global scale instead of
+    fitting a single mode.
+    """
+
+    def __init__(self, matches: list[Match]):
+        self.matches = matches
+        self.fields = sqm_force_fields(matches)
+        _, self.experimental, self.parents = pooled(matches)
+        self.owner = np.concatenate([[i] * len(m.mode_positions) for i, m in enumerate(matches)]).astype(int)
+
+    def modes(self, log_factors: np.ndarray, which: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Scaled wavenumbers (cm-1) of the matched modes of ``matches[which]`` and their derivatives
+        with respect to ln c, (n, len(COORDINATE_TYPES))."""
+        factors = dict(zip(COORDINATE_TYPES, np.exp(log_factors), strict=True))
+        values, derivatives = [], []
+        for i in which:
+            wavenumbers, distribution = self.fields[i].energy_distribution(factors)
+            positions = self.matches[i].mode_positions
+            values.append(wavenumbers[positions])
+            derivatives.append(0.5 * wavenumbers[positions, None] * distribution[positions])
+        return np.concatenate(values), np.concatenate(derivatives)
+
+    def fit(self, which: list[int], start: np.ndarray | None = None) -> np.ndarray:
+        """ln c fitted on the matched modes of ``matches[which]``."""
+        experimental = np.concatenate([self.matches[i].experimental_cm1 for i in which])
+        calculated = np.concatenate([self.matches[i].calculated_cm1 for i in which])
+        prior = np.full(len(COORDINATE_TYPES), 2.0 * np.log(least_squares_factor(calculated, experimental)))
+        memo: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+
+        def evaluated(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            key = x.tobytes()  # least_squares asks for residuals and Jacobian at the same point
+            if key not in memo:
+                memo.clear()
+                memo[key] = self.modes(x, which)
+            return memo[key]
+
+        def residuals(x: np.ndarray) -> np.ndarray:
+            return np.concatenate([evaluated(x)[0] - experimental, SQM_PRIOR_CM1 * (x - prior)])
+
+        def jacobian(x: np.ndarray) -> np.ndarray:
+            return np.vstack([evaluated(x)[1], SQM_PRIOR_CM1 * np.eye(len(x))])
+
+        x0 = prior if start is None else start
+        return least_squares(residuals, x0, jac=jacobian, method="lm", xtol=1e-10).x
+
+    def factors(self) -> dict[str, float]:
+        """The factors c (force constants; frequencies scale by sqrt(c)) fitted on all matches."""
+        return dict(
+            zip(COORDINATE_TYPES, np.exp(self.fit(list(range(len(self.matches))))).tolist(), strict=True)
+        )
+
+    def cross_validated(self) -> np.ndarray:
+        """Leave-one-parent-out predictions, in the order of :func:`pooled`."""
+        everything = self.fit(list(range(len(self.matches))))  # a warm start for every fold
+        predicted = np.empty_like(self.experimental)
+        for parent in np.unique(self.parents):
+            held_out = [i for i, m in enumerate(self.matches) if m.species.parent == parent]
+            kept = [i for i, m in enumerate(self.matches) if m.species.parent != parent]
+            log_factors = self.fit(kept, start=everything)
+            predicted[np.isin(self.owner, held_out)] = self.modes(log_factors, held_out)[0]
+        return predicted
+
+
+def sqm_force_fields(matches: list[Match]) -> list[InternalForceField]:
+    """The internal force field of every matched species, with its own masses (the Eckart
+    projection depends on them); the internal coordinates are built once per parent."""
+    internals: dict[str, tuple] = {}
+    fields = []
+    for m in matches:
+        atoms = Atoms(
+            m.entry["symbols"],
+            positions=m.entry["positions_angstrom"],
+            masses=species_masses(m.species.smiles, m.species.parent),
+        )
+        if m.species.parent not in internals:
+            internals[m.species.parent] = primitive_internals(atoms)
+        fields.append(internal_force_field(atoms, hessian_from_entry(m.entry), internals[m.species.parent]))
+    return fields
+
+
+def cv_predictions(matches: list[Match]) -> dict[str, np.ndarray]:
+    """Leave-one-parent-out predictions of every scheme, in the order of :func:`pooled`."""
+    return {scheme: cross_validated(matches, scheme) for scheme in SCHEMES}
+
+
+def summarize(matches: list[Match], predictions: dict[str, np.ndarray] | None = None) -> dict:
     calculated, experimental, parents = pooled(matches)
-    cv = {scheme: error_stats(cross_validated(matches, scheme), experimental) for scheme in SCHEMES}
+    predictions = predictions or cv_predictions(matches)
+    cv = {scheme: error_stats(predictions[scheme], experimental) for scheme in SCHEMES}
     chosen = min(SCHEMES, key=lambda scheme: np.nan_to_num(cv[scheme]["rms_cm1"], nan=np.inf))
     unscaled = error_stats(calculated, experimental)
     return {
@@ -503,14 +623,17 @@ def summarize(matches: list[Match]) -> dict:
         "mae_scaled_cm1": cv[chosen]["mae_cm1"],
         "cross_validated": cv,
         "scale_factors": fit_factors(calculated, experimental),
+        "sqm_factors": SQMFit(matches).factors() if matches else None,
     }
 
 
-def method_result(plan: MethodPlan, matches: list[Match], skipped: list[dict]) -> dict:
+def method_result(
+    plan: MethodPlan, matches: list[Match], skipped: list[dict], predictions: dict[str, np.ndarray]
+) -> dict:
     used = {m.species.parent for m in matches}
     seconds = [plan.cache.entries[p]["seconds"] for p in used]
-    summary = summarize(matches)
-    predicted = cross_validated(matches, summary["scheme"])
+    summary = summarize(matches, predictions)
+    predicted = predictions[summary["scheme"]]
     per_species, start = {}, 0
     for m in matches:  # out-of-sample rms per species, to find the worst ones
         stop = start + len(m.calculated_cm1)
@@ -548,10 +671,16 @@ def recommended(methods: dict) -> str | None:
     return min(eligible, key=lambda m: methods[m]["rms_scaled_cm1"], default=None)
 
 
-def evaluate(plans: list[MethodPlan], species: list[Species]) -> tuple[dict, dict[str, list[Match]]]:
-    """The results document, and the matched modes of every method (for the figure)."""
+def evaluate(
+    plans: list[MethodPlan], species: list[Species]
+) -> tuple[dict, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """The results document, and every method's (experimental, chosen scheme's out-of-sample
+    prediction) of its matched modes (for the figure)."""
     matched = {plan.method: match_method(plan, species) for plan in plans}
-    methods = {plan.method: method_result(plan, *matched[plan.method]) for plan in plans}
+    predictions = {method: cv_predictions(matches) for method, (matches, _) in matched.items()}
+    methods = {
+        plan.method: method_result(plan, *matched[plan.method], predictions[plan.method]) for plan in plans
+    }
     common_ids = set.intersection(*({m.species.molecule_id for m in matched[p.method][0]} for p in plans))
     common = {
         method: summarize([m for m in matches if m.species.molecule_id in common_ids])
@@ -572,17 +701,65 @@ def evaluate(plans: list[MethodPlan], species: list[Species]) -> tuple[dict, dic
             "(fmax 1e-4 eV/Å)",
             "matching": "modes expanded by degeneracy; real harmonic wavenumbers assigned to fundamentals "
             "by linear_sum_assignment on (omega - nu)^2 (unscaled); no symmetry matching",
-            "scaling": "least squares nu ~ s omega: global, or split at 2000 cm-1 calculated",
+            "scaling": "least squares nu ~ s omega: global, or split at 2000 cm-1 calculated; sqm: "
+            "force constants in geomeTRIC primitive internal coordinates scaled by type, F'_ij = "
+            "sqrt(c_i c_j) F_ij (specml.spectra.sqm), least squares on ln c with a pull of "
+            f"{SQM_PRIOR_CM1:g} cm-1 per unit ln c towards the global factor squared",
             "cross_validation": "leave-one-parent-out (isotopologues held out together)",
         },
         "recommended": recommended(methods),
+        "recommended_scheme": methods[best]["scheme"] if (best := recommended(methods)) else None,
         "recommendation_rule": f"non-xTB method with the lowest cross-validated scaled rms among those with "
         f">= {RECOMMEND_MIN_SPECIES} species evaluated",
         "anchor_scott_radom_1996": SCOTT_RADOM,
         "methods": methods,
         "common": {"n_molecules": len(common_ids), "molecule_ids": sorted(common_ids), "methods": common},
+        "c_cl_stretches": {
+            method: c_cl_stretches(matches, predictions[method]) for method, (matches, _) in matched.items()
+        },
     }
-    return results, {method: matches for method, (matches, _) in matched.items()}
+    figure_data = {
+        method: (pooled(matches)[1], predictions[method][methods[method]["scheme"]])
+        for method, (matches, _) in matched.items()
+    }
+    return results, figure_data
+
+
+#: Shimanouchi's mode numbers of the C-Cl stretches reported beside the rms (B3LYP puts them ~4 % low).
+C_CL_STRETCH_MODES = {"SHIM031": (3,), "SHIM013": (3, 9), "SHIM009": (2, 5), "SHIM007": (1, 3)}
+
+
+def c_cl_stretches(matches: list[Match], predictions: dict[str, np.ndarray]) -> list[dict]:
+    """The C-Cl stretches of CH3Cl, CH2Cl2, CHCl3 and CCl4 (cm-1): experiment, unscaled, and the
+    leave-one-parent-out split_2000 and sqm predictions (the mean over a degenerate set)."""
+    with (DATA / "fundamentals.csv").open(newline="") as fh:
+        rows = [
+            r
+            for r in csv.DictReader(fh)
+            if int(r["mode_no"]) in C_CL_STRETCH_MODES.get(r["molecule_id"], ()) and r["variant"] == "1"
+        ]
+    starts = np.cumsum([0] + [len(m.calculated_cm1) for m in matches])
+    found = []
+    for row in rows:
+        index = next((i for i, m in enumerate(matches) if m.species.molecule_id == row["molecule_id"]), None)
+        if index is None:
+            continue
+        match, start = matches[index], starts[index]
+        paired = np.flatnonzero(match.experimental_cm1 == float(row["wavenumber_cm1"]))
+        found.append(
+            {
+                "molecule_id": row["molecule_id"],
+                "name": match.species.name,
+                "mode": f"{row['mode_no']} {row['description']}",
+                "experimental_cm1": float(row["wavenumber_cm1"]),
+                "unscaled_cm1": float(match.calculated_cm1[paired].mean()),
+                **{
+                    f"{scheme}_cv_cm1": float(predictions[scheme][start + paired].mean())
+                    for scheme in ("split_2000", "sqm")
+                },
+            }
+        )
+    return found
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -594,22 +771,47 @@ def fmt(value, digits: int = 1) -> str:
 
 def table(summaries: dict, with_cost: bool) -> list[str]:
     lines = [
-        "| method | species | modes | rms | MAE | CV rms global | CV rms split | CV MAE (chosen) "
+        "| method | species | modes | rms / MAE | CV global | CV split_2000 | CV sqm | chosen "
         "| s global | s < 2000 / ≥ 2000 |" + (" s per parent |" if with_cost else ""),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if with_cost else ""),
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|" + ("---:|" if with_cost else ""),
     ]
     for method, r in summaries.items():
         cv, s = r["cross_validated"], r["scale_factors"]
+        cells = " | ".join(f"{fmt(cv[k]['rms_cm1'])} / {fmt(cv[k]['mae_cm1'])}" for k in SCHEMES)
         row = (
-            f"| `{method}` | {r['n_molecules']} | {r['n_modes']} | {fmt(r['rms_cm1'])} | {fmt(r['mae_cm1'])} "
-            f"| {fmt(cv['global']['rms_cm1'])} | {fmt(cv['split_2000']['rms_cm1'])} "
-            f"| {fmt(r['mae_scaled_cm1'])} ({r['scheme']}) | {fmt(s['global'], 4)} "
+            f"| `{method}` | {r['n_molecules']} | {r['n_modes']} | {fmt(r['rms_cm1'])} / {fmt(r['mae_cm1'])} "
+            f"| {cells} | {r['scheme']} | {fmt(s['global'], 4)} "
             f"| {fmt(s['below_2000'], 4)} / {fmt(s['above_2000'], 4)} |"
         )
         if with_cost:
             seconds = r["seconds_per_molecule"]
             row += f" {seconds:.3g} |" if seconds is not None else " – |"
         lines.append(row)
+    return lines
+
+
+def sqm_factor_table(methods: dict) -> list[str]:
+    lines = [
+        "| method | " + " | ".join(f"`{t}`" for t in COORDINATE_TYPES) + " |",
+        "|---|" + "---:|" * len(COORDINATE_TYPES),
+    ]
+    for method, r in methods.items():
+        factors = r["sqm_factors"] or {}
+        lines.append(f"| `{method}` | " + " | ".join(fmt(factors.get(t), 3) for t in COORDINATE_TYPES) + " |")
+    return lines
+
+
+def c_cl_table(stretches: dict) -> list[str]:
+    lines = [
+        "| method | species | mode | experiment | unscaled | split_2000 (CV) | sqm (CV) |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for method, rows in stretches.items():
+        for r in rows:
+            lines.append(
+                f"| `{method}` | {r['name']} | {r['mode']} | {fmt(r['experimental_cm1'], 0)} "
+                f"| {fmt(r['unscaled_cm1'], 0)} | {fmt(r['split_2000_cv_cm1'], 0)} | {fmt(r['sqm_cv_cm1'], 0)} |"
+            )
     return lines
 
 
@@ -644,7 +846,7 @@ def report_markdown(results: dict) -> str:
     if results["recommended"]:
         recommendation = (
             f"Recommended DFT method (lowest CV scaled rms, ≥ {RECOMMEND_MIN_SPECIES} species): "
-            f"`{results['recommended']}`."
+            f"`{results['recommended']}`, scheme `{results['recommended_scheme']}`."
         )
     else:
         recommendation = (
@@ -654,8 +856,8 @@ def report_markdown(results: dict) -> str:
     lines = [
         f"Measured {results['date']} at commit `{commit}` on "
         f"{results['machine']['processor']} ({results['machine']['cores']} cores). Wavenumber errors in cm-1; "
-        "`CV` = leave-one-parent-out; `s` = scale factors fitted on all modes; `s per parent` = mean wall "
-        "seconds of one optimisation and Hessian.",
+        "`CV` = leave-one-parent-out rms / MAE; `chosen` = the scheme with the lowest CV rms; `s` = scale "
+        "factors fitted on all modes; `s per parent` = mean wall seconds of one optimisation and Hessian.",
         "",
         "**Each method on every species it finished:**",
         "",
@@ -667,6 +869,14 @@ def report_markdown(results: dict) -> str:
         *table(common["methods"], with_cost=False),
         "",
         recommendation,
+        "",
+        "**SQM force-constant factors** c (fitted on all of a method's species; a frequency scales as sqrt(c)):",
+        "",
+        *sqm_factor_table(results["methods"]),
+        "",
+        "**C–Cl stretches** (cm-1; CV = predicted with the factors fitted without that parent):",
+        "",
+        *c_cl_table(results["c_cl_stretches"]),
         "",
         "Optimised structures with imaginary modes (cm-1; saddle points, left out of the matching):",
         "",
@@ -688,24 +898,26 @@ def write_docs_table(markdown: str, page: Path = DOCS_PAGE) -> None:
     atomic_write(page, lambda tmp: tmp.write_text(new))
 
 
-def figure(matched: dict[str, list[Match]], results: dict, path: Path) -> None:
+def figure(figure_data: dict[str, tuple[np.ndarray, np.ndarray]], results: dict, path: Path) -> None:
     """Out-of-sample scaled error against the experimental wavenumber, one panel per method."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = len(matched)
+    n = len(figure_data)
     columns = min(n, 3)
     rows = -(-n // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False, sharey=True)
-    for ax, (method, matches) in zip(axes.flat, matched.items(), strict=False):
+    for ax, (method, (experimental, predicted)) in zip(axes.flat, figure_data.items(), strict=False):
         r = results["methods"][method]
-        _, experimental, _ = pooled(matches)
-        error = cross_validated(matches, r["scheme"]) - experimental
+        error = predicted - experimental
         ax.scatter(experimental, error, s=6, alpha=0.5, lw=0)
         ax.axhline(0, color="k", lw=0.6)
-        ax.set_title(f"{method}: {r['n_molecules']} species, CV rms {fmt(r['rms_scaled_cm1'])}", fontsize=9)
+        ax.set_title(
+            f"{method}: {r['n_molecules']} species, CV rms {fmt(r['rms_scaled_cm1'])} ({r['scheme']})",
+            fontsize=9,
+        )
         ax.set_xlabel("experimental fundamental (cm-1)")
     for ax in axes[:, 0]:
         ax.set_ylabel("scaled harmonic - experiment (cm-1)")
@@ -761,10 +973,10 @@ def main() -> None:
     plans = [plan_method(m, species, args.max_heavy_atoms, args.retry_failed) for m in args.methods]
     if not args.report_only:
         compute(plans, args.scheduler)
-    results, matched = evaluate(plans, species)
+    results, figure_data = evaluate(plans, species)
     stem = args.out_stem or RESULTS_STEM
     write_results(results, stem.with_suffix(".json"))
-    figure(matched, results, stem.with_suffix(".png"))
+    figure(figure_data, results, stem.with_suffix(".png"))
     markdown = report_markdown(results)
     if args.out_stem is None:
         write_docs_table(markdown)
