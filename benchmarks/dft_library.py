@@ -43,13 +43,13 @@ def from_fundamentals(library: SpectralLibrary, candidates, method: Method, refe
     from its cached Hessian and dipole derivatives instead of recomputed. Returns how many."""
     import json
 
-    import numpy as np
     from ase import Atoms
 
-    from benchmarks.fundamentals import CACHE_DIR, hessian_from_entry
+    from benchmarks.fundamentals import CACHE_DIR
     from specml.identification.library import LibraryEntry, atoms_to_xyz
     from specml.molecules import canonical_smiles
     from specml.spectra.harmonic import harmonic_from_derivatives
+    from specml.spectra.second_derivatives import SecondDerivatives
 
     cache = CACHE_DIR / f"{file_stem(reference)}.json"
     if not cache.is_file():
@@ -68,9 +68,8 @@ def from_fundamentals(library: SpectralLibrary, candidates, method: Method, refe
         if entry is None or library.get(candidate.smiles, method.name, method.settings) is not None:
             continue
         atoms = Atoms(entry["symbols"], positions=entry["positions_angstrom"])
-        result = harmonic_from_derivatives(
-            atoms, hessian_from_entry(entry), np.asarray(entry["dipole_derivatives_e"])
-        )
+        derivatives = SecondDerivatives.from_json(entry, len(atoms))
+        result = harmonic_from_derivatives(atoms, derivatives.hessian, derivatives.dipole_derivatives)
         library.put(
             LibraryEntry(
                 candidate.smiles,
@@ -83,6 +82,7 @@ def from_fundamentals(library: SpectralLibrary, candidates, method: Method, refe
                 None,
                 atoms_to_xyz(atoms),
                 entry["seconds"],
+                derivatives,
             )
         )
         stored += 1

@@ -75,26 +75,31 @@ def load_queries() -> list[Query]:
 
 
 def recipe_for(methods) -> ScoringRecipe:
-    """XTB_RECIPE for xTB methods; for one DFT method, the DFT recipe with the frequency scales of
-    the fundamentals benchmark (docs/results/fundamentals.json), never fitted on these queries."""
+    """XTB_RECIPE for xTB methods; for one DFT method, the DFT recipe with the frequency scales and
+    the C-Cl force-constant factor of the fundamentals benchmark (docs/results/fundamentals.json),
+    never fitted on these queries."""
     if not any(m.name.startswith("harmonic:") and "/" in m.name for m in methods):
         return XTB_RECIPE
     if len(methods) != 1:
         raise SystemExit("error: the DFT recipe scores one DFT method at a time")
     fundamentals = RESULTS / "fundamentals.json"
     level = methods[0].name.removeprefix("harmonic:")
-    table = json.loads(fundamentals.read_text())["methods"] if fundamentals.is_file() else {}
-    entry = next((v for k, v in table.items() if k.lower() == f"pyscf:{level}"), None)
-    if entry is None:
+    results = json.loads(fundamentals.read_text()) if fundamentals.is_file() else {}
+    key = next((k for k in results.get("methods", {}) if k.lower() == f"pyscf:{level}"), None)
+    correction = results.get("c_cl_correction", {}).get(key) if key else None
+    if key is None or correction is None:
         raise SystemExit(
-            f"error: no scale factors for {level} in {fundamentals.relative_to(ROOT)}; "
+            f"error: no scale factors or C-Cl correction for {level} in {fundamentals.relative_to(ROOT)}; "
             f"run benchmarks/fundamentals.py --methods pyscf:{level} first"
         )
+    entry = results["methods"][key]
     factors = entry["scale_factors"]
     return dft_recipe(
         factors["below_2000"],
         factors["above_2000"],
-        f"{fundamentals.relative_to(ROOT)} ({entry['n_molecules']} species, least squares)",
+        f"{fundamentals.relative_to(ROOT)} ({entry['n_molecules']} species, least squares; c_CCl on "
+        f"{', '.join(correction['fit_parents'])})",
+        correction["c_ccl"],
     )
 
 
