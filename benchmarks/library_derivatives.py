@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from ase import Atoms
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -56,8 +57,6 @@ def from_fundamentals_cache(reference: str, entry) -> SecondDerivatives | None:
     for parent, record in json.loads(cache.read_text())["entries"].items():
         if "error" in record or canonical_smiles(parent) != entry.smiles:
             continue
-        from ase import Atoms
-
         cached_xyz = atoms_to_xyz(Atoms(record["symbols"], positions=record["positions_angstrom"]))
         if geometry_mismatch(cached_xyz, entry.xyz) is None:
             return SecondDerivatives.from_json(record, len(record["symbols"]))
