@@ -29,6 +29,11 @@ from specml.identification.library import (  # noqa: E402
     Method,
     shipped_library_path,
 )
+from specml.identification.shipped_derivatives import (  # noqa: E402
+    UNITS,
+    companion_path,
+    merge_into_derivatives_file,
+)
 from specml.identification.shipped_library import write_library_file  # noqa: E402
 from specml.molecules import atoms_from_smiles, read_molecule_table  # noqa: E402
 from specml.provenance import file_stem, program_versions  # noqa: E402
@@ -124,10 +129,18 @@ def main() -> None:
             def export(_=None) -> None:
                 found = [library.get(c.smiles, method.name, method.settings) for c in candidates]
                 ok = [e for e in found if e is not None and e.ok]
-                write_library_file(
-                    target,
-                    ok,
-                    {**provenance, "versions": program_versions(), "date": datetime.date.today().isoformat()},
+                stamped = {
+                    **provenance,
+                    "versions": program_versions(),
+                    "date": datetime.date.today().isoformat(),
+                }
+                write_library_file(target, ok, stamped)
+                # The Hessians of new entries go to the companion file, for force-constant corrections.
+                merge_into_derivatives_file(
+                    companion_path(target),
+                    {e.smiles: (e.xyz, e.second_derivatives) for e in ok if e.second_derivatives and e.xyz},
+                    {**stamped, "method": method.name, "settings": method.settings, "units": UNITS},
+                    "benchmarks/dft_library.py (computed with the spectrum)",
                 )
                 print(f"{len(ok)}/{len(candidates)} entries in {target.relative_to(ROOT)}", flush=True)
 

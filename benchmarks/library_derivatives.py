@@ -32,11 +32,11 @@ from specml.errors import InputError  # noqa: E402
 from specml.identification.ccl import atoms_from_xyz, has_c_cl_bond  # noqa: E402
 from specml.identification.library import DFT_REFERENCE, Method, atoms_to_xyz, shipped_library_path  # noqa: E402
 from specml.identification.shipped_derivatives import (  # noqa: E402
+    UNITS,
     companion_path,
     geometry_mismatch,
+    merge_into_derivatives_file,
     read_derivatives_file,
-    read_provenance,
-    write_derivatives_file,
 )
 from specml.identification.shipped_library import read_library_file  # noqa: E402
 from specml.molecules import canonical_smiles  # noqa: E402
@@ -109,10 +109,9 @@ def main() -> None:
     missing = [s for s in wanted if s not in shipped]
     if missing:
         raise SystemExit(f"not in {library_file.name}: {missing}")
-    records = read_derivatives_file(target) if target.is_file() else {}
-    sources = read_provenance(target).get("sources", {}) if target.is_file() else {}
     for smiles in sorted(wanted, key=lambda s: (len(atoms_from_xyz(shipped[s].xyz)), s)):
         entry = shipped[smiles]
+        records = read_derivatives_file(target) if target.is_file() else {}
         if smiles in records and geometry_mismatch(records[smiles][0], entry.xyz) is None:
             continue
         start = time.perf_counter()
@@ -122,26 +121,25 @@ def main() -> None:
             derivatives = computed(args.reference, entry)
             source = "computed at the shipped geometry (analytic Hessian and dipole derivatives)"
         deviation = check_reproduces(entry, derivatives)
-        records[smiles] = (entry.xyz, derivatives)
-        sources[smiles] = source
         provenance = {
             "produced_by": "benchmarks/library_derivatives.py",
             "reference": args.reference,
             "method": method.name,
             "settings": method.settings,
             "spectra_file": library_file.name,
-            "units": {"hessian": "eV/Å^2 (upper triangle, row-major)", "dipole_derivatives": "e", "xyz": "Å"},
-            "sources": sources,
+            "units": UNITS,
             "versions": program_versions(),
             "date": datetime.date.today().isoformat(),
         }
-        write_derivatives_file(target, records, provenance)
+        merge_into_derivatives_file(target, {smiles: (entry.xyz, derivatives)}, provenance, source)
         print(
             f"{smiles}: {source}; shipped wavenumbers reproduced within {deviation:.3f} cm-1 "
             f"({time.perf_counter() - start:.0f} s)",
             flush=True,
         )
-    print(f"{len(records)} molecules in {target.relative_to(ROOT)}")
+    print(
+        f"{len(read_derivatives_file(target)) if target.is_file() else 0} molecules in {target.relative_to(ROOT)}"
+    )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,13 @@ from specml.identification.ccl import (
 )
 from specml.identification.library import LibraryEntry, Method, atoms_to_xyz
 from specml.identification.scoring import ScoringParameters
-from specml.identification.shipped_derivatives import companion_path, write_derivatives_file
+from specml.identification.shipped_derivatives import (
+    companion_path,
+    merge_into_derivatives_file,
+    read_derivatives_file,
+    read_provenance,
+    write_derivatives_file,
+)
 from specml.identification.shipped_library import shipped_entries, write_library_file
 from specml.molecules.inputs import atoms_from_smiles
 from specml.spectra.broadening import broaden_sticks
@@ -169,3 +175,19 @@ def test_candidates_without_second_derivatives_are_flagged(tmp_path, xtb_results
         assert bool(flagged) != with_derivatives
         if flagged:
             assert "chloromethane (CCl)" in flagged[0] and "methane (C)" not in flagged[0]
+
+
+def test_merging_into_the_companion_file_keeps_same_geometries_and_replaces_others(tmp_path, xtb_results):
+    result = xtb_results["CCl"]
+    derivatives = SecondDerivatives(result.hessian, result.dipole_derivatives)
+    xyz = atoms_to_xyz(result.atoms)
+    moved = result.atoms.copy()
+    moved.positions[0, 0] += 0.01
+    path = tmp_path / "derivatives" / "x.json.gz"
+    assert merge_into_derivatives_file(path, {"CCl": (xyz, derivatives)}, {}, "first") == ["CCl"]
+    assert merge_into_derivatives_file(path, {"CCl": (xyz, derivatives)}, {}, "again") == []
+    assert merge_into_derivatives_file(path, {"CCl": (atoms_to_xyz(moved), derivatives)}, {}, "moved") == [
+        "CCl"
+    ]
+    assert read_provenance(path)["sources"] == {"CCl": "moved"}
+    assert read_derivatives_file(path)["CCl"][0] == atoms_to_xyz(moved)

@@ -24,6 +24,7 @@ from specml.spectra.second_derivatives import SecondDerivatives
 FORMAT = "specml-library-derivatives/1"
 SUBDIRECTORY = "derivatives"  # below the shipped spectra; their "*.json.gz" glob does not descend
 GEOMETRY_TOLERANCE_ANGSTROM = 1e-5  # the xyz text has 1e-6 Å
+UNITS = {"hessian": "eV/Å^2 (upper triangle, row-major)", "dipole_derivatives": "e", "xyz": "Å"}
 
 
 def companion_path(library_file: str | Path) -> Path:
@@ -96,6 +97,27 @@ def write_derivatives_file(
         json.dump(data, fh, separators=(",", ":"))
     os.replace(tmp, path)
     return path
+
+
+def merge_into_derivatives_file(
+    path: str | Path, records: dict[str, tuple[str, SecondDerivatives]], provenance: dict, source: str
+) -> list[str]:
+    """Add ``records`` to the companion file at ``path`` (created if missing): a molecule already
+    there at the same geometry is kept as it is, one at another geometry is replaced. Each added
+    molecule's ``source`` is recorded under ``provenance["sources"]``. Returns the SMILES added."""
+    path = Path(path)
+    existing = read_derivatives_file(path) if path.is_file() else {}
+    sources = read_provenance(path).get("sources", {}) if path.is_file() else {}
+    added = [
+        smiles
+        for smiles, (xyz, _) in records.items()
+        if smiles not in existing or geometry_mismatch(existing[smiles][0], xyz) is not None
+    ]
+    if added:
+        merged = {**existing, **{smiles: records[smiles] for smiles in added}}
+        sources = {**sources, **dict.fromkeys(added, source)}
+        write_derivatives_file(path, merged, {**provenance, "sources": sources})
+    return added
 
 
 def attach_derivatives(entries: list, path: str | Path) -> list:
