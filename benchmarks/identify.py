@@ -51,6 +51,7 @@ from specml.identification.calibration import (  # noqa: E402
     table_for,
     tables_for_recipe,
 )
+from specml.identification.ccl import missing_derivatives_caution  # noqa: E402
 from specml.identification.library import ensemble_error  # noqa: E402
 from specml.identification.scoring import DEFAULT_PARAMETERS_PATH, ScoringParameters  # noqa: E402
 from specml.molecules import canonical_smiles, read_molecule_table  # noqa: E402
@@ -212,6 +213,13 @@ def main() -> None:
     failed = [(c.name, ensemble_error(entries[c.smiles])) for c in candidates if c not in usable_candidates]
 
     recipe = recipe_for(methods)
+    # A candidate that needs the C-Cl correction but has no second derivatives is said, not hidden.
+    uncorrected = missing_derivatives_caution(
+        [(c.name, e) for c, members in zip(usable_candidates, usable, strict=True) for e in members],
+        recipe.grid["c_ccl"][0],
+    )
+    if uncorrected:
+        print(f"caution: {uncorrected}", flush=True)
     print(
         f"{len(queries)} queries, {len(usable)} candidates ({n_decoys} decoys); fitting "
         f"{recipe.n_fitted_parameters()} parameters over {len(list(recipe.points()))} grid points",
@@ -301,6 +309,7 @@ def main() -> None:
         "n_candidates": len(usable),
         "n_decoys": n_decoys,
         "failed_candidates": failed,
+        "cautions": [uncorrected] if uncorrected else [],
         "seconds_per_query_warm": warm,
         "seconds_per_query_cold": cold,
         "seconds_per_candidate_prediction": float(
