@@ -29,6 +29,11 @@ from specml.identification.library import (  # noqa: E402
     Method,
     shipped_library_path,
 )
+from specml.identification.shipped_derivatives import (  # noqa: E402
+    UNITS,
+    companion_path,
+    merge_into_derivatives_file,
+)
 from specml.identification.shipped_library import write_library_file  # noqa: E402
 from specml.molecules import atoms_from_smiles, read_molecule_table  # noqa: E402
 from specml.provenance import file_stem, program_versions  # noqa: E402
@@ -43,13 +48,13 @@ def from_fundamentals(library: SpectralLibrary, candidates, method: Method, refe
     from its cached Hessian and dipole derivatives instead of recomputed. Returns how many."""
     import json
 
-    import numpy as np
     from ase import Atoms
 
-    from benchmarks.fundamentals import CACHE_DIR, hessian_from_entry
+    from benchmarks.fundamentals import CACHE_DIR
     from specml.identification.library import LibraryEntry, atoms_to_xyz
     from specml.molecules import canonical_smiles
     from specml.spectra.harmonic import harmonic_from_derivatives
+    from specml.spectra.second_derivatives import SecondDerivatives
 
     cache = CACHE_DIR / f"{file_stem(reference)}.json"
     if not cache.is_file():
@@ -68,9 +73,8 @@ def from_fundamentals(library: SpectralLibrary, candidates, method: Method, refe
         if entry is None or library.get(candidate.smiles, method.name, method.settings) is not None:
             continue
         atoms = Atoms(entry["symbols"], positions=entry["positions_angstrom"])
-        result = harmonic_from_derivatives(
-            atoms, hessian_from_entry(entry), np.asarray(entry["dipole_derivatives_e"])
-        )
+        derivatives = SecondDerivatives.from_json(entry, len(atoms))
+        result = harmonic_from_derivatives(atoms, derivatives.hessian, derivatives.dipole_derivatives)
         library.put(
             LibraryEntry(
                 candidate.smiles,
@@ -83,6 +87,7 @@ def from_fundamentals(library: SpectralLibrary, candidates, method: Method, refe
                 None,
                 atoms_to_xyz(atoms),
                 entry["seconds"],
+                derivatives,
             )
         )
         stored += 1
@@ -124,10 +129,18 @@ def main() -> None:
             def export(_=None) -> None:
                 found = [library.get(c.smiles, method.name, method.settings) for c in candidates]
                 ok = [e for e in found if e is not None and e.ok]
-                write_library_file(
-                    target,
-                    ok,
-                    {**provenance, "versions": program_versions(), "date": datetime.date.today().isoformat()},
+                stamped = {
+                    **provenance,
+                    "versions": program_versions(),
+                    "date": datetime.date.today().isoformat(),
+                }
+                write_library_file(target, ok, stamped)
+                # The Hessians of new entries go to the companion file, for force-constant corrections.
+                merge_into_derivatives_file(
+                    companion_path(target),
+                    {e.smiles: (e.xyz, e.second_derivatives) for e in ok if e.second_derivatives and e.xyz},
+                    {**stamped, "method": method.name, "settings": method.settings, "units": UNITS},
+                    "benchmarks/dft_library.py (computed with the spectrum)",
                 )
                 print(f"{len(ok)}/{len(candidates)} entries in {target.relative_to(ROOT)}", flush=True)
 

@@ -77,7 +77,9 @@ from specml.molecules.inputs import hydrogenated_rdkit_molecule  # noqa: E402
 from specml.provenance import file_stem, program_versions, specml_commit  # noqa: E402
 from specml.reference import ReferenceMethod, XTBReference, make_reference  # noqa: E402
 from specml.spectra.harmonic import harmonic_from_derivatives, optimized_harmonic_analysis  # noqa: E402
+from specml.spectra.second_derivatives import SecondDerivatives, rounded  # noqa: E402
 from specml.spectra.sqm import (  # noqa: E402
+    C_CL_TYPE,
     COORDINATE_TYPES,
     InternalForceField,
     internal_force_field,
@@ -176,23 +178,17 @@ def usable_cores() -> int:
 # --- cache of harmonic calculations --------------------------------------------------------------
 
 
-def rounded(values, decimals: int) -> list:
-    """Nested lists rounded to ``decimals`` (no ``-0.0``): small on disk, exact enough for wavenumbers."""
-    return (np.round(np.asarray(values, dtype=float), decimals) + 0.0).tolist()
-
-
 def cache_entry(result, seconds: float) -> dict:
     """The compact record of one harmonic calculation. Units: Å, eV/Å^2, e (e·Å per Å).
 
-    The Hessian is kept to 1e-5 eV/Å^2, far below the accuracy of any method here: no wavenumber
-    of butane, ethane or CI4 (xTB) moved by more than 0.005 cm-1.
+    The second derivatives are encoded as the spectral library stores them
+    (:class:`~specml.spectra.second_derivatives.SecondDerivatives`: Hessian upper triangle to
+    1e-5 eV/Å^2, far below the accuracy of any method here).
     """
-    n3 = 3 * len(result.atoms)
     return {
         "symbols": result.atoms.get_chemical_symbols(),
         "positions_angstrom": rounded(result.atoms.positions, 6),
-        "hessian_upper_ev_per_angstrom2": rounded(result.hessian[np.triu_indices(n3)], 5),
-        "dipole_derivatives_e": rounded(result.dipole_derivatives, 6),
+        **SecondDerivatives(result.hessian, result.dipole_derivatives).to_json(),
         "derivatives": getattr(result, "derivatives", "finite differences"),  # analytic for PySCF DFT
         "seconds": round(seconds, 2),
         "cores": usable_cores(),
@@ -209,10 +205,8 @@ def compute_entry(task: tuple[str, str]) -> dict:
 
 
 def hessian_from_entry(entry: dict) -> np.ndarray:
-    n3 = 3 * len(entry["symbols"])
-    upper = np.zeros((n3, n3))
-    upper[np.triu_indices(n3)] = entry["hessian_upper_ev_per_angstrom2"]
-    return upper + np.triu(upper, 1).T
+    """The full Hessian (eV/Å^2) of a cache entry."""
+    return SecondDerivatives.from_json(entry, len(entry["symbols"])).hessian
 
 
 class ResultCache:
@@ -601,6 +595,131 @@ def sqm_force_fields(matches: list[Match]) -> list[InternalForceField]:
     return fields
 
 
+# --- the identification's C-Cl correction: c_CCl on C-Cl stretches, then split_2000 ----------------
+
+IDENTIFICATION_QUERIES = ROOT.parent / "shared" / "data" / "nist-ir" / "index.csv"
+C_CL_MODE_SHARE = 0.5  # a mode is "a C-Cl stretch" when at least this share of its potential energy is
+
+
+def identification_query_smiles() -> set[str]:
+    """Canonical SMILES of the identification queries: never used to fit c_CCl."""
+    with IDENTIFICATION_QUERIES.open(newline="") as fh:
+        return {canonical_smiles(row["smiles"]) for row in csv.DictReader(fh)}
+
+
+@dataclass
+class CClModel:
+    """The identification's frequency model on the matched modes of chlorinated species: the force
+    constants of the C-Cl stretch coordinates scaled by c (all other coordinates unscaled), then the
+    split_2000 factors ``split`` (fitted on all of the method's modes, as identification takes them).
+    Each matched mode keeps its rank (``Match.mode_positions``)."""
+
+    matches: list[Match]
+    split: dict
+
+    def __post_init__(self):
+        self.fields = sqm_force_fields(self.matches)
+        self.c_cl_share = [
+            self.fields[i].energy_distribution({})[1][m.mode_positions, COORDINATE_TYPES.index(C_CL_TYPE)]
+            for i, m in enumerate(self.matches)
+        ]
+
+    def predict(self, i: int, c_ccl: float) -> np.ndarray:
+        """The matched modes of ``matches[i]`` (cm-1) under the model with factor ``c_ccl``."""
+        wavenumbers, _ = self.fields[i].energy_distribution({C_CL_TYPE: c_ccl})
+        return scaled(wavenumbers[self.matches[i].mode_positions], self.split, "split_2000")
+
+    def fit(self, which: list[int]) -> float:
+        """c_CCl by least squares over all matched modes of ``matches[which]`` (cm-1), on ln c."""
+        from scipy.optimize import minimize_scalar
+
+        def loss(log_c: float) -> float:
+            return sum(
+                float(np.sum((self.predict(i, np.exp(log_c)) - self.matches[i].experimental_cm1) ** 2))
+                for i in which
+            )
+
+        return float(
+            np.exp(minimize_scalar(loss, bounds=(-0.5, 0.5), method="bounded", options={"xatol": 1e-7}).x)
+        )
+
+
+def c_cl_correction(matches: list[Match], split: dict) -> tuple[dict | None, dict[str, np.ndarray]]:
+    """c_CCl fitted on the chlorinated species that are not identification queries, with its
+    leave-one-parent-out errors over every chlorinated species (the queries predicted with the
+    c_CCl of all fit parents, which never include them) and the C-Cl stretches before and after;
+    and the out-of-sample predictions of every chlorinated species' matched modes (cm-1, by id)."""
+    from specml.identification.ccl import has_c_cl_bond
+
+    queries = identification_query_smiles()
+    chlorinated = [m for m in matches if has_c_cl_bond(m.species.parent)]
+    fitted = [i for i, m in enumerate(chlorinated) if canonical_smiles(m.species.parent) not in queries]
+    if not fitted:
+        return None, {}
+    model = CClModel(chlorinated, split)
+    c_all = model.fit(fitted)
+    folds = {}
+    for parent in dict.fromkeys(chlorinated[i].species.parent for i in fitted):
+        folds[parent] = model.fit([i for i in fitted if chlorinated[i].species.parent != parent])
+    rows, before, after, c_cl, corrected = [], [], [], [], {}
+    for i, m in enumerate(chlorinated):
+        c_out = folds.get(m.species.parent, c_all)  # queries: never in the fit
+        predicted_before, predicted_after = model.predict(i, 1.0), model.predict(i, c_out)
+        corrected[m.species.molecule_id] = predicted_after
+        before.append(predicted_before - m.experimental_cm1)
+        after.append(predicted_after - m.experimental_cm1)
+        c_cl.append(model.c_cl_share[i] >= C_CL_MODE_SHARE)
+        rows.append(
+            {
+                "molecule_id": m.species.molecule_id,
+                "name": m.species.name,
+                "parent": m.species.parent,
+                "role": "fit" if i in fitted else "identification query (not fitted)",
+                "c_ccl_applied": c_out,
+                "rms_before_cm1": error_stats(predicted_before, m.experimental_cm1)["rms_cm1"],
+                "rms_after_cm1": error_stats(predicted_after, m.experimental_cm1)["rms_cm1"],
+                "c_cl_stretches": [
+                    {
+                        "experimental_cm1": float(m.experimental_cm1[k]),
+                        "unscaled_cm1": float(m.calculated_cm1[k]),
+                        "split_2000_cm1": float(predicted_before[k]),
+                        "with_c_ccl_cm1": float(predicted_after[k]),
+                        "c_cl_share": float(model.c_cl_share[i][k]),
+                    }
+                    for k in np.flatnonzero(model.c_cl_share[i] >= C_CL_MODE_SHARE)
+                ],
+            }
+        )
+    before_all, after_all, stretch = np.concatenate(before), np.concatenate(after), np.concatenate(c_cl)
+    summary = {
+        "c_ccl": c_all,
+        "model": f"force constants of the `{C_CL_TYPE}` coordinates x c_CCl (specml.spectra.sqm, all other "
+        "factors 1), then split_2000 with this method's scale_factors (all modes)",
+        "fit": "least squares over every matched mode of the fit species, on ln c_CCl",
+        "split_factors": {k: split[k] for k in ("below_2000", "above_2000")},
+        "fit_parents": sorted({chlorinated[i].species.parent for i in fitted}),
+        "fit_species": [chlorinated[i].species.molecule_id for i in fitted],
+        "excluded_queries": sorted({m.species.parent for i, m in enumerate(chlorinated) if i not in fitted}),
+        "query_source": f"{IDENTIFICATION_QUERIES.name} of ../shared/data/nist-ir",
+        "leave_one_parent_out": {
+            "c_ccl_by_held_out_parent": folds,
+            "all_modes": {"before": _rms(before_all), "after": _rms(after_all), "n_modes": int(stretch.size)},
+            "c_cl_stretches": {
+                "before": _rms(before_all[stretch]),
+                "after": _rms(after_all[stretch]),
+                "n_modes": int(stretch.sum()),
+                "definition": f"modes with >= {C_CL_MODE_SHARE:g} of their potential energy in C-Cl stretches",
+            },
+        },
+        "species": rows,
+    }
+    return summary, corrected
+
+
+def _rms(errors: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(errors**2))) if errors.size else float("nan")
+
+
 def cv_predictions(matches: list[Match]) -> dict[str, np.ndarray]:
     """Leave-one-parent-out predictions of every scheme, in the order of :func:`pooled`."""
     return {scheme: cross_validated(matches, scheme) for scheme in SCHEMES}
@@ -681,6 +800,10 @@ def evaluate(
     methods = {
         plan.method: method_result(plan, *matched[plan.method], predictions[plan.method]) for plan in plans
     }
+    corrections = {
+        method: c_cl_correction(matches, methods[method]["scale_factors"])
+        for method, (matches, _) in matched.items()
+    }
     common_ids = set.intersection(*({m.species.molecule_id for m in matched[p.method][0]} for p in plans))
     common = {
         method: summarize([m for m in matches if m.species.molecule_id in common_ids])
@@ -715,8 +838,11 @@ def evaluate(
         "methods": methods,
         "common": {"n_molecules": len(common_ids), "molecule_ids": sorted(common_ids), "methods": common},
         "c_cl_stretches": {
-            method: c_cl_stretches(matches, predictions[method]) for method, (matches, _) in matched.items()
+            method: c_cl_stretches(matches, predictions[method], corrections[method][1])
+            for method, (matches, _) in matched.items()
         },
+        # For identification (specml.identification.ccl): its C-Cl force-constant factor, fitted here.
+        "c_cl_correction": {method: correction for method, (correction, _) in corrections.items()},
     }
     figure_data = {
         method: (pooled(matches)[1], predictions[method][methods[method]["scheme"]])
@@ -729,9 +855,12 @@ def evaluate(
 C_CL_STRETCH_MODES = {"SHIM031": (3,), "SHIM013": (3, 9), "SHIM009": (2, 5), "SHIM007": (1, 3)}
 
 
-def c_cl_stretches(matches: list[Match], predictions: dict[str, np.ndarray]) -> list[dict]:
-    """The C-Cl stretches of CH3Cl, CH2Cl2, CHCl3 and CCl4 (cm-1): experiment, unscaled, and the
-    leave-one-parent-out split_2000 and sqm predictions (the mean over a degenerate set)."""
+def c_cl_stretches(
+    matches: list[Match], predictions: dict[str, np.ndarray], corrected: dict[str, np.ndarray]
+) -> list[dict]:
+    """The C-Cl stretches of CH3Cl, CH2Cl2, CHCl3 and CCl4 (cm-1): experiment, unscaled, the
+    leave-one-parent-out split_2000 and sqm predictions, and the identification's model
+    (``corrected``, from :func:`c_cl_correction`) (the mean over a degenerate set)."""
     with (DATA / "fundamentals.csv").open(newline="") as fh:
         rows = [
             r
@@ -757,6 +886,9 @@ def c_cl_stretches(matches: list[Match], predictions: dict[str, np.ndarray]) -> 
                     f"{scheme}_cv_cm1": float(predictions[scheme][start + paired].mean())
                     for scheme in ("split_2000", "sqm")
                 },
+                "split_2000_c_ccl_cv_cm1": float(corrected[row["molecule_id"]][paired].mean())
+                if row["molecule_id"] in corrected
+                else None,
             }
         )
     return found
@@ -803,15 +935,34 @@ def sqm_factor_table(methods: dict) -> list[str]:
 
 def c_cl_table(stretches: dict) -> list[str]:
     lines = [
-        "| method | species | mode | experiment | unscaled | split_2000 (CV) | sqm (CV) |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| method | species | mode | experiment | unscaled | split_2000 (CV) | sqm (CV) | c_CCl + split_2000 (CV) |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for method, rows in stretches.items():
         for r in rows:
             lines.append(
                 f"| `{method}` | {r['name']} | {r['mode']} | {fmt(r['experimental_cm1'], 0)} "
-                f"| {fmt(r['unscaled_cm1'], 0)} | {fmt(r['split_2000_cv_cm1'], 0)} | {fmt(r['sqm_cv_cm1'], 0)} |"
+                f"| {fmt(r['unscaled_cm1'], 0)} | {fmt(r['split_2000_cv_cm1'], 0)} | {fmt(r['sqm_cv_cm1'], 0)} "
+                f"| {fmt(r['split_2000_c_ccl_cv_cm1'], 0)} |"
             )
+    return lines
+
+
+def c_cl_correction_lines(corrections: dict) -> list[str]:
+    lines = [
+        "| method | c_CCl | fit species | LOPO rms all modes before → after | LOPO rms C–Cl stretches before → after |",
+        "|---|---:|---|---:|---:|",
+    ]
+    for method, r in corrections.items():
+        if r is None:
+            continue
+        loo = r["leave_one_parent_out"]
+        lines.append(
+            f"| `{method}` | {r['c_ccl']:.4f} | {', '.join(f'`{p}`' for p in r['fit_parents'])} "
+            f"| {fmt(loo['all_modes']['before'])} → {fmt(loo['all_modes']['after'])} ({loo['all_modes']['n_modes']}) "
+            f"| {fmt(loo['c_cl_stretches']['before'])} → {fmt(loo['c_cl_stretches']['after'])} "
+            f"({loo['c_cl_stretches']['n_modes']}) |"
+        )
     return lines
 
 
@@ -874,9 +1025,19 @@ def report_markdown(results: dict) -> str:
         "",
         *sqm_factor_table(results["methods"]),
         "",
-        "**C–Cl stretches** (cm-1; CV = predicted with the factors fitted without that parent):",
+        "**C–Cl stretches** (cm-1; CV = predicted with the factors fitted without that parent; the last "
+        "column is identification's model, c_CCl below, the split_2000 factors of all modes; CH2Cl2 and CHCl3 "
+        "are identification queries, never in the c_CCl fit):",
         "",
         *c_cl_table(results["c_cl_stretches"]),
+        "",
+        "**C–Cl correction for identification** (force constants of C–Cl stretches × c_CCl, then "
+        "split_2000; c_CCl fitted on chlorinated species that are not identification queries; LOPO = "
+        "leave-one-parent-out, the queries predicted with the c_CCl of all fit species; modes in parentheses; "
+        f"C–Cl stretches = modes with ≥ {C_CL_MODE_SHARE:g} of their potential energy in C–Cl stretches; "
+        "every chlorinated species, queries included; per species in the JSON):",
+        "",
+        *c_cl_correction_lines(results["c_cl_correction"]),
         "",
         "Optimised structures with imaginary modes (cm-1; saddle points, left out of the matching):",
         "",

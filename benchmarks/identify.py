@@ -51,6 +51,7 @@ from specml.identification.calibration import (  # noqa: E402
     table_for,
     tables_for_recipe,
 )
+from specml.identification.ccl import missing_derivatives_caution  # noqa: E402
 from specml.identification.library import ensemble_error  # noqa: E402
 from specml.identification.scoring import DEFAULT_PARAMETERS_PATH, ScoringParameters  # noqa: E402
 from specml.molecules import canonical_smiles, read_molecule_table  # noqa: E402
@@ -75,26 +76,31 @@ def load_queries() -> list[Query]:
 
 
 def recipe_for(methods) -> ScoringRecipe:
-    """XTB_RECIPE for xTB methods; for one DFT method, the DFT recipe with the frequency scales of
-    the fundamentals benchmark (docs/results/fundamentals.json), never fitted on these queries."""
+    """XTB_RECIPE for xTB methods; for one DFT method, the DFT recipe with the frequency scales and
+    the C-Cl force-constant factor of the fundamentals benchmark (docs/results/fundamentals.json),
+    never fitted on these queries."""
     if not any(m.name.startswith("harmonic:") and "/" in m.name for m in methods):
         return XTB_RECIPE
     if len(methods) != 1:
         raise SystemExit("error: the DFT recipe scores one DFT method at a time")
     fundamentals = RESULTS / "fundamentals.json"
     level = methods[0].name.removeprefix("harmonic:")
-    table = json.loads(fundamentals.read_text())["methods"] if fundamentals.is_file() else {}
-    entry = next((v for k, v in table.items() if k.lower() == f"pyscf:{level}"), None)
-    if entry is None:
+    results = json.loads(fundamentals.read_text()) if fundamentals.is_file() else {}
+    key = next((k for k in results.get("methods", {}) if k.lower() == f"pyscf:{level}"), None)
+    correction = results.get("c_cl_correction", {}).get(key) if key else None
+    if key is None or correction is None:
         raise SystemExit(
-            f"error: no scale factors for {level} in {fundamentals.relative_to(ROOT)}; "
+            f"error: no scale factors or C-Cl correction for {level} in {fundamentals.relative_to(ROOT)}; "
             f"run benchmarks/fundamentals.py --methods pyscf:{level} first"
         )
+    entry = results["methods"][key]
     factors = entry["scale_factors"]
     return dft_recipe(
         factors["below_2000"],
         factors["above_2000"],
-        f"{fundamentals.relative_to(ROOT)} ({entry['n_molecules']} species, least squares)",
+        f"{fundamentals.relative_to(ROOT)} ({entry['n_molecules']} species, least squares; c_CCl on "
+        f"{', '.join(correction['fit_parents'])})",
+        correction["c_ccl"],
     )
 
 
@@ -207,6 +213,13 @@ def main() -> None:
     failed = [(c.name, ensemble_error(entries[c.smiles])) for c in candidates if c not in usable_candidates]
 
     recipe = recipe_for(methods)
+    # A candidate that needs the C-Cl correction but has no second derivatives is said, not hidden.
+    uncorrected = missing_derivatives_caution(
+        [(c.name, e) for c, members in zip(usable_candidates, usable, strict=True) for e in members],
+        recipe.grid["c_ccl"][0],
+    )
+    if uncorrected:
+        print(f"caution: {uncorrected}", flush=True)
     print(
         f"{len(queries)} queries, {len(usable)} candidates ({n_decoys} decoys); fitting "
         f"{recipe.n_fitted_parameters()} parameters over {len(list(recipe.points()))} grid points",
@@ -296,6 +309,7 @@ def main() -> None:
         "n_candidates": len(usable),
         "n_decoys": n_decoys,
         "failed_candidates": failed,
+        "cautions": [uncorrected] if uncorrected else [],
         "seconds_per_query_warm": warm,
         "seconds_per_query_cold": cold,
         "seconds_per_candidate_prediction": float(

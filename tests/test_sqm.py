@@ -6,7 +6,7 @@ import pytest
 from specml.errors import InputError
 from specml.molecules.inputs import atoms_from_smiles
 from specml.spectra.harmonic import harmonic_from_derivatives, optimized_harmonic_analysis
-from specml.spectra.sqm import COORDINATE_TYPES, internal_force_field, sqm_harmonic
+from specml.spectra.sqm import C_CL_TYPE, COORDINATE_TYPES, internal_force_field, sqm_harmonic
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +40,15 @@ def test_one_common_factor_scales_every_frequency_by_its_root(xtb_results):
 def test_the_c_cl_factor_moves_the_c_cl_stretch_only(xtb_results):
     result = xtb_results["CCl"]
     base = scaled(result, {})
-    stiffer = scaled(result, {"stretch_halogen_or_heavier": 1.1})
+    stiffer = scaled(result, {C_CL_TYPE: 1.1})
+    other_halogens = scaled(result, {"stretch_halogen_or_heavier": 1.1})
     # CH3Cl's C-Cl stretch: the mode with the largest C-Cl energy share (~700 cm-1 with xTB).
     wavenumbers, distribution = internal_force_field(result.atoms, result.hessian).energy_distribution({})
-    c_cl = int(np.argmax(distribution[:, COORDINATE_TYPES.index("stretch_halogen_or_heavier")]))
+    c_cl = int(np.argmax(distribution[:, COORDINATE_TYPES.index(C_CL_TYPE)]))
     assert 550 < wavenumbers[c_cl] < 850
     assert stiffer.frequencies_cm1[c_cl] > base.frequencies_cm1[c_cl] + 15
+    # C-Cl has its own type: the factor of the other halogen bonds leaves it alone.
+    np.testing.assert_allclose(other_halogens.frequencies_cm1, base.frequencies_cm1, atol=0.01)
     c_h = base.frequencies_cm1 > 2500
     assert c_h.sum() == 3
     np.testing.assert_allclose(stiffer.frequencies_cm1[c_h], base.frequencies_cm1[c_h], atol=1.0)

@@ -46,7 +46,7 @@ SCALE_HIGH_GRID = (0.95, 0.97)
 FWHM_GRID_CM1 = (48.0, 96.0)  # comparison width, on top of each molecule's rotational contour
 CONTOUR_GRID = (0.0, 1.0)  # 0: one width for all molecules; 1: + the P-R separation of each
 POWER_GRID = (0.5, 0.25)  # 1.0 (raw intensities) lost clearly in a first fit (docs/identify.md)
-GRID_KEYS = ("scale_low", "scale_high", "fwhm_cm1", "contour_factor", "intensity_power")
+GRID_KEYS = ("scale_low", "scale_high", "fwhm_cm1", "contour_factor", "intensity_power", "c_ccl")
 L2_PENALTY = 0.05  # on the mean per-query log-likelihood scale
 
 
@@ -95,6 +95,7 @@ XTB_RECIPE = ScoringRecipe(
         "fwhm_cm1": FWHM_GRID_CM1,
         "contour_factor": CONTOUR_GRID,
         "intensity_power": POWER_GRID,
+        "c_ccl": (1.0,),  # xTB entries keep no C-Cl correction
     }
 )
 # DFT: widths on top of each molecule's rotational contour (its P-R separation, contour 1, fixed:
@@ -104,8 +105,9 @@ DFT_POWER_GRID = (0.5, 1.0)
 DFT_FEATURE_SETS = (("pearson",), ("pearson", "bands_found_narrow", "query_explained_narrow"))
 
 
-def dft_recipe(scale_low: float, scale_high: float, source: str) -> ScoringRecipe:
-    """The recipe for DFT spectra, its frequency scales (below/above 2000 cm-1) taken from ``source``."""
+def dft_recipe(scale_low: float, scale_high: float, source: str, c_ccl: float = 1.0) -> ScoringRecipe:
+    """The recipe for DFT spectra, its frequency scales (below/above 2000 cm-1) and C-Cl force-constant
+    factor (:mod:`specml.identification.ccl`; 1: none) taken from ``source``: fixed, never fitted here."""
     return ScoringRecipe(
         {
             "scale_low": (scale_low,),
@@ -113,6 +115,7 @@ def dft_recipe(scale_low: float, scale_high: float, source: str) -> ScoringRecip
             "fwhm_cm1": DFT_FWHM_GRID_CM1,
             "contour_factor": (1.0,),
             "intensity_power": DFT_POWER_GRID,
+            "c_ccl": (c_ccl,),
         },
         DFT_FEATURE_SETS,
         fixed_from=source,

@@ -54,7 +54,8 @@ class Identification:
     library_hits: int = 0
     library_misses: int = 0
     extra: dict = field(default_factory=dict)
-    cautions: list[str] = field(default_factory=list)  # about the query: condensed phase, saturated bands
+    # about the query (condensed phase, saturated bands) and the scoring (C-Cl correction not applied)
+    cautions: list[str] = field(default_factory=list)
 
     def top(self, k: int = 3) -> list[RankedCandidate]:
         return self.ranking[:k]
@@ -137,7 +138,12 @@ def identify(
 
     saturation = saturation_caution(query, params.lo_cm1, params.hi_cm1)
     # The file's own cautions (e.g. a ##DELTAX a few percent off), then what the spectrum shows.
-    shown = [note for note in (prepared.condensed_phase, saturation) if note]
+    from specml.identification.ccl import missing_derivatives_caution
+
+    uncorrected = missing_derivatives_caution(
+        [(candidate.name, entry) for candidate, members in scored for entry in members], params.c_ccl
+    )
+    shown = [note for note in (prepared.condensed_phase, saturation, uncorrected) if note]
     cautions = list(query.metadata.get("cautions", [])) + shown
     return Identification(
         prepared.spectrum,

@@ -2,7 +2,10 @@
 
 One row per (canonical SMILES, method, settings). Sticks (harmonic frequencies in cm-1 and
 intensities in km/mol) are stored rather than broadened curves so that frequency scaling and
-line widths can be refitted without recomputing. Failures are stored too (status ``failed``
+line widths can be refitted without recomputing. Harmonic entries also keep their second
+derivatives (Hessian in eV/Å^2, dipole derivatives in e), so that a force-constant correction
+(:mod:`specml.identification.ccl`) can be applied later; entries written before they were kept
+have none and stay valid. Failures are stored too (status ``failed``
 plus the error message) so a molecule the method cannot treat is not retried on every query.
 Every entry is committed as soon as it is written: an interrupted build loses nothing.
 """
@@ -21,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from specml.errors import InputError, MoleculeError, SpecmlError
+from specml.spectra.second_derivatives import SecondDerivatives
 
 LIBRARY_ENV = "SPECML_LIBRARY"
 CONFORMER_SEED = 42  # fixed so a library entry is reproducible
@@ -55,9 +59,12 @@ CREATE TABLE IF NOT EXISTS entries (
     y TEXT,
     xyz TEXT,
     seconds REAL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    derivatives TEXT
 )
 """
+# Columns added after the first schema, with their types: added to older files on open.
+_ADDED_COLUMNS = {"derivatives": "TEXT"}
 
 
 def default_library_path() -> Path:
@@ -97,6 +104,8 @@ class LibraryEntry:
     error: str | None = None
     xyz: str | None = None
     seconds: float | None = None
+    # Hessian and dipole derivatives at ``xyz`` (harmonic entries; None where not kept)
+    second_derivatives: SecondDerivatives | None = None
 
     @property
     def ok(self) -> bool:
@@ -122,6 +131,10 @@ class SpectralLibrary:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(self.path))
             self._db.execute(_SCHEMA)
+            present = {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}
+            for column, kind in _ADDED_COLUMNS.items():
+                if column not in present:  # a library written before the column existed
+                    self._db.execute(f"ALTER TABLE entries ADD COLUMN {column} {kind}")
             self._db.commit()
         except sqlite3.DatabaseError as exc:
             raise InputError(f"{self.path}: not a usable spectral library ({exc})") from exc
@@ -142,13 +155,14 @@ class SpectralLibrary:
 
     def get(self, smiles: str, method: str, settings: dict) -> LibraryEntry | None:
         row = self._db.execute(
-            "SELECT smiles, method, settings, status, error, kind, x, y, xyz, seconds FROM entries WHERE key = ?",
+            "SELECT smiles, method, settings, status, error, kind, x, y, xyz, seconds, derivatives FROM entries"
+            " WHERE key = ?",
             (entry_key(smiles, method, settings),),
         ).fetchone()
         if row is None:
             return self._shipped(smiles, method, settings)
-        smiles, method, settings_text, status, error, kind, x, y, xyz, seconds = row
-        return LibraryEntry(
+        smiles, method, settings_text, status, error, kind, x, y, xyz, seconds, derivatives = row
+        entry = LibraryEntry(
             smiles,
             method,
             json.loads(settings_text),
@@ -159,7 +173,21 @@ class SpectralLibrary:
             error,
             xyz,
             seconds,
+            _decoded_derivatives(json.loads(derivatives) if derivatives else None, xyz),
         )
+        if entry.second_derivatives is None and entry.ok:
+            entry.second_derivatives = self._shipped_derivatives(entry)
+        return entry
+
+    def _shipped_derivatives(self, entry: LibraryEntry) -> SecondDerivatives | None:
+        """The shipped second derivatives of the same entry, if they belong to its very geometry
+        (an entry computed here may have optimised to a slightly different structure)."""
+        from specml.identification.shipped_derivatives import geometry_mismatch
+
+        shipped = self._shipped(entry.smiles, entry.method, entry.settings)
+        if shipped is None or shipped.second_derivatives is None or not entry.xyz or not shipped.xyz:
+            return None
+        return shipped.second_derivatives if geometry_mismatch(shipped.xyz, entry.xyz) is None else None
 
     def _shipped(self, smiles: str, method: str, settings: dict) -> LibraryEntry | None:
         if self.shipped is False:
@@ -173,7 +201,7 @@ class SpectralLibrary:
         """Insert or replace ``entry`` and commit at once."""
         self._db.execute(
             "INSERT OR REPLACE INTO entries (key, smiles, method, settings, status, error, kind, x, y, xyz, seconds,"
-            " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created, derivatives) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 entry.key,
                 entry.smiles,
@@ -187,6 +215,7 @@ class SpectralLibrary:
                 entry.xyz,
                 entry.seconds,
                 time.time(),
+                None if entry.second_derivatives is None else json.dumps(entry.second_derivatives.to_json()),
             ),
         )
         self._db.commit()
@@ -196,6 +225,14 @@ class SpectralLibrary:
         rows = self._db.execute(query, (status,) if status else ()).fetchall()
         entries = [self.get(s, m, json.loads(t)) for s, m, t in rows]
         return [e for e in entries if e is not None]  # all are: each row is looked up by its own key
+
+
+def _decoded_derivatives(record: dict | None, xyz: str | None) -> SecondDerivatives | None:
+    """The stored second derivatives of an entry (their size checked against its geometry)."""
+    if not record:
+        return None
+    n_atoms = int(xyz.split(maxsplit=1)[0]) if xyz else 0
+    return SecondDerivatives.from_json(record, n_atoms)
 
 
 # -- computing entries ------------------------------------------------------------------------------
@@ -250,6 +287,8 @@ def compute_harmonic_entry(task: tuple) -> dict:
         "xyz": atoms_to_xyz(result.atoms),
         "seconds": time.perf_counter() - start,
         "kind": "sticks",
+        # kept so that force constants can be rescaled later (specml.identification.ccl)
+        "derivatives": SecondDerivatives(result.hessian, result.dipole_derivatives).to_json(),
     }
 
 
@@ -491,6 +530,7 @@ def fill_library(
                 None,
                 value["xyz"],
                 value["seconds"],
+                _decoded_derivatives(value.get("derivatives"), value["xyz"]),
             )
         else:
             error = result.error

@@ -4,6 +4,8 @@ Theory is systematically off: harmonic xTB frequencies scatter by mode (several 
 more for strained rings, C-Cl and cumulated bonds), and predicted intensities have their own
 scale. The scorer therefore
 
+0. for DFT spectra, scales the force constants of C-Cl stretches by ``c_ccl`` first
+   (:mod:`specml.identification.ccl`; B3LYP puts them a few per cent low);
 1. maps predicted frequencies with a piecewise-linear scaling (one factor below and one
    above ``split_cm1``, where X-H and triple-bond stretches live);
 2. gives every band of a candidate the width of a gas-phase band of *that* molecule: the
@@ -85,6 +87,9 @@ class ScoringParameters:
     lo_cm1: float = 500.0  # comparison window and grid step (cm-1)
     hi_cm1: float = 4000.0
     step_cm1: float = 2.0
+    # Force-constant factor of C-Cl stretches applied before the frequency scales (DFT; fixed from the
+    # fundamentals benchmark, specml.identification.ccl); 1: no correction, no Hessian needed.
+    c_ccl: float = 1.0
     provenance: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -98,6 +103,8 @@ class ScoringParameters:
                 f"scoring parameters: need 0 < intensity_power <= 1 and contour_factor >= 0 "
                 f"(got {self.intensity_power}, {self.contour_factor})"
             )
+        if not (np.isfinite(self.c_ccl) and self.c_ccl > 0):
+            raise InputError(f"scoring parameters: need a positive, finite c_ccl (got {self.c_ccl})")
         unknown = (set(self.weights) | set(self.features)) - set(FEATURES)
         if unknown:
             raise InputError(f"scoring parameters: unknown features {sorted(unknown)}; known: {FEATURES}")
@@ -298,7 +305,9 @@ def compare(prepared: PreparedQuery, entry: LibraryEntry, params: ScoringParamet
     intensity on the query's grid.
     """
     from specml.comparison.metrics import spectral_information_similarity, wasserstein
+    from specml.identification.ccl import corrected_entry
 
+    entry = corrected_entry(entry, params.c_ccl)  # unchanged unless c_ccl != 1 and it has a C-Cl bond
     grid = prepared.grid
     coarse, fine = predicted_curves(entry, params, grid, condensed=prepared.condensed_phase is not None)
     if not (coarse.max() > 0 and fine.max() > 0):

@@ -26,10 +26,17 @@ FORMAT = "specml-library/1"
 
 @functools.lru_cache(maxsize=4)
 def shipped_entries(directory: Path = SHIPPED_DIR) -> dict:
-    """``{entry key: LibraryEntry}`` of every shipped file in ``directory`` (read once per process)."""
+    """``{entry key: LibraryEntry}`` of every shipped file in ``directory`` (read once per process),
+    with the second derivatives of its companion file attached where there is one
+    (:mod:`specml.identification.shipped_derivatives`; it lies in a subdirectory, out of this glob)."""
+    from specml.identification.shipped_derivatives import attach_derivatives, companion_path
+
     entries = {}
     for path in sorted(Path(directory).glob("*.json.gz")):
-        for entry in read_library_file(path):
+        found = read_library_file(path)
+        if companion_path(path).is_file():
+            found = attach_derivatives(found, companion_path(path))
+        for entry in found:
             entries[entry.key] = entry
     return entries
 

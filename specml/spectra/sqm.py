@@ -40,7 +40,8 @@ COORDINATE_TYPES = (
     "stretch_xh_first_row",  # C-H, N-H, O-H, B-H: the most anharmonic, overestimated by every method
     "stretch_xh_heavier",  # Si-H, P-H, S-H, As-H, Se-H, Sb-H: lower, less anharmonic stretches
     "stretch_first_row",  # bonds among B, C, N, O (Li, Be included)
-    "stretch_halogen_or_heavier",  # bonds to F, Cl, Br, I or to an atom beyond neon: C-Cl, S=O, P-Cl
+    "stretch_c_cl",  # C-Cl alone: B3LYP puts it ~3 % low, and identification corrects just this type
+    "stretch_halogen_or_heavier",  # other bonds to F, Cl, Br, I or to an atom beyond neon: C-F, S=O, P-Cl
     "bend_h",  # angles with a hydrogen at an end
     "bend_heavy",  # angles between heavy atoms only
     "linear_bend",  # geomeTRIC's linear bends (H-C#N, C=C=O in CO2): flat, anharmonic potentials
@@ -52,12 +53,18 @@ COORDINATE_TYPES = (
 _FIRST_ROW = frozenset({"Li", "Be", "B", "C", "N", "O"})
 
 
+#: The type of C-Cl stretches: the one the identification's C-Cl correction scales.
+C_CL_TYPE = "stretch_c_cl"
+
+
 def _stretch_type(a: str, b: str) -> str:
     if "H" in (a, b):
         other = b if a == "H" else a
         return "stretch_xh_first_row" if atomic_numbers[other] <= 10 else "stretch_xh_heavier"
     if a in _FIRST_ROW and b in _FIRST_ROW:
         return "stretch_first_row"
+    if {a, b} == {"C", "Cl"}:
+        return C_CL_TYPE
     return "stretch_halogen_or_heavier"
 
 
