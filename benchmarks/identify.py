@@ -6,7 +6,8 @@ leave-one-compound-out: the scorer that ranks a query was fitted without any fil
 compound. ``--fit`` additionally fits on all files and writes the shipped default
 parameters (specml/identification/default_parameters.json) with provenance.
 
-    python benchmarks/identify.py [--fit] [--library PATH] [--reference gfn2+gfn1] [--out-stem PATH]
+    python benchmarks/identify.py [--fit] [--library PATH] [--reference pyscf:b3lyp/def2-svp | gfn2+gfn1 | xtb]
+                                   [--available-only] [--out-stem PATH]
 
 Results go to docs/results/identify.json for the default reference and to
 docs/results/identify_<reference>.json for any other (``--out-stem /tmp/x``: /tmp/x.json).
@@ -167,7 +168,11 @@ def main() -> None:
     parser.add_argument(
         "--library", type=Path, default=None, help="spectral library (default: the user cache)"
     )
-    parser.add_argument("--reference", default=DEFAULT_REFERENCE, help="e.g. xtb, gfn1, gfn2+gfn1 (default)")
+    parser.add_argument(
+        "--reference",
+        default=DEFAULT_REFERENCE,
+        help=f"e.g. xtb, gfn1, gfn2+gfn1 (default {DEFAULT_REFERENCE})",
+    )
     parser.add_argument("--scheduler", default=None)
     parser.add_argument(
         "--available-only",
@@ -190,7 +195,9 @@ def main() -> None:
     queries = load_queries()
 
     library = SpectralLibrary(args.library)
+    preview = None
     if args.available_only:
+        all_candidates, all_queries = candidates, queries
         candidates = [
             c
             for c in candidates
@@ -198,6 +205,10 @@ def main() -> None:
         ]
         known = {c.smiles for c in candidates}
         queries = [q for q in queries if q.smiles in known]
+        preview = {
+            "candidates_left_out": sorted(c.name for c in all_candidates if c.smiles not in known),
+            "queries_left_out": sorted(q.name for q in all_queries if q.smiles not in known),
+        }
         print(f"preview: {len(candidates)} candidates in the library, {len(queries)} of their queries")
     # Decoys counted after any preview filter: candidates that are no query's compound.
     n_decoys = len(candidates) - len({q.smiles for q in queries})
@@ -334,6 +345,8 @@ def main() -> None:
     out = args.out_stem if args.out_stem is not None else RESULTS / stem
     out.parent.mkdir(parents=True, exist_ok=True)
     results["reference"], results["method"] = args.reference, method_name
+    if preview is not None:  # --available-only: say what the numbers leave out
+        results["preview"] = preview
     out.with_name(f"{out.name}.json").write_text(json.dumps(results, indent=2) + "\n")
     confusion_figure(queries, usable_candidates, cv, out.with_name(f"{out.name}_confusion.png"), method_name)
     print(

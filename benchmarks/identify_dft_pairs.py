@@ -1,7 +1,7 @@
 """Does a DFT reference resolve the confusions that limit xTB identification? (docs/identify.md)
 
 For every gas-phase NIST query that the leave-one-compound-out xTB benchmark ranks wrongly
-(docs/results/identify.json), the true compound and the candidate ranked first in its place
+(docs/results/identify_gfn2_gfn1.json), the true compound and the candidate ranked first in its place
 are predicted with B3LYP/def2-SVP harmonic spectra and ranked against each other through the
 public path (``specml.identification.identify``), next to the same pair with the default
 GFN2+GFN1 reference. Both use the shipped scoring parameters, which were fitted for GFN2+GFN1
@@ -37,12 +37,12 @@ from specml.identification import (  # noqa: E402
     resolve_candidates,
 )
 from specml.identification.library import ensemble_error  # noqa: E402
-from specml.identification.scoring import load_parameters, prepare_query  # noqa: E402
+from specml.identification.scoring import FALLBACK_METHOD, load_parameters, prepare_query  # noqa: E402
 from specml.molecules import atoms_from_smiles, read_molecule_table  # noqa: E402
 
 NIST = ROOT.parent / "shared" / "data" / "nist-ir"
 DECOYS = ROOT / "benchmarks" / "data" / "identify_decoys.csv"
-XTB_RESULTS = ROOT / "docs" / "results" / "identify.json"
+XTB_RESULTS = ROOT / "docs" / "results" / "identify_gfn2_gfn1.json"
 OUT = ROOT / "docs" / "results" / "identify_dft_pairs.json"
 DFT = "pyscf:b3lyp/def2-svp"
 XTB = "gfn2+gfn1"
@@ -51,7 +51,7 @@ XTB = "gfn2+gfn1"
 def confusion_pairs(max_atoms: int) -> list[dict]:
     """(file, truth, confuser) of every LOCO confusion of the xTB benchmark, small enough for DFT."""
     names = dict(read_molecule_table(NIST / "index.csv") + read_molecule_table(DECOYS))
-    params = load_parameters()
+    params = load_parameters(method=FALLBACK_METHOD)  # the xTB benchmark's scorer
     pairs = []
     for row in json.loads(XTB_RESULTS.read_text())["confusions"]:
         if prepare_query(load_absorbance(NIST / row["file"]), params).condensed_phase:

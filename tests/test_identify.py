@@ -29,7 +29,7 @@ from specml.identification import (
 )
 from specml.identification.calibration import fit_weights, ranks
 from specml.identification.scoring import (
-    DEFAULT_METHOD,
+    FALLBACK_METHOD,
     ScoringParameters,
     band_width_cm1,
     compare,
@@ -93,7 +93,7 @@ def workspace(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("identify")
     candidates = write_candidates(tmp / "candidates.csv", SMALL_MOLECULES + BAD)
     library_path = tmp / "library.sqlite"
-    params = load_parameters()
+    params = load_parameters(method=FALLBACK_METHOD)  # the xTB ensemble's: the probe is scored with xTB
     with SpectralLibrary(library_path) as library:
         # Any query works for filling; this one is replaced below by the real perturbed query.
         probe = Spectrum(
@@ -285,11 +285,12 @@ def test_xtb_ensemble_scores_both_xtb_hamiltonians(workspace):
     """GFN2+GFN1: GFN1 entries are stored next to the GFN2 ones and scored with them."""
     methods = methods_for("gfn2+gfn1")
     assert [m.settings["method"] for m in methods] == ["GFN2-xTB", "GFN1-xTB"]
-    assert ensemble_name(methods) == DEFAULT_METHOD and load_parameters().provenance.get("fallback") is None
+    assert ensemble_name(methods) == FALLBACK_METHOD
+    assert load_parameters(method=FALLBACK_METHOD).provenance.get("fallback") is None
     with SpectralLibrary(workspace["library"]) as library:
         result = identify(workspace["query"], workspace["candidates"], reference="gfn2+gfn1", library=library)
         assert all(library.get("CC=O", m.name, m.settings).ok for m in methods)
-    assert result.method == DEFAULT_METHOD
+    assert result.method == FALLBACK_METHOD
     assert result.ranking[0].smiles == "CC=O"
     uranium = next(w for w in result.warnings if w.name == "uranium atom")
     assert uranium.reason.startswith(methods[0].name) and "not supported" in uranium.reason
@@ -525,7 +526,7 @@ def test_ml_models_rank_their_own_spectrum_first_from_the_cache(ml_workspace, mo
     assert result.ranking[0].confidence > result.ranking[1].confidence
     assert result.ranking[0].metrics["pearson"] == max(r.metrics["pearson"] for r in result.ranking)
     # No ML-MD fit ships: the xTB-fitted scorer is used and says so.
-    assert DEFAULT_METHOD in result.parameters.provenance["fallback"]
+    assert FALLBACK_METHOD in result.parameters.provenance["fallback"]
 
 
 def test_ml_cache_is_keyed_by_the_model_and_its_md_settings(ml_workspace):

@@ -10,6 +10,8 @@ from specml.identification.functional_groups import (
 from specml.identification.identify import Identification, RankedCandidate, identify, plot_identification
 from specml.identification.library import (
     DEFAULT_REFERENCE,
+    DFT_REFERENCE,
+    XTB_ENSEMBLE,
     Candidate,
     LibraryEntry,
     Method,
@@ -25,6 +27,7 @@ from specml.identification.scoring import ScoringParameters, load_parameters
 
 __all__ = [
     "DEFAULT_REFERENCE",
+    "DFT_REFERENCE",
     "FUNCTIONAL_GROUPS",
     "Candidate",
     "Identification",
@@ -33,6 +36,7 @@ __all__ = [
     "RankedCandidate",
     "ScoringParameters",
     "SpectralLibrary",
+    "XTB_ENSEMBLE",
     "band_evidence",
     "default_library_path",
     "ensemble_name",

@@ -126,14 +126,17 @@ class ScoringParameters:
         Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n")
 
 
-DEFAULT_METHOD = "harmonic:gfn2-xtb+harmonic:gfn1-xtb"  # ensemble_name(methods_for(DEFAULT_REFERENCE))
+DEFAULT_METHOD = "harmonic:b3lyp/def2-svp"  # ensemble_name(methods_for(DEFAULT_REFERENCE))
+#: The set a method without its own fit (ML-MD, another DFT level) is scored with: the xTB
+#: ensemble's, whose frequency scales and widths were fitted for spectra that are not DFT's.
+FALLBACK_METHOD = "harmonic:gfn2-xtb+harmonic:gfn1-xtb"  # ensemble_name(methods_for(XTB_ENSEMBLE))
 
 
 def load_parameters(path: str | Path | None = None, method: str = DEFAULT_METHOD) -> ScoringParameters:
     """Fitted parameters for ``method`` from ``path`` (default: the shipped JSON).
 
     The JSON maps method names (e.g. ``"harmonic:gfn2-xtb"``, or members joined by ``+``) to
-    parameter sets. A method without its own fit gets the set of :data:`DEFAULT_METHOD`;
+    parameter sets. A method without its own fit gets the set of :data:`FALLBACK_METHOD`;
     ``provenance["fallback"]`` records that.
     """
     path = Path(path) if path is not None else DEFAULT_PARAMETERS_PATH
@@ -146,9 +149,9 @@ def load_parameters(path: str | Path | None = None, method: str = DEFAULT_METHOD
     try:
         if method in table:
             return ScoringParameters.from_json(table[method])
-        if DEFAULT_METHOD not in table:
-            raise InputError(f"{path}: no scoring parameters for {method!r} nor {DEFAULT_METHOD!r}")
-        params = ScoringParameters.from_json(table[DEFAULT_METHOD])
+        if FALLBACK_METHOD not in table:
+            raise InputError(f"{path}: no scoring parameters for {method!r} nor {FALLBACK_METHOD!r}")
+        params = ScoringParameters.from_json(table[FALLBACK_METHOD])
     except TypeError as exc:  # a required field missing
         raise InputError(f"{path}: incomplete scoring parameters ({exc})") from exc
     return ScoringParameters.from_json(
@@ -156,7 +159,7 @@ def load_parameters(path: str | Path | None = None, method: str = DEFAULT_METHOD
             **params.to_json(),
             "provenance": {
                 **params.provenance,
-                "fallback": f"fitted for {DEFAULT_METHOD}, used for {method}",
+                "fallback": f"fitted for {FALLBACK_METHOD}, used for {method}",
             },
         }
     )
