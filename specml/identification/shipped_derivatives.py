@@ -11,14 +11,12 @@ of another geometry would silently give wrong frequencies.
 
 from __future__ import annotations
 
-import gzip
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from specml.errors import InputError
+from specml.identification.compact_json import read_tagged_json, write_tagged_json
 from specml.spectra.second_derivatives import SecondDerivatives
 
 FORMAT = "specml-library-derivatives/1"
@@ -71,14 +69,7 @@ def read_provenance(path: str | Path) -> dict:
 
 
 def _load(path: str | Path) -> dict:
-    try:
-        with gzip.open(path, "rt") as fh:
-            data = json.load(fh)
-    except (OSError, json.JSONDecodeError, EOFError) as exc:
-        raise InputError(f"{path}: not a readable specml derivatives file ({exc})") from exc
-    if data.get("format") != FORMAT:
-        raise InputError(f"{path}: format {data.get('format')!r}, expected {FORMAT!r}")
-    return data
+    return read_tagged_json(path, FORMAT, "specml derivatives file")
 
 
 def write_derivatives_file(
@@ -90,13 +81,7 @@ def write_derivatives_file(
         for smiles, (xyz, derivatives) in sorted(records.items())
     }
     data = {"format": FORMAT, "provenance": {**provenance, "n_entries": len(entries)}, "entries": entries}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with gzip.open(tmp, "wt", compresslevel=9) as fh:
-        json.dump(data, fh, separators=(",", ":"))
-    os.replace(tmp, path)
-    return path
+    return write_tagged_json(path, data)
 
 
 def merge_into_derivatives_file(

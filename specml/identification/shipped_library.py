@@ -11,14 +11,13 @@ that is interrupted and restarted on a fresh clone resumes from what was shipped
 from __future__ import annotations
 
 import functools
-import gzip
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from specml.errors import InputError
+from specml.identification.compact_json import read_tagged_json, write_tagged_json
 
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data" / "library"
 FORMAT = "specml-library/1"
@@ -45,13 +44,7 @@ def read_library_file(path: str | Path) -> list:
     """The entries of one shipped library file."""
     from specml.identification.library import LibraryEntry
 
-    try:
-        with gzip.open(path, "rt") as fh:
-            data = json.load(fh)
-    except (OSError, json.JSONDecodeError, EOFError) as exc:
-        raise InputError(f"{path}: not a readable specml library file ({exc})") from exc
-    if data.get("format") != FORMAT:
-        raise InputError(f"{path}: format {data.get('format')!r}, expected {FORMAT!r}")
+    data = read_tagged_json(path, FORMAT, "specml library file")
     method, settings = data["provenance"]["method"], data["provenance"]["settings"]
     return [
         LibraryEntry(
@@ -102,11 +95,6 @@ def write_library_file(path: str | Path, entries: list, provenance: dict) -> Pat
         },
         "entries": rows,
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with gzip.open(tmp, "wt", compresslevel=9) as fh:
-        json.dump(data, fh, separators=(",", ":"))
-    os.replace(tmp, path)
+    write_tagged_json(path, data)
     shipped_entries.cache_clear()
-    return path
+    return Path(path)
