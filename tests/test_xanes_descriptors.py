@@ -14,6 +14,9 @@ from specml.xanes.descriptors import DescriptorSettings, site_descriptors
 WACSF = DescriptorSettings(kind="wacsf", r_cut=5.0)
 SOAP = DescriptorSettings(kind="soap", r_cut=5.0, n_max=4, l_max=3)
 BOTH = DescriptorSettings(kind="wacsf+soap", r_cut=5.0, n_max=4, l_max=3)
+SOAP_CHEM = DescriptorSettings(kind="soap+chem", r_cut=5.0, n_max=4, l_max=3)
+KINDS = [WACSF, SOAP, BOTH, SOAP_CHEM]
+IDS = ["wacsf", "soap", "both", "soap+chem"]
 
 
 def _cutoff(r, r_cut):
@@ -103,7 +106,7 @@ def _crystal():
     return crystal
 
 
-@pytest.mark.parametrize("settings", [WACSF, SOAP, BOTH], ids=["wacsf", "soap", "both"])
+@pytest.mark.parametrize("settings", KINDS, ids=IDS)
 @pytest.mark.parametrize("build", [_complex, _crystal], ids=["molecule", "crystal"])
 def test_descriptors_invariant_to_rotation_translation_and_order(settings, build):
     atoms = build()
@@ -120,7 +123,7 @@ def test_descriptors_invariant_to_rotation_translation_and_order(settings, build
         )
 
 
-@pytest.mark.parametrize("settings", [WACSF, SOAP, BOTH], ids=["wacsf", "soap", "both"])
+@pytest.mark.parametrize("settings", KINDS, ids=IDS)
 def test_descriptors_see_a_changed_first_shell(settings):
     atoms = _complex()
     stretched = atoms.copy()
@@ -152,3 +155,13 @@ def test_combined_descriptor_is_wacsf_then_soap():
     soap = site_descriptors(atoms, [0, 2], DescriptorSettings(**{**BOTH.as_dict(), "kind": "soap"}))
     assert both.shape == (2, BOTH.size) and BOTH.size == wacsf.shape[1] + soap.shape[1]
     np.testing.assert_array_equal(both, np.hstack([wacsf, soap]))
+
+
+def test_soap_chem_is_soap_then_the_chemistry_block():
+    from specml.xanes.chemistry import site_chemistry
+
+    atoms = _crystal()
+    both = site_descriptors(atoms, [0, 2], SOAP_CHEM)
+    soap = site_descriptors(atoms, [0, 2], DescriptorSettings(**{**SOAP_CHEM.as_dict(), "kind": "soap"}))
+    assert both.shape == (2, SOAP_CHEM.size)
+    np.testing.assert_array_equal(both, np.hstack([soap, site_chemistry(atoms, [0, 2])]))

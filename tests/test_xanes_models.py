@@ -247,3 +247,31 @@ def test_bad_structures_and_spectra(model, tiny):
 def _site(data, row):
     atoms, site = data.site(row)
     return atoms, [site]
+
+
+def test_descriptors_beyond_the_training_range_are_clipped(tmp_path):
+    """A column nearly constant in training (a rare neighbour at a rare distance) must not send
+    an unusual site thousands of standard deviations out: inputs are clipped to the training
+    range, and the range is saved with the ensemble."""
+    from specml.xanes.ensemble import Ensemble
+
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.normal(size=60), np.r_[np.zeros(59), 1e-6]])
+    y = np.column_stack([np.sin(x[:, 0]), np.cos(x[:, 0])])
+    settings = EnsembleSettings(members=1, hidden=(8,), epochs=50, bootstrap=False)
+    ensemble = Ensemble.for_data(x, y, settings, clip_inputs=True).fit(x, y, tmp_path)
+    far, edge = np.array([[0.3, 5.0]]), np.array([[0.3, 1e-6]])
+    np.testing.assert_array_equal(ensemble.predict(far)[0], ensemble.predict(edge)[0])
+    reloaded = Ensemble.load(tmp_path)
+    np.testing.assert_array_equal(reloaded.x_max, x.max(0))
+    np.testing.assert_array_equal(reloaded.predict(far)[0], ensemble.predict(far)[0])
+    unclipped = Ensemble.for_data(x, y, settings).fit(x, y)
+    assert unclipped.x_min is None
+    assert not np.array_equal(unclipped.predict(far)[0], unclipped.predict(edge)[0])
+
+
+def test_only_the_forward_model_clips_its_inputs(model):
+    """Descriptors are clipped to the training range; spectra (inverse inputs) are not."""
+    assert model.ensembles["forward"].x_min is not None
+    assert model.ensembles["inverse_shell"].x_min is None
+    assert model.ensembles["inverse_descriptor"].x_min is None

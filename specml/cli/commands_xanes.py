@@ -35,10 +35,11 @@ def train(
     ),
     out: Path = typer.Option(..., "--out", help="Model folder; rerun the same command to resume."),
     descriptor: str = typer.Option(
-        "soap",
+        "soap+chem",
         "--descriptor",
-        help="Site descriptor: soap (default: the best on the benchmark's val split), wacsf "
-        "(XANESNET's) or wacsf+soap.",
+        help="Site descriptor: soap+chem (default: SOAP plus bond-valence sum, first shell and "
+        "element-resolved RDF; the best on the benchmark's val split), soap, wacsf (XANESNET's) "
+        "or wacsf+soap.",
     ),
     members: int = typer.Option(5, "--members", help="Networks per ensemble (bootstrap)."),
     width: int = typer.Option(256, "--width", help="Hidden-layer width."),

@@ -10,6 +10,9 @@ by its atomic number Z, so that one fixed-length vector serves any mix of elemen
 * ``"soap"``: dscribe's SOAP power spectrum of one density in which each neighbour carries the
   weight Z (compression ``mu2`` with species weights), a richer angular description.
 * ``"wacsf+soap"``: the two side by side (wACSF first).
+* ``"soap+chem"``: SOAP followed by the chemical block of :mod:`specml.xanes.chemistry`
+  (bond-valence sum, first shell by element group and angle, element-resolved RDF), which
+  keeps apart what the Z weighting mixes: the ligand and cation neighbours and the Cu valence.
 
 Periodic structures (any ``pbc`` set) are treated periodically; molecules are not.
 """
@@ -22,7 +25,7 @@ import numpy as np
 
 from specml.errors import InputError
 
-KINDS = ("wacsf", "soap", "wacsf+soap")
+KINDS = ("wacsf", "soap", "wacsf+soap", "soap+chem")
 
 
 def _g2_default() -> list[list[float]]:
@@ -41,7 +44,7 @@ class DescriptorSettings:
     """How the absorbing site is described.
 
     Attributes:
-        kind: ``"wacsf"``, ``"soap"`` or ``"wacsf+soap"``.
+        kind: ``"wacsf"``, ``"soap"``, ``"wacsf+soap"`` or ``"soap+chem"``.
         r_cut: cutoff radius in Å.
         g2: wACSF radial parameters ``[eta (Å^-2), R_s (Å)]``.
         g4: wACSF angular parameters ``[eta (Å^-2), zeta, lambda]``.
@@ -68,9 +71,16 @@ class DescriptorSettings:
     @property
     def size(self) -> int:
         """Length of the descriptor vector."""
+        from specml.xanes.chemistry import chemistry_size
+
         wacsf = 1 + len(self.g2) + len(self.g4)
         soap = self.n_max * (self.n_max + 1) // 2 * (self.l_max + 1)
-        return {"wacsf": wacsf, "soap": soap}.get(self.kind, wacsf + soap)
+        return {
+            "wacsf": wacsf,
+            "soap": soap,
+            "wacsf+soap": wacsf + soap,
+            "soap+chem": soap + chemistry_size(),
+        }[self.kind]
 
 
 def site_descriptors(atoms, centers, settings: DescriptorSettings | None = None) -> np.ndarray:
@@ -86,6 +96,10 @@ def site_descriptors(atoms, centers, settings: DescriptorSettings | None = None)
         return _wacsf(atoms, centers, settings)
     if settings.kind == "soap":
         return _soap(atoms, centers, settings)
+    if settings.kind == "soap+chem":
+        from specml.xanes.chemistry import site_chemistry
+
+        return np.concatenate([_soap(atoms, centers, settings), site_chemistry(atoms, centers)], axis=1)
     return np.concatenate([_wacsf(atoms, centers, settings), _soap(atoms, centers, settings)], axis=1)
 
 

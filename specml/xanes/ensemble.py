@@ -3,7 +3,12 @@
 Each member is a scikit-learn ``MLPRegressor`` fitted on a bootstrap resample of the (scaled)
 training rows with its own seed; the spread of the members is the model's uncertainty. Inputs
 and outputs are standardised per column with the full training set's mean and standard
-deviation. Members are written to the ensemble's folder as each finishes (joblib, as
+deviation. On request (``clip_inputs``, the forward model's descriptors) inputs are clipped
+to the range each column spans in training before they are scaled: a column that is nearly
+constant in training (a rare neighbour element at a rare distance) would otherwise put an
+unusual site thousands of standard deviations out, where the networks' output is meaningless.
+Spectra (the inverse models' inputs) are not clipped: a measured white line above every FEFF
+one is information, not an artefact. Members are written to the ensemble's folder as each finishes (joblib, as
 scikit-learn recommends; load only folders you made), so an interrupted training resumes at the
 first missing member.
 
@@ -75,15 +80,21 @@ class Ensemble:
     members: list = field(default_factory=list)
     #: Factor per output column applied to the members' std (1 until :meth:`calibrate`).
     std_scale: np.ndarray | None = None
+    #: Lowest and highest training input per column (None: no clipping, folders from before).
+    x_min: np.ndarray | None = None
+    x_max: np.ndarray | None = None
 
     @classmethod
-    def for_data(cls, x, y, settings: EnsembleSettings) -> Ensemble:
+    def for_data(cls, x, y, settings: EnsembleSettings, clip_inputs: bool = False) -> Ensemble:
+        """Scalers for ``x -> y`` (members not trained yet); ``clip_inputs``: clip inputs to the
+        training range at prediction."""
         x, y = _matrix(x, "inputs"), _matrix(y, "targets")
         if x.shape[0] != y.shape[0]:
             raise InputError(f"{x.shape[0]} input rows but {y.shape[0]} target rows")
         if x.shape[0] < 2:
             raise InputError("an ensemble needs at least two training rows")
-        return cls(settings, x.mean(0), _scale(x), y.mean(0), _scale(y))
+        ranges = {"x_min": x.min(0), "x_max": x.max(0)} if clip_inputs else {}
+        return cls(settings, x.mean(0), _scale(x), y.mean(0), _scale(y), **ranges)
 
     def predict_members(self, x) -> np.ndarray:
         """Every member's prediction, shape (n_members, n, n_outputs)."""
@@ -92,6 +103,8 @@ class Ensemble:
         x = _matrix(x, "inputs")
         if x.shape[1] != self.x_mean.size:
             raise ModelError(f"the model takes {self.x_mean.size} input values, got {x.shape[1]}")
+        if self.x_min is not None:
+            x = np.clip(x, self.x_min, self.x_max)
         scaled = (x - self.x_mean) / self.x_scale
         outputs = np.stack([m.predict(scaled).reshape(len(x), -1) for m in self.members])
         return outputs * self.y_scale + self.y_mean
@@ -164,6 +177,7 @@ class Ensemble:
             x_scale=self.x_scale,
             y_mean=self.y_mean,
             y_scale=self.y_scale,
+            **({} if self.x_min is None else {"x_min": self.x_min, "x_max": self.x_max}),
         )
         (folder / "ensemble.json").write_text(json.dumps(self.settings.as_dict(), indent=2))
 
@@ -181,8 +195,14 @@ class Ensemble:
         if settings is not None and settings != stored_settings:
             raise ModelError(f"{folder} holds an ensemble trained with other settings; use a new folder")
         with np.load(folder / "scalers.npz") as scalers:
+            ranges = {key: scalers[key] for key in ("x_min", "x_max") if key in scalers.files}
             ensemble = cls(
-                stored_settings, scalers["x_mean"], scalers["x_scale"], scalers["y_mean"], scalers["y_scale"]
+                stored_settings,
+                scalers["x_mean"],
+                scalers["x_scale"],
+                scalers["y_mean"],
+                scalers["y_scale"],
+                **ranges,
             )
         for k in range(stored_settings.members):
             path = folder / f"member_{k:03d}.joblib"

@@ -291,7 +291,8 @@ def train_xanes(
             if (part_folder / "scalers.npz").is_file():
                 model = Ensemble.load(part_folder, ensemble)
             else:
-                model = Ensemble.for_data(inputs, targets, ensemble)
+                # descriptors are clipped to their training range, spectra are not (ensemble.py)
+                model = Ensemble.for_data(inputs, targets, ensemble, clip_inputs=part == "forward")
             task = progress.add_task(part, total=ensemble.members, completed=len(model.members))
             model.fit(inputs, targets, part_folder, on_member=partial(_advance, progress, task))
         if calibration is not None:
