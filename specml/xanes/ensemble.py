@@ -169,16 +169,19 @@ class Ensemble:
 
     # -- persistence ------------------------------------------------------------------------
     def save_scalers(self, folder: str | Path) -> None:
+        from specml.workflow.state import atomic_write_npz
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        np.savez(
-            folder / "scalers.npz",
-            x_mean=self.x_mean,
-            x_scale=self.x_scale,
-            y_mean=self.y_mean,
-            y_scale=self.y_scale,
-            **({} if self.x_min is None else {"x_min": self.x_min, "x_max": self.x_max}),
-        )
+        arrays: dict[str, np.ndarray] = {
+            "x_mean": self.x_mean,
+            "x_scale": self.x_scale,
+            "y_mean": self.y_mean,
+            "y_scale": self.y_scale,
+        }
+        if self.x_min is not None and self.x_max is not None:  # the clipping range, when used
+            arrays.update(x_min=self.x_min, x_max=self.x_max)
+        atomic_write_npz(folder / "scalers.npz", **arrays)
         (folder / "ensemble.json").write_text(json.dumps(self.settings.as_dict(), indent=2))
 
     @classmethod
