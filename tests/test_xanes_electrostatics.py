@@ -89,6 +89,12 @@ def test_charges_are_balanced_and_follow_the_cu_valence():
     assert charges.tolist() == [2, 2, 1, 1, 1, -1, -2, -2, -2]
 
 
+def test_states_beyond_the_main_ones_balance_when_needed():
+    # Mn(III) is not among mendeleev's main Mn states (2, 4, 7); LaMnO3 needs it
+    charges = formal_charges(Atoms("LaMnO3", cell=[4, 4, 4], pbc=True))
+    assert charges.tolist() == [3.0, 3.0, -2.0, -2.0, -2.0]
+
+
 def test_mixed_valence_falls_back_to_scaled_cation_charges():
     charges = formal_charges(Atoms("Cu3F7", cell=[6, 6, 6], pbc=True))
     assert charges[3:].tolist() == [-1.0] * 7

@@ -10,7 +10,8 @@ shifts). Two steps:
   electronegative than every positive one, the one whose Cu state is nearest the bond-valence
   estimate (``cu_state``) is taken, then the one with the fewest atoms of the usual ligand
   elements (:data:`specml.xanes.chemistry.BVS_ANIONS`) off their most negative state (Cl⁻, not
-  Cl⁺, in a hydroxychloride), then the one with the smallest total |charge|. Mixed valence
+  Cl⁺, in a hydroxychloride), then the one with the smallest total |charge|. When the main
+  states cannot balance, mendeleev's other positive states are admitted too. Mixed valence
   within one element is not represented. When no combination balances (mixed valence, unusual
   states), every element with a negative main state takes its most negative one and the other
   elements' lowest positive main states are scaled to neutrality (Cu3F7: Cu +7/3).
@@ -59,9 +60,11 @@ def formal_charges(atoms, cu_state: float | None = None) -> np.ndarray:
     choices = [oxidation_states(z) or (0,) for z in elements]
     ligand = np.isin(elements, [atomic_numbers[s] for s in BVS_ANIONS])
     best = None
-    if np.prod([len(c) for c in choices]) <= MAX_COMBINATIONS:
-        combos = np.array(list(itertools.product(*choices)), dtype=float)
-        best = _best_balanced(combos, choices, counts, electronegativity, ligand, elements == 29, cu_state)
+    # main states first; mendeleev's other positive states only when the main ones cannot balance
+    for tier in (choices, [oxidation_states(z, extended=True) or (0,) for z in elements]):
+        if best is None and np.prod([len(c) for c in tier]) <= MAX_COMBINATIONS:
+            combos = np.array(list(itertools.product(*tier)), dtype=float)
+            best = _best_balanced(combos, tier, counts, electronegativity, ligand, elements == 29, cu_state)
     if best is None:
         best = _scaled_fallback(choices, counts)
     return best[np.searchsorted(elements, numbers)]

@@ -54,6 +54,7 @@ def build_table() -> list[dict]:
                 # mendeleev has no group for lanthanides and actinides; they sit in group 3
                 "group": int(e.group_id) if e.group_id is not None else 3,
                 "oxidation_states": sorted(int(s) for s in e.oxidation_states("main")),
+                "oxidation_states_extended": sorted(int(s) for s in e.oxidation_states("extended")),
             }
         )
     _interpolate_f_block(rows, blocks)
@@ -92,13 +93,17 @@ def properties(numbers) -> np.ndarray:
     ).reshape(len(numbers), len(PROPERTIES))
 
 
-def oxidation_states(z: int) -> tuple[int, ...]:
-    """Main oxidation states of element ``z`` (mendeleev's, plus :data:`EXTRA_STATES`)."""
+def oxidation_states(z: int, extended: bool = False) -> tuple[int, ...]:
+    """Main oxidation states of element ``z`` (mendeleev's, plus :data:`EXTRA_STATES`); with
+    ``extended``, also mendeleev's other positive states (Mn(III), Fe(IV)...), for compounds that
+    the main states cannot balance."""
     row = _table().get(int(z))
     if row is None:
         raise InputError(f"atomic number {z} is not in the element table (Z 1-{MAX_Z})")
-    extra = EXTRA_STATES.get(row["symbol"], ())
-    return tuple(sorted(set(row["oxidation_states"]) | set(extra)))
+    states = set(row["oxidation_states"]) | set(EXTRA_STATES.get(row["symbol"], ()))
+    if extended:
+        states |= {s for s in row.get("oxidation_states_extended", []) if s > 0}
+    return tuple(sorted(states))
 
 
 if __name__ == "__main__":
