@@ -15,8 +15,9 @@ WACSF = DescriptorSettings(kind="wacsf", r_cut=5.0)
 SOAP = DescriptorSettings(kind="soap", r_cut=5.0, n_max=4, l_max=3)
 BOTH = DescriptorSettings(kind="wacsf+soap", r_cut=5.0, n_max=4, l_max=3)
 SOAP_CHEM = DescriptorSettings(kind="soap+chem", r_cut=5.0, n_max=4, l_max=3)
-KINDS = [WACSF, SOAP, BOTH, SOAP_CHEM]
-IDS = ["wacsf", "soap", "both", "soap+chem"]
+SOAP_CHEM_ION = DescriptorSettings(kind="soap+chem+ion", r_cut=5.0, n_max=4, l_max=3)
+KINDS = [WACSF, SOAP, BOTH, SOAP_CHEM, SOAP_CHEM_ION]
+IDS = ["wacsf", "soap", "both", "soap+chem", "soap+chem+ion"]
 
 
 def _cutoff(r, r_cut):

@@ -38,8 +38,9 @@ def train(
         "soap+chem",
         "--descriptor",
         help="Site descriptor: soap+chem (default: SOAP plus bond-valence sum, first shell and "
-        "element-resolved RDF; the best on the benchmark's val split), soap, wacsf (XANESNET's) "
-        "or wacsf+soap.",
+        "element-resolved RDF; the best on the benchmark's val split), soap+chem+ion (adds the "
+        "Madelung potential and the neighbours' element properties; no better on val), soap, "
+        "wacsf (XANESNET's) or wacsf+soap.",
     ),
     members: int = typer.Option(5, "--members", help="Networks per ensemble (bootstrap)."),
     width: int = typer.Option(256, "--width", help="Hidden-layer width."),

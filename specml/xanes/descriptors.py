@@ -13,6 +13,10 @@ by its atomic number Z, so that one fixed-length vector serves any mix of elemen
 * ``"soap+chem"``: SOAP followed by the chemical block of :mod:`specml.xanes.chemistry`
   (bond-valence sum, first shell by element group and angle, element-resolved RDF), which
   keeps apart what the Z weighting mixes: the ligand and cation neighbours and the Cu valence.
+* ``"soap+chem+ion"``: ``soap+chem`` followed by the ionic block of
+  :mod:`specml.xanes.electrostatics` (Madelung potential at the site and its ligands from a
+  charge-balanced oxidation-state assignment; electronegativity, valence electrons, period,
+  group and formal charge of the first- and second-shell neighbours).
 
 Periodic structures (any ``pbc`` set) are treated periodically; molecules are not.
 """
@@ -25,7 +29,7 @@ import numpy as np
 
 from specml.errors import InputError
 
-KINDS = ("wacsf", "soap", "wacsf+soap", "soap+chem")
+KINDS = ("wacsf", "soap", "wacsf+soap", "soap+chem", "soap+chem+ion")
 
 
 def _g2_default() -> list[list[float]]:
@@ -44,7 +48,7 @@ class DescriptorSettings:
     """How the absorbing site is described.
 
     Attributes:
-        kind: ``"wacsf"``, ``"soap"``, ``"wacsf+soap"`` or ``"soap+chem"``.
+        kind: ``"wacsf"``, ``"soap"``, ``"wacsf+soap"``, ``"soap+chem"`` or ``"soap+chem+ion"``.
         r_cut: cutoff radius in Å.
         g2: wACSF radial parameters ``[eta (Å^-2), R_s (Å)]``.
         g4: wACSF angular parameters ``[eta (Å^-2), zeta, lambda]``.
@@ -72,6 +76,7 @@ class DescriptorSettings:
     def size(self) -> int:
         """Length of the descriptor vector."""
         from specml.xanes.chemistry import chemistry_size
+        from specml.xanes.electrostatics import IONIC_COLUMNS
 
         wacsf = 1 + len(self.g2) + len(self.g4)
         soap = self.n_max * (self.n_max + 1) // 2 * (self.l_max + 1)
@@ -80,6 +85,7 @@ class DescriptorSettings:
             "soap": soap,
             "wacsf+soap": wacsf + soap,
             "soap+chem": soap + chemistry_size(),
+            "soap+chem+ion": soap + chemistry_size() + len(IONIC_COLUMNS),
         }[self.kind]
 
 
@@ -100,6 +106,12 @@ def site_descriptors(atoms, centers, settings: DescriptorSettings | None = None)
         from specml.xanes.chemistry import site_chemistry
 
         return np.concatenate([_soap(atoms, centers, settings), site_chemistry(atoms, centers)], axis=1)
+    if settings.kind == "soap+chem+ion":
+        from specml.xanes.chemistry import site_chemistry
+        from specml.xanes.electrostatics import site_ionic
+
+        blocks = [_soap(atoms, centers, settings), site_chemistry(atoms, centers), site_ionic(atoms, centers)]
+        return np.concatenate(blocks, axis=1)
     return np.concatenate([_wacsf(atoms, centers, settings), _soap(atoms, centers, settings)], axis=1)
 
 
