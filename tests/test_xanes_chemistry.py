@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk
+from xanes_data import cuprite_cell
 
 from specml.errors import InputError
 from specml.xanes.chemistry import (
@@ -28,30 +29,13 @@ ANGLES = slice(SORTED.stop, SORTED.stop + COS_CENTRES.size)
 RDF = slice(ANGLES.stop, None)
 
 
-def _cuprite(a=4.27):
-    """Cu2O: each Cu(I) is linear between two O at a*sqrt(3)/4 = 1.85 Å."""
-    return Atoms(
-        "O2Cu4",
-        scaled_positions=[
-            [0, 0, 0],
-            [0.5, 0.5, 0.5],
-            [0.25, 0.25, 0.25],
-            [0.75, 0.75, 0.25],
-            [0.75, 0.25, 0.75],
-            [0.25, 0.75, 0.75],
-        ],
-        cell=[a, a, a],
-        pbc=True,
-    )
-
-
 def _square_planar(r=1.95, ligand="O"):
     """A CuO4 square (Cu(II) in CuO: four O at 1.95-1.96 Å)."""
     return Atoms(f"Cu{ligand}4", positions=[[0, 0, 0], [r, 0, 0], [-r, 0, 0], [0, r, 0], [0, -r, 0]])
 
 
 def test_bond_valence_sum_of_cuprite_is_one():
-    row = site_chemistry(_cuprite(), [2])[0]
+    row = site_chemistry(cuprite_cell(), [2])[0]
     assert row[3] == 1.0
     assert row[2] == pytest.approx(1.0, abs=0.3)
 
@@ -70,7 +54,7 @@ def test_bond_valence_counts_anions_only_and_falls_with_distance():
 
 
 def test_first_shell_counts_and_angles():
-    linear = site_chemistry(_cuprite(), [2])[0]
+    linear = site_chemistry(cuprite_cell(), [2])[0]
     square = site_chemistry(_square_planar(), [0])[0]
     o_group = list(GROUPS).index("O")
     assert linear[CN] == 2 and linear[COUNTS][o_group] == 2

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk
+from xanes_data import cuprite_cell
 
 from specml.errors import InputError
 from specml.xanes.electrostatics import (
@@ -20,23 +21,6 @@ from specml.xanes.elements import oxidation_states, properties
 #: Madelung constants referred to the nearest-neighbour distance (Kittel, Introduction to Solid
 #: State Physics, 8th ed., ch. 3): rocksalt 1.7476, CsCl 1.7627.
 ROCKSALT, CSCL = 1.7476, 1.7627
-
-
-def _cuprite(a=4.27):
-    """Cu2O: linear Cu(I) between two O at a*sqrt(3)/4."""
-    return Atoms(
-        "O2Cu4",
-        scaled_positions=[
-            [0, 0, 0],
-            [0.5, 0.5, 0.5],
-            [0.25, 0.25, 0.25],
-            [0.75, 0.75, 0.25],
-            [0.75, 0.25, 0.75],
-            [0.25, 0.75, 0.75],
-        ],
-        cell=[a, a, a],
-        pbc=True,
-    )
 
 
 def test_nacl_madelung_potential():
@@ -58,7 +42,7 @@ def test_cscl_madelung_potential():
 
 
 def test_potential_is_invariant_to_supercell_rotation_translation_and_order():
-    cuprite = _cuprite()
+    cuprite = cuprite_cell()
     reference = site_potentials(cuprite, formal_charges(cuprite), [2])[0]
     moved = cuprite.repeat((2, 1, 1))
     moved.rotate(37, "z", rotate_cell=True)
@@ -76,7 +60,7 @@ def test_molecule_potential_is_a_coulomb_sum():
 
 
 def test_charges_are_balanced_and_follow_the_cu_valence():
-    cuprite = _cuprite()
+    cuprite = cuprite_cell()
     charges = formal_charges(cuprite)
     assert charges.sum() == 0
     assert set(charges[cuprite.numbers == 29]) == {1.0}
@@ -102,7 +86,7 @@ def test_mixed_valence_falls_back_to_scaled_cation_charges():
 
 
 def test_ionic_block_of_cuprite():
-    row = dict(zip(IONIC_COLUMNS, site_ionic(_cuprite(), [2])[0], strict=True))
+    row = dict(zip(IONIC_COLUMNS, site_ionic(cuprite_cell(), [2])[0], strict=True))
     assert row["charge_e"] == 1.0
     assert row["potential_V"] < 0 < row["first_shell_potential_V"]
     assert row["first_shell_en_pauling"] == pytest.approx(properties([8])[0, 0])
@@ -126,7 +110,7 @@ def test_element_table():
             "1 charges for a structure of 2",
         ),
         (lambda: site_potentials(bulk("NaCl", "rocksalt", a=5.64), [1.0, -1.0], [5]), "out of range"),
-        (lambda: site_ionic(_cuprite(), [9]), "out of range"),
+        (lambda: site_ionic(cuprite_cell(), [9]), "out of range"),
         (lambda: properties([150]), "not in the element table"),
     ],
 )
