@@ -3,7 +3,9 @@ candidates (the NIST gas-phase compounds of ../shared/data/nist-ir and the decoy
 benchmarks/data/identify_decoys.csv), with the recommended default method.
 
     python benchmarks/dft_library.py [--reference pyscf:b3lyp/def2-svp] [--scheduler local:2]
-                                     [--work runs/dft_library.sqlite]
+                                     [--work runs/dft_library.sqlite] [--conformers]
+
+With --conformers, Boltzmann-averaged over each molecule's conformers, into <method>_conformers.json.gz.
 
 Resumable at two levels: every finished molecule is committed to the SQLite work file at once,
 and then all finished entries are written to the shipped file specml/data/library/<method>.json.gz. Entries already shipped are never recomputed (the library
@@ -94,16 +96,66 @@ def from_fundamentals(library: SpectralLibrary, candidates, method: Method, refe
     return stored
 
 
+SINGLE_PROTOCOL_TEXT = (
+    "RDKit conformer (seed 42) -> GFN2-xTB pre-relaxation -> geomeTRIC optimisation "
+    f"to fmax {HARMONIC_FMAX} eV/Å (saddle points left along the imaginary mode) -> "
+    "analytic Hessian and dipole derivatives (specml.spectra.harmonic."
+    "optimized_harmonic_analysis)"
+)
+CONFORMER_PROTOCOL_TEXT = (
+    "RDKit/MMFF conformer ensemble (seed 42) -> GFN2-xTB screen (distinct minima within 0.15 eV, one "
+    f"of each mirror pair) -> geomeTRIC optimisation of each to fmax {HARMONIC_FMAX} eV/Å -> analytic "
+    "Hessian and dipole derivatives -> Boltzmann populations at 298.15 K from the DFT energies, chiral "
+    "conformers counted twice (specml.spectra.harmonic.conformer_averaged_harmonic); intensities carry "
+    "the populations; xyz is the lowest conformer. Molecules whose screen finds one conformer are "
+    "carried over from the single-structure entries: " + SINGLE_PROTOCOL_TEXT
+)
+
+
+def from_single_conformer_entries(
+    library: SpectralLibrary, candidates, method: Method, single: Method
+) -> int:
+    """Store under ``method``'s conformer-averaged key the single-structure entries (``single``:
+    this work file or the shipped file) of the candidates whose GFN2-xTB conformer screen finds
+    one conformer: their average is that one structure, computed by the same optimisation, so it
+    is copied, not recomputed. Returns how many."""
+    from dataclasses import replace
+
+    from specml.identification.library import CONFORMER_SEED
+    from specml.molecules.conformers import conformers_from_smiles
+    from specml.spectra.harmonic import screened_conformers
+
+    stored = 0
+    for candidate in candidates:
+        if library.get(candidate.smiles, method.name, method.settings) is not None:
+            continue
+        old = library.get(candidate.smiles, single.name, single.settings)
+        if old is None or not old.ok:
+            continue
+        minima, _, _ = screened_conformers(conformers_from_smiles(candidate.smiles, seed=CONFORMER_SEED))
+        if len(minima) == 1:
+            library.put(replace(old, settings=method.settings))
+            stored += 1
+    return stored
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--reference", default=DFT_REFERENCE)
+    parser.add_argument(
+        "--conformers",
+        action="store_true",
+        help="Boltzmann-averaged over conformers (file <method>_conformers.json.gz); molecules with one "
+        "conformer are carried over from the single-structure entries",
+    )
     parser.add_argument("--scheduler", default=None, help="e.g. local:2 (one molecule per worker)")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "dft_library.sqlite")
     args = parser.parse_args()
 
-    method = Method.harmonic(args.reference)
+    method = Method.harmonic(args.reference, conformers=args.conformers)
+    single = Method.harmonic(args.reference)  # one structure per molecule
     candidates, warnings = resolve_candidates(read_molecule_table(NIST_INDEX) + read_molecule_table(DECOYS))
     for warning in warnings:
         print(f"skipped {warning.name}: {warning.reason}")
@@ -111,20 +163,23 @@ def main() -> None:
     provenance = {
         "produced_by": "benchmarks/dft_library.py",
         "reference": args.reference,
-        "protocol": "RDKit conformer (seed 42) -> GFN2-xTB pre-relaxation -> geomeTRIC optimisation "
-        f"to fmax {HARMONIC_FMAX} eV/Å (saddle points left along the imaginary mode) -> "
-        "analytic Hessian and dipole derivatives (specml.spectra.harmonic."
-        "optimized_harmonic_analysis)",
+        "protocol": CONFORMER_PROTOCOL_TEXT if args.conformers else SINGLE_PROTOCOL_TEXT,
         "candidates": f"{NIST_INDEX.name} compounds + {DECOYS.relative_to(ROOT)}",
     }
     executor = make_executor(args.scheduler)
     try:
         with SpectralLibrary(args.work) as library:
             print(
-                f"{from_fundamentals(library, candidates, method, args.reference)} entries taken from "
+                f"{from_fundamentals(library, candidates, single, args.reference)} entries taken from "
                 f"benchmarks/fundamentals.py's cache",
                 flush=True,
             )
+            if args.conformers:
+                print(
+                    f"{from_single_conformer_entries(library, candidates, method, single)} single-conformer "
+                    "entries carried over from the single-structure protocol",
+                    flush=True,
+                )
 
             def export(_=None) -> None:
                 found = [library.get(c.smiles, method.name, method.settings) for c in candidates]

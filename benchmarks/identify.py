@@ -175,6 +175,12 @@ def main() -> None:
     )
     parser.add_argument("--scheduler", default=None)
     parser.add_argument(
+        "--conformers",
+        action="store_true",
+        help="candidates' harmonic spectra Boltzmann-averaged over their conformers (results "
+        "docs/results/identify[_<reference>]_conformers)",
+    )
+    parser.add_argument(
         "--available-only",
         action="store_true",
         help="a preview while a library is being built: leave out candidates with no library entry "
@@ -187,8 +193,11 @@ def main() -> None:
         help="write STEM.json and STEM_confusion.png instead of docs/results/identify[_<reference>]",
     )
     args = parser.parse_args()
+    if args.fit and args.conformers:
+        # One fitted scorer per method name, and the shipped one belongs to the default library.
+        parser.error("--fit with --conformers would replace the default scorer; evaluate without --fit")
 
-    methods = methods_for(args.reference)
+    methods = methods_for(args.reference, conformers=args.conformers)
     method_name = ensemble_name(methods)
     rows = read_molecule_table(NIST / "index.csv") + read_molecule_table(DECOYS)
     candidates, warnings = resolve_candidates(rows)
@@ -275,6 +284,7 @@ def main() -> None:
             query.spectrum,
             [(c.name, c.smiles) for c in candidates],
             reference=args.reference,
+            conformers=args.conformers,
             library=library,
             parameters=params,
         )
@@ -292,6 +302,7 @@ def main() -> None:
                 queries[0].spectrum,
                 [(c.name, c.smiles) for c in candidates],
                 reference=args.reference,
+                conformers=args.conformers,
                 library=empty,
                 parameters=params,
                 executor=executor,
@@ -341,10 +352,11 @@ def main() -> None:
     }
     stem = (
         "identify" if args.reference == DEFAULT_REFERENCE else f"identify_{args.reference.replace('+', '_')}"
-    )
+    ) + ("_conformers" if args.conformers else "")
     out = args.out_stem if args.out_stem is not None else RESULTS / stem
     out.parent.mkdir(parents=True, exist_ok=True)
     results["reference"], results["method"] = args.reference, method_name
+    results["conformers"] = args.conformers
     if preview is not None:  # --available-only: say what the numbers leave out
         results["preview"] = preview
     out.with_name(f"{out.name}.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -92,7 +92,8 @@ def test_harmonic_conformer_average_of_ethanol(tmp_path):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "CCO_harmonic_xtb_conformers.json").read_text())
     conformers = summary["conformers"]
-    assert len(conformers) == 3  # trans and two mirror-image gauche forms
+    assert len(conformers) == 2  # trans, and gauche counted twice for its mirror image
+    assert sorted(c["degeneracy"] for c in conformers) == [1, 2]
     assert sum(c["population"] for c in conformers) == pytest.approx(1.0)
     assert min(c["relative_energy_meV"] for c in conformers) == 0.0
     assert all(len(c["frequencies_cm1"]) == 21 for c in conformers)

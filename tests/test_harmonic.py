@@ -61,25 +61,50 @@ def test_linear_molecule_has_3n_minus_5_modes():
 
 def test_conformer_average_weights_ethanol_rotamers():
     """Ethanol: trans + two mirror-image gauche minima. Mirror images have one energy and one
-    spectrum, so they share their population; the average keeps every conformer's bands."""
+    spectrum: gauche is analysed once and counted twice; the average keeps every conformer's bands."""
+    from ase import units
+
     from specml.molecules.conformers import conformers_from_smiles
     from specml.spectra.harmonic import conformer_averaged_harmonic
 
     result = conformer_averaged_harmonic(conformers_from_smiles("CCO"), "xtb")
-    assert len(result.results) == 3 and result.n_dropped["saddle_points"] == 0
+    assert len(result.results) == 2 and result.n_dropped["saddle_points"] == 0
+    assert sorted(result.degeneracies) == [1, 2]  # trans is its own mirror image, gauche is not
     assert result.weights.sum() == pytest.approx(1.0)
-    energies = result.energies_eV - result.energies_eV.min()
-    pair = [i for i in range(3) if i != int(np.argmax(energies))]  # the two of equal energy
-    assert energies[pair[0]] == pytest.approx(energies[pair[1]], abs=1e-5)
-    assert result.weights[pair[0]] == pytest.approx(result.weights[pair[1]], rel=1e-3)
-    np.testing.assert_allclose(
-        result.results[pair[0]].frequencies_cm1, result.results[pair[1]].frequencies_cm1, atol=1.0
-    )
+    kt = units.kB * result.temperature_k
+    ratio = result.weights[1] / result.weights[0]
+    g = result.degeneracies
+    expected = g[1] / g[0] * np.exp(-(result.energies_eV[1] - result.energies_eV[0]) / kt)
+    assert ratio == pytest.approx(expected, rel=1e-9)
     frequencies, intensities = result.sticks()
-    assert frequencies.size == 3 * 21
+    assert frequencies.size == 2 * 21
     total = sum(w * r.intensities_km_mol.sum() for w, r in zip(result.weights, result.results, strict=True))
     assert intensities.sum() == pytest.approx(total)
     assert np.all(np.diff(result.energies_eV) >= 0)  # lowest energy first
+
+
+def test_expensive_reference_optimises_only_screened_conformers(monkeypatch):
+    """A reference with a cheap pre-relaxation (DFT) optimises only the distinct minima the cheap
+    screen keeps, one of each mirror pair: ethanol's three force-field conformers, two optimisations."""
+    import specml.molecules.optimize as optimize
+    from specml.molecules.conformers import conformers_from_smiles
+    from specml.reference import make_reference
+    from specml.spectra.harmonic import conformer_averaged_harmonic
+
+    expensive = make_reference("gfn1")
+    expensive.prerelax = "xtb"  # stands in for DFT: GFN1 optimisations after a GFN2 screen
+    calls: list[bool] = []  # per optimisation: with the expensive reference?
+    original = optimize.optimize_geometry
+
+    def counted(atoms, reference, *args, **kwargs):
+        calls.append(reference is expensive)
+        return original(atoms, reference, *args, **kwargs)
+
+    monkeypatch.setattr(optimize, "optimize_geometry", counted)
+    ensemble = conformers_from_smiles("CCO")
+    result = conformer_averaged_harmonic(ensemble, expensive)
+    assert len(ensemble.structures) == 3 and sum(calls) == 2
+    assert len(result.results) == 2 and sorted(result.degeneracies) == [1, 2]
 
 
 @pytest.fixture(scope="module")

@@ -315,6 +315,15 @@ def test_cli_library_build(tmp_path):
         xtb = Method.harmonic(XTBReference())
         water = store.get("O", xtb.name, xtb.settings)
     assert water.x.size == 3 and water.xyz.startswith("3\n")
+    # --conformers: entries of the conformer-averaged protocol, beside the single-structure ones
+    done = run_cli(
+        "library", "build", candidates, "--library", library, "--reference", "xtb", "--conformers", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    with SpectralLibrary(library) as store:
+        mixed = Method.harmonic(XTBReference(), conformers=True)
+        assert store.get("O", mixed.name, mixed.settings).x.size == 3
+        assert len(store.entries(status="ok")) == 4
 
 
 def test_malformed_query_raises_specific_error(tmp_path):
@@ -782,3 +791,32 @@ def test_liquid_ethanol_matches_its_condensed_phase_picture_better(tmp_path, sha
     assert pcc["ethanol", "condensed"] > pcc["ethanol", "gas"] + 0.1
     assert pcc["ethanol", "condensed"] > pcc["propyne", "condensed"]
     assert pcc["propyne", "gas"] > pcc["ethanol", "gas"]  # what the gas picture got wrong
+
+
+def test_conformer_averaged_entries_are_keyed_apart_and_weighted(tmp_path):
+    """A conformer-averaged entry has its own key and shipped file, holds every conformer's bands
+    with intensities times populations, and keeps second derivatives only for a rigid molecule."""
+    from specml.identification.library import HARMONIC_FMAX, entry_key, shipped_library_path
+    from specml.molecules.conformers import conformers_from_smiles
+    from specml.spectra.harmonic import conformer_averaged_harmonic
+
+    single, mixed = Method.harmonic(XTBReference()), Method.harmonic(XTBReference(), conformers=True)
+    assert "conformers" in mixed.settings and "conformers" not in single.settings
+    assert mixed.name == single.name  # one method, two protocols, two keys
+    assert entry_key("CCO", mixed.name, mixed.settings) != entry_key("CCO", single.name, single.settings)
+    assert shipped_library_path(mixed).name == "harmonic_gfn2-xtb_conformers.json.gz"
+    with SpectralLibrary(tmp_path / "lib.sqlite", shipped=False) as library:
+        found = fill_library(library, [Candidate("ethanol", "CCO"), Candidate("methane", "C")], mixed)
+    ethanol, methane = found["CCO"], found["C"]
+    assert ethanol.x.size == 2 * 21 and ethanol.second_derivatives is None  # trans + gauche (x2)
+    assert methane.x.size == 9 and methane.second_derivatives is not None
+    # each conformer's bands times its population, the populations summing to one
+    mixture = conformer_averaged_harmonic(conformers_from_smiles("CCO"), XTBReference(), fmax=HARMONIC_FMAX)
+    populations = [
+        ethanol.y[21 * k : 21 * (k + 1)].sum() / r.intensities_km_mol.sum()
+        for k, r in enumerate(mixture.results)
+    ]
+    np.testing.assert_allclose(populations, mixture.weights, rtol=1e-6)
+    assert sum(populations) == pytest.approx(1.0)
+    with pytest.raises(InputError, match="ML-MD"):
+        methods_for("xtb", models_dir=tmp_path, conformers=True)

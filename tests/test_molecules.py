@@ -69,6 +69,9 @@ def test_conformer_ensemble_keeps_mirror_images_and_merges_duplicates():
         ethanol.rmsd(ethanol.structures[1], ethanol.structures[2]) > 0.1
     )  # mirror images: no rotation maps them
     assert ethanol.distinct([gauche, turned, ethanol.structures[0]], [0.0, 1e-6, 0.05]) == [0, 2]
+    # the two gauche forms are one another's mirror images; trans is its own
+    assert ethanol.mirror_image_groups(ethanol.structures, [0, 1, 2]) == [[0], [1, 2]]
+    assert [ethanol.degeneracy(s) for s in ethanol.structures] == [1, 2, 2]
     with pytest.raises(MoleculeError, match="C1CC"):
         conformers_from_smiles("C1CC")
     kt = units.kB * 300.0

@@ -296,12 +296,12 @@ def _conformer_average(mol, method, temperature_k: float):
         result = conformer_averaged_harmonic(conformers_from_smiles(mol.smiles), method, temperature_k)
     relative_meV = 1000.0 * (result.energies_eV - result.energies_eV.min())
     table = titled_table(f"{mol.name}: conformers at {temperature_k:g} K ({method.describe()})")
-    for column in ("conformer", "energy / meV", "population", "strongest band / cm-1"):
+    for column in ("conformer", "energy / meV", "mirror images", "population", "strongest band / cm-1"):
         table.add_column(column, justify="right")
-    for i, (r, de, w) in enumerate(zip(result.results, relative_meV, result.weights, strict=True), 1):
-        table.add_row(
-            str(i), f"{de:.1f}", f"{w:.3f}", f"{r.frequencies_cm1[np.argmax(r.intensities_km_mol)]:.1f}"
-        )
+    rows = zip(result.results, relative_meV, result.degeneracies, result.weights, strict=True)
+    for i, (r, de, g, w) in enumerate(rows, 1):
+        strongest = r.frequencies_cm1[np.argmax(r.intensities_km_mol)]
+        table.add_row(str(i), f"{de:.1f}", "yes (x2)" if g == 2 else "no", f"{w:.3f}", f"{strongest:.1f}")
     console.print(table)
     dropped = {k: v for k, v in result.n_dropped.items() if v}
     if dropped:
@@ -314,11 +314,14 @@ def _conformer_average(mol, method, temperature_k: float):
         "conformers": [
             {
                 "relative_energy_meV": float(de),
+                "degeneracy": int(g),
                 "population": float(w),
                 "frequencies_cm1": r.frequencies_cm1.tolist(),
                 "intensities_km_mol": r.intensities_km_mol.tolist(),
             }
-            for r, de, w in zip(result.results, relative_meV, result.weights, strict=True)
+            for r, de, g, w in zip(
+                result.results, relative_meV, result.degeneracies, result.weights, strict=True
+            )
         ],
     }
     return result, summary

@@ -58,6 +58,11 @@ IDENTIFY_JSON_HELP = (
 )
 IDENTIFY_CSV_HELP = "Print the ranking as CSV instead of the tables: " + ",".join(RANKING_FIELDS) + "."
 
+CONFORMERS_HELP = (
+    "Harmonic spectra Boltzmann-averaged over each candidate's conformers at 298.15 K (a gas-phase "
+    "mixture); a flexible candidate missing from the library costs one calculation per conformer."
+)
+
 
 @app.command()
 def identify(
@@ -85,6 +90,11 @@ def identify(
         None, "--out", "-o", help="Overlay plot of the query and the top 3 (PNG, PDF or SVG)."
     ),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler for missing predictions."),
+    conformers: bool = typer.Option(
+        False,
+        "--conformers",
+        help=CONFORMERS_HELP,
+    ),
     retry_failed: bool = typer.Option(
         False, "--retry-failed", help="Recompute candidates that failed before."
     ),
@@ -98,7 +108,7 @@ def identify(
 
     with checked_options():
         machine = output_format(json_out, csv_out)
-        _check_library_options(reference, models, preset, library, scheduler)
+        _check_library_options(reference, models, preset, library, scheduler, conformers)
         checks.readable_file(spectrum, "query spectrum")
         checks.readable_file(candidates, "--candidates")
         if out is not None:
@@ -117,6 +127,7 @@ def identify(
                 executor=executor,
                 retry_failed=retry_failed,
                 ml_preset=preset,
+                conformers=conformers,
             )
     finally:
         executor.close()
@@ -134,7 +145,12 @@ def identify(
 
 
 def _check_library_options(
-    reference: str, models: Path | None, preset: str, library: Path | None, scheduler: str | None
+    reference: str,
+    models: Path | None,
+    preset: str,
+    library: Path | None,
+    scheduler: str | None,
+    conformers: bool = False,
 ) -> list:
     """The options ``identify`` and ``library build`` share (reference names, model folder, preset, paths);
     returns the methods they name."""
@@ -145,7 +161,7 @@ def _check_library_options(
     get_workflow_config(preset)  # an unknown preset is an error even where it is not used (no --models)
     if models is not None:
         checks.existing_dir(models, "--models")
-    methods = methods_for(reference, models, preset)  # raises for unknown references
+    methods = methods_for(reference, models, preset, conformers)  # raises for unknown references
     check_scheduler(scheduler)
     if library is not None:
         checks.output_file(library, "--library")
@@ -250,6 +266,11 @@ def build(
         help="Dask scheduler address (tcp://host:port), or local:N for N local worker processes.",
     ),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Recompute entries that failed before."),
+    conformers: bool = typer.Option(
+        False,
+        "--conformers",
+        help=CONFORMERS_HELP,
+    ),
     json_out: bool = typer.Option(False, "--json", help=LIBRARY_JSON_HELP),
 ) -> None:
     """Predict and store spectra of all CANDIDATES ahead of time (parallel through the executor)."""
@@ -260,7 +281,7 @@ def build(
 
     with checked_options():
         machine = output_format(json_out)
-        methods = _check_library_options(reference, models, preset, library, scheduler)
+        methods = _check_library_options(reference, models, preset, library, scheduler, conformers)
         usable, warnings = resolve_candidates(read_molecule_table(checks.readable_file(candidates)))
     executor = make_executor(scheduler)
     skipped, counts = list(warnings), []

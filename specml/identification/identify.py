@@ -71,13 +71,15 @@ def identify(
     executor=None,
     retry_failed: bool = False,
     ml_preset: str = "default",
+    conformers: bool = False,
 ) -> Identification:
     """Rank ``candidates`` (``(name, smiles)`` rows or a CSV path) for the experimental ``query``.
 
     Predictions come from ``library`` (computed and stored on a miss): harmonic spectra with
     ``reference`` by default (members joined by ``+`` are scored together, by the mean of
     their features), ML-MD spectra when ``models_dir`` is given (MD settings of the
-    workflow preset ``ml_preset``). Candidates that
+    workflow preset ``ml_preset``); with ``conformers``, harmonic spectra are Boltzmann-averaged
+    over each candidate's conformers (:meth:`~specml.identification.library.Method.harmonic`). Candidates that
     cannot be used (invalid SMILES, unsupported element, failed calculation) end up in
     ``warnings`` and do not stop the ranking.
     """
@@ -87,7 +89,7 @@ def identify(
     if not isinstance(query, Spectrum):
         query = load_absorbance(query)
     rows = read_molecule_table(candidates) if isinstance(candidates, (str, Path)) else list(candidates)
-    methods = methods_for(reference, models_dir, ml_preset)
+    methods = methods_for(reference, models_dir, ml_preset, conformers)
     method_name = ensemble_name(methods)
     params = parameters or load_parameters(method=method_name)
     prepared = prepare_query(query, params)  # a query without usable absorption fails before any prediction

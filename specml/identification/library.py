@@ -34,6 +34,13 @@ HARMONIC_FMAX = 1e-4
 # raise it when a fix changes harmonic sticks, so caches made before the fix miss and recompute.
 # 2: saddle-point escape and linear molecules straight only to 1e-4 Å keep their bend.
 HARMONIC_PROTOCOL = 2
+# Conformer averaging of harmonic entries (Method.harmonic), keyed as it changes the sticks:
+# the Boltzmann mixture at room temperature that a gas-phase spectrum records (ethanol: gauche
+# and trans), from specml.spectra.harmonic.conformer_averaged_harmonic.
+CONFORMER_PROTOCOL = (
+    "rdkit-mmff ensemble (seed 42), gfn2-xtb screen 0.15 eV, window 0.2 eV, 298.15 K, mirror images x2"
+)
+CONFORMER_TEMPERATURE_K = 298.15
 # Workflow settings that shape an ML-MD spectrum; part of the key of ML-MD entries.
 ML_SPECTRUM_SETTINGS = (
     "n_trajectories",
@@ -292,6 +299,49 @@ def compute_harmonic_entry(task: tuple) -> dict:
     }
 
 
+def compute_conformer_entry(task: tuple) -> dict:
+    """Worker: the Boltzmann-weighted harmonic sticks of every conformer of one SMILES
+    (:func:`specml.spectra.harmonic.conformer_averaged_harmonic` at ``CONFORMER_TEMPERATURE_K``).
+
+    ``task`` is ``(canonical_smiles, reference)``. Intensities (km/mol) carry the populations;
+    ``xyz`` is the lowest conformer. Second derivatives are kept for a molecule with one
+    conformer only: a force-constant correction of a mixture would need every conformer's.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from specml.executor import make_executor
+    from specml.molecules.conformers import conformers_from_smiles
+    from specml.reference import make_reference
+    from specml.spectra.harmonic import conformer_averaged_harmonic
+
+    smiles, reference = task
+    reference = make_reference(reference)
+    start = time.perf_counter()
+    ensemble = conformers_from_smiles(smiles, seed=CONFORMER_SEED)
+    reference.calculator()  # as in compute_harmonic_entry: native libraries loaded, then one thread
+    with threadpool_limits(limits=1):
+        mixture = conformer_averaged_harmonic(
+            ensemble,
+            reference,
+            temperature_k=CONFORMER_TEMPERATURE_K,
+            fmax=HARMONIC_FMAX,
+            executor=make_executor(show_progress=False),
+        )
+    x, y = mixture.sticks()
+    lowest = mixture.results[0]
+    single = len(mixture.results) == 1
+    return {
+        "x": x.tolist(),
+        "y": y.tolist(),
+        "xyz": atoms_to_xyz(lowest.atoms),
+        "seconds": time.perf_counter() - start,
+        "kind": "sticks",
+        "derivatives": SecondDerivatives(lowest.hessian, lowest.dipole_derivatives).to_json()
+        if single
+        else None,
+    }
+
+
 def compute_ml_entry(task: tuple) -> dict:
     """Worker: ML-MD spectrum (a curve) of one SMILES from a trained model directory.
 
@@ -350,7 +400,9 @@ class Method:
     argument: object
 
     @classmethod
-    def harmonic(cls, reference) -> Method:
+    def harmonic(cls, reference, conformers: bool = False) -> Method:
+        """Harmonic sticks with ``reference`` of one structure (RDKit's conformer, seed 42) or, with
+        ``conformers``, Boltzmann-averaged over the molecule's conformers (:func:`compute_conformer_entry`)."""
         from specml.reference import make_reference
 
         reference = make_reference(reference)
@@ -360,12 +412,15 @@ class Method:
         variant = str(
             getattr(reference, "level", None) or reference.settings.get("method", reference.name)
         ).lower()
-        return cls(
-            f"harmonic:{variant}",
-            {**reference.settings, "geometry_fmax": HARMONIC_FMAX, "harmonic_protocol": HARMONIC_PROTOCOL},
-            compute_harmonic_entry,
-            reference,
-        )
+        settings = {
+            **reference.settings,
+            "geometry_fmax": HARMONIC_FMAX,
+            "harmonic_protocol": HARMONIC_PROTOCOL,
+        }
+        if conformers:
+            settings["conformers"] = CONFORMER_PROTOCOL
+        worker = compute_conformer_entry if conformers else compute_harmonic_entry
+        return cls(f"harmonic:{variant}", settings, worker, reference)
 
     @classmethod
     def ml(cls, models_dir: str | Path, preset: str = "default", temperature_k: float = 300.0) -> Method:
@@ -398,11 +453,13 @@ DFT_REFERENCE = "pyscf:b3lyp/def2-svp"
 
 
 def shipped_library_path(method: Method):
-    """Where the shipped spectra of ``method`` live: ``specml/data/library/<method name>.json.gz``."""
+    """Where the shipped spectra of ``method`` live: ``specml/data/library/<method name>.json.gz``,
+    ``<method name>_conformers.json.gz`` for conformer-averaged spectra."""
     from specml.identification.shipped_library import SHIPPED_DIR
     from specml.provenance import file_stem
 
-    return SHIPPED_DIR / (file_stem(method.name) + ".json.gz")
+    suffix = "_conformers" if "conformers" in method.settings else ""
+    return SHIPPED_DIR / (file_stem(method.name) + suffix + ".json.gz")
 
 
 # GFN2- and GFN1-xTB together: their harmonic errors differ by mode (GFN1 gets C-Cl and S=O
@@ -417,19 +474,27 @@ DEFAULT_REFERENCE = DFT_REFERENCE
 
 
 def methods_for(
-    reference=DEFAULT_REFERENCE, models_dir: str | Path | None = None, ml_preset: str = "default"
+    reference=DEFAULT_REFERENCE,
+    models_dir: str | Path | None = None,
+    ml_preset: str = "default",
+    conformers: bool = False,
 ) -> list[Method]:
     """The methods whose predictions are scored together: ML-MD with ``models_dir``, else one
-    harmonic method per member of ``reference`` (a method, a name, or names joined by ``+``)."""
+    harmonic method per member of ``reference`` (a method, a name, or names joined by ``+``),
+    conformer-averaged with ``conformers``."""
     if models_dir is not None:
+        if conformers:
+            raise InputError(
+                "conformer averaging applies to harmonic spectra; ML-MD samples conformers itself"
+            )
         return [Method.ml(models_dir, ml_preset)]
     if isinstance(reference, str):
         members = [part.strip() for part in reference.split("+")]
         if not all(members):
             raise InputError(f"reference {reference!r}: empty member; use e.g. 'xtb' or 'gfn2+gfn1'")
-        methods = [Method.harmonic(member) for member in members]
+        methods = [Method.harmonic(member, conformers) for member in members]
     else:
-        methods = [Method.harmonic(reference)]
+        methods = [Method.harmonic(reference, conformers)]
     if len({m.name for m in methods}) != len(methods):
         raise InputError(f"reference {reference!r} names the same method twice")
     return methods

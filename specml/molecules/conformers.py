@@ -2,7 +2,10 @@
 
 A gas-phase spectrum at room temperature is a Boltzmann mixture of a flexible molecule's
 conformers (ethanol: trans and two mirror-image gauche forms). Mirror images are kept as
-separate structures: they are distinct minima, and counting both gives the right weight.
+separate structures: they are distinct minima, and counting both gives the right weight. They
+also share one energy and one spectrum, so an expensive method computes one of each pair
+(:meth:`ConformerEnsemble.mirror_image_groups`) and counts it twice
+(:meth:`ConformerEnsemble.degeneracy`).
 """
 
 from __future__ import annotations
@@ -65,6 +68,35 @@ class ConformerEnsemble:
                 kept.append(int(i))
         return kept
 
+    def mirror_image_groups(
+        self, structures: list[Atoms], indices: list[int], rmsd_threshold: float = SAME_CONFORMER_RMSD_A
+    ) -> list[list[int]]:
+        """``indices`` (distinct structures, in order) grouped into conformers and their mirror
+        images: each group is a structure followed by the ones within ``rmsd_threshold`` of its
+        reflection."""
+        groups: list[list[int]] = []
+        for i in indices:
+            reflected = mirror_image(structures[i])
+            for group in groups:
+                if self.rmsd(reflected, structures[group[0]]) <= rmsd_threshold:
+                    group.append(i)
+                    break
+            else:
+                groups.append([i])
+        return groups
+
+    def degeneracy(self, atoms: Atoms, rmsd_threshold: float = SAME_CONFORMER_RMSD_A) -> int:
+        """2 for a chiral conformer (its mirror image is another minimum of the same energy and
+        spectrum), 1 for one that is its own mirror image; whether or not the ensemble found both."""
+        return 1 if self.rmsd(mirror_image(atoms), atoms) <= rmsd_threshold else 2
+
+
+def mirror_image(atoms: Atoms) -> Atoms:
+    """A copy of ``atoms`` reflected through the yz plane (masses and info kept)."""
+    reflected = atoms.copy()
+    reflected.positions[:, 0] *= -1.0
+    return reflected
+
 
 def conformers_from_smiles(smiles: str, seed: int = 42, max_conformers: int = 10) -> ConformerEnsemble:
     """Up to ``max_conformers`` distinct MMFF (UFF fallback) minima of ``smiles``.
@@ -100,10 +132,12 @@ def conformers_from_smiles(smiles: str, seed: int = 42, max_conformers: int = 10
     return ensemble
 
 
-def boltzmann_weights(energies_eV, temperature_k: float) -> np.ndarray:
-    """Normalised Boltzmann populations exp(-(E - E_min) / kT) of the given energies (eV)."""
+def boltzmann_weights(energies_eV, temperature_k: float, degeneracies=None) -> np.ndarray:
+    """Normalised Boltzmann populations g exp(-(E - E_min) / kT) of the given energies (eV),
+    each counted ``degeneracies`` times (g; default 1: e.g. 2 for a conformer with a mirror image)."""
     energies = np.asarray(energies_eV, dtype=float)
     if temperature_k <= 0:
         raise InputError(f"temperature must be positive, got {temperature_k} K")
-    weights = np.exp(-(energies - energies.min()) / (units.kB * temperature_k))
+    g = np.ones_like(energies) if degeneracies is None else np.asarray(degeneracies, dtype=float)
+    weights = g * np.exp(-(energies - energies.min()) / (units.kB * temperature_k))
     return weights / weights.sum()

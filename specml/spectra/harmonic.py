@@ -361,13 +361,20 @@ SADDLE_POINT_CM1 = -50.0
 @dataclass
 class ConformerHarmonic:
     """Harmonic analyses of a molecule's distinct conformers (lowest energy first) and their
-    Boltzmann populations at ``temperature_k`` (from the reference's electronic energies)."""
+    Boltzmann populations at ``temperature_k`` (from the reference's electronic energies).
+    ``degeneracies`` counts each conformer's mirror images (2 for ethanol's gauche form; they
+    share its energy and spectrum) and is already part of ``weights``."""
 
     results: list[HarmonicResult]
     energies_eV: np.ndarray
     weights: np.ndarray
     temperature_k: float
     n_dropped: dict
+    degeneracies: np.ndarray = None  # type: ignore[assignment]  # default: 1 each
+
+    def __post_init__(self) -> None:
+        if self.degeneracies is None:
+            self.degeneracies = np.ones(len(self.results))
 
     def sticks(self) -> tuple[np.ndarray, np.ndarray]:
         """All conformers' bands (cm-1) with intensities (km/mol) times their populations."""
@@ -416,6 +423,11 @@ class ConformerHarmonic:
         return spectrum.with_metadata(conformers=len(self.results), temperature_k=self.temperature_k)
 
 
+#: Window (eV) of the cheap screen that precedes an expensive reference: wider than the final
+#: one, since GFN2-xTB conformer energies are off by a few kJ/mol (0.15 eV = 14.5 kJ/mol).
+SCREEN_WINDOW_EV = 0.15
+
+
 def conformer_averaged_harmonic(
     ensemble,
     reference="xtb",
@@ -425,49 +437,85 @@ def conformer_averaged_harmonic(
     executor=None,
 ) -> ConformerHarmonic:
     """Optimise every conformer of ``ensemble`` (:class:`specml.molecules.conformers.ConformerEnsemble`)
-    with the reference, merge those that reach the same minimum, and analyse those within
-    ``energy_window_eV`` of the lowest (0.2 eV: a population below 5e-4 at 298 K).
+    with the reference, merge those that reach the same minimum, count mirror images as one
+    conformer of degeneracy 2, and analyse those within ``energy_window_eV`` of the lowest
+    (0.2 eV: a population below 5e-4 at 298 K).
 
-    A conformer whose optimisation fails is dropped as long as another one succeeds; saddle points
-    (lowest mode below ``SADDLE_POINT_CM1``) are dropped unless nothing else is left.
+    An expensive reference (one with ``prerelax``, e.g. DFT) optimises only the survivors of a
+    screen with the cheap one (distinct minima within :data:`SCREEN_WINDOW_EV`, one of each mirror
+    pair): 1-propanol's nine force-field conformers become five DFT optimisations. A conformer
+    whose optimisation fails is dropped as long as another one succeeds; saddle points (lowest
+    mode below ``SADDLE_POINT_CM1``) are dropped unless nothing else is left.
     """
     from specml.molecules.conformers import boltzmann_weights
-    from specml.molecules.optimize import optimize_geometry
     from specml.reference import make_reference
 
     if temperature_k <= 0:  # before the optimisations, not after them
         raise InputError(f"temperature must be positive, got {temperature_k} K")
     reference = make_reference(reference)
     reference.check_elements(ensemble.structures[0], ensemble.smiles)  # conformers share their elements
+    structures = list(ensemble.structures)
+    dropped = {"failed": 0, "same_minimum": 0, "above_window": 0}
+    if reference.prerelax:
+        structures, _, screened = screened_conformers(ensemble, reference.prerelax)
+        dropped = {k: dropped[k] + v for k, v in screened.items()}
+    minima, energies, counts = _conformer_minima(ensemble, structures, reference, fmax, energy_window_eV)
+    dropped = {k: dropped[k] + v for k, v in counts.items()}
+    results = [harmonic_analysis(atoms, reference, executor=executor) for atoms in minima]
+    true_minima = [j for j, r in enumerate(results) if r.frequencies_cm1.min() > SADDLE_POINT_CM1] or [0]
+    kept_energies = energies[true_minima]
+    kept_degeneracies = np.array([ensemble.degeneracy(minima[j]) for j in true_minima], dtype=float)
+    return ConformerHarmonic(
+        results=[results[j] for j in true_minima],
+        energies_eV=kept_energies,
+        weights=boltzmann_weights(kept_energies, temperature_k, kept_degeneracies),
+        temperature_k=temperature_k,
+        n_dropped={**dropped, "saddle_points": len(results) - len(true_minima)},
+        degeneracies=kept_degeneracies,
+    )
+
+
+def screened_conformers(ensemble, cheap_reference="xtb", window_eV: float = SCREEN_WINDOW_EV):
+    """The cheap screen of :func:`conformer_averaged_harmonic`: (minima, energies in eV, dropped
+    counts) of ``ensemble`` optimised with ``cheap_reference`` to the pre-relaxation threshold,
+    distinct, one of each mirror pair, within ``window_eV`` of the lowest."""
+    from specml.molecules.optimize import PRERELAX_FMAX
+    from specml.reference import make_reference
+
+    return _conformer_minima(
+        ensemble, list(ensemble.structures), make_reference(cheap_reference), PRERELAX_FMAX, window_eV
+    )
+
+
+def _conformer_minima(ensemble, structures, reference, fmax, window_eV):
+    """Optimise ``structures`` with ``reference``: (minima, energies in eV, dropped counts) of the
+    distinct minima within ``window_eV`` of the lowest, one of each mirror-image pair, lowest first."""
+    from specml.molecules.optimize import optimize_geometry
+
     optimised: list[Atoms] = []
-    minimum_energies: list[float] = []
+    energies: list[float] = []
     first_error: ReferenceCalculationError | None = None
-    for atoms in ensemble.structures:
+    for atoms in structures:
         try:
             relaxed = optimize_geometry(atoms, reference, fmax=fmax)
         except ReferenceCalculationError as error:
             first_error = first_error or error
             continue
         optimised.append(relaxed)
-        minimum_energies.append(reference.label(relaxed).energy)
+        energies.append(reference.label(relaxed).energy)
     if not optimised:
-        assert first_error is not None  # every optimisation failed (there is at least one conformer)
+        assert first_error is not None  # every optimisation failed (there is at least one structure)
         raise first_error
-    energies = np.asarray(minimum_energies)
-    distinct = ensemble.distinct(optimised, energies)
-    kept = [i for i in distinct if energies[i] - energies[distinct[0]] <= energy_window_eV]
-    results = [harmonic_analysis(optimised[i], reference, executor=executor) for i in kept]
-    minima = [j for j, r in enumerate(results) if r.frequencies_cm1.min() > SADDLE_POINT_CM1] or [0]
-    kept_energies = energies[[kept[j] for j in minima]]
-    return ConformerHarmonic(
-        results=[results[j] for j in minima],
-        energies_eV=kept_energies,
-        weights=boltzmann_weights(kept_energies, temperature_k),
-        temperature_k=temperature_k,
-        n_dropped={
-            "failed": len(ensemble.structures) - len(optimised),
+    energy = np.asarray(energies)
+    distinct = ensemble.distinct(optimised, energy)
+    groups = ensemble.mirror_image_groups(optimised, distinct)
+    kept = [g for g in groups if energy[g[0]] - energy[distinct[0]] <= window_eV]
+    return (
+        [optimised[g[0]] for g in kept],
+        energy[[g[0] for g in kept]],
+        {
+            "failed": len(structures) - len(optimised),
             "same_minimum": len(optimised) - len(distinct),
-            "above_window": len(distinct) - len(kept),
-            "saddle_points": len(kept) - len(minima),
+            "above_window": len(groups) - len(kept),
         },
     )
