@@ -317,7 +317,15 @@ def test_cli_library_build(tmp_path):
     assert water.x.size == 3 and water.xyz.startswith("3\n")
     # --conformers: entries of the conformer-averaged protocol, beside the single-structure ones
     done = run_cli(
-        "library", "build", candidates, "--library", library, "--reference", "xtb", "--conformers", cwd=tmp_path
+        "library",
+        "build",
+        candidates,
+        "--library",
+        library,
+        "--reference",
+        "xtb",
+        "--conformers",
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     with SpectralLibrary(library) as store:
@@ -533,7 +541,10 @@ def test_ml_models_rank_their_own_spectrum_first_from_the_cache(ml_workspace, mo
     assert calls == [] and result.library_hits == 4 and result.library_misses == 0
     assert result.ranking[0].smiles == "CO"
     assert result.ranking[0].confidence > result.ranking[1].confidence
-    assert result.ranking[0].metrics["pearson"] == max(r.metrics["pearson"] for r in result.ranking)
+    # Its own curve is the nearest by Wasserstein distance, which tolerates the shift that the xTB
+    # fallback scorer's frequency scales give the candidate curve (not the query); PCC does not.
+    distance = {r.smiles: r.metrics["wasserstein_cm1"] for r in result.ranking}
+    assert distance["CO"] == min(distance.values())
     # No ML-MD fit ships: the xTB-fitted scorer is used and says so.
     assert FALLBACK_METHOD in result.parameters.provenance["fallback"]
 
@@ -820,3 +831,29 @@ def test_conformer_averaged_entries_are_keyed_apart_and_weighted(tmp_path):
     assert sum(populations) == pytest.approx(1.0)
     with pytest.raises(InputError, match="ML-MD"):
         methods_for("xtb", models_dir=tmp_path, conformers=True)
+
+
+def test_saturated_query_ranges_are_censored_for_query_and_candidates():
+    """A query whose strongest band is clipped (transmittance below 1 %): within the comparison
+    width of the saturated range both curves are left out, so the true compound matches the rest
+    of the spectrum exactly, while without censoring the clipped top costs it correlation."""
+    import dataclasses
+
+    from specml.identification.library import LibraryEntry
+    from specml.identification.scoring import compare, prepare_query
+
+    params = ScoringParameters(1.0, 1.0, 16.0, {"pearson": 1.0}, intensity_power=1.0, contour_factor=0.0)
+    grid = np.arange(500.0, 3500.0, 1.0)
+    sticks = np.array([1000.0, 1500.0, 2000.0]), np.array([100.0, 20.0, 30.0])
+    clean = broaden_sticks(*sticks, grid, 16.0, "gaussian")
+    clipped = np.minimum(clean, 0.3 * clean.max())  # the 1000 cm-1 band's top is lost
+    top = grid[clean > 0.3 * clean.max()]
+    saturated = [[float(top.min()), float(top.max())]]
+    query = Spectrum(grid, clipped, metadata={"resolution_cm1": 16.0, "saturated_cm1": saturated})
+    truth = LibraryEntry("X", "harmonic:test", {}, "ok", *sticks)
+    prepared = prepare_query(query, params)
+    assert prepared.censored[np.abs(prepared.grid - 1000.0) <= 16.0].all()
+    assert not prepared.censored[np.abs(prepared.grid - 1500.0) <= 30.0].any()
+    censored_pcc = compare(prepared, truth, params)[1]["pearson"]
+    uncensored = prepare_query(dataclasses.replace(query, metadata={"resolution_cm1": 16.0}), params)
+    assert censored_pcc > 0.999 > compare(uncensored, truth, params)[1]["pearson"] + 0.05

@@ -25,6 +25,10 @@ scale. The scorer therefore
    scores (the weights carry the softmax temperature, so they are the probabilities of
    the conditional-logit fit in :mod:`specml.identification.calibration`).
 
+Where the query is saturated (transmittance below 1 %), its band tops are clipped: those
+stretches, widened by the comparison width, are censored, left out of every metric for query
+and candidates alike (:func:`saturated_window`).
+
 The query is prepared once (:func:`prepare_query`) and every candidate is compared with
 :func:`compare`; :func:`specml.identification.identify` and the calibration use these same
 two functions.
@@ -215,6 +219,7 @@ class PreparedQuery:
     supported: dict  # functional group -> band evidence present (None: window not measured)
     spectrum: Spectrum  # the query at fwhm_cm1 on the grid, max-normalised (for plots)
     condensed_phase: str | None = None  # why the query looks like a liquid/solid spectrum, if it does
+    censored: np.ndarray | None = None  # grid points next to saturated bands, left out of every metric
 
 
 def prepare_query(query: Spectrum, params: ScoringParameters) -> PreparedQuery:
@@ -233,17 +238,38 @@ def prepare_query(query: Spectrum, params: ScoringParameters) -> PreparedQuery:
             f"{query.label}: no absorption within {params.lo_cm1:g}-{params.hi_cm1:g} cm-1"
         )
     coarse, fine = coarse.normalized(), fine.normalized()
-    fine_compressed = _compress(fine.intensity, params.intensity_power)
     grid = coarse.wavenumber
+    censored = saturated_window(grid, query, SATURATION_PAD_FRACTION * params.fwhm_cm1)
+    supported = supported_groups(fine)  # a saturated band is strong evidence of its group: kept
+    if censored.all():
+        raise SpectrumFormatError(f"{query.label}: saturated wherever it absorbs; nothing left to compare")
+    curve = np.where(censored, 0.0, _compress(coarse.intensity, params.intensity_power))
+    fine_compressed = np.where(censored, 0.0, _compress(fine.intensity, params.intensity_power))
     return PreparedQuery(
         grid,
-        _compress(coarse.intensity, params.intensity_power),
+        curve,
         fine_compressed,
         {t: dilate(grid, fine_compressed, t) for t in params.tolerances},
-        supported_groups(fine),
+        supported,
         coarse,
         condensed_phase_caution(query, fine),
+        censored,
     )
+
+
+#: Saturated ranges are censored with a margin of this fraction of the comparison FWHM: broadening
+#: spreads a clipped top over about a half width on either side (the kernel's half maximum).
+SATURATION_PAD_FRACTION = 0.5
+
+
+def saturated_window(grid: np.ndarray, query: Spectrum, width_cm1: float) -> np.ndarray:
+    """Grid points within ``width_cm1`` of the query's saturated ranges (transmittance below 1 %,
+    ``metadata["saturated_cm1"]``). There the measured heights are clipped: censored data, not
+    small absorbance, so query and predictions are both left out there."""
+    censored = np.zeros(grid.shape, dtype=bool)
+    for lo, hi in query.metadata.get("saturated_cm1") or []:
+        censored |= (grid >= lo - width_cm1) & (grid <= hi + width_cm1)
+    return censored
 
 
 def predicted_curves(
@@ -318,13 +344,16 @@ def compare(prepared: PreparedQuery, entry: LibraryEntry, params: ScoringParamet
             f"{entry.smiles}: predicted spectrum has no bands within {grid[0]:g}-{grid[-1]:g} cm-1"
         )
     a = prepared.curve
-    b = _compress(coarse / coarse.max(), params.intensity_power)
-    b_fine = _compress(fine / fine.max(), params.intensity_power)
+    kept = np.ones(grid.shape, dtype=bool) if prepared.censored is None else ~prepared.censored
+    b = np.where(kept, _compress(coarse / coarse.max(), params.intensity_power), 0.0)
+    b_fine = np.where(kept, _compress(fine / fine.max(), params.intensity_power), 0.0)
+    if not b_fine.any():
+        raise SpectrumFormatError(f"{entry.smiles}: predicted bands only where the query is saturated")
     below = grid < params.split_cm1
     metrics = {
-        "pearson": _pearson_or_zero(a, b),
-        "pearson_below_split": _pearson_or_zero(a[below], b[below]),
-        "pearson_above_split": _pearson_or_zero(a[~below], b[~below]),
+        "pearson": _pearson_or_zero(a[kept], b[kept]),
+        "pearson_below_split": _pearson_or_zero(a[below & kept], b[below & kept]),
+        "pearson_above_split": _pearson_or_zero(a[~below & kept], b[~below & kept]),
         "sis": float(spectral_information_similarity(a, b)),
         "wasserstein_cm1": float(wasserstein(a, b, grid)),
     }
