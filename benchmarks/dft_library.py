@@ -5,7 +5,9 @@ benchmarks/data/identify_decoys.csv), with the recommended default method.
     python benchmarks/dft_library.py [--reference pyscf:b3lyp/def2-svp] [--scheduler local:2]
                                      [--work runs/dft_library.sqlite] [--conformers]
 
-With --conformers, Boltzmann-averaged over each molecule's conformers, into <method>_conformers.json.gz.
+With --conformers, Boltzmann-averaged over each molecule's conformers, into <method>_conformers.json.gz;
+each conformer's optimisation and Hessian is kept in benchmarks/artifacts/dft_library_conformers/ as
+it finishes (commit it with the library), so a molecule cut off resumes from its last conformer.
 
 Resumable at two levels: every finished molecule is committed to the SQLite work file at once,
 and then all finished entries are written to the shipped file specml/data/library/<method>.json.gz. Entries already shipped are never recomputed (the library
@@ -96,6 +98,10 @@ def from_fundamentals(library: SpectralLibrary, candidates, method: Method, refe
     return stored
 
 
+#: Per-conformer results of flexible molecules as they finish (specml.spectra.conformer_checkpoint):
+#: committed with the library, a molecule cut off at a session's end resumes from its last conformer.
+CONFORMER_CHECKPOINTS = ROOT / "benchmarks" / "artifacts" / "dft_library_conformers"
+
 SINGLE_PROTOCOL_TEXT = (
     "RDKit conformer (seed 42) -> GFN2-xTB pre-relaxation -> geomeTRIC optimisation "
     f"to fmax {HARMONIC_FMAX} eV/Å (saddle points left along the imaginary mode) -> "
@@ -154,7 +160,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "dft_library.sqlite")
     args = parser.parse_args()
 
-    method = Method.harmonic(args.reference, conformers=args.conformers)
+    method = Method.harmonic(args.reference, conformers=args.conformers, checkpoints=CONFORMER_CHECKPOINTS)
     single = Method.harmonic(args.reference)  # one structure per molecule
     candidates, warnings = resolve_candidates(read_molecule_table(NIST_INDEX) + read_molecule_table(DECOYS))
     for warning in warnings:

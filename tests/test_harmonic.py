@@ -107,6 +107,42 @@ def test_expensive_reference_optimises_only_screened_conformers(monkeypatch):
     assert len(result.results) == 2 and sorted(result.degeneracies) == [1, 2]
 
 
+def test_conformer_average_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    """Each conformer's optimisation and analysis is kept as it finishes: a rerun recomputes only
+    what is missing (here: one analysis, as after a kill) and gives the same mixture."""
+    import specml.molecules.optimize as optimize
+    import specml.spectra.harmonic as harmonic
+    from specml.molecules.conformers import conformers_from_smiles
+
+    ensemble = conformers_from_smiles("CCO")
+    first = harmonic.conformer_averaged_harmonic(ensemble, "xtb", checkpoint=tmp_path)
+    stored = sorted(p.name for p in tmp_path.iterdir())
+    assert stored == ["analysed_0.json", "analysed_1.json"] + [f"optimised_{i}.json" for i in range(3)]
+    (tmp_path / "analysed_1.json").unlink()
+    (tmp_path / "analysed_0.json").write_text('{"positions_angstrom": [[0.0')  # cut short by a kill
+    calls = {"optimize": 0, "analyse": 0}
+    real_optimize, real_analyse = optimize.optimize_geometry, harmonic.harmonic_analysis
+
+    def counted(name, real):
+        def call(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(optimize, "optimize_geometry", counted("optimize", real_optimize))
+    monkeypatch.setattr(harmonic, "harmonic_analysis", counted("analyse", real_analyse))
+    again = harmonic.conformer_averaged_harmonic(ensemble, "xtb", checkpoint=tmp_path)
+    assert calls == {"optimize": 0, "analyse": 2}  # the optimisations all came from the checkpoint
+    third = harmonic.conformer_averaged_harmonic(ensemble, "xtb", checkpoint=tmp_path)
+    assert calls == {"optimize": 0, "analyse": 2}  # and now the analyses too
+    for result in (again, third):
+        np.testing.assert_allclose(result.weights, first.weights, rtol=1e-9)
+        for a, b in zip(result.results, first.results, strict=True):
+            np.testing.assert_allclose(a.frequencies_cm1, b.frequencies_cm1, atol=0.01)
+            np.testing.assert_allclose(a.intensities_km_mol, b.intensities_km_mol, rtol=1e-3, atol=1e-3)
+
+
 @pytest.fixture(scope="module")
 def methane_isotopologues():
     """GFN2-xTB harmonic analyses of CH4 and CD4: one potential, two sets of masses."""

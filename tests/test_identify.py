@@ -819,6 +819,9 @@ def test_conformer_averaged_entries_are_keyed_apart_and_weighted(tmp_path):
     with SpectralLibrary(tmp_path / "lib.sqlite", shipped=False) as library:
         found = fill_library(library, [Candidate("ethanol", "CCO"), Candidate("methane", "C")], mixed)
     ethanol, methane = found["CCO"], found["C"]
+    # per-conformer checkpoints beside the library: 3 optimisations and 2 analyses for ethanol
+    (folder,) = [p for p in (tmp_path / "conformers").iterdir() if p.name.startswith("CCO_")]
+    assert len(list(folder.glob("optimised_*.json"))) == 3 and len(list(folder.glob("analysed_*.json"))) == 2
     assert ethanol.x.size == 2 * 21 and ethanol.second_derivatives is None  # trans + gauche (x2)
     assert methane.x.size == 9 and methane.second_derivatives is not None
     # each conformer's bands times its population, the populations summing to one

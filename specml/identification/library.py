@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -303,9 +304,11 @@ def compute_conformer_entry(task: tuple) -> dict:
     """Worker: the Boltzmann-weighted harmonic sticks of every conformer of one SMILES
     (:func:`specml.spectra.harmonic.conformer_averaged_harmonic` at ``CONFORMER_TEMPERATURE_K``).
 
-    ``task`` is ``(canonical_smiles, reference)``. Intensities (km/mol) carry the populations;
-    ``xyz`` is the lowest conformer. Second derivatives are kept for a molecule with one
-    conformer only: a force-constant correction of a mixture would need every conformer's.
+    ``task`` is ``(canonical_smiles, (reference, checkpoints))``. Intensities (km/mol) carry the
+    populations; ``xyz`` is the lowest conformer. Second derivatives are kept for a molecule with
+    one conformer only: a force-constant correction of a mixture would need every conformer's.
+    Each conformer's results go to ``checkpoints/<molecule key>/`` as they finish
+    (:mod:`specml.spectra.conformer_checkpoint`), so an interrupted molecule resumes per conformer.
     """
     from threadpoolctl import threadpool_limits
 
@@ -313,11 +316,13 @@ def compute_conformer_entry(task: tuple) -> dict:
     from specml.molecules.conformers import conformers_from_smiles
     from specml.reference import make_reference
     from specml.spectra.harmonic import conformer_averaged_harmonic
+    from specml.workflow.state import safe_name
 
-    smiles, reference = task
+    smiles, (reference, checkpoints) = task
     reference = make_reference(reference)
     start = time.perf_counter()
     ensemble = conformers_from_smiles(smiles, seed=CONFORMER_SEED)
+    key = entry_key(smiles, "harmonic", harmonic_settings(reference, conformers=True))
     reference.calculator()  # as in compute_harmonic_entry: native libraries loaded, then one thread
     with threadpool_limits(limits=1):
         mixture = conformer_averaged_harmonic(
@@ -326,6 +331,7 @@ def compute_conformer_entry(task: tuple) -> dict:
             temperature_k=CONFORMER_TEMPERATURE_K,
             fmax=HARMONIC_FMAX,
             executor=make_executor(show_progress=False),
+            checkpoint=Path(checkpoints) / f"{safe_name(smiles)}_{key[:12]}",
         )
     x, y = mixture.sticks()
     lowest = mixture.results[0]
@@ -400,9 +406,11 @@ class Method:
     argument: object
 
     @classmethod
-    def harmonic(cls, reference, conformers: bool = False) -> Method:
+    def harmonic(cls, reference, conformers: bool = False, checkpoints: str | Path | None = None) -> Method:
         """Harmonic sticks with ``reference`` of one structure (RDKit's conformer, seed 42) or, with
-        ``conformers``, Boltzmann-averaged over the molecule's conformers (:func:`compute_conformer_entry`)."""
+        ``conformers``, Boltzmann-averaged over the molecule's conformers (:func:`compute_conformer_entry`),
+        whose per-conformer checkpoints go to ``checkpoints`` (default: ``conformers/`` beside the
+        library that :func:`fill_library` fills)."""
         from specml.reference import make_reference
 
         reference = make_reference(reference)
@@ -419,8 +427,10 @@ class Method:
         }
         if conformers:
             settings["conformers"] = CONFORMER_PROTOCOL
-        worker = compute_conformer_entry if conformers else compute_harmonic_entry
-        return cls(f"harmonic:{variant}", settings, worker, reference)
+        if not conformers:
+            return cls(f"harmonic:{variant}", settings, compute_harmonic_entry, reference)
+        where = None if checkpoints is None else str(checkpoints)
+        return cls(f"harmonic:{variant}", settings, compute_conformer_entry, (reference, where))
 
     @classmethod
     def ml(cls, models_dir: str | Path, preset: str = "default", temperature_k: float = 300.0) -> Method:
@@ -444,6 +454,15 @@ class Method:
             "md": md,
         }
         return cls("ml-md", settings, compute_ml_entry, (str(models_dir), preset, float(temperature_k)))
+
+
+def harmonic_settings(reference, conformers: bool) -> dict:
+    """What is keyed of a harmonic entry: the reference's settings, the optimisation threshold, the
+    protocol version and, for conformer averages, their protocol."""
+    settings = {**reference.settings, "geometry_fmax": HARMONIC_FMAX, "harmonic_protocol": HARMONIC_PROTOCOL}
+    if conformers:
+        settings["conformers"] = CONFORMER_PROTOCOL
+    return settings
 
 
 #: The DFT method of the spectra shipped with specml (benchmarks/dft_library.py). B3LYP/def2-SVP:
@@ -584,7 +603,12 @@ def fill_library(
     if not todo:
         return entries
     executor = executor or make_executor()
-    tasks = [(smiles, method.argument) for smiles in todo]
+    argument = method.argument
+    if method.worker is compute_conformer_entry:
+        reference, checkpoints = cast(tuple, argument)
+        if checkpoints is None:  # beside the library being filled
+            argument = (reference, str(library.path.parent / "conformers"))
+    tasks = [(smiles, argument) for smiles in todo]
     for result in executor.imap(method.worker, tasks, description=f"predicting spectra ({method.name})"):
         smiles = todo[result.index]
         if result.ok:

@@ -435,6 +435,7 @@ def conformer_averaged_harmonic(
     fmax: float = 1e-4,
     energy_window_eV: float = 0.2,
     executor=None,
+    checkpoint=None,
 ) -> ConformerHarmonic:
     """Optimise every conformer of ``ensemble`` (:class:`specml.molecules.conformers.ConformerEnsemble`)
     with the reference, merge those that reach the same minimum, count mirror images as one
@@ -446,9 +447,14 @@ def conformer_averaged_harmonic(
     pair): 1-propanol's nine force-field conformers become five DFT optimisations. A conformer
     whose optimisation fails is dropped as long as another one succeeds; saddle points (lowest
     mode below ``SADDLE_POINT_CM1``) are dropped unless nothing else is left.
+
+    ``checkpoint`` (a directory, or a :class:`~specml.spectra.conformer_checkpoint.ConformerCheckpoint`)
+    keeps each optimisation and analysis with the reference as it finishes, and a rerun takes
+    them from there: an interrupted DFT average loses at most the conformer in flight.
     """
     from specml.molecules.conformers import boltzmann_weights
     from specml.reference import make_reference
+    from specml.spectra.conformer_checkpoint import ConformerCheckpoint
 
     if temperature_k <= 0:  # before the optimisations, not after them
         raise InputError(f"temperature must be positive, got {temperature_k} K")
@@ -459,9 +465,18 @@ def conformer_averaged_harmonic(
     if reference.prerelax:
         structures, _, screened = screened_conformers(ensemble, reference.prerelax)
         dropped = {k: dropped[k] + v for k, v in screened.items()}
-    minima, energies, counts = _conformer_minima(ensemble, structures, reference, fmax, energy_window_eV)
+    store = (
+        checkpoint
+        if checkpoint is None or isinstance(checkpoint, ConformerCheckpoint)
+        else (ConformerCheckpoint(checkpoint))
+    )
+    minima, energies, counts = _conformer_minima(
+        ensemble, structures, reference, fmax, energy_window_eV, store
+    )
     dropped = {k: dropped[k] + v for k, v in counts.items()}
-    results = [harmonic_analysis(atoms, reference, executor=executor) for atoms in minima]
+    results = [
+        _stored_harmonic_analysis(i, atoms, reference, executor, store) for i, atoms in enumerate(minima)
+    ]
     true_minima = [j for j, r in enumerate(results) if r.frequencies_cm1.min() > SADDLE_POINT_CM1] or [0]
     kept_energies = energies[true_minima]
     kept_degeneracies = np.array([ensemble.degeneracy(minima[j]) for j in true_minima], dtype=float)
@@ -487,15 +502,38 @@ def screened_conformers(ensemble, cheap_reference="xtb", window_eV: float = SCRE
     )
 
 
-def _conformer_minima(ensemble, structures, reference, fmax, window_eV):
+def _stored_harmonic_analysis(index: int, atoms: Atoms, reference, executor, store) -> HarmonicResult:
+    """:func:`harmonic_analysis` of conformer ``index``, taken from ``store`` when it holds it, and
+    kept there when it did not."""
+    stored = None if store is None else store.analysed(index, atoms)
+    if stored is not None:
+        return harmonic_from_derivatives(
+            atoms, stored.hessian, stored.dipole_derivatives, True, reference.describe()
+        )
+    result = harmonic_analysis(atoms, reference, executor=executor)
+    if store is not None:
+        from specml.spectra.second_derivatives import SecondDerivatives
+
+        store.save_analysed(index, atoms, SecondDerivatives(result.hessian, result.dipole_derivatives))
+    return result
+
+
+def _conformer_minima(ensemble, structures, reference, fmax, window_eV, store=None):
     """Optimise ``structures`` with ``reference``: (minima, energies in eV, dropped counts) of the
-    distinct minima within ``window_eV`` of the lowest, one of each mirror-image pair, lowest first."""
+    distinct minima within ``window_eV`` of the lowest, one of each mirror-image pair, lowest first.
+    With ``store`` (a :class:`~specml.spectra.conformer_checkpoint.ConformerCheckpoint`), each
+    optimisation is kept as it finishes and taken from there when it was done before."""
     from specml.molecules.optimize import optimize_geometry
 
     optimised: list[Atoms] = []
     energies: list[float] = []
     first_error: ReferenceCalculationError | None = None
-    for atoms in structures:
+    for i, atoms in enumerate(structures):
+        stored = None if store is None else store.optimised(i, atoms)
+        if stored is not None:
+            optimised.append(stored[0])
+            energies.append(stored[1])
+            continue
         try:
             relaxed = optimize_geometry(atoms, reference, fmax=fmax)
         except ReferenceCalculationError as error:
@@ -503,6 +541,8 @@ def _conformer_minima(ensemble, structures, reference, fmax, window_eV):
             continue
         optimised.append(relaxed)
         energies.append(reference.label(relaxed).energy)
+        if store is not None:
+            store.save_optimised(i, atoms, relaxed, energies[-1])
     if not optimised:
         assert first_error is not None  # every optimisation failed (there is at least one structure)
         raise first_error
