@@ -94,6 +94,8 @@ def test_harmonic_conformer_average_of_ethanol(tmp_path):
     conformers = summary["conformers"]
     assert len(conformers) == 2  # trans, and gauche counted twice for its mirror image
     assert sorted(c["degeneracy"] for c in conformers) == [1, 2]
+    (checkpoint,) = tmp_path.glob("CCO_harmonic_xtb_conformers_checkpoint_*")  # resumable per conformer
+    assert len(list(checkpoint.glob("analysed_*.json"))) == 2
     assert sum(c["population"] for c in conformers) == pytest.approx(1.0)
     assert min(c["relative_energy_meV"] for c in conformers) == 0.0
     assert all(len(c["frequencies_cm1"]) == 21 for c in conformers)

@@ -213,8 +213,8 @@ def _harmonic_of(mol, plan: _HarmonicPlan) -> dict:
 
     method = plan.method
     if plan.conformers:
-        result, summary = _conformer_average(mol, method, plan.temperature)
         stem = plan.out / f"{safe_name(mol.name)}_harmonic_{method.name}_conformers"
+        result, summary = _conformer_average(mol, method, plan.temperature, stem)
     else:
         result = _harmonic_with_progress(mol, method)
         _print_modes(mol.name, method, result)
@@ -286,14 +286,22 @@ def _print_modes(name: str, method, result) -> None:
     console.print(table)
 
 
-def _conformer_average(mol, method, temperature_k: float):
-    """Conformer-averaged harmonic analysis of a SMILES molecule, its table printed; (result, summary)."""
+def _conformer_average(mol, method, temperature_k: float, stem):
+    """Conformer-averaged harmonic analysis of a SMILES molecule, its table printed; (result, summary).
+    Each conformer's results are kept in ``<stem>_checkpoint_<settings digest>/`` as they finish, so a
+    rerun after an interruption resumes per conformer (and another level of theory never reuses them)."""
+    from specml.identification.library import entry_key
     from specml.molecules.conformers import conformers_from_smiles
     from specml.spectra.harmonic import conformer_averaged_harmonic
 
+    checkpoint = stem.with_name(
+        f"{stem.name}_checkpoint_{entry_key(mol.smiles, method.name, method.settings)[:12]}"
+    )
     doing = f"conformers of {mol.name}: optimising and computing Hessians with {method.describe()}"
     with console.status(escape(doing)):
-        result = conformer_averaged_harmonic(conformers_from_smiles(mol.smiles), method, temperature_k)
+        result = conformer_averaged_harmonic(
+            conformers_from_smiles(mol.smiles), method, temperature_k, checkpoint=checkpoint
+        )
     relative_meV = 1000.0 * (result.energies_eV - result.energies_eV.min())
     table = titled_table(f"{mol.name}: conformers at {temperature_k:g} K ({method.describe()})")
     for column in ("conformer", "energy / meV", "mirror images", "population", "strongest band / cm-1"):
