@@ -816,6 +816,14 @@ def test_conformer_averaged_entries_are_keyed_apart_and_weighted(tmp_path):
     assert mixed.name == single.name  # one method, two protocols, two keys
     assert entry_key("CCO", mixed.name, mixed.settings) != entry_key("CCO", single.name, single.settings)
     assert shipped_library_path(mixed).name == "harmonic_gfn2-xtb_conformers.json.gz"
+    # the keyed protocol names the screen and window that conformer_averaged_harmonic uses
+    import inspect
+
+    from specml.identification.library import CONFORMER_PROTOCOL
+    from specml.spectra.harmonic import SCREEN_WINDOW_EV
+
+    window = inspect.signature(conformer_averaged_harmonic).parameters["energy_window_eV"].default
+    assert f"screen {SCREEN_WINDOW_EV:g} eV, window {window:g} eV" in CONFORMER_PROTOCOL
     with SpectralLibrary(tmp_path / "lib.sqlite", shipped=False) as library:
         found = fill_library(library, [Candidate("ethanol", "CCO"), Candidate("methane", "C")], mixed)
     ethanol, methane = found["CCO"], found["C"]

@@ -139,11 +139,12 @@ def identify(
     from specml.experiment.yunits import saturation_caution
 
     saturation = saturation_caution(query, params.lo_cm1, params.hi_cm1)
-    if saturation and prepared.censored is not None and prepared.censored.any():
-        from specml.identification.scoring import SATURATION_PAD_FRACTION
+    if saturation and prepared.censored.any():
+        from specml.identification.scoring import saturation_margin_cm1
 
-        margin = SATURATION_PAD_FRACTION * params.fwhm_cm1
-        saturation += f"; left out of the comparison, with {margin:g} cm-1 on either side"
+        saturation += (
+            f"; left out of the comparison, with {saturation_margin_cm1(params):g} cm-1 on either side"
+        )
     # The file's own cautions (e.g. a ##DELTAX a few percent off), then what the spectrum shows.
     from specml.identification.ccl import missing_derivatives_caution
 

@@ -38,10 +38,12 @@ HARMONIC_PROTOCOL = 2
 # Conformer averaging of harmonic entries (Method.harmonic), keyed as it changes the sticks:
 # the Boltzmann mixture at room temperature that a gas-phase spectrum records (ethanol: gauche
 # and trans), from specml.spectra.harmonic.conformer_averaged_harmonic.
-CONFORMER_PROTOCOL = (
-    "rdkit-mmff ensemble (seed 42), gfn2-xtb screen 0.15 eV, window 0.2 eV, 298.15 K, mirror images x2"
-)
+# The screen (0.15 eV) and window (0.2 eV) are conformer_averaged_harmonic's; a test keeps them in step.
 CONFORMER_TEMPERATURE_K = 298.15
+CONFORMER_PROTOCOL = (
+    f"rdkit-mmff ensemble (seed {CONFORMER_SEED}), gfn2-xtb screen 0.15 eV, window 0.2 eV, "
+    f"{CONFORMER_TEMPERATURE_K:g} K, mirror images x2"
+)
 # Workflow settings that shape an ML-MD spectrum; part of the key of ML-MD entries.
 ML_SPECTRUM_SETTINGS = (
     "n_trajectories",

@@ -218,8 +218,8 @@ class PreparedQuery:
     dilated: dict[float, np.ndarray]  # tolerance -> maximum of ``fine`` within +-tolerance
     supported: dict  # functional group -> band evidence present (None: window not measured)
     spectrum: Spectrum  # the query at fwhm_cm1 on the grid, max-normalised (for plots)
+    censored: np.ndarray  # grid points next to saturated bands, left out of every metric
     condensed_phase: str | None = None  # why the query looks like a liquid/solid spectrum, if it does
-    censored: np.ndarray | None = None  # grid points next to saturated bands, left out of every metric
 
 
 def prepare_query(query: Spectrum, params: ScoringParameters) -> PreparedQuery:
@@ -239,7 +239,7 @@ def prepare_query(query: Spectrum, params: ScoringParameters) -> PreparedQuery:
         )
     coarse, fine = coarse.normalized(), fine.normalized()
     grid = coarse.wavenumber
-    censored = saturated_window(grid, query, SATURATION_PAD_FRACTION * params.fwhm_cm1)
+    censored = saturated_window(grid, query, saturation_margin_cm1(params))
     supported = supported_groups(fine)  # a saturated band is strong evidence of its group: kept
     if censored.all():
         raise SpectrumFormatError(f"{query.label}: saturated wherever it absorbs; nothing left to compare")
@@ -252,14 +252,19 @@ def prepare_query(query: Spectrum, params: ScoringParameters) -> PreparedQuery:
         {t: dilate(grid, fine_compressed, t) for t in params.tolerances},
         supported,
         coarse,
-        condensed_phase_caution(query, fine),
         censored,
+        condensed_phase_caution(query, fine),
     )
 
 
 #: Saturated ranges are censored with a margin of this fraction of the comparison FWHM: broadening
 #: spreads a clipped top over about a half width on either side (the kernel's half maximum).
 SATURATION_PAD_FRACTION = 0.5
+
+
+def saturation_margin_cm1(params: ScoringParameters) -> float:
+    """How far (cm-1) on either side of a saturated range the comparison leaves out."""
+    return SATURATION_PAD_FRACTION * params.fwhm_cm1
 
 
 def saturated_window(grid: np.ndarray, query: Spectrum, width_cm1: float) -> np.ndarray:
@@ -344,7 +349,7 @@ def compare(prepared: PreparedQuery, entry: LibraryEntry, params: ScoringParamet
             f"{entry.smiles}: predicted spectrum has no bands within {grid[0]:g}-{grid[-1]:g} cm-1"
         )
     a = prepared.curve
-    kept = np.ones(grid.shape, dtype=bool) if prepared.censored is None else ~prepared.censored
+    kept = ~prepared.censored
     b = np.where(kept, _compress(coarse / coarse.max(), params.intensity_power), 0.0)
     b_fine = np.where(kept, _compress(fine / fine.max(), params.intensity_power), 0.0)
     if not b_fine.any():

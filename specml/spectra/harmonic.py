@@ -460,20 +460,16 @@ def conformer_averaged_harmonic(
         raise InputError(f"temperature must be positive, got {temperature_k} K")
     reference = make_reference(reference)
     reference.check_elements(ensemble.structures[0], ensemble.smiles)  # conformers share their elements
-    structures = list(ensemble.structures)
-    dropped = {"failed": 0, "same_minimum": 0, "above_window": 0}
+    structures, screened = list(ensemble.structures), {}
     if reference.prerelax:
         structures, _, screened = screened_conformers(ensemble, reference.prerelax)
-        dropped = {k: dropped[k] + v for k, v in screened.items()}
-    store = (
-        checkpoint
-        if checkpoint is None or isinstance(checkpoint, ConformerCheckpoint)
-        else (ConformerCheckpoint(checkpoint))
-    )
+    store = checkpoint
+    if store is not None and not isinstance(store, ConformerCheckpoint):
+        store = ConformerCheckpoint(store)
     minima, energies, counts = _conformer_minima(
         ensemble, structures, reference, fmax, energy_window_eV, store
     )
-    dropped = {k: dropped[k] + v for k, v in counts.items()}
+    dropped = {k: v + screened.get(k, 0) for k, v in counts.items()}
     results = [
         _stored_harmonic_analysis(i, atoms, reference, executor, store) for i, atoms in enumerate(minima)
     ]
