@@ -27,6 +27,8 @@ sys.path.insert(0, str(ROOT))
 from specml.executor import make_executor  # noqa: E402
 from specml.identification import SpectralLibrary, fill_library, resolve_candidates  # noqa: E402
 from specml.identification.library import (  # noqa: E402
+    CONFORMER_SEED,
+    CONFORMER_TEMPERATURE_K,
     DFT_REFERENCE,
     HARMONIC_FMAX,
     HARMONIC_PROTOCOL,
@@ -41,6 +43,7 @@ from specml.identification.shipped_derivatives import (  # noqa: E402
 from specml.identification.shipped_library import write_library_file  # noqa: E402
 from specml.molecules import atoms_from_smiles, read_molecule_table  # noqa: E402
 from specml.provenance import file_stem, program_versions  # noqa: E402
+from specml.spectra.harmonic import SCREEN_WINDOW_EV  # noqa: E402
 
 NIST_INDEX = ROOT.parent / "shared" / "data" / "nist-ir" / "index.csv"
 DECOYS = ROOT / "benchmarks" / "data" / "identify_decoys.csv"
@@ -103,15 +106,17 @@ def from_fundamentals(library: SpectralLibrary, candidates, method: Method, refe
 CONFORMER_CHECKPOINTS = ROOT / "benchmarks" / "artifacts" / "dft_library_conformers"
 
 SINGLE_PROTOCOL_TEXT = (
-    "RDKit conformer (seed 42) -> GFN2-xTB pre-relaxation -> geomeTRIC optimisation "
+    f"RDKit conformer (seed {CONFORMER_SEED}) -> GFN2-xTB pre-relaxation -> geomeTRIC optimisation "
     f"to fmax {HARMONIC_FMAX} eV/Å (saddle points left along the imaginary mode) -> "
     "analytic Hessian and dipole derivatives (specml.spectra.harmonic."
     "optimized_harmonic_analysis)"
 )
 CONFORMER_PROTOCOL_TEXT = (
-    "RDKit/MMFF conformer ensemble (seed 42) -> GFN2-xTB screen (distinct minima within 0.15 eV, one "
+    f"RDKit/MMFF conformer ensemble (seed {CONFORMER_SEED}) -> GFN2-xTB screen (distinct minima within "
+    f"{SCREEN_WINDOW_EV} eV, one "
     f"of each mirror pair) -> geomeTRIC optimisation of each to fmax {HARMONIC_FMAX} eV/Å -> analytic "
-    "Hessian and dipole derivatives -> Boltzmann populations at 298.15 K from the DFT energies, chiral "
+    f"Hessian and dipole derivatives -> Boltzmann populations at {CONFORMER_TEMPERATURE_K} K from the DFT "
+    "energies, chiral "
     "conformers counted twice (specml.spectra.harmonic.conformer_averaged_harmonic); intensities carry "
     "the populations; xyz is the lowest conformer. Molecules whose screen finds one conformer are "
     "carried over from the single-structure entries: " + SINGLE_PROTOCOL_TEXT

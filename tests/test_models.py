@@ -192,6 +192,29 @@ def test_step_budget_cuts_epochs_and_shrinks_patience_in_proportion():
     assert epoch_budget(preset, 13) == (600, 200, 50)  # methanol-sized set: the budget does not bind
     assert epoch_budget(preset, 377) == (54, 18, 4)  # train24-sized set: ceil(20000 / 377) epochs
     assert epoch_budget(get_preset("default", max_steps=None), 377) == (600, 200, 50)
+    assert epoch_budget(get_preset("shared"), 377)[0] == 160  # 3x the steps: ceil(60000 / 377)
+
+
+def test_balanced_sampling_draws_each_molecule_equally_often():
+    from ase import Atoms
+
+    from specml.models.data import make_loader
+    from specml.models.training import molecule_balance_weights
+
+    structures = [Atoms("H2", info={"molecule": "big"})] * 90 + [Atoms("H2", info={"molecule": "small"})] * 10
+    weights = molecule_balance_weights(structures)
+    assert weights is not None and sum(weights[:90]) == pytest.approx(sum(weights[90:]))
+    assert molecule_balance_weights(structures[:90]) is None  # one molecule: plain shuffling
+    loader = make_loader(list(range(100)), 10, shuffle=True, seed=0, weights=weights)
+    drawn = [int(i) for _ in range(20) for batch in loader for i in batch]
+    assert len(drawn) == 2000  # an epoch is still len(data) draws
+    assert 0.45 < np.mean(np.array(drawn) >= 90) < 0.55  # the 10 % molecule gets half the draws
+    again = [
+        int(i)
+        for batch in make_loader(list(range(100)), 10, shuffle=True, seed=0, weights=weights)
+        for i in batch
+    ]
+    assert again == drawn[:100]  # seeded
 
 
 def test_step_budget_limits_training_epochs(dataset):

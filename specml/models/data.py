@@ -152,16 +152,24 @@ def make_loader(
     batch_size: int,
     shuffle: bool = False,
     seed: int | None = None,
+    weights: Sequence[float] | None = None,
 ) -> DataLoader:
-    """MACE ``torch_geometric`` DataLoader; a seeded generator when shuffling."""
+    """MACE ``torch_geometric`` DataLoader; a seeded generator when shuffling. With ``weights``
+    (one per structure) an epoch is ``len(data)`` draws with replacement in proportion to them."""
     generator = None
-    if shuffle and seed is not None:
+    if (shuffle or weights is not None) and seed is not None:
         generator = torch.Generator()
         generator.manual_seed(int(seed))
+    sampler = None
+    if weights is not None:
+        sampler = torch.utils.data.WeightedRandomSampler(
+            list(weights), num_samples=len(data), replacement=True, generator=generator
+        )
     return DataLoader(
         list(data),  # type: ignore[arg-type]  # typed as a Dataset; MACE itself passes lists
         batch_size=max(1, int(batch_size)),
-        shuffle=shuffle,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
         drop_last=False,
         generator=generator,
     )

@@ -20,6 +20,7 @@ import copy
 import hashlib
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -322,7 +323,8 @@ def _fit(
     started = time.perf_counter()
     model = model.to(device=device, dtype=data.dtype)
     loss_fn = loss_fn.to(device=device, dtype=data.dtype)
-    train_loader = make_loader(data.train, preset.batch_size, shuffle=True, seed=seed)
+    weights = molecule_balance_weights(data.train_atoms) if preset.balance_molecules else None
+    train_loader = make_loader(data.train, preset.batch_size, shuffle=True, seed=seed, weights=weights)
     valid_loader = make_loader(data.valid, max(preset.batch_size, 64))
     n_epochs, patience, lr_patience = epoch_budget(preset, len(train_loader))
     stage_two_epochs = stage_two_length(preset, n_epochs) if stage_two_loss_fn is not None else 0
@@ -492,7 +494,22 @@ def epoch_budget(preset: ModelPreset, steps_per_epoch: int) -> tuple[int, int, i
 def molecule_identities(atoms_list: Sequence[Atoms]) -> set[str]:
     """The distinct molecules of a data set: ``info["molecule"]`` (specml's provenance tag),
     else the chemical formula."""
-    return {str(a.info.get("molecule") or a.get_chemical_formula()) for a in atoms_list}
+    return {molecule_of(a) for a in atoms_list}
+
+
+def molecule_of(atoms: Atoms) -> str:
+    """``info["molecule"]`` (specml's provenance tag), else the chemical formula."""
+    return str(atoms.info.get("molecule") or atoms.get_chemical_formula())
+
+
+def molecule_balance_weights(atoms_list: Sequence[Atoms]) -> list[float] | None:
+    """Per-structure sampling weights that give every molecule (as in
+    :func:`molecule_identities`) the same total weight; None for data of one molecule."""
+    names = [molecule_of(a) for a in atoms_list]
+    counts = Counter(names)
+    if len(counts) < 2:
+        return None
+    return [1.0 / counts[name] for name in names]
 
 
 def stage_two_length(preset: ModelPreset, n_epochs: int) -> int:
