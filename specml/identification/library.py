@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
 
 import numpy as np
 
@@ -406,6 +405,13 @@ class Method:
     settings: dict
     worker: Callable
     argument: object
+    #: The worker's argument for a library in a given folder, where the argument depends on
+    #: it (conformer checkpoints beside the library); None: always ``argument``.
+    argument_in: Callable[[Path], object] | None = None
+
+    def argument_for(self, folder: Path) -> object:
+        """The worker's argument when filling a library that lives in ``folder``."""
+        return self.argument if self.argument_in is None else self.argument_in(folder)
 
     @classmethod
     def harmonic(cls, reference, conformers: bool = False, checkpoints: str | Path | None = None) -> Method:
@@ -431,8 +437,17 @@ class Method:
             settings["conformers"] = CONFORMER_PROTOCOL
         if not conformers:
             return cls(f"harmonic:{variant}", settings, compute_harmonic_entry, reference)
-        where = None if checkpoints is None else str(checkpoints)
-        return cls(f"harmonic:{variant}", settings, compute_conformer_entry, (reference, where))
+        if checkpoints is not None:
+            return cls(
+                f"harmonic:{variant}", settings, compute_conformer_entry, (reference, str(checkpoints))
+            )
+        return cls(
+            f"harmonic:{variant}",
+            settings,
+            compute_conformer_entry,
+            (reference, None),
+            lambda folder: (reference, str(folder / "conformers")),
+        )
 
     @classmethod
     def ml(cls, models_dir: str | Path, preset: str = "default", temperature_k: float = 300.0) -> Method:
@@ -605,11 +620,7 @@ def fill_library(
     if not todo:
         return entries
     executor = executor or make_executor()
-    argument = method.argument
-    if method.worker is compute_conformer_entry:
-        reference, checkpoints = cast(tuple, argument)
-        if checkpoints is None:  # beside the library being filled
-            argument = (reference, str(library.path.parent / "conformers"))
+    argument = method.argument_for(library.path.parent)
     tasks = [(smiles, argument) for smiles in todo]
     for result in executor.imap(method.worker, tasks, description=f"predicting spectra ({method.name})"):
         smiles = todo[result.index]
