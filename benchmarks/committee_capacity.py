@@ -143,7 +143,6 @@ def main() -> None:
     torch.save(model, model_file)
     errors = per_molecule_harmonic(model, preset, args.run_dir)
     maes = np.array([e["mae_cm1"] for e in errors.values()])
-    n_train = round(0.8 * len(labels))
     row = {
         "name": args.name,
         "overrides": overrides,
@@ -152,7 +151,7 @@ def main() -> None:
         "n_molecules": len(errors),
         "batch_size": preset.batch_size,
         "epochs_run": history["epochs_run"],
-        "optimizer_steps_approx": history["epochs_run"] * -(-n_train // preset.batch_size),
+        "optimizer_steps_approx": history["epochs_run"] * history["steps_per_epoch"],
         "train_time_s": train_s,
         "stage_two_from_epoch": history.get("stage_two_from_epoch"),
         "valid_mae": history["valid_mae"],

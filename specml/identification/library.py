@@ -437,17 +437,9 @@ class Method:
             settings["conformers"] = CONFORMER_PROTOCOL
         if not conformers:
             return cls(f"harmonic:{variant}", settings, compute_harmonic_entry, reference)
-        if checkpoints is not None:
-            return cls(
-                f"harmonic:{variant}", settings, compute_conformer_entry, (reference, str(checkpoints))
-            )
-        return cls(
-            f"harmonic:{variant}",
-            settings,
-            compute_conformer_entry,
-            (reference, None),
-            lambda folder: (reference, str(folder / "conformers")),
-        )
+        where = None if checkpoints is None else str(checkpoints)
+        beside = None if where else (lambda folder: (reference, str(folder / "conformers")))
+        return cls(f"harmonic:{variant}", settings, compute_conformer_entry, (reference, where), beside)
 
     @classmethod
     def ml(cls, models_dir: str | Path, preset: str = "default", temperature_k: float = 300.0) -> Method:
