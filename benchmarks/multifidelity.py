@@ -192,6 +192,8 @@ class Benchmark:
         workflow.active_learning()
 
     def learn(self, variant: str) -> None:
+        from specml.workflow.active_learning import stop_reason
+
         workflow = self.workflow(variant)
         if variant != "dft_only":
             workflow.pretrain_stage()
@@ -199,10 +201,11 @@ class Benchmark:
         self.save_stage(f"{variant}: DFT minimum and Hessian")
         self.rows[variant] = {**self.rows.get(variant, {}), "status": "learning"}
         self.write()
-        workflow.active_learning()
+        _, curve = workflow.active_learning()
         self.rows[variant] = {
             **self.rows[variant],
             **self.learning_row(variant, workflow),
+            "stop_reason": stop_reason(curve, self.config) or "max_iterations",
             "status": "learned",
         }
         self.write()
@@ -212,7 +215,11 @@ class Benchmark:
             return
         workflow = self.workflow(variant)
         result = workflow.run()
-        row = {**self.learning_row(variant, workflow), **self.compare(result.spectra["CO@300K"])}
+        row = {
+            **self.learning_row(variant, workflow),
+            "stop_reason": result.summary["stop_reason"],
+            **self.compare(result.spectra["CO@300K"]),
+        }
         row["status"] = "done"
         self.rows[variant] = row
         self.write()

@@ -350,6 +350,10 @@ def command_options(fuzz: Fuzz) -> dict[str, tuple[list[str], list[Opt]]]:
                     "--max-iterations",
                     {VALID: one(st.integers(0, 50).map(str)), BAD: one(st.sampled_from(["-1", "x"]))},
                 ),
+                Opt(
+                    "--stall-iterations",
+                    {VALID: one(st.integers(0, 20).map(str)), BAD: one(st.sampled_from(["-1", "x"]))},
+                ),
                 Opt("--production-ps", positive_kinds(100.0)),
                 Opt("--json", json_kind()),
             ],

@@ -121,6 +121,7 @@ INVALID = [
     ("ir CO --production-ps -1", "production_ps"),
     ("ir CO --preset nope", "preset"),
     ("ir CO --max-iterations -1", "max_iterations"),
+    ("ir CO --stall-iterations -2", "stall_iterations"),
     ("ir CO --scheduler local:0", "--scheduler"),
     ("ir CO --reference nope", "reference"),
     ("ir CO --compare missing.jdx", "missing.jdx"),

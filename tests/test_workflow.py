@@ -109,6 +109,34 @@ def test_stopping_settings_may_change_until_the_loop_has_ended(methanol_run, tmp
         )
 
 
+def test_stop_reason_target_stall_and_replay():
+    from specml.workflow.active_learning import stop_reason
+
+    def curve(*maes):
+        return [{"iteration": i, "harmonic_mae_cm1": m} for i, m in enumerate(maes)]
+
+    config = get_workflow_config("default", target_harmonic_mae_cm1=5.0, stall_iterations=3)
+    assert stop_reason(curve(12.0, 4.9), config).startswith("harmonic MAE 4.9 cm-1")
+    assert stop_reason(curve(12.0, 6.0, 7.0, 6.5), config) is None  # two iterations above the best
+    stalled = stop_reason(curve(12.0, 6.0, 7.0, 6.5, 6.0), config)  # equal is not lower
+    assert stalled == "stalled: 3 iterations without a harmonic MAE below the best, 6.0 cm-1 at iteration 1"
+    assert stop_reason(curve(12.0, 6.0, 7.0, 6.5, 5.9), config) is None  # a new best restarts the count
+    assert stop_reason(curve(12.0, 6.0, 7.0, 6.5, 6.0), config.with_overrides(stall_iterations=0)) is None
+    assert get_workflow_config("paper").stall_iterations == 0  # the paper runs its iterations out
+    with pytest.raises(InputError, match="stall_iterations"):
+        get_workflow_config("default", stall_iterations=-1)
+
+
+def test_config_stored_before_the_stall_rule_resumes(tmp_path):
+    """A run stored without ``stall_iterations`` (older specml) resumes under the default rule."""
+    IRWorkflow(load_molecules("CO"), tmp_path, CI, show_progress=False)
+    stored = json.loads((tmp_path / "config.json").read_text())
+    del stored["config"]["stall_iterations"]
+    (tmp_path / "config.json").write_text(json.dumps(stored))
+    (tmp_path / "models" / "final").mkdir(parents=True)  # the loop has ended: stopping settings closed
+    IRWorkflow(load_molecules("CO"), tmp_path, CI, show_progress=False)
+
+
 def test_test_set_settings_may_change_until_its_structures_are_chosen(methanol_run, tmp_path):
     workflow, _ = methanol_run
     with pytest.raises(InputError, match="other settings"):  # its test set has been chosen

@@ -50,6 +50,12 @@ def ir(
     max_iterations: int | None = typer.Option(
         None, "--max-iterations", help="Active-learning iterations at most (>= 0)."
     ),
+    stall_iterations: int | None = typer.Option(
+        None,
+        "--stall-iterations",
+        help="Stop once this many iterations in a row have not lowered the best harmonic MAE "
+        "(0: never; default 4, the paper preset 0).",
+    ),
     warm_start: bool | None = typer.Option(
         None, "--warm-start/--from-scratch", help="Fine-tune instead of retraining."
     ),
@@ -88,6 +94,7 @@ def ir(
         overrides = {
             "reference": reference,
             "max_iterations": max_iterations,
+            "stall_iterations": stall_iterations,
             "warm_start": warm_start,
             "production_ps": production_ps,
             "raman": raman or None,

@@ -54,6 +54,22 @@ from specml.workflow.state import (
 )
 
 
+def stop_reason(curve: list[dict], config: WorkflowConfig) -> str | None:
+    """Why active learning ends after the last entry of the learning curve ``curve``: the harmonic
+    MAE reached the target, or the last ``config.stall_iterations`` iterations did not lower the
+    best one before them; None to go on (``max_iterations`` is the loop's own bound)."""
+    maes = [e["harmonic_mae_cm1"] for e in curve]
+    if maes[-1] <= config.target_harmonic_mae_cm1:
+        return f"harmonic MAE {maes[-1]:.1f} cm-1 <= {config.target_harmonic_mae_cm1:g} cm-1"
+    stall = config.stall_iterations
+    if stall and len(maes) > stall and min(maes[-stall:]) >= min(maes[:-stall]):
+        return (
+            f"stalled: {stall} iterations without a harmonic MAE below the best, "
+            f"{min(maes):.1f} cm-1 at iteration {curve[maes.index(min(maes))]['iteration']}"
+        )
+    return None
+
+
 @dataclass
 class PreparedMolecule:
     """A molecule at its reference minimum, with reference harmonic frequencies."""
@@ -407,8 +423,7 @@ class IRWorkflow:
         committee = None
         for iteration in range(0, self.config.max_iterations + 1):
             if iteration in done:
-                entry = next(e for e in curve if e["iteration"] == iteration)
-                if entry["harmonic_mae_cm1"] <= self.config.target_harmonic_mae_cm1:
+                if stop_reason([e for e in curve if e["iteration"] <= iteration], self.config):
                     break
                 continue
             if iteration == 0:
@@ -441,7 +456,9 @@ class IRWorkflow:
                 f"iteration {iteration}: harmonic MAE {entry['harmonic_mae_cm1']:.1f} cm-1, "
                 f"{entry['reference_calls']} reference calculations"
             )
-            if entry["harmonic_mae_cm1"] <= self.config.target_harmonic_mae_cm1:
+            reason = stop_reason(curve, self.config)
+            if reason:
+                self.say(f"active learning stops: {reason}")
                 break
         last = max(e["iteration"] for e in curve)
         if not self.dirs.final_models.exists():
@@ -553,6 +570,7 @@ class IRWorkflow:
             "final_harmonic_mae_cm1": curve[-1]["harmonic_mae_cm1"],
             "target_harmonic_mae_cm1": self.config.target_harmonic_mae_cm1,
             "converged": curve[-1]["harmonic_mae_cm1"] <= self.config.target_harmonic_mae_cm1,
+            "stop_reason": stop_reason(curve, self.config) or "max_iterations",
             "test_set": test_errors,
             "wall_time_s_this_invocation": time.perf_counter() - started,
             "wall_time_s_total": self.dirs.total_time_s(),
