@@ -16,8 +16,9 @@ and each member). Rows:
 - ``--fd-check``: the DFT Hessian by central differences of the force labels' own gradients
   (with the grid response) against the analytic Hessian the benchmark scores with.
 
-Each row works on its own copy of the run (``ROOT/floor/<row>``), so the benchmark's run is
-never touched and rows do not share labels. Rows are appended to
+Each row works on its own copy of the run (``runs/multifidelity_floor/<row>``, outside the
+benchmark's root, whose every file the benchmark keeps as a stage artifact), so the benchmark's
+run is never touched and rows do not share labels. Rows are appended to
 ``docs/results/multifidelity_floor.jsonl``; ``--table`` prints them as Markdown.
 
     python benchmarks/multifidelity_floor.py [--root runs/bench_multifidelity] [ROW ...] [--fd-check]
@@ -42,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from multifidelity import CHEAP, EXPENSIVE  # noqa: E402
 
 OUT = ROOT / "docs" / "results" / "multifidelity_floor.jsonl"
+WORK = ROOT / "runs" / "multifidelity_floor"
 #: Row name -> (adaptation, last label iteration, workflow overrides, model-preset overrides,
 #: normal-mode displacements per mode at iteration 0).
 ROWS: dict[str, tuple[str, int, dict, dict, int]] = {
@@ -60,11 +62,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("rows", nargs="*", choices=[*ROWS, "pretrained_vs_xtb"], metavar="ROW")
+    # No argparse choices: with nargs="*" they reject an empty list (``--table`` alone).
+    parser.add_argument(
+        "rows", nargs="*", metavar="ROW", help=f"any of {', '.join([*ROWS, 'pretrained_vs_xtb'])}"
+    )
     parser.add_argument("--root", default=str(ROOT / "runs" / "bench_multifidelity"))
     parser.add_argument("--fd-check", action="store_true")
     parser.add_argument("--table", action="store_true", help="print the rows so far as Markdown")
     args = parser.parse_args()
+    unknown = [r for r in args.rows if r not in ROWS and r != "pretrained_vs_xtb"]
+    if unknown:
+        parser.error(
+            f"unknown row(s) {', '.join(unknown)}; choose from {', '.join([*ROWS, 'pretrained_vs_xtb'])}"
+        )
     if args.table:
         print_table()
         return
@@ -108,7 +118,7 @@ def refit_row(name: str, run: Path) -> dict:
     from specml.workflow.labelling import label_candidates
 
     method, last_iteration, overrides, preset_overrides, per_mode = ROWS[name]
-    wf = workflow(run, Path(run).parent / "floor" / name, overrides)
+    wf = workflow(run, WORK / name, overrides)
     if per_mode != wf.settings.n_per_mode:  # more iteration-0 labels (the first ones are present)
         candidates = wf.initial_candidates(per_mode)
         label_candidates(candidates, wf.database, wf.reference, wf.executor, wf.log, "normal-mode samples")
@@ -184,7 +194,7 @@ def fd_row(run: Path) -> dict:
 
     from specml.spectra.harmonic import finite_differences, harmonic_from_derivatives
 
-    wf = workflow(run, run.parent / "floor" / "fd_check", {})
+    wf = workflow(run, WORK / "fd_check", {})
     molecule = wf.prepared()[0]
     start = time.perf_counter()
     hessian, dipole_derivatives = finite_differences(molecule.atoms, wf.reference, 0.01)
@@ -214,7 +224,7 @@ def print_table() -> None:
         if "mode_errors_cm1" not in r:
             continue
         members = ", ".join(f"{m:.1f}" for m in r["member_mae_cm1"])
-        modes = " ".join(f"{e:+.0f}" for e in r["mode_errors_cm1"])
+        modes = " ".join(f"{round(e):+d}" for e in r["mode_errors_cm1"])
         print(
             f"| {r['row']} | {r.get('dft_labels', '')} | {r['harmonic_mae_cm1']:.2f} | {members} | {modes} | {r.get('train_s', '')} |"
         )
