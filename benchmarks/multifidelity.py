@@ -192,8 +192,6 @@ class Benchmark:
         workflow.active_learning()
 
     def learn(self, variant: str) -> None:
-        from specml.workflow.active_learning import stop_reason
-
         workflow = self.workflow(variant)
         if variant != "dft_only":
             workflow.pretrain_stage()
@@ -201,11 +199,10 @@ class Benchmark:
         self.save_stage(f"{variant}: DFT minimum and Hessian")
         self.rows[variant] = {**self.rows.get(variant, {}), "status": "learning"}
         self.write()
-        _, curve = workflow.active_learning()
+        workflow.active_learning()
         self.rows[variant] = {
             **self.rows[variant],
             **self.learning_row(variant, workflow),
-            "stop_reason": stop_reason(curve, self.config) or "max_iterations",
             "status": "learned",
         }
         self.write()
@@ -215,11 +212,7 @@ class Benchmark:
             return
         workflow = self.workflow(variant)
         result = workflow.run()
-        row = {
-            **self.learning_row(variant, workflow),
-            "stop_reason": result.summary["stop_reason"],
-            **self.compare(result.spectra["CO@300K"]),
-        }
+        row = {**self.learning_row(variant, workflow), **self.compare(result.spectra["CO@300K"])}
         row["status"] = "done"
         self.rows[variant] = row
         self.write()
@@ -235,7 +228,10 @@ class Benchmark:
 
     # -- numbers ------------------------------------------------------------------------
     def learning_row(self, variant: str, workflow) -> dict:
-        """DFT and xTB calls, harmonic MAE and wall time (by stage) of one variant's run so far."""
+        """DFT and xTB calls, harmonic MAE, why learning stopped and wall time (by stage) of one
+        variant's run so far."""
+        from specml.workflow.active_learning import stop_reason
+
         curve = json.loads(workflow.dirs.learning_curve.read_text())
         target = self.config.target_harmonic_mae_cm1
         reached = [e for e in curve if e["harmonic_mae_cm1"] <= target]
@@ -246,6 +242,7 @@ class Benchmark:
             "converged": bool(reached),
             "iterations": len(curve) - 1,
             "harmonic_mae_cm1": curve[-1]["harmonic_mae_cm1"],
+            "stop_reason": stop_reason(curve, self.config) or "max_iterations",
             "learning_curve": [
                 {k: e[k] for k in ("iteration", "reference_calls", "harmonic_mae_cm1", "run_wall_time_s")}
                 for e in curve
