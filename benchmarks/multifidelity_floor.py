@@ -56,6 +56,7 @@ ROWS: dict[str, tuple[str, int, dict, dict, int]] = {
     "delta_it0": ("delta", 0, {}, {}, 2),
     "delta_it4": ("delta", 4, {}, {}, 2),
 }
+ROW_NAMES = (*ROWS, "pretrained_vs_xtb")
 
 
 def main() -> None:
@@ -63,18 +64,14 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     # No argparse choices: with nargs="*" they reject an empty list (``--table`` alone).
-    parser.add_argument(
-        "rows", nargs="*", metavar="ROW", help=f"any of {', '.join([*ROWS, 'pretrained_vs_xtb'])}"
-    )
+    parser.add_argument("rows", nargs="*", metavar="ROW", help=f"any of {', '.join(ROW_NAMES)}")
     parser.add_argument("--root", default=str(ROOT / "runs" / "bench_multifidelity"))
     parser.add_argument("--fd-check", action="store_true")
     parser.add_argument("--table", action="store_true", help="print the rows so far as Markdown")
     args = parser.parse_args()
-    unknown = [r for r in args.rows if r not in ROWS and r != "pretrained_vs_xtb"]
+    unknown = [r for r in args.rows if r not in ROW_NAMES]
     if unknown:
-        parser.error(
-            f"unknown row(s) {', '.join(unknown)}; choose from {', '.join([*ROWS, 'pretrained_vs_xtb'])}"
-        )
+        parser.error(f"unknown row(s) {', '.join(unknown)}; choose from {', '.join(ROW_NAMES)}")
     if args.table:
         print_table()
         return
