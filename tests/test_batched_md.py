@@ -349,3 +349,37 @@ def test_compiled_delta_model_matches_eager(committee):
     res = eng.run(20)
     assert eng.compiled_models is not None and eng._compiled_checked  # used, not fallen back
     np.testing.assert_allclose(res[0].positions, eager[0].positions, rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_every_compiled_model_stays_compiled_in_a_long_lived_process(monkeypatch):
+    """Each compiled model takes one entry of dynamo's cache of MACE's forward; without room for
+    it dynamo falls back to eager (3x slower steps) with only a logged warning. A limit of 1 makes
+    the second model the one that would have fallen back."""
+    import logging
+
+    import torch._dynamo
+    import torch._dynamo.config as dynamo_config
+
+    torch._dynamo.reset()  # entries of the other tests' compiled models
+    monkeypatch.setattr(dynamo_config, "recompile_limit", 1)
+    hits = []
+
+    class LimitWarnings(logging.Handler):
+        def emit(self, record):
+            if "recompile_limit" in record.getMessage():
+                hits.append(record.getMessage())
+
+    handler = LimitWarnings()
+    logging.getLogger("torch._dynamo").addHandler(handler)
+    try:
+        atoms = [with_velocities(molecule("CH3OH"), 3)]
+        kw = dict(temperatures_K=300.0, seeds=[5], uncertainty_threshold=np.inf, precision="float32")
+        for seed in (11, 12):
+            eng = BatchedMD([build_mace(seed, dtype=torch.float32)], atoms, compile_models=True, **kw)
+            eng.run(3)
+            assert eng.compiled_models is not None and eng._compiled_checked
+    finally:
+        logging.getLogger("torch._dynamo").removeHandler(handler)
+    assert hits == []
+    assert dynamo_config.recompile_limit == 3

@@ -280,6 +280,7 @@ class BatchedMD:
             rebuilt = rebuilt.to(device=self.device, dtype=self.dtype).eval()
             for p in rebuilt.parameters():
                 p.requires_grad_(False)
+            reserve_dynamo_cache_entry()
             return torch.compile(rebuilt, dynamic=True)
         except Exception:  # noqa: BLE001 - any failure means: run eagerly
             return None
@@ -761,6 +762,23 @@ class BatchedMD:
 def kinetic_temperature(atoms: Atoms) -> float:
     """Instantaneous kinetic temperature (K) with 3N degrees of freedom."""
     return 2.0 * atoms.get_kinetic_energy() / (3 * len(atoms) * units.kB)
+
+
+def reserve_dynamo_cache_entry() -> None:
+    """Room in dynamo's cache for one more compiled MACE model.
+
+    Dynamo keeps at most ``recompile_limit`` (8) compiled versions of one function, here MACE's
+    ``forward``, and once they are used up runs it eagerly with only a logged warning. Every
+    compiled model takes one: its e3nn modules are classes of their own, so no guard of another
+    model matches. A long-lived process (a benchmark running several committees' production MD)
+    had silently lost compilation after its eighth model.
+    """
+    import torch._dynamo.config as dynamo_config
+
+    dynamo_config.recompile_limit += 1
+    dynamo_config.accumulated_recompile_limit = max(
+        dynamo_config.accumulated_recompile_limit, dynamo_config.recompile_limit
+    )
 
 
 __all__ = ["BatchedMD", "BatchedTrajectory", "ReplicaTrajectory", "kinetic_temperature"]
