@@ -83,7 +83,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     for name in args.rows:
-        record(pretrained_row(Path(args.root)) if name == "pretrained_vs_xtb" else refit_row(name, run))
+        record(pretrained_row(run) if name == "pretrained_vs_xtb" else refit_row(name, run))
     if args.fd_check:
         record(fd_row(run))
 
@@ -144,18 +144,17 @@ def refit_row(name: str, run: Path) -> dict:
     }
 
 
-def pretrained_row(root: Path) -> dict:
-    """The pretrained GFN2-xTB committee against xTB at the xTB minimum."""
-    from ase import Atoms
-
+def pretrained_row(run: Path) -> dict:
+    """The pretrained GFN2-xTB committee against xTB at the xTB minimum (the run's pretraining)."""
     from specml.models import Committee
 
-    run = root / "pretrain_xtb"
-    stored = json.loads((run / "molecules" / "00_CO.json").read_text())
-    atoms = Atoms(stored["symbols"], positions=stored["positions"])
-    atoms.set_masses(stored["masses"])
-    committee = Committee.load(run / "models" / "final")
-    return {"row": "pretrained_vs_xtb", **mode_errors(committee, atoms, stored["frequencies_cm1"])}
+    wf = workflow(run, WORK / "pretrained_vs_xtb", {})
+    molecule = wf.pretrain.prepared()[0]
+    committee = Committee.load(wf.pretrained_models())
+    return {
+        "row": "pretrained_vs_xtb",
+        **mode_errors(committee, molecule.atoms, molecule.harmonic.frequencies_cm1),
+    }
 
 
 def mode_errors(committee, atoms, reference_cm1) -> dict:
