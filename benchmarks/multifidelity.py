@@ -230,7 +230,7 @@ class Benchmark:
     def learning_row(self, variant: str, workflow) -> dict:
         """DFT and xTB calls, harmonic MAE, why learning stopped and wall time (by stage) of one
         variant's run so far."""
-        from specml.workflow.active_learning import stop_reason
+        from specml.workflow.active_learning import ended_by
 
         curve = json.loads(workflow.dirs.learning_curve.read_text())
         target = self.config.target_harmonic_mae_cm1
@@ -242,7 +242,7 @@ class Benchmark:
             "converged": bool(reached),
             "iterations": len(curve) - 1,
             "harmonic_mae_cm1": curve[-1]["harmonic_mae_cm1"],
-            "stop_reason": stop_reason(curve, self.config) or "max_iterations",
+            "stop_reason": ended_by(curve, self.config),
             "learning_curve": [
                 {k: e[k] for k in ("iteration", "reference_calls", "harmonic_mae_cm1", "run_wall_time_s")}
                 for e in curve

@@ -70,6 +70,11 @@ def stop_reason(curve: list[dict], config: WorkflowConfig) -> str | None:
     return None
 
 
+def ended_by(curve: list[dict], config: WorkflowConfig) -> str:
+    """Why a finished active-learning loop ended: :func:`stop_reason`, else ``max_iterations``."""
+    return stop_reason(curve, config) or "max_iterations"
+
+
 @dataclass
 class PreparedMolecule:
     """A molecule at its reference minimum, with reference harmonic frequencies."""
@@ -570,7 +575,7 @@ class IRWorkflow:
             "final_harmonic_mae_cm1": curve[-1]["harmonic_mae_cm1"],
             "target_harmonic_mae_cm1": self.config.target_harmonic_mae_cm1,
             "converged": curve[-1]["harmonic_mae_cm1"] <= self.config.target_harmonic_mae_cm1,
-            "stop_reason": stop_reason(curve, self.config) or "max_iterations",
+            "stop_reason": ended_by(curve, self.config),
             "test_set": test_errors,
             "wall_time_s_this_invocation": time.perf_counter() - started,
             "wall_time_s_total": self.dirs.total_time_s(),
