@@ -11,6 +11,13 @@ import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+#: Help of the benchmarks' ``--snapshot`` option (:meth:`StageArtifacts.snapshot`).
+SNAPSHOT_HELP = (
+    "only write the running stage's snapshots (mid-fit, mid-MD) and the finished stages to the "
+    "artifact folder, committed with --commit-artifacts, so a fresh clone resumes mid-stage; safe "
+    "beside the running benchmark (a few MB: once before the machine goes away)"
+)
+
 
 class StageArtifacts:
     """Stage artifacts of one run directory in ``folder`` (see :mod:`specml.workflow.artifacts`)."""
@@ -40,21 +47,29 @@ class StageArtifacts:
 
     def save(self, stage: str) -> None:
         """Export the run directory's finished stages (after ``stage`` landed) and commit them if asked."""
+        self._export(stage, snapshots=False)
+
+    def snapshot(self) -> None:
+        """Export the finished stages and the running stage's snapshots (a few MB: once before the
+        machine goes away), so a fresh clone resumes mid-stage; commit them if asked."""
+        self._export("in-progress snapshot", snapshots=True)
+
+    def _export(self, stage: str, snapshots: bool) -> None:
         from specml.workflow.artifacts import export_artifacts
 
         if not self.run_dir.exists():
             return
-        manifest = export_artifacts(self.run_dir, self.folder, self.depth_fs, self.windows_ps)
+        manifest = export_artifacts(self.run_dir, self.folder, self.depth_fs, self.windows_ps, snapshots)
         if self.commit:
             try:
                 committed = commit_folder(self.folder, f"{self.benchmark} stage artifacts: {stage}")
             except RuntimeError as exc:  # e.g. another git command holds the index: not worth the run
                 self.say(
-                    f"stage artifacts after {stage} not committed ({exc}); the next stage's commit takes them"
+                    f"stage artifacts ({stage}) not committed ({exc}); the next stage's commit takes them"
                 )
                 return
             if committed:
-                self.say(f"committed stage artifacts after {stage} ({manifest['total_bytes'] / 1e6:.1f} MB)")
+                self.say(f"committed stage artifacts ({stage}, {manifest['total_bytes'] / 1e6:.1f} MB)")
 
 
 def commit_folder(folder: Path, message: str) -> bool:

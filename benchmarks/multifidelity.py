@@ -41,7 +41,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _stage_artifacts import StageArtifacts  # noqa: E402
+from _stage_artifacts import SNAPSHOT_HELP, StageArtifacts  # noqa: E402
 
 #: Stage artifacts of the benchmark's own settings (committed; see specml.workflow.artifacts).
 ARTIFACTS = ROOT / "benchmarks" / "artifacts" / "multifidelity"
@@ -86,10 +86,12 @@ def main() -> None:
         action="store_true",
         help="git-commit the artifact folder (and nothing else) after each stage",
     )
+    parser.add_argument("--snapshot", action="store_true", help=SNAPSHOT_HELP)
     args = parser.parse_args()
     artifacts = artifact_folder(args)
-    if args.commit_artifacts and artifacts is None:
-        parser.error("--commit-artifacts needs a stage-artifact folder (--artifacts)")
+    for flag, asked in (("--commit-artifacts", args.commit_artifacts), ("--snapshot", args.snapshot)):
+        if asked and artifacts is None:
+            parser.error(f"{flag} needs a stage-artifact folder (--artifacts)")
 
     import torch
     from rich.console import Console
@@ -108,6 +110,9 @@ def main() -> None:
             artifacts, root, config.max_correlation_fs, (), args.commit_artifacts, benchmark="multifidelity"
         )
         stages.say = lambda message: console.print(message, highlight=False)
+        if args.snapshot:
+            stages.snapshot()
+            return
         stages.restore()  # before any workflow opens its run directory
         save_stage = stages.save
     bench = Benchmark(root, config, Path(args.out), console, save_stage)

@@ -54,7 +54,7 @@ from _reference_md import (  # noqa: E402
     spectrum_of_runs,
     trajectory_tasks,
 )
-from _stage_artifacts import StageArtifacts  # noqa: E402
+from _stage_artifacts import SNAPSHOT_HELP, StageArtifacts  # noqa: E402
 from training_recipe import RESULTS as TRAINING_RECIPE_RESULTS  # noqa: E402  (single-molecule retraining rows)
 
 TRAIN_CSV = SHARED / "molecules" / "train24.csv"
@@ -474,6 +474,17 @@ def skipped_dft(settings: dict, reason: str) -> dict:
 
 
 # -- the run ----------------------------------------------------------------------------------
+def stage_artifacts(settings: dict, config, run_dir: Path, artifacts: Path, commit: bool) -> StageArtifacts:
+    """The stage artifacts of this benchmark's run directory (see ``--artifacts``)."""
+    from rich.console import Console
+
+    console = Console()
+    windows = (settings["convergence_ps"],)
+    stages = StageArtifacts(artifacts, run_dir, config.max_correlation_fs, windows, commit)
+    stages.say = lambda message: console.print(message, highlight=False)
+    return stages
+
+
 def run(
     preset: str,
     settings: dict,
@@ -510,9 +521,7 @@ def run(
     temperature = config.production_temperature_k
     stages = None
     if artifacts is not None:
-        windows = (settings["convergence_ps"],)
-        stages = StageArtifacts(artifacts, run_dir, config.max_correlation_fs, windows, commit_artifacts)
-        stages.say = lambda message: console.print(message, highlight=False)
+        stages = stage_artifacts(settings, config, run_dir, artifacts, commit_artifacts)
         stages.restore()
     save_stage = stages.save if stages is not None else (lambda stage: None)
 
@@ -1937,6 +1946,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--commit-artifacts", action="store_true", help="git-commit the artifact folder after each stage"
     )
+    parser.add_argument(
+        "--snapshot",
+        action="store_true",
+        help=SNAPSHOT_HELP,
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     if args.workers < 0:
@@ -1949,10 +1963,21 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_artifacts:
         default_artifacts = ARTIFACTS / "palirs_full" if args.preset == "full" else None
         artifacts = Path(args.artifacts) if args.artifacts else default_artifacts
-    if args.commit_artifacts and artifacts is None:
-        parser.error("--commit-artifacts needs a stage-artifact folder (--artifacts)")
+    for flag, asked in (("--commit-artifacts", args.commit_artifacts), ("--snapshot", args.snapshot)):
+        if asked and artifacts is None:
+            parser.error(f"{flag} needs a stage-artifact folder (--artifacts)")
     from specml.errors import SpecmlError
 
+    if args.snapshot:
+        from specml.workflow import get_workflow_config
+
+        config = get_workflow_config(settings["workflow_preset"], **settings["workflow_overrides"])
+        try:
+            stage_artifacts(settings, config, run_dir, artifacts, args.commit_artifacts).snapshot()
+        except SpecmlError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     try:
         check_out_dir(args.preset, out_dir)
         for path in (TRAIN_CSV, TRANSFER_CSV):

@@ -22,6 +22,10 @@ from specml.molecules.inputs import bare_copy
 
 #: Provenance columns stored as ASE key-value pairs (simple types only).
 PROVENANCE_KEYS = ("molecule", "iteration", "kind", "temperature", "uncertainty", "reference")
+#: Decimals kept of coordinates (Å) and forces (eV/Å): extended XYZ's fixed 8, so a database
+#: restored from label files (:mod:`specml.dataset.label_files`) holds the same bits, and a
+#: training snapshot of the original data resumes on the restored data (same data fingerprint).
+LABEL_DECIMALS = 8
 
 
 class LabelDatabase:
@@ -62,10 +66,13 @@ class LabelDatabase:
         provenance: dict,
         reference_settings: dict,
     ) -> None:
-        """Store one successful label (a no-op if ``key`` is already present)."""
+        """Store one successful label (a no-op if ``key`` is already present); coordinates and
+        forces are rounded to :data:`LABEL_DECIMALS` (5e-9 Å at most: far below any physical effect)."""
         if key in self:
             return
         stored = bare_copy(atoms)
+        stored.positions = np.round(stored.positions, LABEL_DECIMALS)
+        forces = np.round(np.asarray(forces, dtype=float), LABEL_DECIMALS)
         stored.calc = SinglePointCalculator(stored, energy=energy, forces=forces, dipole=dipole)
         self._db.write(
             stored,
@@ -82,6 +89,7 @@ class LabelDatabase:
         if key in self:
             return
         stored = bare_copy(atoms)
+        stored.positions = np.round(stored.positions, LABEL_DECIMALS)
         self._db.write(
             stored,
             key=key,

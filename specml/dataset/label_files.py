@@ -5,9 +5,11 @@ Every row keeps its key, status (``ok`` or ``failed`` with the error), provenanc
 any other column (a multi-fidelity twin's ``twin_of``) and the reference settings it was computed
 with; labels are the standard ASE calculator results (``energy``, ``forces``, ``dipole``), so
 any extxyz reader (ASE, ``mace_run_train``) takes the files as they are. Coordinates and forces
-carry extxyz's 8 decimals; the error text and the reference
-settings (JSON) are percent-encoded (extxyz comment lines take no quotes or line breaks). Files are byte-for-byte reproducible (no time stamp in the gzip
-header, rows sorted by key), so an unchanged set of rows rewrites an identical file.
+carry extxyz's 8 decimals, the precision the database stores them with
+(:data:`~specml.dataset.database.LABEL_DECIMALS`), so a round trip is bit for bit; the error text
+and the reference settings (JSON) are percent-encoded (extxyz comment lines take no quotes or
+line breaks). Files are byte-for-byte reproducible (no time stamp in the gzip header, rows sorted
+by key), so an unchanged set of rows rewrites an identical file.
 """
 
 from __future__ import annotations

@@ -19,6 +19,14 @@ beside it, every ``models`` folder keeps its own final or latest models, and eve
 (one with a ``committee.json``, such as a multi-fidelity run's ``adaptation/METHOD/``) is restored
 as a whole.
 
+A stage that runs longer than a machine lives (a committee fit of hours, a long production MD)
+keeps its progress in snapshot files (:mod:`specml.checkpoint`: ``*checkpoints/`` folders,
+``*_checkpoint.pt``). ``export_artifacts(..., snapshots=True)`` adds the current ones, gzip-
+compressed (a few MB: ask for it once before a machine goes away, not after every stage); an
+ordinary export keeps the snapshot artifacts whose files still exist and drops them once their
+stage has finished and removed them. Restored, they let the stage resume mid-way: labels restore
+bit for bit (:data:`~specml.dataset.database.LABEL_DECIMALS`), so a fit's data fingerprint matches.
+
 ``MANIFEST.json`` lists every artifact with the file it restores, its size and SHA-256.
 Exports are deterministic: an unchanged stage rewrites identical bytes (a commit shows only what
 changed) and artifacts of files that no longer count (the models of an iteration once a later
@@ -35,6 +43,8 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from filelock import FileLock
+
 from specml.atomic import atomic_write
 from specml.dataset.database import LabelDatabase
 from specml.dataset.label_files import read_label_file, write_label_file
@@ -44,26 +54,32 @@ from specml.workflow.state import atomic_save_directory
 
 MANIFEST = "MANIFEST.json"
 FORMAT = 1
-#: Path parts and name endings of scratch files, never exported: snapshot folders
-#: (``md_checkpoints``, ``training_checkpoints``, a multi-fidelity run's ``adaptation/METHOD_checkpoints``).
-_SCRATCH_PART_ENDING = "checkpoints"
-_SCRATCH_ENDINGS = ("_checkpoint.pt", ".log", ".db-journal")
+#: Folder-name and file-name endings of mid-stage snapshots, exported only on request: folders
+#: ``md_checkpoints``, ``training_checkpoints``, a multi-fidelity run's ``adaptation/METHOD_checkpoints``.
+_SNAPSHOT_PART_ENDING = "checkpoints"
+_SNAPSHOT_ENDING = "_checkpoint.pt"
+#: Name endings of scratch files, never exported.
+_SCRATCH_ENDINGS = (".log", ".db-journal", ".lock")
 #: The file that makes a folder a committee (:meth:`specml.models.Committee.save`).
 _COMMITTEE_FILE = "committee.json"
 _GZIP_SUFFIXES = (".json", ".extxyz")
 
 
 def _is_scratch(rel: Path) -> bool:
-    """Snapshots, logs, and files being written (``specml.atomic`` writes ``.NAME.PID.suffix``)."""
+    """Logs, locks, and files being written (``specml.atomic`` writes ``.NAME.PID.suffix``)."""
     return (
-        any(
-            part.endswith(_SCRATCH_PART_ENDING) or ".tmp" in part or part.startswith(".")
-            for part in rel.parts[:-1]
-        )
+        any(".tmp" in part or part.startswith(".") for part in rel.parts[:-1])
         or ".tmp" in rel.name
         or rel.name.startswith(".")
         or rel.name.endswith(_SCRATCH_ENDINGS)
         or rel.name == MANIFEST
+    )
+
+
+def _is_snapshot(rel: Path) -> bool:
+    """A mid-stage snapshot (:mod:`specml.checkpoint`) of a fit or an MD run."""
+    return any(part.endswith(_SNAPSHOT_PART_ENDING) for part in rel.parts[:-1]) or rel.name.endswith(
+        _SNAPSHOT_ENDING
     )
 
 
@@ -119,19 +135,51 @@ def _in_group(group: str) -> Callable[[dict], bool]:
 
 
 def export_artifacts(
-    run_dir: str | Path, artifact_dir: str | Path, depth_fs: float, windows_ps: Sequence[float] = ()
+    run_dir: str | Path,
+    artifact_dir: str | Path,
+    depth_fs: float,
+    windows_ps: Sequence[float] = (),
+    snapshots: bool = False,
 ) -> dict:
     """Write the artifacts of ``run_dir``'s finished stages to ``artifact_dir`` (see the module
     text); ``depth_fs`` is the correlation depth of dipole files outside a workflow, ``windows_ps``
-    the trajectory beginnings whose spectra are kept too. Returns the manifest."""
+    the trajectory beginnings whose spectra are kept too. With ``snapshots`` the mid-stage
+    snapshots are written too (else the earlier ones are kept while their files exist).
+    Returns the manifest.
+
+    A lock in the run directory keeps a second process (a snapshot asked for while the run
+    exports a stage) from interleaving its writes."""
     run_dir, artifact_dir = Path(run_dir), Path(artifact_dir)
     if not run_dir.is_dir():
         raise InputError(f"{run_dir}: no such run directory")
+    with FileLock(run_dir / ".artifacts.lock"):
+        return _export(run_dir, artifact_dir, float(depth_fs), tuple(windows_ps), snapshots)
+
+
+def _export(run_dir: Path, artifact_dir: Path, depth_fs: float, windows_ps: tuple, snapshots: bool) -> dict:
+    earlier = (read_manifest(artifact_dir) or {"files": {}})["files"]
+    earlier_snapshots = {
+        e["restores"]: (name, e)
+        for name, e in earlier.items()
+        if e["form"] == "snapshot" and (artifact_dir / name).is_file()
+    }
     models = _exported_models(run_dir)
     entries: dict[str, dict] = {}
     for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
         rel = path.relative_to(run_dir)
         if _is_scratch(rel):
+            continue
+        if _is_snapshot(rel):
+            if snapshots:
+                target = artifact_dir / rel.with_name(rel.name + ".gz")
+                _write_if_changed(target, gzip.compress(path.read_bytes(), mtime=0))
+                entries[target.relative_to(artifact_dir).as_posix()] = {
+                    "restores": rel.as_posix(),
+                    "form": "snapshot",
+                }
+            elif rel.as_posix() in earlier_snapshots:
+                name, entry = earlier_snapshots[rel.as_posix()]
+                entries[name] = {"restores": entry["restores"], "form": "snapshot"}
             continue
         in_models = next((m for m in models if m in path.parents), None)
         if "models" in rel.parts and in_models is None:
@@ -223,7 +271,7 @@ def restore_artifacts(artifact_dir: str | Path, run_dir: str | Path) -> list[str
             if database.count() > before:
                 restored.add(rel.as_posix())
             continue
-        data = gzip.decompress(data) if entry["form"] == "gzip" else data
+        data = gzip.decompress(data) if entry["form"] in ("gzip", "snapshot") else data
         if "models" in rel.parts[:-1] or rel.parent in committees:
             model_dirs.setdefault(target.parent, []).append((data, target))
         elif not target.exists():
