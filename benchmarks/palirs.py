@@ -54,7 +54,7 @@ from _reference_md import (  # noqa: E402
     spectrum_of_runs,
     trajectory_tasks,
 )
-from _stage_artifacts import SNAPSHOT_HELP, StageArtifacts  # noqa: E402
+from _stage_artifacts import SNAPSHOT_HELP, StageArtifacts, commit_folder  # noqa: E402
 from training_recipe import RESULTS as TRAINING_RECIPE_RESULTS  # noqa: E402  (single-molecule retraining rows)
 
 TRAIN_CSV = SHARED / "molecules" / "train24.csv"
@@ -117,6 +117,8 @@ PRESETS = {
         "dft_workflow_preset": "default",
         "dft_overrides": {"max_iterations": 3} | SHORT_TEST_MD,  # the same budget as the xTB run above
         "dft_timing_calls": 5,
+        # The final committee ships as this pretrained model set (specml/data/models/; issue 24).
+        "model_set": "train24",
     },
     "small": {
         "description": "smoke test: 2 molecules, the CI workflow settings (tiny models, 10 epochs, one "
@@ -133,6 +135,7 @@ PRESETS = {
         "dft_workflow_preset": "ci",
         "dft_overrides": SMALL_MD | {"model_epochs": 10},
         "dft_timing_calls": 2,
+        "model_set": None,
     },
 }
 
@@ -672,7 +675,50 @@ def run(
             "pcc_ml_vs_experiment": (methanol["vs_experiment"] or {}).get("pcc"),
         }
     results["target_verdicts"] = target_verdicts(results)
+    if settings["model_set"]:
+        results["model_set"] = ship_model_set(
+            settings["model_set"], workflow, minima, config, results, commit_artifacts
+        )
     return results, plots
+
+
+def ship_model_set(name: str, workflow, minima: dict, config, results: dict, commit: bool) -> str:
+    """The final committee as the pretrained model set ``name`` (``specml/data/models/NAME``),
+    with the benchmark's figures as provenance; committed with ``commit``. Returns its folder."""
+    import subprocess
+
+    from specml.models.model_sets import SHIPPED_MODEL_SETS, write_model_set
+
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    figures = (
+        "harmonic_mae_cm1",
+        "energy_mae_meV",
+        "force_mae_meV_per_A",
+        "dipole_mae_mD",
+        "reference_calls_per_molecule",
+        "pcc_ml_vs_reference_mean",
+        "pcc_ml_vs_experiment_mean",
+    )
+    target = write_model_set(
+        workflow.dirs.final_models,
+        SHIPPED_MODEL_SETS / name,
+        f"the committee of the PALIRS benchmark: {len(minima)} small organic molecules "
+        "(train24), GFN2-xTB labels",
+        config.reference,
+        minima,
+        config.temperatures_k,
+        {
+            "made_by": "benchmarks/palirs.py --preset full",
+            "report": "docs/benchmark.md",
+            "commit": head.stdout.strip() or None,
+            "date": time.strftime("%Y-%m-%d"),
+            "model_preset": config.model_preset,
+            **{k: results.get(k) for k in figures},
+        },
+    )
+    if commit:
+        commit_folder(target, f"pretrained model set {name} from the full PALIRS benchmark")
+    return os.path.relpath(target, ROOT)
 
 
 def artifact_entry(folder: Path | None) -> dict:

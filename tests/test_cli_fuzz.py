@@ -127,9 +127,9 @@ def fuzz(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
     files = write_files(root)
     run = root / "runs" / "existing"
-    (run / "models").mkdir(parents=True)
+    (run / "models" / "final").mkdir(parents=True)  # a trained run's layout: --models accepts it
     (run / "config.json").write_text('{"reference": "xtb"}')
-    (run / "models" / "committee.json").write_text("{}")
+    (run / "models" / "final" / "committee.json").write_text("{}")
     (root / "cwd").mkdir()
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root / "cwd")  # default output folders (runs/, specml-output/) would land here

@@ -28,6 +28,7 @@ SUBCOMMANDS = [
     ["identify"],
     ["library"],
     ["library", "build"],
+    ["models"],
 ]
 HEAVY = {
     "torch",

@@ -14,7 +14,7 @@ from ase.build import molecule
 from processes import sigkill_when_rows
 
 from specml.dataset.database import LabelDatabase
-from specml.errors import InputError, UnsupportedElementError
+from specml.errors import InputError, ModelError, UnsupportedElementError
 from specml.executor import make_executor
 from specml.molecules import load_molecules
 from specml.reference import make_reference
@@ -732,3 +732,51 @@ def test_production_temperatures_share_one_batch(methanol_run, tmp_path, monkeyp
     assert (tmp_path / "run" / "production" / "600K" / "CO.npz").exists()
     copy.production((100.0, 600.0))
     assert len(calls) == 1  # stored trajectories are not run again
+
+
+def test_a_model_set_is_named_instead_of_a_folder_and_flags_molecules_outside_its_training(
+    methanol_run, tmp_path, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from specml.cli import app
+    from specml.models import model_sets
+    from specml.workflow.prediction import predict_spectra, resolve_models_dir
+
+    workflow, _ = methanol_run
+    monkeypatch.setattr(model_sets, "SHIPPED_MODEL_SETS", tmp_path / "sets")
+    shipped = model_sets.write_model_set(
+        workflow.dirs.final_models,
+        tmp_path / "sets" / "methanol-ci",
+        "CI-sized methanol committee",
+        CI.reference,
+        dict(workflow.prepared_structures()),
+        CI.temperatures_k,
+        {"made_by": "tests/test_workflow.py"},
+    )
+    assert resolve_models_dir("methanol-ci") == shipped
+    listed = json.loads(CliRunner().invoke(app, ["models", "--json"]).stdout)
+    assert listed["methanol-ci"]["domain"] == {
+        "elements": ["H", "C", "O"],  # by atomic number
+        "atoms_per_molecule": [6, 6],
+        "heavy_atoms_per_molecule": [2, 2],
+        "temperatures_k": [300.0, 600.0],
+    }
+    with pytest.raises(ModelError, match="shipped: methanol-ci"):
+        resolve_models_dir("train24")
+
+    said: list[str] = []
+    hot = CI.with_overrides(production_ps=0.5)
+    spectra, report = predict_spectra(
+        "methanol-ci", load_molecules("CCO"), tmp_path / "p", (700.0,), hot, say=said.append
+    )
+    assert report["CCO"]["outside_training_domain"] == [
+        "9 atoms (trained on 6-6)",
+        "3 heavy atoms (trained on 2-2)",
+        "700 K (active learning explored 300-600 K)",
+    ]
+    assert report["CCO"]["out_of_domain"] and any("training domain" in line for line in said)
+    methanol = predict_spectra(
+        "methanol-ci", load_molecules("CO"), tmp_path / "q", (300.0,), hot, say=said.append
+    )[1]
+    assert methanol["CO"]["outside_training_domain"] == []

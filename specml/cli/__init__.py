@@ -10,6 +10,7 @@ from specml.cli import (  # noqa: F401
     commands_core,
     commands_identify,
     commands_ir,
+    commands_models,
     commands_raman,
     commands_xanes,
 )

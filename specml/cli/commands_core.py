@@ -61,6 +61,21 @@ def _report_comparison(
     return result.as_dict()
 
 
+#: Help of the ``--models`` options (``ir``, ``identify``, ``library build``).
+MODELS_OPTION_HELP = "Trained model directory, or a shipped model set's name (`specml models`)"
+
+
+def models_option(models: Path) -> Path:
+    """The committee folder of ``--models``: a run or committee directory, or a shipped model set."""
+    from specml.errors import ModelError
+    from specml.workflow.prediction import resolve_models_dir
+
+    try:
+        return resolve_models_dir(models)
+    except ModelError as exc:
+        raise InputError(f"--models {exc}") from None
+
+
 def molecules_for(molecule: str, method) -> list:
     """The molecules of a MOLECULE argument, each checked against the method's elements."""
     from specml.molecules import load_molecules

@@ -19,6 +19,7 @@ from specml.cli.app import (
     print_cautions,
     titled_table,
 )
+from specml.cli.commands_core import MODELS_OPTION_HELP, models_option
 from specml.identification.library import DEFAULT_REFERENCE
 
 REFERENCE_HELP = (
@@ -70,7 +71,7 @@ def identify(
     candidates: Path = typer.Option(..., "--candidates", "-c", help="CSV with name,smiles per candidate."),
     reference: str = typer.Option(DEFAULT_REFERENCE, "--reference", "-r", help=REFERENCE_HELP),
     models: Path | None = typer.Option(
-        None, "--models", help="Trained model directory: ML-MD spectra instead."
+        None, "--models", help=f"{MODELS_OPTION_HELP}: ML-MD spectra instead."
     ),
     preset: str = typer.Option(
         "default", "--preset", help="Workflow preset of the ML-MD settings (with --models)."
@@ -160,7 +161,7 @@ def _check_library_options(
 
     get_workflow_config(preset)  # an unknown preset is an error even where it is not used (no --models)
     if models is not None:
-        checks.existing_dir(models, "--models")
+        models = models_option(models)
     methods = methods_for(reference, models, preset, conformers)  # raises for unknown references
     check_scheduler(scheduler)
     if library is not None:
@@ -254,7 +255,7 @@ def build(
     candidates: Path = typer.Argument(..., help="CSV with name,smiles per molecule."),
     reference: str = typer.Option(DEFAULT_REFERENCE, "--reference", "-r", help=REFERENCE_HELP),
     models: Path | None = typer.Option(
-        None, "--models", help="Trained model directory: ML-MD spectra instead."
+        None, "--models", help=f"{MODELS_OPTION_HELP}: ML-MD spectra instead."
     ),
     preset: str = typer.Option(
         "default", "--preset", help="Workflow preset of the ML-MD settings (with --models)."

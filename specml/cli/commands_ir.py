@@ -10,7 +10,13 @@ from rich.markup import escape
 
 from specml import checks
 from specml.cli.app import app, checked_options, console, emit_json, output_format, titled_table
-from specml.cli.commands_core import REFERENCE_OPTION_HELP, load_experiment, molecules_for
+from specml.cli.commands_core import (
+    MODELS_OPTION_HELP,
+    REFERENCE_OPTION_HELP,
+    load_experiment,
+    models_option,
+    molecules_for,
+)
 from specml.errors import InputError, ModelError
 
 IR_JSON_HELP = (
@@ -33,7 +39,9 @@ def ir(
     ),
     preset: str = typer.Option("default", "--preset", help="Workflow settings: default | paper | quick | ci"),
     models: Path | None = typer.Option(
-        None, "--models", help="Trained model directory: predict without training."
+        None,
+        "--models",
+        help=f"{MODELS_OPTION_HELP}: predict without training.",
     ),
     temperature: list[float] = typer.Option(
         [300.0], "--temperature", "-T", help="Production temperature(s) in K (0 < T <= 10000)."
@@ -104,7 +112,7 @@ def ir(
         method = make_reference(config.reference)
         check_scheduler(scheduler)
         if models is not None:
-            checks.existing_dir(models, "--models")
+            models = models_option(models)
             if raman:
                 raise InputError("--raman needs a training run; with --models only IR is predicted")
         fidelities = _fidelity_settings(pretrain, adaptation, models, config.reference)
@@ -252,6 +260,9 @@ def _print_domain(report: dict) -> None:
     table = titled_table("committee domain check (relative force uncertainty)")
     for column in ("molecule", "at minimum", "mean in MD", "outside domain"):
         table.add_column(column)
+    outside_training = any(entry.get("outside_training_domain") for entry in report.values())
+    if outside_training:
+        table.add_column("outside the model set's training")
     for name, entry in report.items():
         in_md = entry["mean_uncertainty_md_by_temperature_k"]
         shown = (
@@ -259,12 +270,15 @@ def _print_domain(report: dict) -> None:
             if len(in_md) == 1
             else ", ".join(f"{u:.3f} ({t} K)" for t, u in in_md.items())
         )
-        table.add_row(
+        row = [
             escape(name),
             f"{entry['uncertainty_at_minimum']:.3f}",
             shown,
             "[red]yes[/]" if entry["out_of_domain"] else "no",
-        )
+        ]
+        if outside_training:
+            row.append(escape("; ".join(entry.get("outside_training_domain", []))) or "-")
+        table.add_row(*row)
     console.print(table)
 
 

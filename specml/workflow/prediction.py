@@ -26,11 +26,22 @@ PREDICTION_IDENTITY = "prediction.json"
 
 
 def resolve_models_dir(path: str | Path) -> Path:
-    """Accept a run directory (uses its ``models/final``) or a committee directory."""
+    """Accept a run directory (uses its ``models/final``), a committee directory, or the name of
+    a shipped model set (:mod:`specml.models.model_sets`) where no such directory exists."""
+    from specml.models.model_sets import available_model_sets, model_set_dir
+
     path = Path(path)
     for candidate in (path, path / "models" / "final"):
         if (candidate / "committee.json").exists():
             return candidate
+    if not path.exists() and len(path.parts) == 1 and str(path) in available_model_sets():
+        return model_set_dir(str(path))
+    if not path.exists():
+        known = ", ".join(available_model_sets()) or "none"
+        raise ModelError(
+            f"{path}: no such directory and no shipped model set of that name (shipped: {known}; "
+            "`specml models` lists them)"
+        )
     raise ModelError(f"{path}: no trained committee found (expected committee.json or models/final/)")
 
 
@@ -137,11 +148,39 @@ def claim_prediction_dir(out_dir: str | Path, models_dir: Path, config: Workflow
         )
 
 
-def domain_report(report: dict, spectra: dict[float, dict[str, Spectrum]], say=print) -> dict:
+def training_domain_reasons(
+    models_dir: Path, molecules: list[Molecule], temperatures_k
+) -> dict[str, list[str]]:
+    """Per molecule, why it lies outside the training domain of a model set (size, temperature;
+    :func:`specml.models.model_sets.domain_reasons`); empty lists for an ordinary committee."""
+    from specml.models.model_sets import domain_reasons, read_model_set
+
+    info = read_model_set(models_dir)
+    if info is None:
+        return {mol.name: [] for mol in molecules}
+    return {mol.name: domain_reasons(info, mol.atoms, max(temperatures_k)) for mol in molecules}
+
+
+def domain_report(
+    report: dict,
+    spectra: dict[float, dict[str, Spectrum]],
+    say=print,
+    outside_training: dict[str, list[str]] | None = None,
+) -> dict:
     """Complete :func:`prediction_structures`' report with the uncertainty along the trajectories
     at each temperature ({T: {name: spectrum}}) and an out-of-domain flag (warned about) per
-    molecule; the flag and ``mean_uncertainty_md`` take the worst temperature."""
+    molecule; the flag and ``mean_uncertainty_md`` take the worst temperature. A model set's
+    ``outside_training`` reasons ({name: [reason]}) are kept as ``outside_training_domain`` and
+    raise the flag too."""
+    outside_training = outside_training or {}
     for name, entry in report.items():
+        reasons = outside_training.get(name, [])
+        entry["outside_training_domain"] = reasons
+        if reasons:
+            say(
+                f"[yellow]warning: {name} lies outside the model set's training domain: "
+                f"{'; '.join(reasons)}; treat its spectrum with caution[/]"
+            )
         by_temperature = {
             t: per_molecule[name].metadata["mean_relative_force_uncertainty"]
             if name in per_molecule
@@ -152,8 +191,9 @@ def domain_report(report: dict, spectra: dict[float, dict[str, Spectrum]], say=p
         entry["mean_uncertainty_md"] = by_temperature[worst_t]
         entry["mean_uncertainty_md_by_temperature_k"] = {f"{t:.0f}": u for t, u in by_temperature.items()}
         worst = max(entry["uncertainty_at_minimum"], entry["mean_uncertainty_md"])
-        entry["out_of_domain"] = bool(worst > OUT_OF_DOMAIN_UNCERTAINTY)
-        if entry["out_of_domain"]:
+        uncertain = bool(worst > OUT_OF_DOMAIN_UNCERTAINTY)
+        entry["out_of_domain"] = uncertain or bool(reasons)
+        if uncertain:
             where = (
                 f" (MD at {worst_t:.0f} K)" if worst == entry["mean_uncertainty_md"] else " (at its minimum)"
             )
@@ -181,6 +221,7 @@ def predict_spectra(
     models_dir = resolve_models_dir(models_dir)
     committee = load_predicting_committee(models_dir)
     check_known_elements(committee, molecules)  # before the claim: a refused molecule leaves no trace
+    outside_training = training_domain_reasons(models_dir, molecules, temperatures_k)
     claim_prediction_dir(out_dir, models_dir, config)
     structures, report = prediction_structures(committee, molecules, Path(out_dir) / "minima")
     spectra = production_spectra(
@@ -192,7 +233,7 @@ def predict_spectra(
         executor or make_executor(),
         say,
     )
-    return spectra, domain_report(report, spectra, say)
+    return spectra, domain_report(report, spectra, say, outside_training)
 
 
 def predict_spectrum(
