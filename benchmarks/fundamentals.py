@@ -460,6 +460,17 @@ def least_squares_factor(calculated: np.ndarray, experimental: np.ndarray) -> fl
     return float(calculated @ experimental) / denominator if denominator else float("nan")
 
 
+def global_factor_without(method: str, parents: set[str]) -> float:
+    """The global scale factor of ``method`` fitted on every cached species except those of
+    ``parents`` (canonical SMILES; isotopologues go with their parent): a factor for a molecule
+    that did not help fit it. Reads the harmonic cache only (``--compute`` fills it)."""
+    species = read_species()
+    matches, _ = match_method(plan_method(method, species, None, retry_failed=False), species)
+    calculated, experimental, of_parent = pooled(matches)
+    keep = ~np.isin(of_parent, sorted(parents))
+    return least_squares_factor(calculated[keep], experimental[keep])
+
+
 def fit_factors(calculated: np.ndarray, experimental: np.ndarray) -> dict:
     below = calculated < SPLIT_CM1
     return {

@@ -214,3 +214,18 @@ def test_md_resumes_after_a_failed_call_exactly_where_it_stopped(tmp_path):
     other_calc = FailingWell(**well)
     run_ase_md(atoms, other_calc, checkpoint_path=snapshot, **{**settings, "seed": 3})
     assert other_calc.calls == 341
+
+
+def test_frequency_scaling_moves_bands_and_keeps_their_area():
+    x = np.linspace(500.0, 4000.0, 3501)
+    band = np.exp(-0.5 * ((x - 3000.0) / 10.0) ** 2)
+    spectrum = Spectrum(x, band, std=0.1 * band, metadata={"resolution_cm1": 10.0})
+    scaled = spectrum.scaled_wavenumbers(0.96)
+    assert scaled.metadata["resolution_cm1"] == pytest.approx(9.6)
+    assert scaled.wavenumber[np.argmax(scaled.intensity)] == pytest.approx(2880.0)
+    assert np.trapezoid(scaled.intensity, scaled.wavenumber) == pytest.approx(np.trapezoid(band, x))
+    assert np.allclose(scaled.std, 0.1 * scaled.intensity)
+    assert scaled.scaled_wavenumbers(0.5).metadata["frequency_scale_factor"] == pytest.approx(0.48)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(InputError, match="positive"):
+            spectrum.scaled_wavenumbers(bad)

@@ -86,6 +86,20 @@ class Spectrum:
         std = None if self.std is None else self.std[keep]
         return replace(self, wavenumber=self.wavenumber[keep], intensity=self.intensity[keep], std=std)
 
+    def scaled_wavenumbers(self, factor: float) -> Spectrum:
+        """The spectrum with its axis multiplied by ``factor`` (a frequency scale factor, e.g.
+        fitted on experimental fundamentals); intensities divided by it, so band areas stay."""
+        if not (np.isfinite(factor) and factor > 0):
+            raise InputError(f"a frequency scale factor must be a positive number, got {factor}")
+        std = None if self.std is None else self.std / factor
+        scaled = replace(
+            self, wavenumber=self.wavenumber * factor, intensity=self.intensity / factor, std=std
+        )
+        updates = {"frequency_scale_factor": factor * self.metadata.get("frequency_scale_factor", 1.0)}
+        if self.metadata.get("resolution_cm1") is not None:  # line widths scale with the axis
+            updates["resolution_cm1"] = float(self.metadata["resolution_cm1"]) * factor
+        return scaled.with_metadata(**updates)
+
     # -- CSV I/O -----------------------------------------------------------
     def to_csv(self, path: str | Path) -> Path:
         """Write ``wavenumber_cm1,intensity[,std]`` with metadata as a JSON comment line."""
