@@ -34,10 +34,11 @@ def resolve_models_dir(path: str | Path) -> Path:
     for candidate in (path, path / "models" / "final"):
         if (candidate / "committee.json").exists():
             return candidate
-    if not path.exists() and len(path.parts) == 1 and str(path) in available_model_sets():
-        return model_set_dir(str(path))
     if not path.exists():
-        known = ", ".join(available_model_sets()) or "none"
+        shipped = available_model_sets()
+        if len(path.parts) == 1 and str(path) in shipped:
+            return model_set_dir(str(path))
+        known = ", ".join(shipped) or "none"
         raise ModelError(
             f"{path}: no such directory and no shipped model set of that name (shipped: {known}; "
             "`specml models` lists them)"
