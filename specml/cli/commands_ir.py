@@ -112,9 +112,9 @@ def ir(
         method = make_reference(config.reference)
         check_scheduler(scheduler)
         if models is not None:
-            models = models_option(models)
-            if raman:
+            if raman:  # the combination is refused whatever --models names
                 raise InputError("--raman needs a training run; with --models only IR is predicted")
+            models = models_option(models)
         fidelities = _fidelity_settings(pretrain, adaptation, models, config.reference)
         experiment = _load_experiment(compare) if compare else None
         # Trained models check their own elements (before their prediction folder is claimed).
