@@ -327,7 +327,8 @@ class Benchmark:
 
     def compare(self, spectrum, reference: str) -> dict:
         """PCC and WD against NIST and the band-maximum offsets (ML minus experiment, cm-1); the
-        same for the spectrum frequency-scaled by ``reference``'s global factor (:data:`FUNDAMENTALS`)."""
+        same for the spectrum frequency-scaled by ``reference``'s global factor fitted without methanol
+        (:func:`fundamentals_scale_factor`)."""
         from specml.experiment import load_absorbance
 
         experiment = load_absorbance(NIST)
