@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -392,6 +393,25 @@ def test_progress_reporting_does_not_change_the_trajectory(methanol_run):
     assert seen[-1] == (1300, 1300) and len(seen) >= 3
 
 
+def test_quantum_nuclei_rerun_a_finished_run_into_their_own_folder(methanol_run, tmp_path):
+    """``production_beads`` changes only the production stage: a finished run rerun with ring
+    polymers labels nothing, keeps its classical trajectories and stores the new ones apart."""
+    workflow, _ = methanol_run
+    run_dir = tmp_path / "run"
+    shutil.copytree(workflow.dirs.root, run_dir)
+    classical = (run_dir / "production" / "300K" / "CO.npz").read_bytes()
+    labels = workflow.database.count(status="ok")
+    quantum = IRWorkflow(
+        load_molecules("CO"), run_dir, CI.with_overrides(production_beads=2), show_progress=False
+    )
+    spectrum = quantum.run().spectra["CO@300K"]
+    assert quantum.database.count(status="ok") == labels
+    assert (run_dir / "production" / "300K" / "CO.npz").read_bytes() == classical
+    assert (run_dir / "production" / "300K_2beads" / "CO.npz").exists()
+    assert spectrum.metadata["ring_polymer_beads"] == 2
+    assert 200.0 < spectrum.metadata["mean_kinetic_temperature_k"] < 400.0  # bead temperature / P
+
+
 def test_production_continues_the_thermalisation_stream(methanol_run):
     """Thermalisation + production is one uninterrupted Langevin trajectory: its production
     frames are those of a single engine run over both phases (no replayed random kicks)."""
@@ -442,10 +462,11 @@ def kill_at(step: int):
     return progress
 
 
-# Chunks of 500 steps: killed in thermalisation (at 500 of 700) or in production (at 500 of 800).
-@pytest.mark.parametrize("kill_step, resumed_at", [(500, 700), (1200, 1500)])
+# Chunks of 500 steps: killed in thermalisation (at 500 of 700) or in production (at 500 of 800);
+# classical nuclei, and ring polymers of two beads.
+@pytest.mark.parametrize("kill_step, resumed_at, beads", [(500, 700, 1), (1200, 1500, 1), (1200, 1500, 2)])
 def test_killed_production_task_resumes_exactly_from_its_snapshot(
-    methanol_run, tmp_path, monkeypatch, kill_step, resumed_at
+    methanol_run, tmp_path, monkeypatch, kill_step, resumed_at, beads
 ):
     import specml.checkpoint
     from specml.workflow.md_tasks import production_task
@@ -464,6 +485,7 @@ def test_killed_production_task_resumes_exactly_from_its_snapshot(
         "record_interval": 2,
         "uncertainty_stop": np.inf,
         "precision": "float64",
+        **({"beads": beads} if beads > 1 else {}),
     }
     straight = production_task((models, replicas, settings))
     snapshot = tmp_path / "batch_0.pt"

@@ -70,6 +70,13 @@ def ir(
     production_ps: float | None = typer.Option(
         None, "--production-ps", help="Production time per trajectory (ps, > 0)."
     ),
+    beads: int | None = typer.Option(
+        None,
+        "--beads",
+        help="Ring-polymer beads per molecule in production MD: quantum nuclei (TRPMD), which move "
+        "X-H stretches to their anharmonic fundamentals; 16-32 at 300 K; 1 (default): classical "
+        "nuclei. Costs about the beads' number times the classical MD (docs/quantum-nuclei.md).",
+    ),
     database: str | None = typer.Option(None, "--database", help="ASE database path or postgresql:// URL."),
     pretrain: str | None = typer.Option(
         None,
@@ -105,6 +112,7 @@ def ir(
             "stall_iterations": stall_iterations,
             "warm_start": warm_start,
             "production_ps": production_ps,
+            "production_beads": beads,
             "raman": raman or None,
         }
         config = get_workflow_config(preset, **overrides)

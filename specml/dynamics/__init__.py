@@ -1,5 +1,6 @@
 """Molecular dynamics: the batched ML engine (:mod:`specml.dynamics.batched`, with
-the MACE fast-path modules of :mod:`specml.dynamics.mace_fastpath`) and the ASE loop
+the MACE fast-path modules of :mod:`specml.dynamics.mace_fastpath`; ring-polymer MD for
+quantum nuclei on it, :mod:`specml.dynamics.ring_polymer`) and the ASE loop
 (:func:`specml.dynamics.ase_md.ase_md_loop`), which serves reference MD
 (:func:`run_ase_md`) and the MACE-calculator baseline (:mod:`specml.dynamics.ase_loop`).
 

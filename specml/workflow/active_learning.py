@@ -32,7 +32,12 @@ from specml.molecules.inputs import Molecule, bare_copy, explicit_masses
 from specml.reference import make_reference
 from specml.spectra.harmonic import HarmonicResult, harmonic_from_derivatives
 from specml.spectra.spectrum import Spectrum
-from specml.workflow.config import STOPPING_SETTINGS, TEST_SET_SETTINGS, WorkflowConfig
+from specml.workflow.config import (
+    SEPARATELY_STORED_SETTINGS,
+    STOPPING_SETTINGS,
+    TEST_SET_SETTINGS,
+    WorkflowConfig,
+)
 from specml.workflow.evaluation import harmonic_errors, label_errors, ml_harmonic_analysis
 from specml.workflow.labelling import Candidate, label_candidates, read_candidates, write_candidates
 from specml.workflow.md_tasks import (
@@ -140,7 +145,9 @@ class IRWorkflow:
 
     def _settings_open_to_change(self) -> tuple[str, ...]:
         """Settings that only shape stages not yet run: a resumed run records new values for them."""
-        open_settings: tuple[str, ...] = () if self.dirs.final_models.exists() else STOPPING_SETTINGS
+        open_settings: tuple[str, ...] = SEPARATELY_STORED_SETTINGS
+        if not self.dirs.final_models.exists():
+            open_settings += STOPPING_SETTINGS
         if not self.dirs.test_set_structures.exists():
             open_settings += TEST_SET_SETTINGS
         return open_settings

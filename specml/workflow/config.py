@@ -33,7 +33,11 @@ _COUNTS = (
     "test_frames",
     "test_clusters",
     "test_per_cluster",
+    "production_beads",
 )
+
+#: More beads than this is a mistyped option: 32 converge X-H stretches at 300 K.
+MAX_BEADS = 512
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,9 @@ class WorkflowConfig:
     dipole_record_interval: int = 2  # 1 fs between dipoles: Nyquist 16,700 cm-1
     max_correlation_fs: float = 1000.0
     md_precision: str = "float32"
+    # Beads per molecule in production MD: 1 classical nuclei; more, thermostatted ring-polymer
+    # MD (quantum nuclei, specml.dynamics.ring_polymer): 16-32 at 300 K for X-H stretches.
+    production_beads: int = 1
     raman: bool = False  # also label polarizabilities, train a polarizability model, write Raman spectra
     # 6. test set
     test_md_ps: float = 100.0  # per molecule, split over test_md_replicas independent replicas
@@ -120,6 +127,12 @@ class WorkflowConfig:
         if self.model_epochs is not None:
             checks.count("model_epochs", self.model_epochs)
         checks.wavenumber_range("spectrum_range_cm1", *self.spectrum_range_cm1)
+        if self.production_beads > MAX_BEADS:
+            raise InputError(f"production_beads must be at most {MAX_BEADS}, not {self.production_beads}")
+        if self.raman and self.production_beads > 1:
+            raise InputError(
+                "Raman spectra come from classical production MD; use production_beads 1 with raman"
+            )
         return self
 
     def to_dict(self) -> dict:
@@ -136,6 +149,10 @@ class WorkflowConfig:
 #: Settings that only decide when the active-learning loop stops: a run may resume with new
 #: values as long as its loop has not ended (nothing computed depends on them).
 STOPPING_SETTINGS = ("max_iterations", "target_harmonic_mae_cm1", "stall_iterations")
+
+#: Settings that choose another production spectrum of the same models, stored in its own folder
+#: (:func:`specml.workflow.state.temperature_folder`): a finished run may be rerun with them.
+SEPARATELY_STORED_SETTINGS = ("production_beads",)
 
 #: Settings of the test-set stage: they may change until its structures are chosen, since
 #: nothing computed before depends on them.

@@ -19,6 +19,7 @@ from ase import Atoms
 from specml.checkpoint import PeriodicCheckpoint
 from specml.dynamics.ase_md import initialize_velocities
 from specml.dynamics.batched import BatchedMD
+from specml.dynamics.ring_polymer import RingPolymerMD
 from specml.executor import Executor, make_executor, progress_bar
 from specml.molecules.inputs import bare_copy
 
@@ -75,8 +76,25 @@ def _engine(
     uncertainty_stop,
     record_positions,
     compile_models=False,
+    beads=1,
 ):
-    """An engine without dipoles (exploration, thermalisation); production continues one via from_state."""
+    """An engine without dipoles (exploration, thermalisation); production continues one via
+    from_state. With ``beads`` > 1 a ring-polymer engine (quantum nuclei, thermostatted beads)."""
+    if beads > 1:
+        return RingPolymerMD(
+            committee.energy_models,
+            starts,
+            beads=beads,
+            temperatures_K=[r.temperature_k for r in replicas],
+            timestep_fs=timestep_fs,
+            friction_per_fs=friction,
+            seeds=[r.seed for r in replicas],
+            uncertainty_threshold=uncertainty_stop,
+            record_interval=record_interval,
+            record_positions=record_positions,
+            precision=precision,
+            compile_models=compile_models,
+        )
     return BatchedMD(
         committee.energy_models,
         starts,
@@ -99,7 +117,7 @@ CHUNK_STEPS = 500
 
 
 def _run_chunked(
-    engine: BatchedMD,
+    engine: BatchedMD | RingPolymerMD,
     n_steps: int,
     progress=None,
     done: int = 0,
@@ -158,7 +176,7 @@ def _snapshot_writer(checkpoint: PeriodicCheckpoint | None, phase: str, done_bef
     if checkpoint is None:
         return None
 
-    def snapshot(engine: BatchedMD, parts: list, steps_run: int) -> None:
+    def snapshot(engine: BatchedMD | RingPolymerMD, parts: list, steps_run: int) -> None:
         if checkpoint.due():
             parts[:] = (
                 [_concatenate(parts)] if phase != "thermalization" else []
@@ -293,9 +311,12 @@ def production_task(args) -> list[dict]:
     total = n_thermal + n_production
     compile_models = total >= COMPILE_MIN_STEPS
     progress = settings.get("progress")
+    beads = settings.get("beads", 1)
+    engine_class = RingPolymerMD if beads > 1 else BatchedMD
+    thermalize: BatchedMD | RingPolymerMD
     if saved["phase"] != "production":
         if saved["phase"] == "thermalization":
-            thermalize = BatchedMD.from_state(
+            thermalize = engine_class.from_state(
                 saved["state"],
                 committee.energy_models,
                 record_interval=max(1, n_thermal),
@@ -314,6 +335,7 @@ def production_task(args) -> list[dict]:
                 settings["uncertainty_stop"],
                 record_positions=False,
                 compile_models=compile_models,
+                beads=beads,
             )
         done = saved["steps_done"]
         _run_chunked(
@@ -327,7 +349,7 @@ def production_task(args) -> list[dict]:
         # Production continues the thermalisation exactly: same state, forces and random streams
         # (a fresh engine with the same seeds would replay the thermalisation's Langevin kicks).
         saved = {"state": thermalize.state_dict(), "steps_done": 0, "frames": None}
-    production = BatchedMD.from_state(
+    production = engine_class.from_state(
         saved["state"],
         committee.energy_models,
         dipole_model=committee.dipole_model,

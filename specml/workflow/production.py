@@ -54,6 +54,8 @@ def production_settings(config: WorkflowConfig) -> dict:
     }
     if config.raman:  # only then: the settings of runs without Raman keep their snapshot names
         settings["raman"] = True
+    if config.production_beads > 1:  # likewise: classical runs keep their snapshot names
+        settings["beads"] = config.production_beads
     return settings
 
 
@@ -144,21 +146,24 @@ def job_spectra(
                 "n_trajectories_stopped": runs.n_trajectories - len(usable),
                 "mean_relative_force_uncertainty": float(np.nanmean(runs.mean_uncertainties)),
                 "mean_kinetic_temperature_k": float(np.nanmean(runs.mean_temperatures_k)),
-                "method": "ML-MD (MACE committee)",
+                "method": "ML-MD (MACE committee)"
+                if config.production_beads == 1
+                else f"TRPMD, {config.production_beads} beads (MACE committee)",
+                "ring_polymer_beads": config.production_beads,
                 "models": str(models_dir),
             },
         )
     return spectra
 
 
-def snapshot_folder(production_dir: Path, temperatures_k) -> Path:
+def snapshot_folder(production_dir: Path, temperatures_k, beads: int = 1) -> Path:
     """Snapshots of production MD running at ``temperatures_k`` together: in the temperature's
     own folder when there is one (where runs made before temperatures shared batches keep
     theirs), else beside the temperature folders."""
     temperatures_k = list(temperatures_k)
     if len(temperatures_k) == 1:
-        return temperature_folder(production_dir, temperatures_k[0]) / "md_checkpoints"
-    return Path(production_dir) / "md_checkpoints"
+        return temperature_folder(production_dir, temperatures_k[0], beads) / "md_checkpoints"
+    return Path(production_dir) / ("md_checkpoints" + (f"_{beads}beads" if beads > 1 else ""))
 
 
 def production_spectra(
@@ -174,8 +179,11 @@ def production_spectra(
     all temperatures share the MD batches, each is stored in its :func:`temperature_folder`."""
     # Each temperature once: a repeated one would run its trajectories twice into one folder.
     temperatures_k = tuple(dict.fromkeys(float(t) for t in temperatures_k))
-    jobs = [ProductionJob(structures, t, temperature_folder(production_dir, t)) for t in temperatures_k]
-    run_production(jobs, models_dir, config, executor, snapshot_folder(production_dir, temperatures_k))
+    beads = config.production_beads
+    jobs = [
+        ProductionJob(structures, t, temperature_folder(production_dir, t, beads)) for t in temperatures_k
+    ]
+    run_production(jobs, models_dir, config, executor, snapshot_folder(production_dir, temperatures_k, beads))
     return {job.temperature_k: job_spectra(job, models_dir, config, say) for job in jobs}
 
 

@@ -72,9 +72,10 @@ def atomic_save_directory(save, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def temperature_folder(production_dir: Path, temperature_k: float) -> Path:
-    """Where the trajectories at one temperature are stored: ``<production_dir>/<T>K``."""
-    return Path(production_dir) / f"{temperature_k:.0f}K"
+def temperature_folder(production_dir: Path, temperature_k: float, beads: int = 1) -> Path:
+    """Where the trajectories at one temperature are stored: ``<production_dir>/<T>K``, or
+    ``<T>K_<P>beads`` for ring-polymer MD with ``P`` beads (another spectrum of the same models)."""
+    return Path(production_dir) / (f"{temperature_k:.0f}K" + (f"_{beads}beads" if beads > 1 else ""))
 
 
 class RunDirectory:
