@@ -135,3 +135,24 @@ def test_bad_settings_are_refused():
         RingPolymerMD([HarmonicTrap()], [two_atoms()], beads=0, temperatures_K=300.0)
     with pytest.raises(DynamicsError, match="above 0 K"):
         RingPolymerMD([HarmonicTrap()], [two_atoms()], beads=4, temperatures_K=0.0)
+
+
+def test_a_molecule_whose_beads_leave_the_committee_stops_alone():
+    """Two traps of different stiffness disagree by a third of the force: the molecule whose
+    threshold that exceeds stops whole (all its beads), the other one runs on."""
+    committee = [HarmonicTrap(), HarmonicTrap(omega=OMEGA * np.sqrt(2.0))]
+    md = RingPolymerMD(
+        committee,
+        [two_atoms(), two_atoms()],
+        beads=4,
+        temperatures_K=300.0,
+        uncertainty_threshold=[np.inf, 0.1],
+        seeds=[1, 2],
+    )
+    trajectory = md.run(50)
+    running, stopped = trajectory.replicas
+    assert stopped.stopped and stopped.stop_reason == "uncertainty above threshold"
+    assert stopped.stop_step == 1 and len(stopped.energies) == 1  # its last frame is kept, as classically
+    assert not running.stopped and len(running.energies) == 50
+    assert list(md.stopped) == [False, True]
+    assert md.run(10).replicas[0].steps[-1] == 60  # the survivor continues; the stopped one stays put

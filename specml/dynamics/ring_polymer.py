@@ -256,6 +256,7 @@ class RingPolymerMD:
             raise DynamicsError("n_steps must be >= 0")
         e, dt, t0 = self.engine, self.dt, time.perf_counter()
         e._pack([b for b in range(e.n_replicas) if not e.stopped[b]])
+        e._noise = None  # the noise block is this class's (the engine's stop would slice its own)
         rec: dict[str, list[Any]] = {k: [] for k in ("rid", "step", "E", "T", "rel", "std", "dip", "pos")}
         noise: torch.Tensor | None = None
         if e._active:
