@@ -172,6 +172,7 @@ class RingPolymerMD:
     def _initial_beads(self, molecule: Atoms, ring: int) -> list[Atoms]:
         P, kT = self.beads, units.kB * self.temperatures_K[ring]
         masses = molecule.get_masses()[:, None]
+        # A stream of its own for the start (the beads' streams drive the thermostat).
         rng = np.random.default_rng(bead_seeds(self.seeds[ring], P + 1)[-1])
         modes = np.sqrt(masses * P * kT) * rng.standard_normal((P, len(molecule), 3))
         modes[0] = np.sqrt(P) * molecule.get_momenta()
