@@ -629,35 +629,21 @@ class BatchedMD:
                 if rec["pos"]:
                     pos, ptr = rec["pos"][f]
                     d["pos"].append(pos[ptr[li] : ptr[li + 1]])
-        reps = []
-        for r in range(R):
-            d = per[r]
-            steps = np.asarray(d["step"], dtype=np.int64)
-            n = len(self.numbers[r])
-            reps.append(
-                ReplicaTrajectory(
-                    replica=r,
-                    numbers=self.numbers[r].copy(),
-                    target_temperature_K=None
-                    if self.temperatures_K is None
-                    else float(self.temperatures_K[r]),
-                    times_fs=steps * self.timestep_fs,
-                    steps=steps,
-                    energies=np.asarray(d["E"], dtype=np.float64),
-                    temperatures=np.asarray(d["T"], dtype=np.float64),
-                    rel_uncertainty=np.asarray(d["rel"], dtype=np.float64),
-                    force_std=np.asarray(d["std"], dtype=np.float64),
-                    dipoles=np.asarray(d["dip"], dtype=np.float64).reshape(-1, 3)
-                    if self.dipole_model
-                    else None,
-                    positions=np.asarray(d["pos"], dtype=np.float64).reshape(-1, n, 3)
-                    if self.record_positions
-                    else None,
-                    stopped=bool(self.stopped[r]),
-                    stop_step=self.stop_step[r],
-                    stop_reason=self.stop_reason[r],
-                )
+        reps = [
+            replica_trajectory(
+                r,
+                self.numbers[r],
+                None if self.temperatures_K is None else float(self.temperatures_K[r]),
+                per[r],
+                self.timestep_fs,
+                self.dipole_model is not None,
+                self.record_positions,
+                bool(self.stopped[r]),
+                self.stop_step[r],
+                self.stop_reason[r],
             )
+            for r in range(R)
+        ]
         return BatchedTrajectory(
             replicas=reps,
             final_atoms=self.to_atoms(),
@@ -757,6 +743,40 @@ class BatchedMD:
             if d.get("forces") is not None:
                 eng._saved_forces[r] = np.asarray(d["forces"], dtype=np.float64).copy()
         return eng
+
+
+def replica_trajectory(
+    replica: int,
+    numbers: np.ndarray,
+    target_temperature_k: float | None,
+    frames: dict[str, list[Any]],
+    timestep_fs: float,
+    dipoles: bool,
+    positions: bool,
+    stopped: bool,
+    stop_step: int | None,
+    stop_reason: str | None,
+) -> ReplicaTrajectory:
+    """One replica's recorded ``frames`` (lists per key: step, E, T, rel, std, dip, pos) as arrays."""
+    steps = np.asarray(frames["step"], dtype=np.int64)
+    return ReplicaTrajectory(
+        replica=replica,
+        numbers=numbers.copy(),
+        target_temperature_K=target_temperature_k,
+        times_fs=steps * timestep_fs,
+        steps=steps,
+        energies=np.asarray(frames["E"], dtype=np.float64),
+        temperatures=np.asarray(frames["T"], dtype=np.float64),
+        rel_uncertainty=np.asarray(frames["rel"], dtype=np.float64),
+        force_std=np.asarray(frames["std"], dtype=np.float64),
+        dipoles=np.asarray(frames["dip"], dtype=np.float64).reshape(-1, 3) if dipoles else None,
+        positions=np.asarray(frames["pos"], dtype=np.float64).reshape(-1, len(numbers), 3)
+        if positions
+        else None,
+        stopped=stopped,
+        stop_step=stop_step,
+        stop_reason=stop_reason,
+    )
 
 
 def kinetic_temperature(atoms: Atoms) -> float:

@@ -38,8 +38,7 @@ import numpy as np
 import torch
 from ase import Atoms, units
 
-from specml.dynamics.batched import BatchedMD, BatchedTrajectory
-from specml.dynamics.trajectory import ReplicaTrajectory
+from specml.dynamics.batched import BatchedMD, BatchedTrajectory, replica_trajectory
 from specml.errors import DynamicsError
 from specml.models.committee import FORCE_UNCERTAINTY_EPS
 
@@ -364,33 +363,22 @@ class RingPolymerMD:
                 for key in ("E", "T", "rel", "std", "dip", "pos"):
                     if rec[key]:
                         d[key].append(rec[key][f][i])
-        trajectories = []
         stopped = self.stopped
-        for r in range(self.n_rings):
-            d, numbers = per[r], self.engine.numbers[r * self.beads]
-            steps = np.asarray(d["step"], dtype=np.int64)
-            trajectories.append(
-                ReplicaTrajectory(
-                    replica=r,
-                    numbers=numbers.copy(),
-                    target_temperature_K=float(self.temperatures_K[r]),
-                    times_fs=steps * self.timestep_fs,
-                    steps=steps,
-                    energies=np.asarray(d["E"], dtype=np.float64),
-                    temperatures=np.asarray(d["T"], dtype=np.float64),
-                    rel_uncertainty=np.asarray(d["rel"], dtype=np.float64),
-                    force_std=np.asarray(d["std"], dtype=np.float64),
-                    dipoles=np.asarray(d["dip"], dtype=np.float64).reshape(-1, 3)
-                    if self.engine.dipole_model is not None
-                    else None,
-                    positions=np.asarray(d["pos"], dtype=np.float64).reshape(-1, len(numbers), 3)
-                    if self.record_positions
-                    else None,
-                    stopped=bool(stopped[r]),
-                    stop_step=self.stop_step[r],
-                    stop_reason=self.stop_reason[r],
-                )
+        trajectories = [
+            replica_trajectory(
+                r,
+                self.engine.numbers[r * self.beads],
+                float(self.temperatures_K[r]),
+                per[r],
+                self.timestep_fs,
+                self.engine.dipole_model is not None,
+                self.record_positions,
+                bool(stopped[r]),
+                self.stop_step[r],
+                self.stop_reason[r],
             )
+            for r in range(self.n_rings)
+        ]
         return BatchedTrajectory(
             replicas=trajectories,
             final_atoms=self.to_atoms(),

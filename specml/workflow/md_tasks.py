@@ -80,25 +80,7 @@ def _engine(
 ):
     """An engine without dipoles (exploration, thermalisation); production continues one via
     from_state. With ``beads`` > 1 a ring-polymer engine (quantum nuclei, thermostatted beads)."""
-    if beads > 1:
-        return RingPolymerMD(
-            committee.energy_models,
-            starts,
-            beads=beads,
-            temperatures_K=[r.temperature_k for r in replicas],
-            timestep_fs=timestep_fs,
-            friction_per_fs=friction,
-            seeds=[r.seed for r in replicas],
-            uncertainty_threshold=uncertainty_stop,
-            record_interval=record_interval,
-            record_positions=record_positions,
-            precision=precision,
-            compile_models=compile_models,
-        )
-    return BatchedMD(
-        committee.energy_models,
-        starts,
-        ensemble="langevin",
+    settings = dict(
         temperatures_K=[r.temperature_k for r in replicas],
         timestep_fs=timestep_fs,
         friction_per_fs=friction,
@@ -109,6 +91,9 @@ def _engine(
         precision=precision,
         compile_models=compile_models,
     )
+    if beads > 1:
+        return RingPolymerMD(committee.energy_models, starts, beads=beads, **settings)
+    return BatchedMD(committee.energy_models, starts, ensemble="langevin", **settings)
 
 
 #: Steps per engine call when progress is reported or snapshots are taken (runs continue
