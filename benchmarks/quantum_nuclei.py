@@ -37,13 +37,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _stage_artifacts import SNAPSHOT_HELP, StageArtifacts  # noqa: E402
 from multifidelity import ARTIFACTS as MULTIFIDELITY_ARTIFACTS  # noqa: E402
-from multifidelity import CHEAP, EXPENSIVE, NIST, Benchmark  # noqa: E402
+from multifidelity import CHEAP, EXPENSIVE, EXPENSIVE_TZVP, NIST, Benchmark  # noqa: E402
 
 ARTIFACTS = ROOT / "benchmarks" / "artifacts" / "quantum_nuclei"
 #: level -> (multi-fidelity run whose final committee it uses, the reference it learnt); "dft" is
 #: the first variant with a classical production, "dft_delta" the one that converged (82 labels),
-#: run once the multi-fidelity benchmark has produced its classical spectrum.
-LEVELS = {"dft": ("finetune", EXPENSIVE), "xtb": ("pretrain_xtb", CHEAP), "dft_delta": ("delta", EXPENSIVE)}
+#: "dft_tzvp_delta" the same with the def2-TZVP reference; each runs once the multi-fidelity
+#: benchmark has produced its classical spectrum.
+LEVELS = {
+    "dft": ("finetune", EXPENSIVE),
+    "xtb": ("pretrain_xtb", CHEAP),
+    "dft_delta": ("delta", EXPENSIVE),
+    "dft_tzvp_delta": ("delta_tzvp", EXPENSIVE_TZVP),
+}
 DEFAULT_LEVELS = ("dft", "xtb")
 
 
