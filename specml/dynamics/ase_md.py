@@ -178,24 +178,17 @@ def ase_md_loop(
         raise
     final = work.copy()
     final.calc = None
-    steps = np.asarray(frames["step"], dtype=np.int64)
-    traj = ReplicaTrajectory(
-        replica=0,
-        numbers=work.numbers.copy(),
-        target_temperature_K=temperature_k,
-        times_fs=steps * timestep_fs,
-        steps=steps,
-        energies=np.asarray(frames["E"], dtype=np.float64),
-        temperatures=np.asarray(frames["T"], dtype=np.float64),
-        rel_uncertainty=np.asarray(frames["rel"], dtype=np.float64),
-        force_std=np.asarray(frames["std"], dtype=np.float64),
-        dipoles=np.asarray(frames["dip"], dtype=np.float64).reshape(-1, 3) if dipole is not None else None,
-        positions=np.asarray(frames["pos"], dtype=np.float64).reshape(-1, len(work), 3)
-        if record_positions
-        else None,
-        stopped=stop_step is not None,
-        stop_step=stop_step,
-        stop_reason=stop_reason,
+    traj = ReplicaTrajectory.from_frames(
+        0,
+        work.numbers,
+        temperature_k,
+        frames,
+        timestep_fs,
+        dipole is not None,
+        record_positions,
+        stop_step is not None,
+        stop_step,
+        stop_reason,
         wall_time_s=earlier_s + time.perf_counter() - started,
     )
     return traj, final

@@ -630,7 +630,7 @@ class BatchedMD:
                     pos, ptr = rec["pos"][f]
                     d["pos"].append(pos[ptr[li] : ptr[li + 1]])
         reps = [
-            replica_trajectory(
+            ReplicaTrajectory.from_frames(
                 r,
                 self.numbers[r],
                 None if self.temperatures_K is None else float(self.temperatures_K[r]),
@@ -743,40 +743,6 @@ class BatchedMD:
             if d.get("forces") is not None:
                 eng._saved_forces[r] = np.asarray(d["forces"], dtype=np.float64).copy()
         return eng
-
-
-def replica_trajectory(
-    replica: int,
-    numbers: np.ndarray,
-    target_temperature_k: float | None,
-    frames: dict[str, list[Any]],
-    timestep_fs: float,
-    dipoles: bool,
-    positions: bool,
-    stopped: bool,
-    stop_step: int | None,
-    stop_reason: str | None,
-) -> ReplicaTrajectory:
-    """One replica's recorded ``frames`` (lists per key: step, E, T, rel, std, dip, pos) as arrays."""
-    steps = np.asarray(frames["step"], dtype=np.int64)
-    return ReplicaTrajectory(
-        replica=replica,
-        numbers=numbers.copy(),
-        target_temperature_K=target_temperature_k,
-        times_fs=steps * timestep_fs,
-        steps=steps,
-        energies=np.asarray(frames["E"], dtype=np.float64),
-        temperatures=np.asarray(frames["T"], dtype=np.float64),
-        rel_uncertainty=np.asarray(frames["rel"], dtype=np.float64),
-        force_std=np.asarray(frames["std"], dtype=np.float64),
-        dipoles=np.asarray(frames["dip"], dtype=np.float64).reshape(-1, 3) if dipoles else None,
-        positions=np.asarray(frames["pos"], dtype=np.float64).reshape(-1, len(numbers), 3)
-        if positions
-        else None,
-        stopped=stopped,
-        stop_step=stop_step,
-        stop_reason=stop_reason,
-    )
 
 
 def kinetic_temperature(atoms: Atoms) -> float:

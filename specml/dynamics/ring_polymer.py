@@ -38,7 +38,8 @@ import numpy as np
 import torch
 from ase import Atoms, units
 
-from specml.dynamics.batched import BatchedMD, BatchedTrajectory, replica_trajectory
+from specml.dynamics.batched import BatchedMD, BatchedTrajectory
+from specml.dynamics.trajectory import ReplicaTrajectory
 from specml.errors import DynamicsError
 from specml.models.committee import FORCE_UNCERTAINTY_EPS
 
@@ -365,7 +366,7 @@ class RingPolymerMD:
                         d[key].append(rec[key][f][i])
         stopped = self.stopped
         trajectories = [
-            replica_trajectory(
+            ReplicaTrajectory.from_frames(
                 r,
                 self.engine.numbers[r * self.beads],
                 float(self.temperatures_K[r]),

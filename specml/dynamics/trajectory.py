@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -70,3 +71,41 @@ class ReplicaTrajectory:
     stop_step: int | None
     stop_reason: str | None
     wall_time_s: float | None = None  # summed over resumed runs (ase_md_loop with a checkpoint)
+
+    @classmethod
+    def from_frames(
+        cls,
+        replica: int,
+        numbers: np.ndarray,
+        target_temperature_k: float | None,
+        frames: dict[str, list[Any]],
+        timestep_fs: float,
+        dipoles: bool,
+        positions: bool,
+        stopped: bool,
+        stop_step: int | None,
+        stop_reason: str | None,
+        wall_time_s: float | None = None,
+    ) -> ReplicaTrajectory:
+        """One replica's recorded ``frames`` (lists per key: step, E, T, rel, std, dip, pos) as
+        arrays; ``dipoles``/``positions`` say whether those keys were recorded."""
+        steps = np.asarray(frames["step"], dtype=np.int64)
+        return cls(
+            replica=replica,
+            numbers=numbers.copy(),
+            target_temperature_K=target_temperature_k,
+            times_fs=steps * timestep_fs,
+            steps=steps,
+            energies=np.asarray(frames["E"], dtype=np.float64),
+            temperatures=np.asarray(frames["T"], dtype=np.float64),
+            rel_uncertainty=np.asarray(frames["rel"], dtype=np.float64),
+            force_std=np.asarray(frames["std"], dtype=np.float64),
+            dipoles=np.asarray(frames["dip"], dtype=np.float64).reshape(-1, 3) if dipoles else None,
+            positions=np.asarray(frames["pos"], dtype=np.float64).reshape(-1, len(numbers), 3)
+            if positions
+            else None,
+            stopped=stopped,
+            stop_step=stop_step,
+            stop_reason=stop_reason,
+            wall_time_s=wall_time_s,
+        )
