@@ -12,6 +12,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -192,13 +193,18 @@ def print_cautions(cautions: list[str]) -> list[str]:
 
 
 @contextmanager
-def checked_options() -> Iterator[None]:
+def checked_options(flags: dict[str, str] | None = None) -> Iterator[None]:
     """Around the checks a command runs before any work: their :class:`InputError` is a usage
-    error (exit code 2). Other errors (a malformed file, say) keep their own code."""
+    error (exit code 2). Other errors (a malformed file, say) keep their own code. ``flags`` maps
+    the settings a command's options set (``production_beads``) to those options (``--beads``):
+    the message names what the user typed."""
     try:
         yield
     except InputError as exc:
-        fail(_first_line(exc), USAGE_ERROR)
+        message = _first_line(exc)
+        for setting, flag in (flags or {}).items():
+            message = re.sub(rf"(?<![\w-]){re.escape(setting)}(?![\w-])", flag, message)
+        fail(message, USAGE_ERROR)
 
 
 @contextmanager

@@ -25,6 +25,16 @@ IR_JSON_HELP = (
     "{KEY: csv of the total Raman spectrum}}, KEY being molecule@temperature (docs/cli_output.md)."
 )
 
+#: Workflow settings that options of `specml ir` set, by option: errors name the option.
+IR_SETTING_FLAGS = {
+    "max_iterations": "--max-iterations",
+    "stall_iterations": "--stall-iterations",
+    "warm_start": "--warm-start",
+    "production_ps": "--production-ps",
+    "production_beads": "--beads",
+    "raman": "--raman",
+}
+
 
 @app.command("ir")
 def ir(
@@ -104,7 +114,7 @@ def ir(
     from specml.reference import make_reference
     from specml.workflow.config import get_workflow_config
 
-    with checked_options():  # nothing is computed and no run folder claimed before these pass
+    with checked_options(IR_SETTING_FLAGS):  # nothing is computed and no run folder claimed before these pass
         machine = output_format(json_out)
         overrides = {
             "reference": reference,
