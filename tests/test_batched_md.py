@@ -296,8 +296,8 @@ def test_uncertainty_is_the_committee_definition(committee):
     eng = BatchedMD(committee, atoms, temperatures_K=300.0, uncertainty_threshold=np.inf)
     assert eng.uncertainty_eps == FORCE_UNCERTAINTY_EPS
     res = eng.run(3)
-    eng._pack(eng._active)  # forces of the members on the final positions
-    members = eng._forces()[2].numpy()
+    eng.pack_replicas(eng.active)  # forces of the members on the final positions
+    members = eng.committee_forces()[2].numpy()
     for r in range(2):
         sl = slice(int(eng.ptr[r]), int(eng.ptr[r + 1]))
         rel, std = uncertainty(members[:, sl], FORCE_UNCERTAINTY_EPS)

@@ -120,9 +120,16 @@ class BatchedMD:
         (later ones hit the on-disk cache). The first step checks the compiled
         forces against the eager ones; on any failure or disagreement the engine
         warns and continues with the eager models.
+
+    Other integrators drive the engine through its public state and methods, as
+    :class:`~specml.dynamics.ring_polymer.RingPolymerMD` does with ``ensemble="nve"``:
+    ``begin`` (pack the running replicas, set ``F``), the packed tensors ``pos``, ``mom``,
+    ``F``, ``m``, ``ptr`` and ``batch`` of the replicas in ``active``, ``committee_forces``,
+    ``force_uncertainty``, ``dipole_moments``, ``update_pair_list``, ``draw_noise`` (the replicas' own random
+    streams), ``store_state`` and ``stop_replicas``; ``state_dict`` then carries the run on.
     """
 
-    # Set per packing of the active replicas (_pack, run): forces, the block of Langevin noise
+    # Set per packing of the active replicas (pack_replicas, run): forces, the block of Langevin noise
     # and ASE's Langevin coefficients per atom (c1..c5, see _langevin_coefficients).
     F: torch.Tensor
     _noise: torch.Tensor | None
@@ -233,8 +240,8 @@ class BatchedMD:
         self.stop_reason: list[str | None] = [None] * R
         self.step_count = 0
         self.neighbour_rebuilds = 0
-        self._saved_forces: list[np.ndarray | None] = [None] * R
-        self._active: list[int] = []
+        self.saved_forces: list[np.ndarray | None] = [None] * R
+        self.active: list[int] = []
 
     # ------------------------------------------------------------------ setup helpers
     def _prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
@@ -299,16 +306,16 @@ class BatchedMD:
             )
         return arr.copy()
 
-    def _tensor(self, x, dtype=None):
+    def tensor(self, x, dtype=None):
         return torch.as_tensor(np.asarray(x), dtype=dtype or self.dtype, device=self.device)
 
     # ------------------------------------------------------------------ batch packing
-    def _pack(self, active: list[int]) -> None:
+    def pack_replicas(self, active: list[int]) -> None:
         """(Re)build all batched tensors for the replicas in ``active``.
 
         Called at the start of a run and whenever replicas stop; never per step.
         """
-        self._active = list(active)
+        self.active = list(active)
         if not active:
             return
         counts = [len(self.numbers[r]) for r in active]
@@ -324,9 +331,9 @@ class BatchedMD:
             self._one_hot(nums, self.dipole_z_table) if self.dipole_z_table is not None else None
         )
         m = np.concatenate([self.masses[r] for r in active])[:, None]
-        self.m = self._tensor(m)
-        self.pos = self._tensor(np.concatenate([self.positions[r] for r in active]))
-        self.mom = self._tensor(np.concatenate([self.momenta[r] for r in active]))
+        self.m = self.tensor(m)
+        self.pos = self.tensor(np.concatenate([self.positions[r] for r in active]))
+        self.mom = self.tensor(np.concatenate([self.momenta[r] for r in active]))
         # All ordered intra-molecule pairs i != j are the candidate edges: for
         # <= ~60-atom molecules and r_max ~4-5 Å nearly every pair is within
         # the cutoff anyway, so a cell list would only add overhead; building
@@ -371,7 +378,7 @@ class BatchedMD:
             c["c4"].append(c4)
             c["c5"].append(c5)
         for k, v in c.items():
-            setattr(self, k, self._tensor(np.concatenate(v)))
+            setattr(self, k, self.tensor(np.concatenate(v)))
 
     def _rebuild_edges(self) -> None:
         d = torch.linalg.vector_norm(self.pos[self.cand[1]] - self.pos[self.cand[0]], dim=1)
@@ -380,7 +387,7 @@ class BatchedMD:
         self.pos_at_build = self.pos.clone()
         self.neighbour_rebuilds += 1
 
-    def _maybe_rebuild_edges(self) -> None:
+    def update_pair_list(self) -> None:
         moved = torch.linalg.vector_norm(self.pos - self.pos_at_build, dim=1).max()
         if bool(moved > 0.5 * self.skin):
             self._rebuild_edges()
@@ -421,7 +428,7 @@ class BatchedMD:
             grads = torch.autograd.grad(energies.sum(), leaves)
         return -torch.stack(grads), energies.detach()
 
-    def _forces(self):
+    def committee_forces(self):
         """Committee forces on the current positions.
 
         Returns mean forces [N,3], mean energies [R] and the members' forces [M,N,3].
@@ -446,10 +453,10 @@ class BatchedMD:
             F, E = self._member_forces(self.models)
         return F.mean(0), E.mean(0), F
 
-    def _uncertainty(self, F: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def force_uncertainty(self, F: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Relative uncertainty and force std (eV/Å) per active replica, by
         :func:`specml.models.committee.uncertainty` (zero for a single model)."""
-        R = len(self._active)
+        R = len(self.active)
         if F.shape[0] < 2:
             zero = torch.zeros(R, dtype=self.dtype, device=self.device)
             return zero, zero
@@ -458,54 +465,67 @@ class BatchedMD:
         rel_std = np.array(
             [uncertainty(members[:, ptr[i] : ptr[i + 1]], self.uncertainty_eps) for i in range(R)]
         )
-        out = self._tensor(rel_std)
+        out = self.tensor(rel_std)
         return out[:, 0], out[:, 1]
 
-    def _dipoles(self) -> torch.Tensor:
+    def dipole_moments(self) -> torch.Tensor:
         assert self.dipole_model is not None and self.dip_node_attrs is not None  # only with a dipole model
         data = self._graph(self.pos.detach().clone(), self.dip_node_attrs.clone())
         with torch.no_grad():
             return self.dipole_model(data, training=False)["dipole"].detach()
 
     # ------------------------------------------------------------------ dynamics
-    def _draw_noise(self, k: int) -> torch.Tensor:
+    def begin(self) -> None:
+        """Pack the replicas still running and set their forces ``F``: the saved forces of an
+        earlier run (exact continuation, as ASE's calculator cache would) or evaluated."""
+        self.pack_replicas([r for r in range(self.n_replicas) if not self.stopped[r]])
+        if not self.active:
+            return
+        self._noise = None
+        saved = [f for f in (self.saved_forces[r] for r in self.active) if f is not None]
+        if len(saved) == len(self.active):
+            self.F = self.tensor(np.concatenate(saved))
+        else:
+            self.F = self.committee_forces()[0]
+
+    def draw_noise(self, k: int) -> torch.Tensor:
         # Same stream order as ASE: per step xi (n,3) then eta (n,3); filling a
         # (k, 2, n, 3) array draws them in exactly that sequence.
-        blocks = [self.rngs[r].standard_normal((k, 2, len(self.numbers[r]), 3)) for r in self._active]
-        return self._tensor(np.concatenate(blocks, axis=2))
+        blocks = [self.rngs[r].standard_normal((k, 2, len(self.numbers[r]), 3)) for r in self.active]
+        return self.tensor(np.concatenate(blocks, axis=2))
 
-    def _store_state(self, local: list[int]) -> None:
+    def store_state(self, local: list[int]) -> None:
         pos = self.pos.detach().cpu().numpy().astype(np.float64)
         mom = self.mom.detach().cpu().numpy().astype(np.float64)
         F = self.F.detach().cpu().numpy().astype(np.float64)
         ptr = self.ptr.tolist()
         for li in local:
-            r = self._active[li]
+            r = self.active[li]
             sl = slice(ptr[li], ptr[li + 1])
-            self.positions[r], self.momenta[r], self._saved_forces[r] = (
+            self.positions[r], self.momenta[r], self.saved_forces[r] = (
                 pos[sl].copy(),
                 mom[sl].copy(),
                 F[sl].copy(),
             )
 
-    def _stop(self, local_mask: torch.Tensor, reason: str, step: int) -> None:
+    def stop_replicas(self, local_mask: torch.Tensor, reason: str, step: int) -> None:
         local = torch.nonzero(local_mask).flatten().tolist()
         if not local:
             return
-        self._store_state(local)
+        self.store_state(local)
         for li in local:
-            r = self._active[li]
+            r = self.active[li]
             self.stopped[r] = True
             self.stop_step[r] = step
             self.stop_reason[r] = reason
-        keep_local = [i for i in range(len(self._active)) if i not in set(local)]
+        keep_local = [i for i in range(len(self.active)) if i not in set(local)]
         atom_keep = ~local_mask[self.batch]
         F_keep = self.F[atom_keep]
         noise_keep = self._noise[:, :, atom_keep] if self._noise is not None else None
         # Keep scalars of the surviving replicas; everything else is re-packed.
-        self._store_state(keep_local)
-        self._pack([self._active[i] for i in keep_local])
-        if self._active:
+        self.store_state(keep_local)
+        self.pack_replicas([self.active[i] for i in keep_local])
+        if self.active:
             self.F = F_keep
             self._noise = noise_keep
 
@@ -516,27 +536,18 @@ class BatchedMD:
         if n_steps < 0:
             raise DynamicsError("n_steps must be >= 0")
         t0 = time.perf_counter()
-        self._pack([r for r in range(self.n_replicas) if not self.stopped[r]])
+        self.begin()
         rec: dict[str, list[Any]] = {k: [] for k in ("rid", "step", "E", "T", "rel", "std", "dip", "pos")}
-        if self._active:
-            self._noise = None
-            saved = [f for f in (self._saved_forces[r] for r in self._active) if f is not None]
-            if len(saved) == len(self._active):
-                # Continuation: reuse the forces of the saved state as ASE's
-                # calculator cache would (no re-evaluation, exact continuation).
-                self.F = self._tensor(np.concatenate(saved))
-            else:
-                self.F = self._forces()[0]
         dt = self.dt
         block_left = 0
         for s in range(n_steps):
-            if not self._active:
+            if not self.active:
                 break
             step = self.step_count + 1
             if self.ensemble == "langevin":
                 if block_left == 0:
                     block_left = min(self.noise_block, n_steps - s)
-                    self._noise = self._draw_noise(block_left)
+                    self._noise = self.draw_noise(block_left)
                     kb = 0
                 assert self._noise is not None  # drawn for this block of steps
                 xi, eta = self._noise[kb, 0], self._noise[kb, 1]
@@ -558,18 +569,18 @@ class BatchedMD:
                 self.mom = p
             finite = torch.isfinite(self.pos).all(1)
             if not bool(finite.all()):
-                bad = torch.zeros(len(self._active), dtype=torch.bool, device=self.device)
+                bad = torch.zeros(len(self.active), dtype=torch.bool, device=self.device)
                 bad.index_fill_(0, self.batch[~finite], True)
                 if self.ensemble == "langevin":
                     self.mom = v * self.m  # keep a consistent state for the report
                     v = v[~bad[self.batch]]
                     rnd_vel = rnd_vel[~bad[self.batch]]
-                self._stop(bad, "non-finite positions", step)
-                if not self._active:
+                self.stop_replicas(bad, "non-finite positions", step)
+                if not self.active:
                     self.step_count = step
                     break
-            self._maybe_rebuild_edges()
-            self.F, E, F_members = self._forces()
+            self.update_pair_list()
+            self.F, E, F_members = self.committee_forces()
             if self.ensemble == "langevin":
                 v = v + (self.c1 * self.F / self.m - self.c2 * v + rnd_vel)
                 self.mom = v * self.m
@@ -577,39 +588,39 @@ class BatchedMD:
                 self.mom = self.mom + 0.5 * dt * self.F
             self.step_count = step
             recording = step % self.record_interval == 0
-            thresholds = self.thresholds[self._active]
+            thresholds = self.thresholds[self.active]
             checking = len(self.models) > 1 and bool(np.isfinite(thresholds).any())
             if recording or checking:  # the uncertainty is only needed for these
-                rel, fstd = self._uncertainty(F_members)
+                rel, fstd = self.force_uncertainty(F_members)
             if recording:
                 self._record(rec, step, E, rel, fstd)
             fin_f = torch.isfinite(self.F).all(1)
-            bad = torch.zeros(len(self._active), dtype=torch.bool, device=self.device)
+            bad = torch.zeros(len(self.active), dtype=torch.bool, device=self.device)
             if not bool(fin_f.all()):
                 bad.index_fill_(0, self.batch[~fin_f], True)
             if checking:
-                over = (rel > self._tensor(thresholds)) | ~torch.isfinite(rel)
+                over = (rel > self.tensor(thresholds)) | ~torch.isfinite(rel)
             if checking and bool(over.any()):
-                self._stop(over & ~bad, "uncertainty above threshold", step)
+                self.stop_replicas(over & ~bad, "uncertainty above threshold", step)
                 bad = bad[~(over & ~bad)]
             if bool(bad.any()):
-                self._stop(bad, "non-finite forces", step)
-        if self._active:
-            self._store_state(list(range(len(self._active))))
+                self.stop_replicas(bad, "non-finite forces", step)
+        if self.active:
+            self.store_state(list(range(len(self.active))))
         self._noise = None
         return self._result(rec, n_steps, time.perf_counter() - t0)
 
     def _record(self, rec, step, E, rel, fstd) -> None:
-        ke = torch.zeros(len(self._active), dtype=self.dtype, device=self.device).index_add_(
+        ke = torch.zeros(len(self.active), dtype=self.dtype, device=self.device).index_add_(
             0, self.batch, (self.mom**2 / (2 * self.m)).sum(1)
         )
         T = 2 * ke / (3 * self.n_atoms.to(self.dtype) * units.kB)
-        rec["rid"].append(np.asarray(self._active))
+        rec["rid"].append(np.asarray(self.active))
         rec["step"].append(step)
         for key, val in (("E", E), ("T", T), ("rel", rel), ("std", fstd)):
             rec[key].append(val.detach().cpu().numpy().astype(np.float64))
         if self.dipole_model is not None:
-            rec["dip"].append(self._dipoles().cpu().numpy().astype(np.float64))
+            rec["dip"].append(self.dipole_moments().cpu().numpy().astype(np.float64))
         if self.record_positions:
             rec["pos"].append((self.pos.detach().cpu().numpy().astype(np.float64), self.ptr.tolist()))
 
@@ -682,7 +693,7 @@ class BatchedMD:
         """
         reps = []
         for r in range(self.n_replicas):
-            forces = self._saved_forces[r]
+            forces = self.saved_forces[r]
             reps.append(
                 {
                     "numbers": self.numbers[r].copy(),
@@ -741,7 +752,7 @@ class BatchedMD:
             eng.stop_step[r] = d["stop_step"]
             eng.stop_reason[r] = d["stop_reason"]
             if d.get("forces") is not None:
-                eng._saved_forces[r] = np.asarray(d["forces"], dtype=np.float64).copy()
+                eng.saved_forces[r] = np.asarray(d["forces"], dtype=np.float64).copy()
         return eng
 
 

@@ -189,7 +189,7 @@ class RingPolymerMD:
         return np.asarray(self.engine.stopped.reshape(self.n_rings, self.beads).all(1))
 
     def _active_rings(self) -> list[int]:
-        return [b // self.beads for b in self.engine._active[:: self.beads]]
+        return [b // self.beads for b in self.engine.active[:: self.beads]]
 
     def _coefficients(self) -> None:
         """Per active molecule: its atom block and the thermostat and free-flight coefficients of
@@ -256,25 +256,19 @@ class RingPolymerMD:
         if n_steps < 0:
             raise DynamicsError("n_steps must be >= 0")
         e, dt, t0 = self.engine, self.dt, time.perf_counter()
-        e._pack([b for b in range(e.n_replicas) if not e.stopped[b]])
-        e._noise = None  # the noise block is this class's (the engine's stop would slice its own)
+        e.begin()  # the engine's own noise block stays unset: this class draws and slices its own
         rec: dict[str, list[Any]] = {k: [] for k in ("rid", "step", "E", "T", "rel", "std", "dip", "pos")}
         noise: torch.Tensor | None = None
-        if e._active:
+        if e.active:
             self._coefficients()
-            saved = [f for f in (e._saved_forces[b] for b in e._active) if f is not None]
-            if len(saved) == len(e._active):
-                e.F = e._tensor(np.concatenate(saved))  # exact continuation
-            else:
-                e.F = e._forces()[0]
         block_left = kb = 0
         for s in range(n_steps):
-            if not e._active:
+            if not e.active:
                 break
             step = self.step_count + 1
             if block_left == 0:
                 block_left, kb = min(e.noise_block, n_steps - s), 0
-                noise = e._draw_noise(block_left)
+                noise = e.draw_noise(block_left)
             assert noise is not None
             xi, eta = noise[kb, 0], noise[kb, 1]
             kb, block_left = kb + 1, block_left - 1
@@ -284,12 +278,12 @@ class RingPolymerMD:
             finite = torch.isfinite(e.pos).all(1)
             if not bool(finite.all()):
                 noise = self._stop_rings(~finite, "non-finite positions", step, noise)
-                if not e._active:
+                if not e.active:
                     self.step_count = step
                     break
                 eta = noise[kb - 1, 1]
-            e._maybe_rebuild_edges()
-            e.F, E, F_members = e._forces()
+            e.update_pair_list()
+            e.F, E, F_members = e.committee_forces()
             e.mom = e.mom + 0.5 * dt * e.F
             self._thermostat(eta)
             self.step_count = step
@@ -298,27 +292,27 @@ class RingPolymerMD:
             recording = step % self.record_interval == 0
             checking = len(e.models) > 1 and bool(np.isfinite(thresholds).any())
             if recording or checking:
-                rel, fstd = e._uncertainty(F_members)
+                rel, fstd = e.force_uncertainty(F_members)
                 ring_rel = rel.reshape(-1, self.beads).max(1).values
             if recording:
                 self._record(rec, step, E, ring_rel, fstd)
             bad_atoms = ~torch.isfinite(e.F).all(1)
             if checking:
-                over = (ring_rel > e._tensor(thresholds)) | ~torch.isfinite(ring_rel)
+                over = (ring_rel > e.tensor(thresholds)) | ~torch.isfinite(ring_rel)
                 if bool(over.any()):
                     over_atoms = over.repeat_interleave(self.beads)[e.batch] & ~bad_atoms
                     noise = self._stop_rings(over_atoms, "uncertainty above threshold", step, noise)
-                    bad_atoms = ~torch.isfinite(e.F).all(1) if e._active else bad_atoms[:0]
-            if e._active and bool(bad_atoms.any()):
+                    bad_atoms = ~torch.isfinite(e.F).all(1) if e.active else bad_atoms[:0]
+            if e.active and bool(bad_atoms.any()):
                 noise = self._stop_rings(bad_atoms, "non-finite forces", step, noise)
-        if e._active:
-            e._store_state(list(range(len(e._active))))
+        if e.active:
+            e.store_state(list(range(len(e.active))))
         return self._result(rec, n_steps, time.perf_counter() - t0)
 
     def _stop_rings(self, atom_mask: torch.Tensor, reason: str, step: int, noise: torch.Tensor | None):
         """Stop every molecule with a flagged atom in any bead; returns the surviving noise block."""
         e, P = self.engine, self.beads
-        beads = torch.zeros(len(e._active), dtype=torch.bool, device=self.device)
+        beads = torch.zeros(len(e.active), dtype=torch.bool, device=self.device)
         beads.index_fill_(0, e.batch[atom_mask], True)
         rings = beads.reshape(-1, P).any(1)
         for i in torch.nonzero(rings).flatten().tolist():
@@ -326,14 +320,14 @@ class RingPolymerMD:
             self.stop_step[r], self.stop_reason[r] = step, reason
         bead_mask = rings.repeat_interleave(P)
         keep_atoms = ~bead_mask[e.batch]
-        e._stop(bead_mask, reason, step)
-        if e._active:
+        e.stop_replicas(bead_mask, reason, step)
+        if e.active:
             self._coefficients()
         return noise[:, :, keep_atoms] if noise is not None else None
 
     def _record(self, rec: dict, step: int, E: torch.Tensor, rel: torch.Tensor, fstd: torch.Tensor) -> None:
         e, P = self.engine, self.beads
-        kinetic = torch.zeros(len(e._active), dtype=self.dtype, device=self.device).index_add_(
+        kinetic = torch.zeros(len(e.active), dtype=self.dtype, device=self.device).index_add_(
             0, e.batch, (e.mom**2 / (2 * e.m)).sum(1)
         )
         bead_T = 2 * kinetic / (3 * e.n_atoms.to(self.dtype) * units.kB)
@@ -348,7 +342,7 @@ class RingPolymerMD:
         for key, value in per_ring.items():
             rec[key].append(value.detach().cpu().numpy().astype(np.float64))
         if e.dipole_model is not None:
-            rec["dip"].append(e._dipoles().reshape(-1, P, 3).mean(1).cpu().numpy().astype(np.float64))
+            rec["dip"].append(e.dipole_moments().reshape(-1, P, 3).mean(1).cpu().numpy().astype(np.float64))
         if self.record_positions:
             centroids = [q[0] / np.sqrt(P) for q in self._to_modes(e.pos)]
             rec["pos"].append([c.detach().cpu().numpy().astype(np.float64) for c in centroids])
