@@ -401,6 +401,24 @@ class Benchmark:
             return max(measured, key=lambda k: measured[k]["pcc_vs_experiment"])
         return min(converged, key=lambda k: converged[k]["dft_calls"])
 
+    def ring_polymer_rows(self) -> dict:
+        """The same committees' ring-polymer (quantum-nuclei) spectra against NIST, by run, from
+        ``quantum_nuclei.json`` beside the results file (benchmarks/quantum_nuclei.py): PCC, WD
+        and band maxima with the classical ones for comparison; empty before any has finished."""
+        path = self.out.parent / "quantum_nuclei.json"
+        results = json.loads(path.read_text()) if path.exists() else {}
+        rows = {}
+        for level, row in results.get("levels", {}).items():
+            if row.get("status") != "done" or "multifidelity_run" not in row:
+                continue
+            rows[row["multifidelity_run"]] = {
+                "level": level,
+                "beads": results["beads"],
+                **{k: row[k] for k in ("pcc_vs_experiment", "wd_vs_experiment", "band_maxima")},
+                "classical_pcc_vs_experiment": row["classical"]["pcc_vs_experiment"],
+            }
+        return rows
+
     def write(self) -> None:
         out = {
             "molecule": "methanol",
@@ -419,12 +437,15 @@ class Benchmark:
                 for v in VARIANTS
             },
             "xtb_level": self.xtb or {"status": "not started"},
+            "ring_polymer": self.ring_polymer_rows(),
             "best": self.best(),
             "best_rule": BEST_RULE,
             "notes": "dft_calls: DFT labels for training when the harmonic MAE first reached the target "
             "(all so far if never); geometry optimisation and the analytic Hessian are "
             "dft_calls_geometry_hessian. wall_time_s: summed over resumed invocations, the shared xTB "
-            "pretraining counted in every multi-fidelity variant. Two CPU cores shared with other work.",
+            "pretraining counted in every multi-fidelity variant. Two CPU cores shared with other work. "
+            "ring_polymer: the same committees with quantum nuclei (TRPMD, the same 3 x 50 ps protocol; "
+            "benchmarks/quantum_nuclei.py), by run (pretrain_xtb is the xTB level).",
         }
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.out.write_text(json.dumps(out, indent=2, default=float))

@@ -171,8 +171,11 @@ def classical_spectrum(workflow, config, say):
 
 
 def write(results: dict, config, out: Path) -> None:
+    # Each level names the multi-fidelity run whose committee it used (multifidelity.json links them).
+    levels = {k: {**row, "multifidelity_run": LEVELS[k][0]} for k, row in results.get("levels", {}).items()}
     results = {
         **results,
+        "levels": levels,
         "molecule": "methanol",
         "experiment": "NIST gas phase, methanol.jdx",
         "protocol": {
