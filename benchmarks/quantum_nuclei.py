@@ -7,9 +7,12 @@ the same production protocol (3 x 50 ps at 300 K after 5 ps of thermalisation, t
 committees) with ``--beads`` ring-polymer beads per molecule (:mod:`specml.dynamics.ring_polymer`)
 and compares both levels with NIST as ``benchmarks/multifidelity.py`` does:
 
-- DFT level: the ``finetune`` variant's committee (multi-fidelity, B3LYP/def2-SVP); with
-  ``--levels dft_delta`` also the ``delta`` variant's, once it has a classical production;
+- DFT level: the ``finetune`` variant's committee (multi-fidelity, B3LYP/def2-SVP), then the
+  ``delta`` and ``delta_tzvp`` variants' (B3LYP/def2-SVP and def2-TZVP);
 - xTB level: the shared GFN2-xTB pretraining's committee.
+
+A level whose committee or classical production the multi-fidelity benchmark has not made yet
+is skipped with a message, so rerunning the command picks up what became ready.
 
 The committees come from the multi-fidelity benchmark's run root (restored from its committed
 stage artifacts on a fresh clone). This benchmark's own run root holds only its trajectories;
@@ -17,7 +20,7 @@ their stage artifacts (autocorrelations; with ``--snapshot`` the running MD's sn
 in ``benchmarks/artifacts/quantum_nuclei/``, so the run resumes on a fresh clone. Results:
 ``docs/results/quantum_nuclei.json`` and ``quantum_nuclei.png``, written after each level.
 
-    python benchmarks/quantum_nuclei.py --commit-artifacts           # both levels, 16 beads
+    python benchmarks/quantum_nuclei.py --commit-artifacts           # every level that is ready, 16 beads
     python benchmarks/quantum_nuclei.py --snapshot --commit-artifacts  # beside it, before a machine goes
 """
 
@@ -50,7 +53,7 @@ LEVELS = {
     "dft_delta": ("delta", EXPENSIVE),
     "dft_tzvp_delta": ("delta_tzvp", EXPENSIVE_TZVP),
 }
-DEFAULT_LEVELS = ("dft", "xtb")
+DEFAULT_LEVELS = tuple(LEVELS)  # those whose committee and classical production exist yet
 
 
 def main() -> None:
@@ -104,6 +107,10 @@ def main() -> None:
             continue
         run, reference = LEVELS[level]
         workflow = mf.pretrain_workflow() if run == "pretrain_xtb" else mf.workflow(run)
+        missing = not_ready(workflow, classical)
+        if missing:
+            say(f"{level} level skipped: {missing} (benchmarks/multifidelity.py makes it)")
+            continue
         row = run_level(workflow, config, root / level, not args.no_progress, say)
         row["classical"] = mf.compare(classical_spectrum(workflow, classical, say), reference)
         row.update(mf.compare(row.pop("spectrum"), reference))
@@ -118,6 +125,26 @@ def main() -> None:
     plot(results, root, config, out.with_suffix(".png"))
 
 
+def classical_job(workflow, config):
+    """The classical production of ``workflow``'s run at the protocol's temperature."""
+    from specml.workflow.production import ProductionJob
+    from specml.workflow.state import temperature_folder
+
+    T = config.production_temperature_k
+    return ProductionJob(
+        workflow.prepared_structures(), T, temperature_folder(workflow.dirs.production_dir, T)
+    )
+
+
+def not_ready(workflow, config) -> str | None:
+    """Why a level cannot run yet (no final committee, no classical production), else None."""
+    if not (workflow.dirs.final_models / "committee.json").exists():
+        return f"{workflow.dirs.final_models} holds no final committee yet"
+    if not workflow.dirs.production_dir.exists() or classical_job(workflow, config).missing():
+        return f"{workflow.dirs.production_dir}: its classical production is not finished"
+    return None
+
+
 def run_level(workflow, config, folder: Path, progress: bool, say) -> dict:
     """Ring-polymer production MD of methanol with ``workflow``'s final committee, in ``folder``."""
     from specml.executor import make_executor
@@ -125,8 +152,6 @@ def run_level(workflow, config, folder: Path, progress: bool, say) -> dict:
     from specml.workflow.production import production_spectra
 
     models = workflow.dirs.final_models
-    if not (models / "committee.json").exists():
-        raise SystemExit(f"{models}: no final committee yet (run benchmarks/multifidelity.py first)")
     executor = make_executor(show_progress=progress)
     start = time.perf_counter()
     try:
@@ -156,18 +181,9 @@ def run_level(workflow, config, folder: Path, progress: bool, say) -> dict:
 
 def classical_spectrum(workflow, config, say):
     """The classical production spectrum the multi-fidelity benchmark computed (already on disk)."""
-    from specml.workflow.production import ProductionJob, job_spectra
-    from specml.workflow.state import temperature_folder
+    from specml.workflow.production import job_spectra
 
-    T = config.production_temperature_k
-    job = ProductionJob(
-        workflow.prepared_structures(), T, temperature_folder(workflow.dirs.production_dir, T)
-    )
-    if job.missing():
-        raise SystemExit(
-            f"{job.folder}: the classical production is missing (run benchmarks/multifidelity.py)"
-        )
-    return job_spectra(job, workflow.dirs.final_models, config, say)["CO"]
+    return job_spectra(classical_job(workflow, config), workflow.dirs.final_models, config, say)["CO"]
 
 
 def write(results: dict, config, out: Path) -> None:
