@@ -84,8 +84,9 @@ def ir(
         None,
         "--beads",
         help="Ring-polymer beads per molecule in production MD: quantum nuclei (TRPMD), which move "
-        "X-H stretches to their anharmonic fundamentals; 16-32 at 300 K; 1 (default): classical "
-        "nuclei. 16 beads cost about 3 times the classical MD (docs/quantum-nuclei.md).",
+        "X-H stretches most of the way to their anharmonic fundamentals; 16 at 300 K (more do not "
+        "move an O-H band further); 1 (default): classical nuclei. 16 beads cost about 3 times the "
+        "classical MD (docs/quantum-nuclei.md).",
     ),
     database: str | None = typer.Option(None, "--database", help="ASE database path or postgresql:// URL."),
     pretrain: str | None = typer.Option(

@@ -77,7 +77,8 @@ class WorkflowConfig:
     max_correlation_fs: float = 1000.0
     md_precision: str = "float32"
     # Beads per molecule in production MD: 1 classical nuclei; more, thermostatted ring-polymer
-    # MD (quantum nuclei, specml.dynamics.ring_polymer): 16-32 at 300 K for X-H stretches.
+    # MD (quantum nuclei, specml.dynamics.ring_polymer): 16 at 300 K for X-H stretches
+    # (docs/quantum-nuclei.md#how-many-beads).
     production_beads: int = 1
     raman: bool = False  # also label polarizabilities, train a polarizability model, write Raman spectra
     # 6. test set
