@@ -140,7 +140,7 @@ def not_ready(workflow, config) -> str | None:
     """Why a level cannot run yet (no final committee, no classical production), else None."""
     if not (workflow.dirs.final_models / "committee.json").exists():
         return f"{workflow.dirs.final_models} holds no final committee yet"
-    if not workflow.dirs.production_dir.exists() or classical_job(workflow, config).missing():
+    if classical_job(workflow, config).missing():
         return f"{workflow.dirs.production_dir}: its classical production is not finished"
     return None
 

@@ -180,8 +180,8 @@ def main() -> None:
             rows.append(row)
             say(row)
     done = {(r["beads"], r["mode_damping"]) for r in rows}
-    rows = [r for r in kept if (r["beads"], r.get("mode_damping", DEFAULT_MODE_DAMPING)) not in done] + rows
-    rows.sort(key=lambda r: (r.get("mode_damping", DEFAULT_MODE_DAMPING), r["beads"]))
+    rows = [r for r in kept if (r["beads"], r["mode_damping"]) not in done] + rows
+    rows.sort(key=lambda r: (r["mode_damping"], r["beads"]))
     out = {
         "system": "Morse O-H oscillator (O, H masses), dipole along the bond length",
         "harmonic_cm1": HARMONIC_CM1,

@@ -129,7 +129,7 @@ class BatchedMD:
     streams), ``store_state`` and ``stop_replicas``; ``state_dict`` then carries the run on.
     """
 
-    # Set per packing of the active replicas (pack_replicas, run): forces, the block of Langevin noise
+    # Set per packing of the active replicas (pack_replicas, begin): forces, the block of Langevin noise
     # and ASE's Langevin coefficients per atom (c1..c5, see _langevin_coefficients).
     F: torch.Tensor
     _noise: torch.Tensor | None
