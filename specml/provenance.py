@@ -6,6 +6,8 @@ import importlib.metadata
 import subprocess
 from pathlib import Path
 
+from specml.errors import InputError
+
 ROOT = Path(__file__).resolve().parents[1]
 #: The programs whose versions change reference results.
 REFERENCE_PROGRAMS = ("tblite", "pyscf", "geometric", "pyscf-dispersion", "rdkit")
@@ -33,6 +35,15 @@ def program_versions(packages=REFERENCE_PROGRAMS) -> dict:
         except importlib.metadata.PackageNotFoundError:
             versions[package] = None
     return versions
+
+
+def require_format(data: dict, fmt, path, what: str, error: type[Exception] = InputError) -> dict:
+    """``data`` (read from ``path``) if its ``format`` tag is ``fmt``; else ``error`` naming the
+    file, the kind of file (``what``) and both formats: a file of another specml version is
+    refused before anything reads its fields."""
+    if data.get("format") != fmt:
+        raise error(f"{path}: {what} format {data.get('format')!r}, this specml reads {fmt!r}")
+    return data
 
 
 def file_stem(name: str) -> str:

@@ -290,6 +290,35 @@ def test_restore_refuses_edited_artifacts(tmp_path):
         restore_artifacts(artifacts, tmp_path / "fresh")
 
 
+def test_files_of_another_format_are_refused_by_name(tmp_path):
+    """Artifacts, model sets and library files written by another specml version are refused
+    with the file and both format tags, before any field is read."""
+    from specml.errors import ModelError
+    from specml.identification.compact_json import read_tagged_json, write_tagged_json
+    from specml.models.model_sets import MODEL_SET_FILE, read_model_set
+
+    run, artifacts = tmp_path / "run", tmp_path / "artifacts"
+    fake_run(run)
+    export_artifacts(run, artifacts, DEPTH_FS)
+    manifest = json.loads((artifacts / MANIFEST).read_text())
+    (artifacts / MANIFEST).write_text(json.dumps(manifest | {"format": 99}))
+    with pytest.raises(InputError, match=r"MANIFEST.json: artifact format 99, this specml reads 1"):
+        restore_artifacts(artifacts, tmp_path / "fresh")
+    assert not (tmp_path / "fresh").exists()
+
+    (tmp_path / "set").mkdir()
+    (tmp_path / "set" / MODEL_SET_FILE).write_text(json.dumps({"format": "x"}))
+    with pytest.raises(ModelError, match=r"model-set format 'x', this specml reads 1"):
+        read_model_set(tmp_path / "set")
+    assert read_model_set(tmp_path) is None  # an ordinary committee folder
+
+    write_tagged_json(tmp_path / "lib.json.gz", {"format": "specml-library/0", "rows": []})
+    with pytest.raises(
+        InputError, match=r"library format 'specml-library/0', this specml reads 'specml-library/1'"
+    ):
+        read_tagged_json(tmp_path / "lib.json.gz", "specml-library/1", "library")
+
+
 def test_commit_folder_commits_only_the_artifact_folder(tmp_path, monkeypatch):
     import subprocess
     import sys

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from specml.errors import InputError
+from specml.provenance import require_format
 
 
 def read_tagged_json(path: str | Path, fmt: str, what: str) -> dict:
@@ -18,9 +19,7 @@ def read_tagged_json(path: str | Path, fmt: str, what: str) -> dict:
             data = json.load(fh)
     except (OSError, json.JSONDecodeError, EOFError) as exc:
         raise InputError(f"{path}: not a readable {what} ({exc})") from exc
-    if data.get("format") != fmt:
-        raise InputError(f"{path}: format {data.get('format')!r}, expected {fmt!r}")
-    return data
+    return require_format(data, fmt, path, what)
 
 
 def write_tagged_json(path: str | Path, data: dict) -> Path:

@@ -22,6 +22,7 @@ from ase import Atoms
 from ase.data import chemical_symbols
 
 from specml.errors import ModelError
+from specml.provenance import require_format
 
 #: The file that makes a committee folder a model set.
 MODEL_SET_FILE = "model_set.json"
@@ -57,10 +58,7 @@ def read_model_set(models_dir: str | Path) -> dict | None:
     path = Path(models_dir) / MODEL_SET_FILE
     if not path.is_file():
         return None
-    info = json.loads(path.read_text())
-    if info.get("format") != FORMAT:
-        raise ModelError(f"{path}: model-set format {info.get('format')!r}, this specml reads {FORMAT}")
-    return info
+    return require_format(json.loads(path.read_text()), FORMAT, path, "model-set", ModelError)
 
 
 def training_domain(molecules: Iterable[Atoms], temperatures_k: Sequence[float]) -> dict:

@@ -49,6 +49,7 @@ from specml.atomic import atomic_write
 from specml.dataset.database import LabelDatabase
 from specml.dataset.label_files import read_label_file, write_label_file
 from specml.errors import InputError
+from specml.provenance import require_format
 from specml.workflow.compact_md import compact_dipole_arrays, dipole_file_kind, npz_bytes
 from specml.workflow.state import atomic_save_directory
 
@@ -238,10 +239,7 @@ def read_manifest(artifact_dir: str | Path) -> dict | None:
     path = Path(artifact_dir) / MANIFEST
     if not path.is_file():
         return None
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != FORMAT:
-        raise InputError(f"{path}: artifact format {manifest.get('format')!r}, this specml reads {FORMAT}")
-    return manifest
+    return require_format(json.loads(path.read_text()), FORMAT, path, "artifact")
 
 
 def restore_artifacts(artifact_dir: str | Path, run_dir: str | Path) -> list[str]:
