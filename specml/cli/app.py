@@ -75,7 +75,7 @@ class SpecmlGroup(TyperGroup):
 
 app = typer.Typer(
     name="specml",
-    help="Machine-learned IR spectroscopy: structure to spectrum and spectrum to structure.",
+    help="Machine-learned IR, Raman and X-ray absorption spectroscopy: structure to spectrum and spectrum to structure.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -107,7 +107,7 @@ def root(
         False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    """Machine-learned IR spectroscopy: structure to spectrum and spectrum to structure."""
+    """Machine-learned IR, Raman and X-ray absorption spectroscopy: structure to spectrum and spectrum to structure."""
     # An explicit callback keeps typer in multi-command mode whatever is registered.
     set_threads(threads)
     set_output(machine=False)

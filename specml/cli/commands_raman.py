@@ -44,7 +44,11 @@ RAMAN_JSON_HELP = (
 MAX_LASER_NM = 20000.0
 
 
-@app.command("raman")
+@app.command(
+    "raman",
+    short_help="Harmonic Raman spectrum from polarizability derivatives as CSV, PNG and JSON "
+    "(xTB qualitative; DFT with diffuse functions for numbers).",
+)
 def raman(
     molecule: str = typer.Argument(..., help="SMILES, a CSV of SMILES, or a structure file (xyz/extxyz/db)."),
     reference: str = typer.Option("xtb", "--reference", "-r", help=REFERENCE_OPTION_HELP),
