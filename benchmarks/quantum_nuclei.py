@@ -98,9 +98,7 @@ def main() -> None:
         stages.restore()
     StageArtifacts(MULTIFIDELITY_ARTIFACTS, mf_root, config.max_correlation_fs, (), say=say).restore()
     out = Path(args.out)
-    results = json.loads(out.read_text()) if out.exists() else {}
-    if results.get("beads") != args.beads:
-        results = {}
+    results = read_results(out, args.beads)
     mf = Benchmark(mf_root, classical, ROOT / "docs" / "results" / "multifidelity.json", console)
     for level in args.levels:
         if results.get("levels", {}).get(level, {}).get("status") == "done":
@@ -114,6 +112,8 @@ def main() -> None:
         row = run_level(workflow, config, root / level, not args.no_progress, say)
         row["classical"] = mf.compare(classical_spectrum(workflow, classical, say), reference)
         row.update(mf.compare(row.pop("spectrum"), reference))
+        # re-read: another invocation (other --levels) may have finished a level meanwhile
+        results = read_results(out, args.beads)
         results = {
             **results,
             "beads": args.beads,
@@ -123,6 +123,12 @@ def main() -> None:
         if stages is not None:
             stages.save(f"{level} level, {args.beads} beads")
     plot(results, root, config, out.with_suffix(".png"))
+
+
+def read_results(out: Path, beads: int) -> dict:
+    """The results written so far for ``beads`` beads (empty for another bead count or none)."""
+    results = json.loads(out.read_text()) if out.exists() else {}
+    return results if results.get("beads") == beads else {}
 
 
 def classical_job(workflow, config):
