@@ -164,6 +164,7 @@ def test_stage_wall_time_is_on_disk_while_the_stage_runs(tmp_path, monkeypatch):
     from specml.workflow import state
 
     monkeypatch.setattr(state, "TIMING_HEARTBEAT_S", 0.05)
+    monkeypatch.setattr(state, "MIN_RECORDED_S", 0.05)
     dirs = state.RunDirectory(tmp_path)
     with dirs.timed("training"):
         time.sleep(0.4)
@@ -175,6 +176,14 @@ def test_stage_wall_time_is_on_disk_while_the_stage_runs(tmp_path, monkeypatch):
             time.sleep(0.1)
             raise RuntimeError
     assert finished + 0.1 <= dirs.total_time_s() < finished + 0.3
+    # a resume that finds the stage done comes back at once: the file is not rewritten
+    written = dirs.timings.stat().st_mtime_ns, dirs.timings.read_text()
+    with dirs.timed("training"):
+        pass
+    assert (dirs.timings.stat().st_mtime_ns, dirs.timings.read_text()) == written
+    with dirs.timed("test_set"):  # a new stage is recorded however short
+        pass
+    assert "test_set" in json.loads(dirs.timings.read_text())
 
 
 def test_sanity_stop_ends_trajectory_at_once(methanol_run):

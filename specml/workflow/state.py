@@ -27,6 +27,9 @@ from specml.errors import InputError
 
 #: Seconds between rewrites of a running stage's wall time in ``timings.json``.
 TIMING_HEARTBEAT_S = 60.0
+#: A rerun of a stage already timed that takes less than this (it found its results on disk)
+#: leaves ``timings.json`` as it is, so finished runs do not rewrite (and recommit) their timings.
+MIN_RECORDED_S = 1.0
 
 
 def safe_name(name: str) -> str:
@@ -102,7 +105,8 @@ class RunDirectory:
         Persisted across resumed invocations, so a run's total cost survives kills.
         The running total is rewritten every ``TIMING_HEARTBEAT_S`` seconds: the work of
         a killed stage resumes from its snapshots, so its time counts too (at most one
-        heartbeat of it is lost, none is counted twice).
+        heartbeat of it is lost, none is counted twice). A stage already in the file that
+        comes back within ``MIN_RECORDED_S`` (nothing left to do) is not rewritten.
         """
         totals = json.loads(self.timings.read_text()) if self.timings.exists() else {}
         before = totals.get(stage, 0.0)
@@ -124,7 +128,8 @@ class RunDirectory:
         finally:
             stop.set()
             beat.join()
-            record()
+            if stage not in totals or time.perf_counter() - started >= MIN_RECORDED_S:
+                record()
 
     def total_time_s(self) -> float:
         return float(sum(json.loads(self.timings.read_text()).values())) if self.timings.exists() else 0.0
