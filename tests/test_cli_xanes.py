@@ -104,9 +104,9 @@ def test_train_cli_resumes(tmp_path):
     code, out, err = run(*args)
     assert code == 0, err
     assert json.loads(out)["parts"] == {"forward": 1, "inverse_descriptor": 1, "inverse_shell": 1}
-    stamp = (tmp_path / "m" / "forward" / "member_000.joblib").stat().st_mtime_ns
+    stamp = (tmp_path / "m" / "forward" / "member_000.npz").stat().st_mtime_ns
     assert run(*args)[0] == 0
-    assert (tmp_path / "m" / "forward" / "member_000.joblib").stat().st_mtime_ns == stamp
+    assert (tmp_path / "m" / "forward" / "member_000.npz").stat().st_mtime_ns == stamp
 
 
 def _one_line_error(code, _out, err, expected_code, fragment):
@@ -149,6 +149,11 @@ def test_missing_model_and_bad_descriptor(azurite_cif, tmp_path):
     (tmp_path / "empty").mkdir()
     _one_line_error(
         *run("xanes", "predict", azurite_cif, "--model", tmp_path / "empty"), 1, "no XANES model here"
+    )
+    _one_line_error(
+        *run("xanes", "predict", azurite_cif, "--model", tmp_path / "absent"),
+        1,
+        "no such model folder and no shipped XANES model of that name",
     )
     _one_line_error(
         *run("xanes", "train", "--data", XAS_DATA, "--out", tmp_path / "m", "--descriptor", "mace"),

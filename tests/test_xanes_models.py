@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from ase import Atoms
@@ -215,13 +217,13 @@ def test_calibration_scales_the_std_to_cover_68_percent_of_held_out_errors(model
 
 def test_resume_trains_only_missing_members(model, tiny):
     folder = model.folder
-    kept = (folder / "forward" / "member_000.joblib").stat().st_mtime_ns
-    (folder / "forward" / "member_001.joblib").unlink()
+    kept = (folder / "forward" / "member_000.npz").stat().st_mtime_ns
+    (folder / "forward" / "member_001.npz").unlink()
     assert len(XanesModel.load(folder).ensembles["forward"].members) == 1
     with pytest.raises(ModelError, match="not fully trained"):
         XanesModel.load(folder).predict(tiny.site(0)[0])
     resumed = train_xanes(tiny, folder, ensemble=TINY, show_progress=False)
-    assert (folder / "forward" / "member_000.joblib").stat().st_mtime_ns == kept
+    assert (folder / "forward" / "member_000.npz").stat().st_mtime_ns == kept
     assert len(resumed.ensembles["forward"].members) == 2
 
 
@@ -275,3 +277,24 @@ def test_only_the_forward_model_clips_its_inputs(model):
     assert model.ensembles["forward"].x_min is not None
     assert model.ensembles["inverse_shell"].x_min is None
     assert model.ensembles["inverse_descriptor"].x_min is None
+
+
+def test_a_shipped_copy_predicts_as_the_trained_model(model, tiny, tmp_path):
+    """ship_model keeps what prediction and inversion need (float16 weights, the training
+    sites' range, provenance) and leaves the training cache behind."""
+    from specml.xanes.models import model_folder, ship_model
+
+    target = ship_model(model.folder, tmp_path / "shipped", {"made_by": "a test"})
+    assert not (target / "features.npz").exists()
+    shipped = XanesModel.load(target)
+    assert json.loads((target / "model.json").read_text())["provenance"] == {"made_by": "a test"}
+    atoms = tiny.site(0)[0]
+    trained, copy = model.predict(atoms), shipped.predict(atoms)
+    assert np.abs(copy.intensity - trained.intensity).max() < 1e-2
+    np.testing.assert_allclose(copy.std, trained.std, rtol=0.05, atol=1e-3)
+    for low_high_trained, low_high_shipped in zip(model.shell_range, shipped.shell_range, strict=True):
+        np.testing.assert_allclose(low_high_shipped, low_high_trained)
+    # a name is looked up among the shipped models; an unknown one says which there are
+    assert model_folder("shipped", root=tmp_path) == target
+    with pytest.raises(ModelError, match=r"no shipped XANES model of that name \(shipped: shipped\)"):
+        model_folder("cu-l3", root=tmp_path)

@@ -17,6 +17,7 @@ from specml.cli.app import (
     print_cautions,
     titled_table,
 )
+from specml.xanes.models import DEFAULT_MODEL  # numpy only: 30 ms at start-up
 
 xanes_app = typer.Typer(
     help="X-ray absorption (K-edge XANES): train, predict from a structure, invert a spectrum.",
@@ -24,7 +25,10 @@ xanes_app = typer.Typer(
 )
 app.add_typer(xanes_app, name="xanes")
 
-MODEL_HELP = "Model folder written by 'specml xanes train'."
+MODEL_HELP = (
+    "A model folder written by 'specml xanes train', or the name of a model shipped with specml "
+    "(cu-kedge: Cu K-edge, trained on the FEFF set, scored in docs/xanes.md)."
+)
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 
@@ -108,7 +112,7 @@ def train(
 @xanes_app.command("predict")
 def predict(
     structure: Path = typer.Argument(..., help="Structure file (CIF, POSCAR, extxyz, ...; read with ASE)."),
-    model_dir: Path = typer.Option(..., "--model", help=MODEL_HELP),
+    model_name: str = typer.Option(DEFAULT_MODEL, "--model", help=MODEL_HELP),
     site: int | None = typer.Option(
         None, "--site", help="Index of the absorbing atom (default: average of all)."
     ),
@@ -134,7 +138,7 @@ def predict(
         if site is not None:
             checks.count("--site", site, minimum=0)
         atoms = read_structure(structure)
-        model = XanesModel.load(checks.existing_dir(model_dir, "--model"))
+        model = XanesModel.load(model_name)
         model.check_structure(atoms)
         if site is not None:
             model.predict_sites(atoms, [site])  # a site that is not the absorber fails here
@@ -178,7 +182,7 @@ def invert(
     spectrum_path: Path = typer.Argument(
         ..., help="XANES spectrum: XDI (calibrated, normalised here) or CSV."
     ),
-    model_dir: Path = typer.Option(..., "--model", help=MODEL_HELP),
+    model_name: str = typer.Option(DEFAULT_MODEL, "--model", help=MODEL_HELP),
     json_out: bool = typer.Option(
         False, "--json", help="Print {coordination_number, ..._std, first_shell_A, ..._std, descriptor, ...}."
     ),
@@ -190,7 +194,7 @@ def invert(
     with checked_options():
         machine = output_format(json_out)
         checks.readable_file(spectrum_path, "spectrum")
-        model = XanesModel.load(checks.existing_dir(model_dir, "--model"))
+        model = XanesModel.load(model_name)
         spectrum = read_spectrum(spectrum_path)
         model.on_grid(spectrum)  # a spectrum off the model's grid fails here
     result = model.invert(spectrum)

@@ -1,16 +1,17 @@
 """A bootstrap ensemble of small multilayer perceptrons: mean ± standard deviation, resumable.
 
 Each member is a scikit-learn ``MLPRegressor`` fitted on a bootstrap resample of the (scaled)
-training rows with its own seed; the spread of the members is the model's uncertainty. Inputs
+training rows with its own seed; the spread of the members is the model's uncertainty. A fitted
+member is kept as its weights (:class:`Network`), not as a pickle: a weight file loads without
+running code and with any scikit-learn version, which a model shipped with specml needs. Inputs
 and outputs are standardised per column with the full training set's mean and standard
 deviation. On request (``clip_inputs``, the forward model's descriptors) inputs are clipped
 to the range each column spans in training before they are scaled: a column that is nearly
 constant in training (a rare neighbour element at a rare distance) would otherwise put an
 unusual site thousands of standard deviations out, where the networks' output is meaningless.
 Spectra (the inverse models' inputs) are not clipped: a measured white line above every FEFF
-one is information, not an artefact. Members are written to the ensemble's folder as each finishes (joblib, as
-scikit-learn recommends; load only folders you made), so an interrupted training resumes at the
-first missing member.
+one is information, not an artefact. Members are written to the ensemble's folder, the network's weights, as it finishes (``member_NNN.npz``), so an interrupted training resumes at
+the first missing member.
 
 The members' spread is usually too narrow (they share the data and the architecture).
 :meth:`Ensemble.calibrate` fits one factor per output column on held-out data. The factor makes
@@ -68,6 +69,66 @@ class EnsembleSettings:
         return {**asdict(self), "hidden": list(self.hidden)}
 
 
+@dataclass(frozen=True)
+class Network:
+    """A fitted ``MLPRegressor`` as its weights: ReLU hidden layers and a linear output.
+
+    The forward pass is written out (a matrix product per layer) because scikit-learn has no
+    portable format for its networks: pickles run code when loaded and are tied to the version
+    that wrote them.
+    """
+
+    weights: tuple[np.ndarray, ...]
+    biases: tuple[np.ndarray, ...]
+
+    @classmethod
+    def from_sklearn(cls, network) -> Network:
+        if network.activation != "relu" or network.out_activation_ != "identity":
+            raise ModelError(
+                f"only ReLU regressors are stored as weights, got {network.activation}/{network.out_activation_}"
+            )
+        as_float32 = lambda arrays: tuple(np.asarray(a, dtype=np.float32) for a in arrays)  # noqa: E731
+        return cls(as_float32(network.coefs_), as_float32(network.intercepts_))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Outputs, shape (n, n_outputs), for scaled inputs ``x`` of shape (n, n_inputs)."""
+        for weight, bias in zip(self.weights[:-1], self.biases[:-1], strict=True):
+            x = np.maximum(x @ weight + bias, 0.0)
+        return x @ self.weights[-1] + self.biases[-1]
+
+    def save(self, path: Path, dtype=np.float32) -> None:
+        """Write the weights as ``dtype`` (float32, the precision they are used in; a shipped
+        model may use float16, see :func:`~specml.xanes.models.ship_model`)."""
+        from specml.workflow.state import atomic_write_npz
+
+        arrays = {f"weight_{k}": w.astype(dtype) for k, w in enumerate(self.weights)}
+        arrays.update({f"bias_{k}": b.astype(dtype) for k, b in enumerate(self.biases)})
+        atomic_write_npz(path, **arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> Network:
+        with np.load(path) as stored:
+            layers = sum(1 for name in stored.files if name.startswith("weight_"))
+            return cls(
+                tuple(stored[f"weight_{k}"].astype(np.float32) for k in range(layers)),
+                tuple(stored[f"bias_{k}"].astype(np.float32) for k in range(layers)),
+            )
+
+
+def _load_member(folder: Path, k: int) -> Network | None:
+    """Member ``k`` of ``folder``: its weight file, else a scikit-learn pickle of an older specml
+    (``member_NNN.joblib``, converted), else None."""
+    path = folder / f"member_{k:03d}.npz"
+    if path.is_file():
+        return Network.load(path)
+    legacy = folder / f"member_{k:03d}.joblib"
+    if legacy.is_file():
+        import joblib
+
+        return Network.from_sklearn(joblib.load(legacy))
+    return None
+
+
 @dataclass
 class Ensemble:
     """Scalers and fitted members of one map ``x -> y``."""
@@ -77,7 +138,7 @@ class Ensemble:
     x_scale: np.ndarray
     y_mean: np.ndarray
     y_scale: np.ndarray
-    members: list = field(default_factory=list)
+    members: list[Network] = field(default_factory=list)
     #: Factor per output column applied to the members' std (1 until :meth:`calibrate`).
     std_scale: np.ndarray | None = None
     #: Lowest and highest training input per column (None: no clipping, folders from before).
@@ -134,7 +195,6 @@ class Ensemble:
         """Train the missing members (all, without ``folder``), saving each to ``folder``."""
         import warnings
 
-        import joblib
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.neural_network import MLPRegressor
 
@@ -160,9 +220,10 @@ class Ensemble:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 network.fit(xs[rows], ys[rows] if ys.shape[1] > 1 else ys[rows, 0])
-            self.members.append(network)
+            member = Network.from_sklearn(network)
+            self.members.append(member)
             if folder is not None:
-                joblib.dump(network, Path(folder) / f"member_{k:03d}.joblib")
+                member.save(Path(folder) / f"member_{k:03d}.npz")
             if on_member is not None:
                 on_member(k)
         return self
@@ -188,8 +249,6 @@ class Ensemble:
     def load(cls, folder: str | Path, settings: EnsembleSettings | None = None) -> Ensemble:
         """The ensemble in ``folder`` with the members finished so far; ``settings`` must match
         the stored ones when given (resuming with other settings would mix two ensembles)."""
-        import joblib
-
         folder = Path(folder)
         if not (folder / "scalers.npz").is_file() or not (folder / "ensemble.json").is_file():
             raise ModelError(f"{folder}: not an ensemble folder (no scalers.npz / ensemble.json)")
@@ -208,10 +267,10 @@ class Ensemble:
                 **ranges,
             )
         for k in range(stored_settings.members):
-            path = folder / f"member_{k:03d}.joblib"
-            if not path.is_file():
+            member = _load_member(folder, k)
+            if member is None:
                 break
-            ensemble.members.append(joblib.load(path))
+            ensemble.members.append(member)
         calibration = folder / "calibration.json"
         if calibration.is_file():
             ensemble.std_scale = np.asarray(json.loads(calibration.read_text())["std_scale"], dtype=float)
