@@ -56,4 +56,6 @@ def test_an_ensemble_of_an_older_specml_loads_its_pickled_members(tmp_path):
     loaded = Ensemble.load(tmp_path, settings)
     assert loaded.complete
     scaled = (x - loaded.x_mean) / loaded.x_scale
-    np.testing.assert_allclose(loaded.members[0].predict(scaled), network.predict(scaled), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        loaded.members[0].predict(scaled), network.predict(scaled), rtol=1e-5, atol=1e-5
+    )
