@@ -348,7 +348,7 @@ def ship_and_score(args, model, run_dir: Path, test, x_test, mean, shells) -> di
         "date": time.strftime("%Y-%m-%d"),
     }
     target = ship_model(run_dir, SHIPPED_MODELS / args.ship, provenance)
-    shipped = XanesModel.load(args.ship)
+    shipped = XanesModel.load(target)
     shipped_mean = shipped.ensembles["forward"].predict(x_test)[0]
     truth = test.mu.astype(float)
     true_features = _features(test.energy, truth)
