@@ -57,3 +57,20 @@ def test_measured_cuo_inverts_to_four_neighbours():
     inverted = json.loads(out)
     assert inverted["coordination_number_rounded"] == 4
     assert 1.8 < inverted["first_shell_A"] < 2.05
+
+
+def test_models_lists_the_shipped_model_with_its_domain():
+    code, out, err = run("xanes", "models", "--json")
+    assert code == 0, err
+    info = json.loads(out)[DEFAULT_MODEL]
+    assert info["absorber"] == "Cu" and info["energy_range_ev"] == [-7.5, 122.5]
+    assert "energy_ev" not in info and {"O", "Cu", "Au"} <= set(info["elements"])
+    code, out, _ = run("xanes", "models")
+    assert code == 0 and DEFAULT_MODEL in out
+
+
+def test_a_models_elements_are_summarised_by_what_it_lacks():
+    from specml.cli.commands_xanes import _elements_summary
+
+    assert _elements_summary(["O", "H", "C"]) == "3 of H-O (not He, Li, Be, B, N)"
+    assert _elements_summary(["H", "He"]) == "2 of H-He"

@@ -109,6 +109,61 @@ def train(
         )
 
 
+@xanes_app.command("models")
+def models(
+    json_out: bool = typer.Option(
+        False,
+        "--json",
+        help="Print {name: model.json} (settings, domain, provenance; the grid as its range).",
+    ),
+) -> None:
+    """List the XANES models shipped with specml that --model NAME accepts, with their domain."""
+    from specml.xanes.models import shipped_model_info
+
+    with checked_options():
+        machine = output_format(json_out)
+    shipped = shipped_model_info()
+    if machine:
+        emit_json(shipped)
+        return
+    if not shipped:
+        console.print("no XANES model is shipped with this specml")
+        return
+    table = titled_table("shipped XANES models (specml xanes predict|invert --model NAME)")
+    for column in (
+        "name",
+        "edge",
+        "descriptor",
+        "training spectra",
+        "elements",
+        "grid (eV about the edge)",
+        "made",
+    ):
+        table.add_column(column)
+    for name, info in shipped.items():
+        table.add_row(
+            escape(name),
+            f"{info['absorber']} K",
+            escape(info["descriptor"]["kind"]),
+            str(info["n_train"]),
+            _elements_summary(info["elements"]),
+            "{:g} to {:g}".format(*info["energy_range_ev"]),
+            escape(info.get("provenance", {}).get("date", "")),
+        )
+    console.print(table)
+    console.print("A structure with an element outside a model's list is refused.", highlight=False)
+
+
+def _elements_summary(elements: list[str]) -> str:
+    """``80 of H-Pu (not He, Ne, ...)``: a model's elements as what it lacks up to its heaviest."""
+    from ase.data import atomic_numbers, chemical_symbols
+
+    heaviest = max(atomic_numbers[e] for e in elements)
+    missing = [s for s in chemical_symbols[1 : heaviest + 1] if s not in set(elements)]
+    text = f"{len(elements)} of H-{chemical_symbols[heaviest]}"
+    return text + (f" (not {', '.join(missing)})" if missing else "")
+
+
 @xanes_app.command("predict")
 def predict(
     structure: Path = typer.Argument(..., help="Structure file (CIF, POSCAR, extxyz, ...; read with ASE)."),

@@ -49,6 +49,17 @@ def shipped_models(root: Path = SHIPPED_MODELS) -> list[str]:
     return sorted(f.name for f in root.iterdir() if (f / "model.json").is_file()) if root.is_dir() else []
 
 
+def shipped_model_info(root: Path = SHIPPED_MODELS) -> dict[str, dict]:
+    """``{name: model.json}`` of every shipped model, the energy grid given as its range
+    (``energy_range_ev``) rather than its 521 points."""
+    info = {}
+    for name in shipped_models(root):
+        meta = json.loads((root / name / "model.json").read_text())
+        grid = meta.pop("energy_ev")
+        info[name] = {"name": name, **meta, "energy_range_ev": [grid[0], grid[-1]]}
+    return info
+
+
 def model_folder(model: str | Path, root: Path = SHIPPED_MODELS) -> Path:
     """The folder of ``model``: a folder as given, else the shipped model of that name;
     :class:`ModelError` naming the shipped ones otherwise."""
