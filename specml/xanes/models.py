@@ -260,7 +260,7 @@ def _shell_range(path: Path, meta: dict) -> tuple[np.ndarray, np.ndarray] | None
 
 
 def ship_model(folder: str | Path, target: str | Path, provenance: dict, dtype=np.float16) -> Path:
-    """Copy the trained model in ``folder`` to ``target`` for shipping: ``model.json`` with the
+    """Copy the trained model in ``folder`` to ``target`` (replacing what is there) for shipping: ``model.json`` with the
     training sites' CN and distance range and ``provenance`` added, each ensemble's scalers,
     settings and calibration, and its members' weights as ``dtype``. The descriptor cache of
     training (``features.npz``, megabytes) stays behind.
