@@ -40,6 +40,7 @@ def test_cuprite_predicted_then_inverted_is_linear_cu_i(tmp_path):
     energy, mu = np.asarray(result["energy_ev"]), np.asarray(result["mu"])
     assert abs(mu[(energy >= 60) & (energy <= 122)].mean() - 1.0) < 0.05
     assert result["edge_ev"] < result["first_maximum_ev"]
+    assert result["cautions"] == []  # cuprite is like the training sites
     code, out, err = run("xanes", "invert", csv_path, "--json")
     assert code == 0, err
     inverted = json.loads(out)
@@ -74,3 +75,14 @@ def test_a_models_elements_are_summarised_by_what_it_lacks():
 
     assert _elements_summary(["O", "H", "C"]) == "3 of H-O (not He, Li, Be, B, N)"
     assert _elements_summary(["H", "He"]) == "2 of H-He"
+
+
+def test_a_site_unlike_any_training_site_is_flagged(tmp_path):
+    """Cuprite squeezed to Cu-O 1.56 Å (no Cu-O bond is that short) is outside the training
+    range of the descriptor: the prediction says it extrapolates."""
+    path = tmp_path / "squeezed.cif"
+    write(path, cuprite_cell(3.6))
+    code, out, err = run("xanes", "predict", path, "--json")
+    assert code == 0, err
+    (caution,) = json.loads(out)["cautions"]
+    assert "unlike any training site" in caution

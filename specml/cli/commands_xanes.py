@@ -176,7 +176,7 @@ def predict(
     json_out: bool = typer.Option(
         False,
         "--json",
-        help="Print {structure, site, edge_ev, first_maximum_ev, steepest_rise_ev, energy_ev, mu, std}.",
+        help="Print {structure, site, cautions, edge_ev, first_maximum_ev, steepest_rise_ev, energy_ev, mu, std}.",
     ),
 ) -> None:
     """Predict the K-edge XANES of STRUCTURE (one site or the site average) with its uncertainty."""
@@ -196,7 +196,7 @@ def predict(
         model = XanesModel.load(model_name)
         model.check_structure(atoms)
         if site is not None:
-            model.predict_sites(atoms, [site])  # a site that is not the absorber fails here
+            model.site_descriptors(atoms, [site])  # a site that is not the absorber fails here
     spectrum = model.predict(atoms, site)
     features = spectrum_features(spectrum)
     if out is not None:
@@ -208,6 +208,7 @@ def predict(
             {
                 "structure": str(structure),
                 "site": spectrum.metadata["site"],
+                "cautions": spectrum.metadata["cautions"],
                 **features,
                 "energy_ev": spectrum.wavenumber.tolist(),
                 "mu": spectrum.intensity.tolist(),
@@ -227,6 +228,7 @@ def predict(
         table.add_row(name, "none" if features[key] is None else f"{features[key]:.2f}")
     table.add_row("mean std of μ", f"{float(spectrum.std.mean()) if spectrum.std is not None else 0:.4f}")
     console.print(table)
+    print_cautions(spectrum.metadata["cautions"])
     for written in (out, plot):
         if written is not None:
             console.print(f"written: {escape(str(written))}", highlight=False)

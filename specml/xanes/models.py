@@ -163,8 +163,8 @@ class XanesModel:
             )
         return sites
 
-    def predict_sites(self, atoms, sites=None) -> tuple[np.ndarray, np.ndarray]:
-        """μ mean and std, shape (n_sites, n_energy), at the absorber ``sites`` (default: all)."""
+    def site_descriptors(self, atoms, sites=None) -> np.ndarray:
+        """The descriptors of the absorber ``sites`` (default: all), one row each."""
         all_sites = self.check_structure(atoms)
         sites = all_sites if sites is None else [int(s) for s in np.atleast_1d(sites)]
         wrong = [s for s in sites if s not in all_sites]
@@ -172,12 +172,37 @@ class XanesModel:
             raise InputError(
                 f"site {wrong[0]} is not a {self.absorber} atom; {self.absorber} sites: {_listed(all_sites)}"
             )
-        return self._ensemble("forward").predict(site_descriptors(atoms, sites, self.descriptor))
+        return site_descriptors(atoms, sites, self.descriptor)
+
+    def predict_sites(self, atoms, sites=None) -> tuple[np.ndarray, np.ndarray]:
+        """μ mean and std, shape (n_sites, n_energy), at the absorber ``sites`` (default: all)."""
+        return self._ensemble("forward").predict(self.site_descriptors(atoms, sites))
+
+    def unlike_training(self, descriptors: np.ndarray) -> list[str]:
+        """A caution when a site's descriptor leaves the range the training sites span (by more
+        than :data:`OUTSIDE_MARGIN` of it) in any entry: the forward model clips such entries, so
+        its spectrum is an extrapolation, whatever its std says."""
+        forward = self._ensemble("forward")
+        if forward.x_min is None or forward.x_max is None:
+            return []
+        margin = OUTSIDE_MARGIN * (forward.x_max - forward.x_min)
+        outside = (descriptors < forward.x_min - margin) | (descriptors > forward.x_max + margin)
+        counts = outside.sum(1)
+        if not counts.any():
+            return []
+        return [
+            f"{int(counts.max())} of {descriptors.shape[1]} descriptor entries of "
+            f"{'a site' if len(counts) > 1 else 'the site'} lie outside the training sites' range: "
+            "its environment is unlike any training site, so the spectrum is an extrapolation"
+        ]
 
     def predict(self, atoms, site: int | None = None) -> Spectrum:
         """The XANES of one site, or the average over all absorber sites (every atom counts once,
-        which weights inequivalent sites by their multiplicity), with the ensemble's ±std."""
-        mean, std = self.predict_sites(atoms, None if site is None else [site])
+        which weights inequivalent sites by their multiplicity), with the ensemble's ±std.
+        ``metadata["cautions"]`` says when a site is unlike the training sites
+        (:meth:`unlike_training`)."""
+        x = self.site_descriptors(atoms, None if site is None else [site])
+        mean, std = self._ensemble("forward").predict(x)
         # mean of the per-site stds: an upper bound of the std of the site average (the members'
         # errors at different sites may partly cancel in the average)
         metadata = {
@@ -188,6 +213,7 @@ class XanesModel:
             "n_sites": int(mean.shape[0]),
             "model": str(self.folder),
             "label": f"{atoms.get_chemical_formula()} {self.absorber} K-edge (predicted)",
+            "cautions": self.unlike_training(x),
         }
         return Spectrum(self.energy, mean.mean(0), std.mean(0), metadata)
 
