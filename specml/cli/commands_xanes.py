@@ -155,7 +155,7 @@ def models(
 
 
 def _elements_summary(elements: list[str]) -> str:
-    """``80 of H-Pu (not He, Ne, ...)``: a model's elements as what it lacks up to its heaviest."""
+    """``80 of H-Np (not He, Ne, ...)``: a model's elements as what it lacks up to its heaviest."""
     from ase.data import atomic_numbers, chemical_symbols
 
     heaviest = max(atomic_numbers[e] for e in elements)

@@ -10,8 +10,9 @@ to the range each column spans in training before they are scaled: a column that
 constant in training (a rare neighbour element at a rare distance) would otherwise put an
 unusual site thousands of standard deviations out, where the networks' output is meaningless.
 Spectra (the inverse models' inputs) are not clipped: a measured white line above every FEFF
-one is information, not an artefact. Members are written to the ensemble's folder, the network's weights, as it finishes (``member_NNN.npz``), so an interrupted training resumes at
-the first missing member.
+one is information, not an artefact. Each member's weights are written to the ensemble's folder
+as it finishes (``member_NNN.npz``), so an interrupted training resumes at the first missing
+member.
 
 The members' spread is usually too narrow (they share the data and the architecture).
 :meth:`Ensemble.calibrate` fits one factor per output column on held-out data. The factor makes
@@ -87,8 +88,7 @@ class Network:
             raise ModelError(
                 f"only ReLU regressors are stored as weights, got {network.activation}/{network.out_activation_}"
             )
-        as_float32 = lambda arrays: tuple(np.asarray(a, dtype=np.float32) for a in arrays)  # noqa: E731
-        return cls(as_float32(network.coefs_), as_float32(network.intercepts_))
+        return cls(_float32(network.coefs_), _float32(network.intercepts_))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Outputs, shape (n, n_outputs), for scaled inputs ``x`` of shape (n, n_inputs)."""
@@ -110,9 +110,13 @@ class Network:
         with np.load(path) as stored:
             layers = sum(1 for name in stored.files if name.startswith("weight_"))
             return cls(
-                tuple(stored[f"weight_{k}"].astype(np.float32) for k in range(layers)),
-                tuple(stored[f"bias_{k}"].astype(np.float32) for k in range(layers)),
+                _float32(stored[f"weight_{k}"] for k in range(layers)),
+                _float32(stored[f"bias_{k}"] for k in range(layers)),
             )
+
+
+def _float32(arrays) -> tuple[np.ndarray, ...]:
+    return tuple(np.asarray(a, dtype=np.float32) for a in arrays)
 
 
 def _load_member(folder: Path, k: int) -> Network | None:
