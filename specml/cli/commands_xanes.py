@@ -194,9 +194,8 @@ def predict(
             checks.count("--site", site, minimum=0)
         atoms = read_structure(structure)
         model = XanesModel.load(model_name)
-        model.check_structure(atoms)
-        if site is not None:
-            model.site_descriptors(atoms, [site])  # a site that is not the absorber fails here
+        # no absorber, an element the model never saw, or a --site that is not an absorber
+        model.checked_sites(atoms, None if site is None else [site])
     spectrum = model.predict(atoms, site)
     features = spectrum_features(spectrum)
     if out is not None:

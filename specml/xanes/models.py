@@ -163,8 +163,9 @@ class XanesModel:
             )
         return sites
 
-    def site_descriptors(self, atoms, sites=None) -> np.ndarray:
-        """The descriptors of the absorber ``sites`` (default: all), one row each."""
+    def checked_sites(self, atoms, sites=None) -> list[int]:
+        """The absorber ``sites`` (default: all) of ``atoms``, after :meth:`check_structure`;
+        :class:`InputError` for a site that is not an absorber atom."""
         all_sites = self.check_structure(atoms)
         sites = all_sites if sites is None else [int(s) for s in np.atleast_1d(sites)]
         wrong = [s for s in sites if s not in all_sites]
@@ -172,7 +173,11 @@ class XanesModel:
             raise InputError(
                 f"site {wrong[0]} is not a {self.absorber} atom; {self.absorber} sites: {_listed(all_sites)}"
             )
-        return site_descriptors(atoms, sites, self.descriptor)
+        return sites
+
+    def site_descriptors(self, atoms, sites=None) -> np.ndarray:
+        """The descriptors of the absorber ``sites`` (default: all), one row each."""
+        return site_descriptors(atoms, self.checked_sites(atoms, sites), self.descriptor)
 
     def predict_sites(self, atoms, sites=None) -> tuple[np.ndarray, np.ndarray]:
         """μ mean and std, shape (n_sites, n_energy), at the absorber ``sites`` (default: all)."""
@@ -185,9 +190,7 @@ class XanesModel:
         forward = self._ensemble("forward")
         if forward.x_min is None or forward.x_max is None:
             return []
-        margin = OUTSIDE_MARGIN * (forward.x_max - forward.x_min)
-        outside = (descriptors < forward.x_min - margin) | (descriptors > forward.x_max + margin)
-        counts = outside.sum(1)
+        counts = _beyond_range(descriptors, forward.x_min, forward.x_max).sum(1)
         if not counts.any():
             return []
         return [
@@ -260,16 +263,28 @@ class XanesModel:
             return []
         lo, hi = self.shell_range
         cautions = []
-        for value, low, high, name, unit in zip(
-            shell, lo, hi, ("coordination number", "first-shell distance"), ("", " Å"), strict=True
+        for value, low, high, beyond, name, unit in zip(
+            shell,
+            lo,
+            hi,
+            _beyond_range(shell, lo, hi),
+            ("coordination number", "first-shell distance"),
+            ("", " Å"),
+            strict=True,
         ):
-            margin = OUTSIDE_MARGIN * (high - low)
-            if not low - margin <= value <= high + margin:
+            if beyond:
                 cautions.append(
                     f"{name} {value:.2f}{unit} is outside the training range {low:.2f}-{high:.2f}{unit}: "
                     "the spectrum is unlike the training spectra; do not trust this inversion"
                 )
         return cautions
+
+
+def _beyond_range(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Where ``values`` lie beyond ``low``-``high`` by more than :data:`OUTSIDE_MARGIN` of the
+    range (a NaN counts as beyond): the one rule for descriptors and for inverted shells."""
+    margin = OUTSIDE_MARGIN * (high - low)
+    return ~((values >= low - margin) & (values <= high + margin))
 
 
 def _shell_range(path: Path, meta: dict) -> tuple[np.ndarray, np.ndarray] | None:
