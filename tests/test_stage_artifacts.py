@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import multiprocessing
 
 import numpy as np
 import pytest
@@ -217,6 +218,35 @@ def test_export_keeps_finished_stages_only_and_restore_rebuilds_them(tmp_path):
     names = set(export_artifacts(run, artifacts, DEPTH_FS, windows_ps=(0.25,))["files"])
     assert "xtb/models/final/committee.json.gz" in names and not any("iter_001/e" in n for n in names)
     assert not (artifacts / "xtb" / "models" / "iter_001").exists()
+
+
+def _restore_after(barrier, artifacts, run_dir, results) -> None:
+    barrier.wait()
+    try:
+        results.put(sorted(restore_artifacts(artifacts, run_dir)))
+    except Exception as error:  # reported to the test, which fails on it
+        results.put(repr(error))
+
+
+def test_two_processes_restoring_one_run_directory_take_turns(tmp_path):
+    """Two benchmarks started side by side restore the same run directory on a fresh clone."""
+    run, artifacts, fresh = tmp_path / "run", tmp_path / "artifacts", tmp_path / "fresh"
+    fake_run(run)
+    export_artifacts(run, artifacts, DEPTH_FS, windows_ps=(0.25,))
+    context = multiprocessing.get_context("fork")
+    barrier, results = context.Barrier(2), context.Queue()
+    workers = [
+        context.Process(target=_restore_after, args=(barrier, artifacts, fresh, results)) for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join()
+    assert all(isinstance(o, list) for o in outcomes), outcomes  # no "table systems already exists"
+    first, second = sorted(outcomes, key=len, reverse=True)
+    assert "xtb/labels.db" in first and "xtb/labels.db" not in second  # one of them wrote the rows
+    assert LabelDatabase(fresh / "xtb" / "labels.db").count() == LabelDatabase(run / "xtb" / "labels.db").count()
 
 
 def test_snapshots_are_exported_on_request_kept_while_running_and_dropped_once_finished(tmp_path):

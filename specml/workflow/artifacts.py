@@ -249,6 +249,15 @@ def restore_artifacts(artifact_dir: str | Path, run_dir: str | Path) -> list[str
     manifest = read_manifest(artifact_dir)
     if manifest is None:
         return []
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # Two benchmarks started side by side restore the same run directory: without taking turns
+    # both create its label database at once (SQLite: "table systems already exists") or add
+    # the same rows twice.
+    with FileLock(run_dir / ".artifacts.lock"):
+        return _restore(manifest, artifact_dir, run_dir)
+
+
+def _restore(manifest: dict, artifact_dir: Path, run_dir: Path) -> list[str]:
     restored: set[str] = set()
     model_dirs: dict[Path, list[tuple[bytes, Path]]] = {}
     committees = {
