@@ -246,7 +246,9 @@ def test_two_processes_restoring_one_run_directory_take_turns(tmp_path):
     assert all(isinstance(o, list) for o in outcomes), outcomes  # no "table systems already exists"
     first, second = sorted(outcomes, key=len, reverse=True)
     assert "xtb/labels.db" in first and "xtb/labels.db" not in second  # one of them wrote the rows
-    assert LabelDatabase(fresh / "xtb" / "labels.db").count() == LabelDatabase(run / "xtb" / "labels.db").count()
+    assert (
+        LabelDatabase(fresh / "xtb" / "labels.db").count() == LabelDatabase(run / "xtb" / "labels.db").count()
+    )
 
 
 def test_snapshots_are_exported_on_request_kept_while_running_and_dropped_once_finished(tmp_path):
