@@ -202,13 +202,20 @@ class Benchmark:
         self.root, self.config, self.out, self.console = root, config, out, console
         self.save_stage = save_stage or (lambda stage: None)
         self.molecules = load_molecules("CO")
-        self.rows: dict[str, dict] = {}
-        self.xtb: dict = {}
-        previous = json.loads(out.read_text()) if out.exists() else {}
-        # Rows of finished steps survive reruns (settings compared as JSON: tuples come back as lists).
-        if previous.get("settings") == json.loads(json.dumps(config.to_dict())):
-            self.rows = {k: v for k, v in previous.get("variants", {}).items() if k in VARIANTS}
-            self.xtb = previous.get("xtb_level", {})
+        # Rows of finished steps survive reruns; rows this process changed are written over the
+        # file's, the others are re-read before every write (two invocations with other
+        # --variants side by side).
+        self.rows, self.xtb = self.written_rows()
+        self.changed: set[str] = set()
+
+    def written_rows(self) -> tuple[dict[str, dict], dict]:
+        """The variant rows and xTB-level row in ``out`` (none when its settings differ; compared as
+        JSON: tuples come back as lists)."""
+        previous = json.loads(self.out.read_text()) if self.out.exists() else {}
+        if previous.get("settings") != json.loads(json.dumps(self.config.to_dict())):
+            return {}, {}
+        rows = {k: v for k, v in previous.get("variants", {}).items() if k in VARIANTS}
+        return rows, previous.get("xtb_level", {})
 
     # -- workflows ----------------------------------------------------------------------
     def cheap_config(self):
@@ -264,6 +271,7 @@ class Benchmark:
         workflow.prepared()
         self.save_stage(f"{variant}: DFT minimum and Hessian")
         self.rows[variant] = {**self.rows.get(variant, {}), "status": "learning"}
+        self.changed.add(variant)
         self.write()
         workflow.active_learning()
         self.rows[variant] = {
@@ -284,6 +292,7 @@ class Benchmark:
         }
         row["status"] = "done"
         self.rows[variant] = row
+        self.changed.add(variant)
         self.write()
 
     def xtb_level(self) -> None:
@@ -292,6 +301,7 @@ class Benchmark:
         workflow = self.pretrain_workflow()
         spectrum = workflow.production()[self.config.production_temperature_k]["CO"]
         self.save_stage("pretrain_xtb: production MD")
+        self.changed.add("xtb_level")
         self.xtb = {
             "reference": workflow.reference.describe(),
             **self.compare(spectrum, CHEAP),
@@ -420,6 +430,9 @@ class Benchmark:
         return rows
 
     def write(self) -> None:
+        rows, xtb = self.written_rows()
+        self.rows = {**rows, **{v: r for v, r in self.rows.items() if v in self.changed}}
+        self.xtb = self.xtb if "xtb_level" in self.changed else xtb or self.xtb
         out = {
             "molecule": "methanol",
             "expensive_reference": self.config.reference,

@@ -573,3 +573,32 @@ def test_a_failed_artifact_commit_does_not_end_the_run(tmp_path, monkeypatch):
     stages.save("iteration 0")
     assert (tmp_path / "artifacts" / MANIFEST).is_file()
     assert len(said) == 1 and "(iteration 0) not committed" in said[0]
+
+
+def test_multifidelity_benchmarks_side_by_side_keep_each_others_rows(tmp_path):
+    """Two invocations with other --variants write one results file: neither drops the other's rows."""
+    import sys
+    from pathlib import Path
+
+    from rich.console import Console
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import multifidelity as bench
+
+    from specml.workflow import get_workflow_config
+
+    config = get_workflow_config("default", reference=bench.EXPENSIVE, run_test_set=False)
+    out = tmp_path / "multifidelity.json"
+    quiet = Console(quiet=True)
+    (tmp_path / "root").mkdir()  # a measured DFT call cost, so the rows are all that is written
+    (tmp_path / "root" / "dft_call_cost.json").write_text(json.dumps({"s_per_call": 2.0, "calls_timed": 3}))
+    first, second = (bench.Benchmark(tmp_path / "root", config, out, quiet) for _ in range(2))
+    first.rows["delta"] = {"status": "done", "pcc_vs_experiment": 0.9}
+    first.changed.add("delta")
+    first.write()
+    second.rows["scratch"] = {"status": "done", "pcc_vs_experiment": 0.8}
+    second.changed.add("scratch")
+    second.write()  # knew nothing of delta's row when it started
+    variants = json.loads(out.read_text())["variants"]
+    assert variants["delta"]["pcc_vs_experiment"] == 0.9 and variants["scratch"]["pcc_vs_experiment"] == 0.8
+    assert variants["dft_only"]["status"] == "not started"
