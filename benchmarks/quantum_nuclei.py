@@ -242,7 +242,7 @@ def plot(results: dict, root: Path, config, path: Path) -> None:
     fig, axes = plt.subplots(len(levels), 1, figsize=(8, 3.2 * len(levels)), squeeze=False)
     T = config.production_temperature_k
     for ax, level in zip(axes[:, 0], levels, strict=True):
-        run, _ = LEVELS[level]
+        run, reference = LEVELS[level]
         workflow = mf.pretrain_workflow() if run == "pretrain_xtb" else mf.workflow(run)
         structures = workflow.prepared_structures()
         quantum = job_spectra(
@@ -263,7 +263,7 @@ def plot(results: dict, root: Path, config, path: Path) -> None:
             ax.plot(x[window], y[window] / y[window].max(), label=label, **style)
         row = results["levels"][level]
         ax.set_title(
-            f"{level.upper()} level: PCC {row['classical']['pcc_vs_experiment']:.3f} classical, "
+            f"{reference.removeprefix('pyscf:')} ({run}): PCC {row['classical']['pcc_vs_experiment']:.3f} classical, "
             f"{row['pcc_vs_experiment']:.3f} TRPMD",
             fontsize=10,
         )
