@@ -208,6 +208,11 @@ class Benchmark:
         self.rows, self.xtb = self.written_rows()
         self.changed: set[str] = set()
 
+    def record(self, variant: str, row: dict) -> None:
+        """Set ``variant``'s row; this invocation writes it over the file's from now on."""
+        self.rows[variant] = row
+        self.changed.add(variant)
+
     def written_rows(self) -> tuple[dict[str, dict], dict]:
         """The variant rows and xTB-level row in ``out`` (none when its settings differ; compared as
         JSON: tuples come back as lists)."""
@@ -270,15 +275,12 @@ class Benchmark:
             workflow.pretrain_stage()
         workflow.prepared()
         self.save_stage(f"{variant}: DFT minimum and Hessian")
-        self.rows[variant] = {**self.rows.get(variant, {}), "status": "learning"}
-        self.changed.add(variant)
+        self.record(variant, {**self.rows.get(variant, {}), "status": "learning"})
         self.write()
         workflow.active_learning()
-        self.rows[variant] = {
-            **self.rows[variant],
-            **self.learning_row(variant, workflow),
-            "status": "learned",
-        }
+        self.record(
+            variant, {**self.rows[variant], **self.learning_row(variant, workflow), "status": "learned"}
+        )
         self.write()
 
     def produce(self, variant: str) -> None:
@@ -291,8 +293,7 @@ class Benchmark:
             **self.compare(result.spectra["CO@300K"], self.reference(variant)),
         }
         row["status"] = "done"
-        self.rows[variant] = row
-        self.changed.add(variant)
+        self.record(variant, row)
         self.write()
 
     def xtb_level(self) -> None:
@@ -432,7 +433,7 @@ class Benchmark:
     def write(self) -> None:
         rows, xtb = self.written_rows()
         self.rows = {**rows, **{v: r for v, r in self.rows.items() if v in self.changed}}
-        self.xtb = self.xtb if "xtb_level" in self.changed else xtb or self.xtb
+        self.xtb = self.xtb if "xtb_level" in self.changed else xtb
         out = {
             "molecule": "methanol",
             "expensive_reference": self.config.reference,

@@ -593,11 +593,9 @@ def test_multifidelity_benchmarks_side_by_side_keep_each_others_rows(tmp_path):
     (tmp_path / "root").mkdir()  # a measured DFT call cost, so the rows are all that is written
     (tmp_path / "root" / "dft_call_cost.json").write_text(json.dumps({"s_per_call": 2.0, "calls_timed": 3}))
     first, second = (bench.Benchmark(tmp_path / "root", config, out, quiet) for _ in range(2))
-    first.rows["delta"] = {"status": "done", "pcc_vs_experiment": 0.9}
-    first.changed.add("delta")
+    first.record("delta", {"status": "done", "pcc_vs_experiment": 0.9})
     first.write()
-    second.rows["scratch"] = {"status": "done", "pcc_vs_experiment": 0.8}
-    second.changed.add("scratch")
+    second.record("scratch", {"status": "done", "pcc_vs_experiment": 0.8})
     second.write()  # knew nothing of delta's row when it started
     variants = json.loads(out.read_text())["variants"]
     assert variants["delta"]["pcc_vs_experiment"] == 0.9 and variants["scratch"]["pcc_vs_experiment"] == 0.8

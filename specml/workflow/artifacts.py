@@ -153,8 +153,13 @@ def export_artifacts(
     run_dir, artifact_dir = Path(run_dir), Path(artifact_dir)
     if not run_dir.is_dir():
         raise InputError(f"{run_dir}: no such run directory")
-    with FileLock(run_dir / ".artifacts.lock"):
+    with _run_dir_lock(run_dir):
         return _export(run_dir, artifact_dir, float(depth_fs), tuple(windows_ps), snapshots)
+
+
+def _run_dir_lock(run_dir: Path) -> FileLock:
+    """The lock that export and restore take in a run directory (its file is scratch: never exported)."""
+    return FileLock(run_dir / ".artifacts.lock")
 
 
 def _export(run_dir: Path, artifact_dir: Path, depth_fs: float, windows_ps: tuple, snapshots: bool) -> dict:
@@ -253,7 +258,7 @@ def restore_artifacts(artifact_dir: str | Path, run_dir: str | Path) -> list[str
     # Two benchmarks started side by side restore the same run directory: without taking turns
     # both create its label database at once (SQLite: "table systems already exists") or add
     # the same rows twice.
-    with FileLock(run_dir / ".artifacts.lock"):
+    with _run_dir_lock(run_dir):
         return _restore(manifest, artifact_dir, run_dir)
 
 
