@@ -58,7 +58,8 @@ def test_predict_writes_csv_plot_and_json(model_dir, azurite_cif, tmp_path):
         "xanes", "predict", azurite_cif, "--model", model_dir, "--out", csv_path, "--plot", png
     )
     assert code == 0, err
-    assert "first maximum" in out
+    assert "first maximum" in out and "±" in out
+    assert "not calibrated" in out  # trained without held-out spectra
     assert png.read_bytes()[:4] == b"\x89PNG"
     lines = csv_path.read_text().splitlines()
     assert lines[1] == "energy_eV,mu,std"
@@ -68,6 +69,7 @@ def test_predict_writes_csv_plot_and_json(model_dir, azurite_cif, tmp_path):
     assert code == 0
     result = json.loads(out)
     assert result["site"] == 0 and len(result["mu"]) == 521 and result["edge_ev"] < result["first_maximum_ev"]
+    assert result["edge_std_ev"] > 0  # the two members' edges differ
 
 
 def test_invert_measured_azurite(model_dir):

@@ -17,6 +17,8 @@ from specml.xanes.analysis import (
     first_maximum,
     first_shell,
     half_step_energy,
+    member_positions,
+    position_spread,
     rise_ambiguity,
     spectral_features,
     white_line,
@@ -116,6 +118,31 @@ def test_arctan_edge_and_peak_are_found_between_grid_points(step_ev):
     assert features["white_line"] == pytest.approx(features["first_maximum"], abs=1e-9)
 
 
+def test_members_spread_of_positions_is_the_std_of_their_shifts():
+    """Three members whose arctan edge and peak sit 0.6 eV apart: the position std is that of
+    the shifts (0.49 eV); a member without a peak leaves the peak's std to the other two, and
+    one member alone gives no std."""
+    energy = np.arange(-10.0, 60.0, 0.25)
+
+    def spectrum(shift: float, peak: float = 0.3) -> np.ndarray:
+        return (
+            0.5
+            + np.arctan((energy - 3.0 - shift) / 1.5) / np.pi
+            + peak * np.exp(-((energy - 12.0 - shift) ** 2) / 8.0)
+        )
+
+    shifts = np.array([-0.6, 0.0, 0.6])
+    members = np.stack([[spectrum(d)] for d in shifts])  # (members, spectra, energy)
+    positions = member_positions(energy, members)
+    assert positions.shape == (3, 1, 2)
+    np.testing.assert_allclose(positions[:, 0, 0] - positions[1, 0, 0], shifts, atol=0.05)
+    np.testing.assert_allclose(position_spread(positions)[0], [shifts.std(), shifts.std()], atol=0.05)
+    flat = np.stack([[spectrum(-0.6)], [spectrum(0.6)], [spectrum(0.0, peak=0.0)]])
+    spread = position_spread(member_positions(energy, flat))[0]
+    assert spread[1] == pytest.approx(0.6, abs=0.05)  # the two members with a peak
+    assert np.isnan(position_spread(member_positions(energy, flat[2:]))[0]).all()
+
+
 def test_half_step_edge_is_stable_where_the_steepest_rise_jumps():
     """A shoulder (0.3 of the step) as steep as the main rise 5 eV above it: a 7 % change of the
     shoulder's height moves the steepest rise by 5 eV, the half-step edge by less than 0.1 eV."""
@@ -213,6 +240,39 @@ def test_calibration_scales_the_std_to_cover_68_percent_of_held_out_errors(model
     within = np.abs(mean - held_out.mu) <= std
     assert within.mean() == pytest.approx(0.683, abs=0.05)
     assert (np.abs(mean - held_out.mu) <= raw).mean() < 0.5  # a tiny ensemble is overconfident
+
+
+def test_position_std_is_calibrated_on_held_out_spectra_and_shipped(model, dataset, tmp_path):
+    """The edge and first-maximum std (the members' spread) scaled so that 68 % of held-out
+    position errors fall within it; the factors are saved, used by predict and shipped."""
+    import shutil
+
+    from specml.xanes.models import POSITIONS_FILE, dataset_descriptors, ship_model
+
+    folder = shutil.copytree(model.folder, tmp_path / "model")
+    copy = XanesModel.load(folder)
+    assert copy.position_std_scale is None
+    held_out = dataset.part("val").subset(np.arange(0, 400, 20))
+    x = dataset_descriptors(held_out, model.descriptor)
+    scale = copy.calibrate_positions(x, held_out.mu)
+    assert set(scale) == {"edge", "first_maximum"} and all(f > 0 for f in scale.values())
+    reloaded = XanesModel.load(folder)
+    assert reloaded.position_std_scale == scale
+    values, std = reloaded.positions(x)
+    _, raw = reloaded.positions(x, calibrated=False)
+    np.testing.assert_allclose(std, raw * [scale["edge"], scale["first_maximum"]])
+    true = member_positions(held_out.energy, held_out.mu[None])[0]
+    errors = np.abs(values - true)
+    counted = np.isfinite(errors / raw)
+    coverage = (errors[counted[:, 0], 0] <= std[counted[:, 0], 0]).mean()
+    assert coverage == pytest.approx(0.683, abs=0.1)
+    atoms, site = held_out.site(0)
+    prediction = reloaded.predict(atoms, site)
+    assert prediction.metadata["position_std_calibrated"] is True
+    edge_std = prediction.metadata["position_std_ev"]["edge"]
+    assert edge_std == pytest.approx(reloaded.positions(x[:1])[1][0, 0])
+    shipped = XanesModel.load(ship_model(folder, tmp_path / "shipped", {"made_by": "a test"}))
+    assert (shipped.folder / POSITIONS_FILE).is_file() and shipped.position_std_scale == scale
 
 
 def test_resume_trains_only_missing_members(model, tiny):

@@ -176,7 +176,8 @@ def predict(
     json_out: bool = typer.Option(
         False,
         "--json",
-        help="Print {structure, site, cautions, edge_ev, first_maximum_ev, steepest_rise_ev, energy_ev, mu, std}.",
+        help="Print {structure, site, cautions, edge_ev, edge_std_ev, first_maximum_ev, first_maximum_std_ev, "
+        "steepest_rise_ev, position_std_calibrated, energy_ev, mu, std}.",
     ),
 ) -> None:
     """Predict the K-edge XANES of STRUCTURE (one site or the site average) with its uncertainty."""
@@ -209,6 +210,7 @@ def predict(
                 "site": spectrum.metadata["site"],
                 "cautions": spectrum.metadata["cautions"],
                 **features,
+                "position_std_calibrated": spectrum.metadata["position_std_calibrated"],
                 "energy_ev": spectrum.wavenumber.tolist(),
                 "mu": spectrum.intensity.tolist(),
                 "std": spectrum.std.tolist() if spectrum.std is not None else None,
@@ -224,7 +226,11 @@ def predict(
         ("first maximum (eV)", "first_maximum_ev"),
         ("steepest rise (eV)", "steepest_rise_ev"),
     ):
-        table.add_row(name, "none" if features[key] is None else f"{features[key]:.2f}")
+        std = features.get(key.replace("_ev", "_std_ev"))
+        shown = "none" if features[key] is None else f"{features[key]:.2f}"
+        table.add_row(name, shown if std is None or features[key] is None else f"{shown} ± {std:.2f}")
+    if not spectrum.metadata["position_std_calibrated"]:
+        table.add_row("± of positions", "members' spread, not calibrated")
     table.add_row("mean std of μ", f"{float(spectrum.std.mean()) if spectrum.std is not None else 0:.4f}")
     console.print(table)
     print_cautions(spectrum.metadata["cautions"])

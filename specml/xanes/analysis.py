@@ -48,6 +48,8 @@ PEAK_MIN_MU = 1.0
 HALF_STEP = 0.5
 #: Window (eV above the edge) searched for the white line.
 WHITE_LINE_WINDOW_EV = 30.0
+#: Positions whose uncertainty the ensemble's members give (:func:`member_positions`).
+MEMBER_POSITIONS = ("edge", "first_maximum")
 #: Neighbours within this factor of the nearest distance form the first shell.
 SHELL_TOLERANCE = 1.15
 #: Farthest nearest neighbour (Å) looked for.
@@ -143,6 +145,34 @@ def spectral_features(energy, mu) -> dict[str, float]:
         "white_line": white_line(energy, mu, above),
         "steepest_rise": rise,
     }
+
+
+def member_positions(energy, member_spectra) -> np.ndarray:
+    """:data:`MEMBER_POSITIONS` (eV) of each ensemble member's spectrum, read with the rule of
+    :func:`spectral_features`: shape ``(n_members, n_spectra, 2)`` for spectra of shape
+    ``(n_members, n_spectra, n_energy)``; NaN where a member's spectrum lacks the feature.
+
+    Their spread over the members is a position's own uncertainty: the std of μ says how
+    uncertain the intensity is, not how far a peak may be displaced."""
+    member_spectra = np.asarray(member_spectra, dtype=float)
+    return np.array(
+        [
+            [[spectral_features(energy, mu)[name] for name in MEMBER_POSITIONS] for mu in spectra]
+            for spectra in member_spectra
+        ]
+    )
+
+
+def position_spread(positions: np.ndarray) -> np.ndarray:
+    """Std over the members (axis 0) of :func:`member_positions`; NaN where fewer than two
+    members have the feature."""
+    import warnings
+
+    positions = np.asarray(positions, dtype=float)
+    with warnings.catch_warnings():  # an all-NaN column warns; it is NaN below anyway
+        warnings.simplefilter("ignore", RuntimeWarning)
+        spread = np.nanstd(positions, axis=0)
+    return np.where(np.isfinite(positions).sum(0) >= 2, spread, np.nan)
 
 
 def white_line(energy, mu, edge: float | None = None) -> float:

@@ -97,16 +97,22 @@ def plot_xanes(spectra: list[Spectrum], path: str | Path, title: str | None = No
 
 def spectrum_features(spectrum: Spectrum) -> dict:
     """Edge (half-step), first maximum above it and steepest rise, in eV on the spectrum's axis
-    (:func:`~specml.xanes.analysis.spectral_features`; None where a feature is not on the axis)."""
+    (:func:`~specml.xanes.analysis.spectral_features`), and the std of the edge and first
+    maximum where a model's prediction gives one (``edge_std_ev``, ``first_maximum_std_ev``,
+    :meth:`~specml.xanes.models.XanesModel.positions`); None where a value is not known."""
     from specml.xanes.analysis import spectral_features
 
     features = spectral_features(spectrum.wavenumber, spectrum.intensity)
+    features |= {f"{name}_std": std for name, std in spectrum.metadata.get("position_std_ev", {}).items()}
 
     def value(name: str) -> float | None:
-        return None if np.isnan(features[name]) else float(features[name])
+        found = features.get(name, float("nan"))
+        return None if np.isnan(found) else float(found)
 
     return {
         "edge_ev": value("edge"),
+        "edge_std_ev": value("edge_std"),
         "first_maximum_ev": value("first_maximum"),
+        "first_maximum_std_ev": value("first_maximum_std"),
         "steepest_rise_ev": value("steepest_rise"),
     }

@@ -10,7 +10,9 @@ A :class:`XanesModel` is a folder with three bootstrap ensembles (:mod:`~specml.
 ``model.json`` records the descriptor settings, the grid, the absorber, the elements seen in
 training (others are refused: the networks never saw them) and ``edge_ev``, the median edge
 (steepest rise) of the training spectra on the grid; a spectrum on an absolute energy axis is
-shifted so that its own edge lands there before it is inverted.
+shifted so that its own edge lands there before it is inverted. ``positions.json`` (written
+when the model is calibrated on held-out spectra) holds the factors that turn the members' spread
+of the edge and first-maximum positions into a calibrated std (:meth:`XanesModel.positions`).
 
 Trained models ship with specml under ``specml/data/xanes/NAME`` (:func:`ship_model` writes one,
 with its provenance and without the training cache); :meth:`XanesModel.load` takes such a name
@@ -29,8 +31,9 @@ import numpy as np
 
 from specml.errors import InputError, ModelError, UnsupportedElementError
 from specml.spectra.spectrum import Spectrum
+from specml.xanes.analysis import MEMBER_POSITIONS, member_positions, position_spread
 from specml.xanes.descriptors import DescriptorSettings, site_descriptors
-from specml.xanes.ensemble import Ensemble, EnsembleSettings
+from specml.xanes.ensemble import CALIBRATION_QUANTILE, MIN_SCALE, Ensemble, EnsembleSettings
 
 PARTS = ("forward", "inverse_descriptor", "inverse_shell")
 #: Marks a spectrum whose axis is XANES energy (the Spectrum field is named for IR).
@@ -42,6 +45,10 @@ OUTSIDE_MARGIN = 0.05
 SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "data" / "xanes"
 #: The shipped model that ``specml xanes predict|invert`` use unless given another.
 DEFAULT_MODEL = "cu-kedge"
+#: File in a model folder with the position std factors (:meth:`XanesModel.calibrate_positions`).
+POSITIONS_FILE = "positions.json"
+#: What :func:`train_xanes` calibrates the position std on.
+POSITIONS_SOURCE = "the held-out spectra given to train_xanes (specml xanes train: the val split)"
 
 
 def shipped_models(root: Path = SHIPPED_MODELS) -> list[str]:
@@ -118,6 +125,9 @@ class XanesModel:
     ensembles: dict[str, Ensemble]
     #: Lowest and highest ``[CN, first-shell distance]`` among the training sites (None if unknown).
     shell_range: tuple[np.ndarray, np.ndarray] | None = None
+    #: Factor per :data:`~specml.xanes.analysis.MEMBER_POSITIONS` entry that calibrates the
+    #: members' spread of that position (None: not calibrated, the raw spread is reported).
+    position_std_scale: dict[str, float] | None = None
 
     # -- loading ------------------------------------------------------------------------------
     @classmethod
@@ -142,6 +152,7 @@ class XanesModel:
             edge_ev=float(meta["edge_ev"]),
             ensembles=ensembles,
             shell_range=_shell_range(folder / "features.npz", meta),
+            position_std_scale=_position_std_scale(folder / POSITIONS_FILE),
         )
 
     def _ensemble(self, part: str) -> Ensemble:
@@ -206,6 +217,7 @@ class XanesModel:
         (:meth:`unlike_training`)."""
         x = self.site_descriptors(atoms, None if site is None else [site])
         mean, std = self._ensemble("forward").predict(x)
+        _, position_std = self.positions(x, average=True)
         # mean of the per-site stds: an upper bound of the std of the site average (the members'
         # errors at different sites may partly cancel in the average)
         metadata = {
@@ -217,8 +229,59 @@ class XanesModel:
             "model": str(self.folder),
             "label": f"{atoms.get_chemical_formula()} {self.absorber} K-edge (predicted)",
             "cautions": self.unlike_training(x),
+            "position_std_ev": dict(zip(MEMBER_POSITIONS, position_std[0].tolist(), strict=True)),
+            "position_std_calibrated": self.position_std_scale is not None,
         }
         return Spectrum(self.energy, mean.mean(0), std.mean(0), metadata)
+
+    def positions(
+        self, descriptors: np.ndarray, average: bool = False, calibrated: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Edge and first maximum (eV, :data:`~specml.xanes.analysis.MEMBER_POSITIONS`) of the
+        predicted spectrum of each descriptor row (``average``: of their site average), and
+        their std: the spread of the members' own positions, times the calibration factors when
+        the model has them and ``calibrated``. Shape (n, 2) each (n = 1 with ``average``)."""
+        members = self._ensemble("forward").predict_members(descriptors)
+        if average:
+            members = members.mean(1, keepdims=True)
+        values = member_positions(self.energy, members.mean(0)[None])[0]
+        spread = position_spread(member_positions(self.energy, members))
+        if calibrated and self.position_std_scale is not None:
+            spread = spread * np.array([self.position_std_scale[name] for name in MEMBER_POSITIONS])
+        return values, spread
+
+    def calibrate_positions(
+        self, descriptors: np.ndarray, mu: np.ndarray, source: str = "held-out spectra"
+    ) -> dict[str, float]:
+        """Fit the factor per position that makes :data:`~specml.xanes.ensemble.CALIBRATION_QUANTILE`
+        of the held-out errors (sites ``descriptors``, true spectra ``mu``) fall within the scaled
+        std, as :meth:`~specml.xanes.ensemble.Ensemble.calibrate` does for μ; saved to
+        ``positions.json`` with ``source``, what the held-out spectra were. A position missing
+        from the truth or the prediction has no error and does not count."""
+        from specml.workflow.state import atomic_write_json
+
+        values, raw = self.positions(descriptors, calibrated=False)
+        true = member_positions(self.energy, np.asarray(mu, dtype=float)[None])[0]
+        ratio = np.abs(values - true) / np.maximum(raw, MIN_SCALE)
+        counted = np.isfinite(ratio).sum(0)
+        if counted.min() < 2:
+            raise InputError(
+                "calibrating the positions needs at least two held-out spectra with both positions"
+            )
+        self.position_std_scale = {
+            name: float(np.nanquantile(ratio[:, k], CALIBRATION_QUANTILE))
+            for k, name in enumerate(MEMBER_POSITIONS)
+        }
+        atomic_write_json(
+            self.folder / POSITIONS_FILE,
+            {
+                "std_scale": self.position_std_scale,
+                "coverage": CALIBRATION_QUANTILE,
+                "n_spectra": dict(zip(MEMBER_POSITIONS, counted.tolist(), strict=True)),
+                "source": source,
+            },
+        )
+        return self.position_std_scale
 
     # -- inverse ------------------------------------------------------------------------------
     def on_grid(self, spectrum: Spectrum) -> np.ndarray:
@@ -300,6 +363,12 @@ def _shell_range(path: Path, meta: dict) -> tuple[np.ndarray, np.ndarray] | None
     return None
 
 
+def _position_std_scale(path: Path) -> dict[str, float] | None:
+    if not path.is_file():
+        return None
+    return {name: float(f) for name, f in json.loads(path.read_text())["std_scale"].items()}
+
+
 def ship_model(folder: str | Path, target: str | Path, provenance: dict, dtype=np.float16) -> Path:
     """Copy the trained model in ``folder`` to ``target`` (replacing what is there) for shipping: ``model.json`` with the
     training sites' CN and distance range and ``provenance`` added, each ensemble's scalers,
@@ -331,6 +400,8 @@ def ship_model(folder: str | Path, target: str | Path, provenance: dict, dtype=n
                 shutil.copy2(source / name, destination / name)
         for k, member in enumerate(model.ensembles[part].members):
             member.save(destination / f"member_{k:03d}.npz", dtype=dtype)
+    if (model.folder / POSITIONS_FILE).is_file():
+        shutil.copy2(model.folder / POSITIONS_FILE, target / POSITIONS_FILE)
     atomic_write_json(target / "model.json", meta)
     return target
 
@@ -356,7 +427,8 @@ def train_xanes(
     """Train the three ensembles on ``dataset`` into ``folder``, resuming what is there.
 
     ``calibration``: a held-out dataset (the val split) on which each ensemble's std factor is
-    fitted after training (:meth:`~specml.xanes.ensemble.Ensemble.calibrate`).
+    fitted after training (:meth:`~specml.xanes.ensemble.Ensemble.calibrate`), and the factors of
+    the edge and first-maximum std (:meth:`XanesModel.calibrate_positions`).
 
     Descriptors and first-shell targets are cached in ``folder/features.npz``; each ensemble
     member is saved as it finishes. Rerunning with the same settings continues; other settings
@@ -429,5 +501,9 @@ def train_xanes(
             }
             for part in PARTS:
                 Ensemble.load(folder / part).calibrate(*held_out[part], folder / part)
+            try:  # one member has no spread, a few held-out spectra may lack a position
+                XanesModel.load(folder).calibrate_positions(x_held, mu_held, POSITIONS_SOURCE)
+            except InputError:
+                pass  # predictions then report the raw spread, marked uncalibrated
             progress.update(task, total=1, completed=1)
     return XanesModel.load(folder)
