@@ -7,7 +7,9 @@ of the FEFF Cu K-edge set (test is held out from the calibration): how well it r
 (Spearman), how many errors fall within 1 and 2 std, and the share of positions within 1 eV
 among the most confident part of the spectra (sorted by their std). Beside it, the same ranking
 by the mean std of μ, the uncertainty the model gave before. It also splits the within-1-eV
-shares by coordination number and by first shell (oxygen only or not): where the misses sit.
+shares by coordination number and by first shell (oxygen only or not): where the misses sit,
+with the oracle's shares per coordination number (the true spectra blurred by 1 eV, as in
+benchmarks/xanes.py): how stable the position's rule itself is for those sites.
 
     OMP_NUM_THREADS=1 python benchmarks/xanes_positions.py [--model cu-kedge] [--calibrate]
 
@@ -112,6 +114,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
+    from scipy.ndimage import gaussian_filter1d
+    from xanes import ORACLE_BLUR_EV
 
     from specml.xanes.analysis import MEMBER_POSITIONS, member_positions
     from specml.xanes.data import load_feff_set
@@ -139,7 +143,11 @@ def main() -> None:
     for name, part in splits.items():
         values, std = model.positions(descriptors[name])
         mu_std = model.ensembles["forward"].predict(descriptors[name])[1].mean(1)
-        errors = values - member_positions(part.energy, part.mu[None])[0]
+        true = member_positions(part.energy, part.mu[None])[0]
+        errors = values - true
+        step = float(np.mean(np.diff(part.energy)))
+        blurred = gaussian_filter1d(part.mu.astype(float), ORACLE_BLUR_EV / step, axis=1, mode="nearest")
+        oracle_errors = member_positions(part.energy, blurred[None])[0] - true
         cn = dataset_shells(part)[:, 0].astype(int)
         oxygen = np.where(oxygen_only_first_shell(part), "O only", "other")
         result["splits"][name] = {
@@ -149,6 +157,7 @@ def main() -> None:
                 | {
                     "by_coordination_number": breakdown(errors[:, k], cn),
                     "by_first_shell": breakdown(errors[:, k], oxygen),
+                    "oracle_by_coordination_number": breakdown(oracle_errors[:, k], cn),
                 }
                 for k, position in enumerate(MEMBER_POSITIONS)
             },
