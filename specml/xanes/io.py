@@ -82,6 +82,7 @@ def plot_xanes(spectra: list[Spectrum], path: str | Path, title: str | None = No
     fig, ax = plt.subplots(figsize=(7, 4.2))
     try:
         draw_curves(ax, spectra, normalize=False, band_label="±1 std (ensemble)")
+        _mark_positions(ax, spectra)
         relative = spectra[0].metadata.get("axis") != "energy_eV"
         ax.set_xlabel("Energy about the edge (eV)" if relative else "Energy (eV)")
         ax.set_ylabel("Normalised μ")
@@ -93,6 +94,30 @@ def plot_xanes(spectra: list[Spectrum], path: str | Path, title: str | None = No
     finally:
         plt.close(fig)
     return path
+
+
+def _mark_positions(ax, spectra: list[Spectrum]) -> None:
+    """The edge and first maximum of each predicted spectrum, with their ±std as horizontal bars."""
+    labelled = False
+    for spectrum in spectra:
+        features = spectrum_features(spectrum)
+        for key in ("edge_ev", "first_maximum_ev"):
+            position, std = features[key], features[key.replace("_ev", "_std_ev")]
+            if position is None or std is None:
+                continue
+            height = float(np.interp(position, spectrum.wavenumber, spectrum.intensity))
+            ax.errorbar(
+                position,
+                height,
+                xerr=std,
+                fmt="o",
+                color="black",
+                markersize=3,
+                capsize=3,
+                linewidth=1,
+                label=None if labelled else "edge, first maximum ±1 std",
+            )
+            labelled = True
 
 
 def spectrum_features(spectrum: Spectrum) -> dict:
