@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 from xanes_data import XAS_DATA, needs_xas_data
 
 from specml.cli import app
+from specml.errors import InputError
 from specml.xanes.data import load_feff_set
 from specml.xanes.ensemble import EnsembleSettings
-from specml.xanes.models import train_xanes
+from specml.xanes.models import XanesModel, dataset_descriptors, train_xanes
 
 pytestmark = needs_xas_data
 AZURITE = "mp-23733"
@@ -83,7 +84,7 @@ def test_invert_measured_azurite(model_dir):
     assert isinstance(result["cautions"], list)
 
 
-def test_train_cli_resumes(tmp_path):
+def test_train_cli_resumes(tmp_path, dataset):
     args = (
         "xanes",
         "train",
@@ -106,6 +107,11 @@ def test_train_cli_resumes(tmp_path):
     code, out, err = run(*args)
     assert code == 0, err
     assert json.loads(out)["parts"] == {"forward": 1, "inverse_descriptor": 1, "inverse_shell": 1}
+    assert not (tmp_path / "m" / "positions.json").exists()  # one member: no spread to calibrate
+    one_member = XanesModel.load(tmp_path / "m")
+    held_out = dataset.part("val").subset(np.arange(3))
+    with pytest.raises(InputError, match="at least two members"):
+        one_member.calibrate_positions(dataset_descriptors(held_out, one_member.descriptor), held_out.mu)
     stamp = (tmp_path / "m" / "forward" / "member_000.npz").stat().st_mtime_ns
     assert run(*args)[0] == 0
     assert (tmp_path / "m" / "forward" / "member_000.npz").stat().st_mtime_ns == stamp

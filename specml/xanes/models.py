@@ -266,7 +266,8 @@ class XanesModel:
         counted = np.isfinite(ratio).sum(0)
         if counted.min() < 2:
             raise InputError(
-                "calibrating the positions needs at least two held-out spectra with both positions"
+                "calibrating the position std needs an ensemble of at least two members and at least two "
+                "held-out spectra whose edge and first maximum are found in both the truth and the prediction"
             )
         self.position_std_scale = {
             name: float(np.nanquantile(ratio[:, k], CALIBRATION_QUANTILE))
