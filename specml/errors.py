@@ -47,6 +47,10 @@ class ModelError(SpecmlError):
     """A trained model is missing, inconsistent, or asked outside its domain."""
 
 
+class RunDirectoryInUseError(SpecmlError):
+    """Another process is working in the same run directory."""
+
+
 class DynamicsError(SpecmlError):
     """Molecular dynamics became unphysical (blow-up, sanity stop)."""
 

@@ -492,7 +492,7 @@ def test_multifidelity_benchmark_root_round_trips(tmp_path):
     kept = {
         p.relative_to(root).as_posix(): p.read_bytes()
         for p in root.rglob("*")
-        if p.is_file() and p.suffix not in (".db", ".log") and "checkpoints" not in p.as_posix()
+        if p.is_file() and p.suffix not in (".db", ".log", ".lock") and "checkpoints" not in p.as_posix()
     }
     assert {"delta/adaptation.json", "delta/models/iter_001/committee.json", "dft_call_cost.json"} <= set(
         kept

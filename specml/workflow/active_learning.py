@@ -15,6 +15,7 @@ Stages, each persisted in the run directory (see :mod:`specml.workflow.state`):
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import time
@@ -100,6 +101,18 @@ class WorkflowResult:
     raman_spectra: dict = field(default_factory=dict)  # {key: {component: Spectrum}} with config.raman
 
 
+def holding_run_dir(method):
+    """Run a workflow ``method`` holding its run directory (:meth:`RunDirectory.in_use`): a second
+    process on the same directory is refused, not interleaved."""
+
+    @functools.wraps(method)
+    def holding(self, *args, **kwargs):
+        with self.dirs.in_use():
+            return method(self, *args, **kwargs)
+
+    return holding
+
+
 class IRWorkflow:
     """Molecules + reference method + settings -> trained models and ML-MD IR spectra."""
 
@@ -125,12 +138,13 @@ class IRWorkflow:
         self.molecules = molecules
         self.config = config or WorkflowConfig()
         self.dirs = RunDirectory(run_dir)
-        self.dirs.check_config(
-            self.config.to_dict(),
-            [f"{m.name}:{m.smiles or m.formula}" for m in molecules],
-            normalise=lambda stored: WorkflowConfig.from_dict(stored).to_dict(),
-            may_change=self._settings_open_to_change(),
-        )
+        with self.dirs.in_use():  # another process working here is found before anything is written
+            self.dirs.check_config(
+                self.config.to_dict(),
+                [f"{m.name}:{m.smiles or m.formula}" for m in molecules],
+                normalise=lambda stored: WorkflowConfig.from_dict(stored).to_dict(),
+                may_change=self._settings_open_to_change(),
+            )
         self.reference = make_reference(self.config.reference)
         for mol in molecules:
             self.reference.check_elements(mol.atoms, mol.smiles or mol.name)
@@ -429,6 +443,7 @@ class IRWorkflow:
         )
 
     # -- the loop -------------------------------------------------------------------
+    @holding_run_dir
     def active_learning(self) -> tuple[object, list[dict]]:
         curve = json.loads(self.dirs.learning_curve.read_text()) if self.dirs.learning_curve.exists() else []
         done = {entry["iteration"] for entry in curve}
@@ -482,6 +497,7 @@ class IRWorkflow:
         return self.dirs.final_models, curve
 
     # -- stage 6 --------------------------------------------------------------------
+    @holding_run_dir
     def test_set(self) -> dict:
         from specml.dataset.test_set import select_representative
         from specml.models import Committee
@@ -537,6 +553,7 @@ class IRWorkflow:
         return errors
 
     # -- stage 5 --------------------------------------------------------------------
+    @holding_run_dir
     def production(
         self, temperatures_k: tuple[float, ...] | None = None, models_dir: Path | None = None
     ) -> dict[float, dict[str, Spectrum]]:
@@ -556,6 +573,7 @@ class IRWorkflow:
     def prepared_structures(self) -> list[tuple[str, Atoms]]:
         return [(m.name, m.atoms) for m in self.prepared()]
 
+    @holding_run_dir
     def run(self, temperatures_k: tuple[float, ...] | None = None) -> WorkflowResult:
         started = time.perf_counter()
         self.prepared()

@@ -36,7 +36,7 @@ from specml.dataset.database import PROVENANCE_KEYS
 from specml.errors import InputError
 from specml.executor import Executor
 from specml.molecules.inputs import Molecule, bare_copy
-from specml.workflow.active_learning import IRWorkflow, WorkflowResult
+from specml.workflow.active_learning import IRWorkflow, WorkflowResult, holding_run_dir
 from specml.workflow.config import WorkflowConfig
 from specml.workflow.evaluation import harmonic_errors, ml_harmonic_analysis
 from specml.workflow.fidelity_config import ADAPTATIONS, MultiFidelitySettings
@@ -267,6 +267,7 @@ class MultiFidelityWorkflow(IRWorkflow):
         }
 
     # -- the whole run -------------------------------------------------------------------
+    @holding_run_dir
     def run(self, temperatures_k: tuple[float, ...] | None = None) -> WorkflowResult:
         self.pretrain_stage()
         result = super().run(temperatures_k)

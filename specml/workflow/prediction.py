@@ -223,17 +223,18 @@ def predict_spectra(
     committee = load_predicting_committee(models_dir)
     check_known_elements(committee, molecules)  # before the claim: a refused molecule leaves no trace
     outside_training = training_domain_reasons(models_dir, molecules, temperatures_k)
-    claim_prediction_dir(out_dir, models_dir, config)
-    structures, report = prediction_structures(committee, molecules, Path(out_dir) / "minima")
-    spectra = production_spectra(
-        structures,
-        models_dir,
-        temperatures_k,
-        config,
-        Path(out_dir) / "production",
-        executor or make_executor(),
-        say,
-    )
+    with RunDirectory(out_dir).in_use():
+        claim_prediction_dir(out_dir, models_dir, config)
+        structures, report = prediction_structures(committee, molecules, Path(out_dir) / "minima")
+        spectra = production_spectra(
+            structures,
+            models_dir,
+            temperatures_k,
+            config,
+            Path(out_dir) / "production",
+            executor or make_executor(),
+            say,
+        )
     return spectra, domain_report(report, spectra, say, outside_training)
 
 

@@ -21,9 +21,10 @@ from typing import cast
 import numpy as np
 from ase import Atoms
 from ase.io import read, write
+from filelock import FileLock, Timeout
 
 from specml.atomic import atomic_write
-from specml.errors import InputError
+from specml.errors import InputError, RunDirectoryInUseError
 
 #: Seconds between rewrites of a running stage's wall time in ``timings.json``.
 TIMING_HEARTBEAT_S = 60.0
@@ -81,14 +82,64 @@ def temperature_folder(production_dir: Path, temperature_k: float, beads: int = 
     return Path(production_dir) / (f"{temperature_k:.0f}K" + (f"_{beads}beads" if beads > 1 else ""))
 
 
+#: The lock file of a run directory in use (:meth:`RunDirectory.in_use`); a ``.lock`` file is
+#: scratch, never a stage artifact.
+RUN_LOCK_FILE = ".run.lock"
+#: One lock object per run directory in this process, so that holding it is reentrant.
+_RUN_LOCKS: dict[Path, FileLock] = {}
+
+
+def _run_lock(root: Path) -> FileLock:
+    key = root.resolve()
+    if key not in _RUN_LOCKS:
+        # not thread-local: a stage may run in another thread of the process that holds the run
+        _RUN_LOCKS[key] = FileLock(key / RUN_LOCK_FILE, thread_local=False)
+    return _RUN_LOCKS[key]
+
+
 class RunDirectory:
     """Paths of one workflow run."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        for stale in self.root.rglob("*.tmp*"):  # leftovers of a killed write
-            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+        self._remove_leftovers()
+
+    def _remove_leftovers(self) -> None:
+        """Delete the temporary files of a killed write, unless a process (another, or this one
+        through another handle) works in the directory: then they may be files being written."""
+        lock = _run_lock(self.root)
+        if lock.is_locked:
+            return
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return
+        try:
+            for stale in self.root.rglob("*.tmp*"):
+                shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+        finally:
+            lock.release()
+
+    @contextlib.contextmanager
+    def in_use(self):
+        """Hold the run directory for the enclosed work. Two processes writing one run's labels,
+        checkpoints and snapshots at once would corrupt it, so a second process that asks for
+        the directory meanwhile gets :class:`~specml.errors.RunDirectoryInUseError` at once.
+        Reentrant within a process; an operating-system file lock, so it goes with a killed
+        process and the run resumes at once."""
+        lock = _run_lock(self.root)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise RunDirectoryInUseError(
+                f"{self.root} is in use by another specml process; wait for it to finish "
+                "(rerunning the same command then resumes), or give this run another --run-dir"
+            ) from None
+        try:
+            yield self
+        finally:
+            lock.release()
 
     config = property(lambda self: self.root / "config.json")
     molecules = property(lambda self: self.root / "molecules")
