@@ -600,3 +600,14 @@ def test_multifidelity_benchmarks_side_by_side_keep_each_others_rows(tmp_path):
     variants = json.loads(out.read_text())["variants"]
     assert variants["delta"]["pcc_vs_experiment"] == 0.9 and variants["scratch"]["pcc_vs_experiment"] == 0.8
     assert variants["dft_only"]["status"] == "not started"
+
+    # a third, started before delta's production finished, passes delta's learning without
+    # writing its row back as merely "learned" (which dropped the spectrum's numbers once)
+    third = bench.Benchmark(tmp_path / "root", config, out, quiet)
+    first.record("delta", {"status": "done", "pcc_vs_experiment": 0.95, "frequency_scaled": {}})
+    first.write()
+    third.learn("delta")
+    third.record("dft_only", {"status": "learned"})
+    third.write()
+    variants = json.loads(out.read_text())["variants"]
+    assert variants["delta"]["pcc_vs_experiment"] == 0.95 and variants["dft_only"]["status"] == "learned"
