@@ -188,13 +188,21 @@ def white_line(energy, mu, edge: float | None = None) -> float:
 
 def first_shell(atoms, index: int, tolerance: float = SHELL_TOLERANCE) -> tuple[int, float]:
     """``(coordination number, mean first-shell distance in Å)`` of atom ``index``."""
+    _, distances = first_shell_neighbours(atoms, index, tolerance)
+    return int(distances.size), float(distances.mean())
+
+
+def first_shell_neighbours(
+    atoms, index: int, tolerance: float = SHELL_TOLERANCE
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and distances (Å) of the first-shell neighbours of atom ``index`` (the module's rule)."""
     from ase.neighborlist import neighbor_list
 
     if not 0 <= index < len(atoms):
         raise InputError(f"site {index} is out of range for a structure of {len(atoms)} atoms")
-    centers, distances = neighbor_list("id", atoms, SHELL_SEARCH_A)
-    mine = np.sort(distances[centers == index])
-    if mine.size == 0:
+    centers, neighbours, distances = neighbor_list("ijd", atoms, SHELL_SEARCH_A)
+    mine = centers == index
+    if not mine.any():
         raise InputError(f"site {index} has no neighbour within {SHELL_SEARCH_A:g} Å")
-    shell = mine[mine <= tolerance * mine[0]]
-    return int(shell.size), float(shell.mean())
+    shell = distances[mine] <= tolerance * distances[mine].min()
+    return neighbours[mine][shell], distances[mine][shell]
