@@ -153,12 +153,14 @@ def export_artifacts(
     run_dir, artifact_dir = Path(run_dir), Path(artifact_dir)
     if not run_dir.is_dir():
         raise InputError(f"{run_dir}: no such run directory")
-    with _run_dir_lock(run_dir):
+    with _artifacts_lock(run_dir):
         return _export(run_dir, artifact_dir, float(depth_fs), tuple(windows_ps), snapshots)
 
 
-def _run_dir_lock(run_dir: Path) -> FileLock:
-    """The lock that export and restore take in a run directory (its file is scratch: never exported)."""
+def _artifacts_lock(run_dir: Path) -> FileLock:
+    """The lock that export and restore take in a run directory (its file is scratch: never
+    exported). Not the run's own lock (:meth:`~specml.workflow.state.RunDirectory.in_use`): a
+    snapshot is exported from another process while the run works."""
     return FileLock(run_dir / ".artifacts.lock")
 
 
@@ -258,7 +260,7 @@ def restore_artifacts(artifact_dir: str | Path, run_dir: str | Path) -> list[str
     # Two benchmarks started side by side restore the same run directory: without taking turns
     # both create its label database at once (SQLite: "table systems already exists") or add
     # the same rows twice.
-    with _run_dir_lock(run_dir):
+    with _artifacts_lock(run_dir):
         return _restore(manifest, artifact_dir, run_dir)
 
 
