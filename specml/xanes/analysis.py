@@ -204,5 +204,11 @@ def first_shell_neighbours(
     mine = centers == index
     if not mine.any():
         raise InputError(f"site {index} has no neighbour within {SHELL_SEARCH_A:g} Å")
-    shell = distances[mine] <= tolerance * distances[mine].min()
+    shell = in_first_shell(distances[mine], tolerance)
     return neighbours[mine][shell], distances[mine][shell]
+
+
+def in_first_shell(distances: np.ndarray, tolerance: float = SHELL_TOLERANCE) -> np.ndarray:
+    """Mask of the ``distances`` (Å, one site's neighbours) within ``tolerance`` times the nearest:
+    the first-shell rule, in one place for this module and the chemistry descriptor."""
+    return distances <= tolerance * distances.min()

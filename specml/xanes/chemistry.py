@@ -121,10 +121,10 @@ def bond_valence(neighbour_z: np.ndarray, distances: np.ndarray) -> np.ndarray:
 
 
 def _first_shell(groups: np.ndarray, distances: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    from specml.xanes.analysis import SHELL_TOLERANCE
+    from specml.xanes.analysis import SHELL_TOLERANCE, in_first_shell
 
     cutoff = SHELL_TOLERANCE * distances.min()
-    shell = distances <= cutoff
+    shell = in_first_shell(distances)
     counts = np.bincount(groups[shell], minlength=len(GROUPS)).astype(float)
     nearest = np.full(N_SORTED, cutoff)
     ordered = np.sort(distances[shell])[:N_SORTED]
