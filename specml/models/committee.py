@@ -38,7 +38,7 @@ from .data import (
 )
 from .device import dtype_name, select_device, torch_dtype
 from .presets import ModelPreset
-from .training import prepare_data, train_dipole_model, train_potential
+from .training import prepare_data, train_dipole_model, train_potential, train_potentials_stacked
 
 #: Regulariser (eV/Å) added to the mean force magnitude in the relative
 #: uncertainty, so near-equilibrium structures (forces ~ 0) do not get an
@@ -310,6 +310,7 @@ def train_committee(
     progress=None,
     executor=None,
     checkpoint_dir: str | Path | None = None,
+    stacked: bool = False,
 ) -> Committee:
     """Train ``n_members`` potentials differing only in their random seed.
 
@@ -321,7 +322,10 @@ def train_committee(
     in parallel, one task each (then ``progress`` is not called per epoch).
     With ``checkpoint_dir`` every fit saves its state there every few minutes
     and an interrupted call with the same arguments resumes the fits; the
-    caller removes the directory once the committee is saved.
+    caller removes the directory once the committee is saved. With ``stacked`` the members
+    train in one fit, stacked into one vmapped model
+    (:func:`specml.models.training.train_potentials_stacked`: less work per step; they then
+    share the first seed's batch order, learning-rate schedule and early stopping).
     """
     seeds = list(seeds) if seeds is not None else list(range(n_members))
     if len(seeds) < n_members:
@@ -336,10 +340,21 @@ def train_committee(
     else:
         z_table, r_max = None, preset.r_max
     atoms_list = list(atoms_list)
-    checkpoints = _checkpoint_paths(checkpoint_dir, seeds)
+    stacked = stacked and n_members > 1
+    checkpoints = _checkpoint_paths(checkpoint_dir, seeds, stacked)
     if executor is not None and executor.distributed:
         return _train_committee_distributed(
-            atoms_list, preset, seeds, init, device, dtype, train_dipole, split_seed, executor, checkpoints
+            atoms_list,
+            preset,
+            seeds,
+            init,
+            device,
+            dtype,
+            train_dipole,
+            split_seed,
+            executor,
+            checkpoints,
+            stacked,
         )
     data = prepare_data(
         atoms_list,
@@ -358,15 +373,28 @@ def train_committee(
 
     energy_models: list[torch.nn.Module] = []
     histories: dict[str, Any] = {"energy": [], "dipole": None}
-    for i, seed in enumerate(seeds):
-        start = init.energy_models[i % len(init)] if init is not None else None
+    starts = _warm_starts(init, len(seeds))
+    if stacked:
+        energy_models, history = train_potentials_stacked(
+            atoms_list,
+            preset,
+            seeds,
+            device=device,
+            dtype=dtype,
+            init_models=starts,
+            progress=reporter("members"),
+            data=data,
+            checkpoint=checkpoints[0],
+        )
+        histories["energy"] = [history] * len(seeds)
+    for i, seed in enumerate(seeds if not stacked else []):
         model, history = train_potential(
             atoms_list,
             preset,
             seed=seed,
             device=device,
             dtype=dtype,
-            init_model=start,
+            init_model=starts[i] if starts is not None else None,
             progress=reporter(f"member {i}"),
             data=data,
             checkpoint=checkpoints[i],
@@ -400,13 +428,26 @@ def train_committee(
     return Committee(energy_models, dipole_model, preset, seeds, device, dtype, histories)
 
 
-def _checkpoint_paths(checkpoint_dir: str | Path | None, seeds: Sequence[int]) -> list[Path | None]:
-    """One checkpoint file per member, then the dipole model's (all None without a directory)."""
+def _checkpoint_paths(
+    checkpoint_dir: str | Path | None, seeds: Sequence[int], stacked: bool = False
+) -> list[Path | None]:
+    """One checkpoint file per member (one for all with ``stacked``), then the dipole model's
+    (all None without a directory)."""
+    n_files = 1 if stacked else len(seeds)
     if checkpoint_dir is None:
-        return [None] * (len(seeds) + 1)
+        return [None] * (n_files + 1)
     root = Path(checkpoint_dir)
-    paths: list[Path | None] = [root / f"member_{i}_seed_{seed}.pt" for i, seed in enumerate(seeds)]
+    paths: list[Path | None] = (
+        [root / ("members_stacked_seeds_" + "_".join(str(s) for s in seeds) + ".pt")]
+        if stacked
+        else [root / f"member_{i}_seed_{seed}.pt" for i, seed in enumerate(seeds)]
+    )
     return paths + [root / "dipole.pt"]
+
+
+def _warm_starts(init: Committee | None, n: int) -> list[torch.nn.Module] | None:
+    """The warm-start model of each of ``n`` members (``init``'s, cycled), or None."""
+    return [init.energy_models[i % len(init)] for i in range(n)] if init is not None else None
 
 
 def _module_to_bytes(model: torch.nn.Module) -> bytes:
@@ -420,10 +461,23 @@ def _module_from_bytes(data: bytes) -> torch.nn.Module:
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
 
 
-def _train_one_task(args) -> tuple[bytes, dict]:
-    """One committee member (``kind`` "energy") or the dipole model, on an executor worker.
-    Modules travel as ``torch.save`` bytes: that is how MACE modules are known to serialise."""
+def _train_one_task(args) -> tuple[Any, dict]:
+    """One committee member (``kind`` "energy"), all members stacked in one fit ("stacked":
+    ``seed`` is then the list of seeds, ``init_bytes`` a list, and the modules come back as a
+    list) or the dipole model, on an executor worker. Modules travel as ``torch.save`` bytes:
+    that is how MACE modules are known to serialise."""
     kind, atoms_list, preset, seed, dtype, init_bytes, split_seed, checkpoint = args
+    if kind == "stacked":
+        models, history = train_potentials_stacked(
+            atoms_list,
+            preset,
+            seed,
+            dtype=dtype,
+            init_models=[_module_from_bytes(b) for b in init_bytes] if init_bytes is not None else None,
+            split_seed=split_seed,
+            checkpoint=checkpoint,
+        )
+        return [_module_to_bytes(m) for m in models], history
     train = train_potential if kind == "energy" else train_dipole_model
     model, history = train(
         atoms_list,
@@ -438,21 +492,29 @@ def _train_one_task(args) -> tuple[bytes, dict]:
 
 
 def _train_committee_distributed(
-    atoms_list, preset, seeds, init, device, dtype, train_dipole, split_seed, executor, checkpoints
+    atoms_list, preset, seeds, init, device, dtype, train_dipole, split_seed, executor, checkpoints, stacked
 ) -> Committee:
-    tasks = [
-        (
-            "energy",
-            atoms_list,
-            preset,
-            seed,
-            dtype,
-            _module_to_bytes(init.energy_models[i % len(init)]) if init is not None else None,
-            split_seed,
-            checkpoints[i],
-        )
-        for i, seed in enumerate(seeds)
-    ]
+    starts = _warm_starts(init, len(seeds))
+    tasks: list[tuple]
+    if stacked:
+        starts_bytes = [_module_to_bytes(m) for m in starts] if starts is not None else None
+        tasks = [
+            ("stacked", atoms_list, preset, list(seeds), dtype, starts_bytes, split_seed, checkpoints[0])
+        ]
+    else:
+        tasks = [
+            (
+                "energy",
+                atoms_list,
+                preset,
+                seed,
+                dtype,
+                _module_to_bytes(starts[i]) if starts is not None else None,
+                split_seed,
+                checkpoints[i],
+            )
+            for i, seed in enumerate(seeds)
+        ]
     if train_dipole:
         tasks.append(
             (
@@ -472,10 +534,18 @@ def _train_committee_distributed(
     for result in results:
         if not result.ok:
             raise result.error
-    models = [_module_from_bytes(r.value[0]) for r in results]
+    n_energy_tasks = 1 if stacked else len(seeds)
+    if stacked:
+        energy_bytes, energy_histories = results[0].value[0], [results[0].value[1]] * len(seeds)
+    else:
+        energy_bytes = [r.value[0] for r in results[:n_energy_tasks]]
+        energy_histories = [r.value[1] for r in results[:n_energy_tasks]]
+    models = [_module_from_bytes(b) for b in energy_bytes]
+    if train_dipole:
+        models.append(_module_from_bytes(results[n_energy_tasks].value[0]))
     histories = {
-        "energy": [r.value[1] for r in results[: len(seeds)]],
-        "dipole": results[len(seeds)].value[1] if train_dipole else None,
+        "energy": energy_histories,
+        "dipole": results[n_energy_tasks].value[1] if train_dipole else None,
     }
     return Committee(
         models[: len(seeds)],

@@ -331,6 +331,11 @@ def _fit(
     if stage_two_loss_fn is not None and stage_two_epochs:
         stage_two_loss_fn = stage_two_loss_fn.to(device=device, dtype=data.dtype)
     optimizer = torch.optim.Adam(model.parameters(), lr=preset.learning_rate, amsgrad=True)
+    # Gradients are clipped per potential: stacked members (StackedCommittee) each on their own.
+    members = getattr(model, "members", None)
+    clip_groups = (
+        [list(m.parameters()) for m in members] if members is not None else [list(model.parameters())]
+    )
     scheduler = _lr_scheduler(optimizer, preset, n_epochs, lr_patience)
     ema = ExponentialMovingAverage(model.parameters(), decay=preset.ema_decay) if preset.ema_decay else None
 
@@ -400,7 +405,8 @@ def _fit(
             loss.backward()
             t3 = clock()
             if preset.clip_grad:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), preset.clip_grad)
+                for one_model in clip_groups:
+                    torch.nn.utils.clip_grad_norm_(one_model, preset.clip_grad)
             optimizer.step()
             if ema is not None:
                 ema.update()
@@ -590,28 +596,10 @@ def train_potential(
     per-epoch ``train_loss``/``valid_loss`` and ``valid_mae`` in meV, meV/Å.
     """
     device, dtype = _resolve(device, dtype)
-    init_model, data = warm_start_and_data(
-        atoms_list,
-        (ENERGY_KEY, FORCES_KEY),
-        mace_modules.ScaleShiftMACE,
-        preset,
-        dtype,
-        split_seed,
-        init_model,
-        data,
-    )
+    init_model, data = _potential_start_and_data(atoms_list, preset, dtype, split_seed, init_model, data)
     torch.manual_seed(seed)
     model = init_model if init_model is not None else build_energy_model(preset, data)
-    loss_fn = WeightedEnergyForcesLoss(preset.energy_weight, preset.forces_weight)
-    # Stage Two is for the energy offsets between molecules; for one molecule the E0 fit
-    # already absorbs its offset, and Stage Two only took epochs from the forces (quick
-    # methanol run: harmonic MAE 44 -> 68 cm-1).
-    several = len(molecule_identities(atoms_list)) > 1
-    stage_two = (
-        WeightedEnergyForcesLoss(preset.stage_two_energy_weight, preset.stage_two_forces_weight)
-        if several
-        else None
-    )
+    loss_fn, stage_two = _energy_losses(preset, atoms_list)
     model, history = _fit(
         model,
         data,
@@ -627,6 +615,103 @@ def train_potential(
     )
     history.update(kind="energy", warm_start=init_model is not None)
     return model, history
+
+
+def _potential_start_and_data(
+    atoms_list: Sequence[Atoms],
+    preset: ModelPreset,
+    dtype,
+    split_seed: int,
+    init_model: torch.nn.Module | None,
+    data: PreparedData | None,
+) -> tuple[torch.nn.Module | None, PreparedData]:
+    """:func:`warm_start_and_data` for a potential (energies and forces)."""
+    return warm_start_and_data(
+        atoms_list,
+        (ENERGY_KEY, FORCES_KEY),
+        mace_modules.ScaleShiftMACE,
+        preset,
+        dtype,
+        split_seed,
+        init_model,
+        data,
+    )
+
+
+def _energy_losses(
+    preset: ModelPreset, atoms_list: Sequence[Atoms]
+) -> tuple[torch.nn.Module, torch.nn.Module | None]:
+    """The energy + forces loss of a potential's fit and its Stage Two loss (None for one molecule)."""
+    loss_fn = WeightedEnergyForcesLoss(preset.energy_weight, preset.forces_weight)
+    # Stage Two is for the energy offsets between molecules; for one molecule the E0 fit
+    # already absorbs its offset, and Stage Two only took epochs from the forces (quick
+    # methanol run: harmonic MAE 44 -> 68 cm-1).
+    several = len(molecule_identities(atoms_list)) > 1
+    stage_two = (
+        WeightedEnergyForcesLoss(preset.stage_two_energy_weight, preset.stage_two_forces_weight)
+        if several
+        else None
+    )
+    return loss_fn, stage_two
+
+
+def train_potentials_stacked(
+    atoms_list: Sequence[Atoms],
+    preset: ModelPreset,
+    seeds: Sequence[int],
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype = "float32",
+    init_models: Sequence[torch.nn.Module] | None = None,
+    progress: ProgressCallback | None = None,
+    split_seed: int = 0,
+    data: PreparedData | None = None,
+    checkpoint: str | Path | None = None,
+) -> tuple[list[torch.nn.Module], dict]:
+    """Train one ``ScaleShiftMACE`` per seed in one fit, the members stacked into one vmapped
+    model (:class:`specml.models.stacked.StackedCommittee`): each optimiser step evaluates all
+    members at once, which costs less than stepping them in turn when a step is small.
+
+    Each seed fixes its member's initialisation (``init_models`` instead: warm starts); the
+    members share ``seeds[0]``'s batch order, one learning-rate schedule, early stopping and
+    best epoch (on their summed validation loss, which the history reports). Otherwise a member
+    trains as :func:`train_potential` would train it. Returns the members and the fit's history.
+    """
+    from specml.models.stacked import MemberSumLoss, StackedCommittee
+
+    seeds = [int(s) for s in seeds]
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise ModelError(f"a stacked fit needs at least two different seeds, got {seeds}")
+    if init_models is not None and len(init_models) != len(seeds):
+        raise ModelError(f"{len(init_models)} warm-start models for {len(seeds)} seeds")
+    device, dtype = _resolve(device, dtype)
+    first, data = _potential_start_and_data(
+        atoms_list, preset, dtype, split_seed, init_models[0] if init_models is not None else None, data
+    )
+    members: list[torch.nn.Module] = []
+    if first is not None and init_models is not None:
+        members = [first] + [
+            _warm_start_model(m, mace_modules.ScaleShiftMACE, dtype) for m in init_models[1:]
+        ]
+    for seed in seeds[len(members) :]:
+        torch.manual_seed(seed)
+        members.append(build_energy_model(preset, data))
+    loss_fn, stage_two = _energy_losses(preset, atoms_list)
+    stacked = StackedCommittee(members)
+    _, history = _fit(
+        stacked,
+        data,
+        preset,
+        seeds[0],
+        device,
+        MemberSumLoss(loss_fn),
+        _evaluate_energy,
+        {"compute_force": True},
+        progress,
+        _checkpoint(checkpoint, f"energy, stacked seeds {seeds}", preset, seeds[0], data, first),
+        stage_two_loss_fn=MemberSumLoss(stage_two) if stage_two is not None else None,
+    )
+    history.update(kind="energy", warm_start=init_models is not None, stacked_seeds=seeds)
+    return [member.eval() for member in members], history
 
 
 def train_dipole_model(

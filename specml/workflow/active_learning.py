@@ -276,7 +276,8 @@ class IRWorkflow:
         (the caller removes the folder once the committee is saved)."""
         from specml.models import train_committee
 
-        n_models = self.config.n_committee + 1
+        stacked = self.config.stacked_committee and self.config.n_committee > 1
+        n_models = (1 if stacked else self.config.n_committee) + 1  # fits, each with its own progress
         with progress_bar(disable=not self.show_progress) as bar:
             task = bar.add_task(f"{description} ({len(data)} structures)", total=n_models * preset.epochs)
             done, planned = {}, {}
@@ -302,6 +303,7 @@ class IRWorkflow:
                 progress=progress,
                 executor=self.executor,
                 checkpoint_dir=checkpoints,
+                stacked=stacked,
             )
 
     def evaluate(self, iteration: int, committee, run_wall_time_s: float) -> dict:

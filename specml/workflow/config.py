@@ -51,6 +51,9 @@ class WorkflowConfig:
     train_precision: str = "float32"
     warm_start: bool = False  # the paper retrains from scratch every iteration
     warm_start_epochs: int = 100  # epochs of each fine-tuning when warm_start (iteration 0 is from scratch)
+    # Train the members in one fit, stacked into one vmapped model: less compute per step
+    # (docs/results/training-cost.md); they then share one batch order and learning-rate schedule.
+    stacked_committee: bool = False
     # 1. initial data
     n_per_mode: int = 10
     sampling_temperature_k: float = 500.0
