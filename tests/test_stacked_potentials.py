@@ -125,6 +125,22 @@ def test_a_stacked_member_trains_as_its_own_fit(structures):
     assert not torch.equal(members[0].state_dict()[weight], members[1].state_dict()[weight])
 
 
+def test_a_warm_started_stacked_member_trains_as_its_own_fine_tuning(structures):
+    preset = get_preset("tiny", epochs=1, num_interactions=2)
+    starts, _ = train_potentials_stacked(structures, preset, seeds=[0, 1], dtype="float64")
+    members, history = train_potentials_stacked(
+        structures, preset, seeds=[5, 6], dtype="float64", init_models=starts
+    )
+    alone, _ = train_potential(structures, preset, seed=5, dtype="float64", init_model=starts[0])
+    assert history["warm_start"] and all(m is not s for m, s in zip(members, starts, strict=True))
+    for name, value in alone.state_dict().items():
+        torch.testing.assert_close(members[0].state_dict()[name], value, rtol=1e-10, atol=1e-12)
+    weight = "readouts.0.linear.weight"  # moved from where the warm start left it
+    assert not torch.equal(members[1].state_dict()[weight], starts[1].state_dict()[weight])
+    with pytest.raises(ModelError, match="1 warm-start models for 2 seeds"):
+        train_potentials_stacked(structures, preset, seeds=[5, 6], init_models=starts[:1])
+
+
 def test_an_interrupted_stacked_fit_resumes_exactly(structures, tmp_path, monkeypatch):
     import specml.checkpoint
 

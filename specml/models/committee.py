@@ -387,20 +387,21 @@ def train_committee(
             checkpoint=checkpoints[0],
         )
         histories["energy"] = [history] * len(seeds)
-    for i, seed in enumerate(seeds if not stacked else []):
-        model, history = train_potential(
-            atoms_list,
-            preset,
-            seed=seed,
-            device=device,
-            dtype=dtype,
-            init_model=starts[i] if starts is not None else None,
-            progress=reporter(f"member {i}"),
-            data=data,
-            checkpoint=checkpoints[i],
-        )
-        energy_models.append(model)
-        histories["energy"].append(history)
+    else:
+        for i, seed in enumerate(seeds):
+            model, history = train_potential(
+                atoms_list,
+                preset,
+                seed=seed,
+                device=device,
+                dtype=dtype,
+                init_model=starts[i] if starts is not None else None,
+                progress=reporter(f"member {i}"),
+                data=data,
+                checkpoint=checkpoints[i],
+            )
+            energy_models.append(model)
+            histories["energy"].append(history)
 
     dipole_model = None
     if train_dipole:
