@@ -22,7 +22,7 @@ Data: methanol's GFN2-xTB initial labels (as ``training_cost.py``), or ``--label
 ``labels.db`` or a stage artifact's ``labels/iter_NNN.extxyz.gz`` (``--limit`` structures). Writes ``docs/results/stacked_committee.json``.
 
     python benchmarks/stacked_committee.py
-    python benchmarks/stacked_committee.py --fit-rounds 0 --limit 400 --out docs/results/stacked_committee_train24.json \
+    python benchmarks/stacked_committee.py --epochs 2 --fit-epochs 5 --limit 400 --out docs/results/stacked_committee_train24.json \
         --labels benchmarks/artifacts/palirs_full/xtb/labels/iter_000.extxyz.gz
 """
 

@@ -125,6 +125,17 @@ def test_a_stacked_member_trains_as_its_own_fit(structures):
     assert not torch.equal(members[0].state_dict()[weight], members[1].state_dict()[weight])
 
 
+def test_a_stacked_fit_validates_on_several_batches(structures):
+    # Validation runs in batches of 64: 70 of 100 structures make two, of unequal size.
+    many = [a.copy() for a in structures for _ in range(5)]
+    for k, atoms in enumerate(many):
+        atoms.positions += 1e-3 * k  # all distinct, so the split keeps 70 of the 100
+    preset = get_preset("tiny", epochs=1, valid_fraction=0.7)
+    _, history = train_potentials_stacked(many, preset, seeds=[0, 1])
+    assert history["n_valid"] > 64  # two validation batches (64 per batch), of unequal size
+    assert np.isfinite(history["valid_mae"]["energy_meV"])
+
+
 def test_a_warm_started_stacked_member_trains_as_its_own_fine_tuning(structures):
     preset = get_preset("tiny", epochs=1, num_interactions=2)
     starts, _ = train_potentials_stacked(structures, preset, seeds=[0, 1], dtype="float64")

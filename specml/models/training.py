@@ -181,9 +181,9 @@ def _evaluate_energy(model, loader, loss_fn, device) -> dict:
         total_loss += float(loss.detach()) * batch.num_graphs
         n_graphs += batch.num_graphs
         n_atoms = (batch.ptr[1:] - batch.ptr[:-1]).to(out["energy"].dtype)
-        de = (out["energy"].detach() - batch.energy).abs()
-        e_err.append(de)
-        e_err_atom.append(de / n_atoms)
+        de = (out["energy"].detach() - batch.energy).abs()  # [graphs], or [members, graphs] stacked
+        e_err.append(de.reshape(-1))
+        e_err_atom.append((de / n_atoms).reshape(-1))
         f_err.append((out["forces"].detach() - batch.forces).abs().reshape(-1))
     return {
         "loss": total_loss / max(n_graphs, 1),
