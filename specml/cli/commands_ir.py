@@ -81,9 +81,9 @@ def ir(
     stacked_committee: bool = typer.Option(
         False,
         "--stacked-committee",
-        help="Train the committee's members in one fit, stacked into one vmapped model: 1.6x less "
-        "compute per training step on a CPU (docs/results/training-cost.md); the members then share "
-        "one batch order and learning-rate schedule. Pays off in one process or on a GPU.",
+        help="Train the committee's members in one fit, stacked into one vmapped model: a training "
+        "step 1.5-1.7x faster on a CPU (docs/results/training-cost.md); the members then share "
+        "one batch order and learning-rate schedule. Pays off in one process (no --scheduler).",
     ),
     production_ps: float | None = typer.Option(
         None, "--production-ps", help="Production time per trajectory (ps, > 0)."
