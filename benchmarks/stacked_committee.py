@@ -57,15 +57,16 @@ class Committee:
         from torch_ema import ExponentialMovingAverage
 
         from specml.models.fast_training import reference_training, training_fast_path
-        from specml.models.stacked import StackedPotentials
+        from specml.models.stacked import MemberSumLoss, StackedPotentials
         from specml.models.training import build_energy_model
 
         self.models = []
         for seed in range(n):
             torch.manual_seed(seed)
             self.models.append(build_energy_model(preset, prepared))
-        self.preset, self.path = preset, path
+        self.preset = preset
         self.loss_fn = WeightedEnergyForcesLoss(preset.energy_weight, preset.forces_weight)
+        self.summed_loss = MemberSumLoss(self.loss_fn)  # the stacked fit's loss
         self.optimizers = [
             torch.optim.Adam(m.parameters(), lr=preset.learning_rate, amsgrad=True) for m in self.models
         ]
@@ -83,11 +84,9 @@ class Committee:
         start = time.perf_counter() - collate_s * (1 if self.stacked is not None else len(self.models))
         for optimizer in self.optimizers:
             optimizer.zero_grad(set_to_none=True)
-        data = batch.to_dict()
         if self.stacked is not None:
-            energies, forces = self.stacked.energy_forces(data)
-            outputs = [{"energy": energies[k], "forces": forces[k]} for k in range(len(self.models))]
-            sum(self.loss_fn(batch, out) for out in outputs).backward()
+            energies, forces = self.stacked.energy_forces(batch.to_dict())
+            self.summed_loss(batch, {"energy": energies, "forces": forces}).backward()
         else:
             for model in self.models:
                 out = model(batch.to_dict(), training=True, compute_force=True)
